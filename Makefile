@@ -1,0 +1,40 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install install-ray test test-slow demo lint format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+install-ray: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+demo: $(STAMP)
+	$(BIN)/lossbench compare --epochs 15
+
+lint: $(STAMP)
+	$(BIN)/ruff check lossbench tests
+	$(BIN)/ruff format --check lossbench tests
+
+format: $(STAMP)
+	$(BIN)/ruff format lossbench tests
+	$(BIN)/ruff check --fix lossbench tests
+
+bench: $(STAMP)
+	$(BIN)/lossbench bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

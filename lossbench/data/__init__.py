@@ -1,0 +1,1 @@
+"""Data layer: load, preset, split, scale, cache (SPEC section 2)."""

@@ -1,0 +1,13 @@
+"""Exceptions that the CLI turns into exit codes.
+
+`InputError` is bad input or usage: the CLI prints its message on one line to stderr and exits
+with code 2, without a traceback. Anything else that escapes is an internal error (exit code 1).
+"""
+
+
+class InputError(ValueError):
+    """Bad input or usage: a file, column, option or value the user can fix."""
+
+
+class RunFailed(RuntimeError):
+    """A training run stopped abnormally (for example its loss became NaN)."""

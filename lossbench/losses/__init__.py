@@ -1,0 +1,1 @@
+"""Loss library (SPEC section 4)."""

@@ -1,0 +1,1 @@
+"""Tables, plots and the report page (SPEC section 6)."""
