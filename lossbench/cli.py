@@ -65,8 +65,11 @@ NanPolicyOpt = Annotated[
 ]
 DropClassesOpt = Annotated[
     str | None,
-    typer.Option("--drop-classes", help="Comma-separated classes to drop (preset default: "
-                 "Heartbleed,Infiltration; pass '' to keep all)."),
+    typer.Option(
+        "--drop-classes",
+        help="Comma-separated classes to drop (preset default: "
+        "Heartbleed,Infiltration; pass '' to keep all).",
+    ),
 ]
 MergeOpt = Annotated[
     list[str] | None,
@@ -208,6 +211,403 @@ def losses(as_json: JsonOpt = False) -> None:
     for row in rows:
         table.add_row(row["name"], row["formula"], str(row["defaults"]), row["source"])
     console.print(table)
+
+
+# ----------------------------------------------------------------------------------------------
+# training options shared by run and compare
+
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Maximum epochs.", min=1)]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size.", min=1)]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="cnn1d (paper Fig. 4) | mlp.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | gpu.")]
+OutOpt = Annotated[str, typer.Option("--out", help="Results folder.")]
+PatienceOpt = Annotated[
+    int, typer.Option("--patience", help="Early-stopping patience on val loss; 0 disables.", min=0)
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="Loss parameter KEY=VALUE (or LOSS.KEY=VALUE in compare)."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result paths.")]
+ClipOpt = Annotated[float, typer.Option("--clipnorm", help="Global-norm gradient clip; 0 = off.")]
+PositiveOpt = Annotated[
+    str | None, typer.Option("--positive-label", help="Binary tasks: the positive class.")
+]
+TensorboardOpt = Annotated[
+    bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into the run folder.")
+]
+JitOpt = Annotated[
+    str, typer.Option("--jit", help="XLA compilation of the train step: auto | on | off.")
+]
+
+
+def _apply_config_file(ctx: typer.Context, config: str | None, values: dict[str, Any]) -> None:
+    """Fill options not given on the command line from a TOML file whose keys mirror the flags."""
+    if not config:
+        return
+    from typer._click.core import ParameterSource
+
+    raw = load_toml(config)
+    for key, value in raw.items():
+        if key in ("config",):
+            continue
+        if key not in values:
+            raise InputError(f"{config}: unknown key {key!r}")
+        if ctx.get_parameter_source(key) != ParameterSource.DEFAULT:
+            continue  # the command line wins
+        if key == "param" and isinstance(value, dict):
+            value = [f"{k}={json.dumps(v)}" for k, v in value.items()]
+        elif key in ("losses", "seeds", "baselines", "drop_classes") and isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        values[key] = value
+
+
+def _train_options(v: dict[str, Any], seed: int) -> Any:
+    from lossbench.config import TrainOptions
+    from lossbench.models import MODELS
+
+    if v["model"] not in MODELS:
+        raise InputError(f"--model {v['model']!r}: expected one of {', '.join(MODELS)}")
+    if v["device"] not in ("auto", "cpu", "gpu"):
+        raise InputError(f"--device {v['device']!r}: expected auto, cpu or gpu")
+    if not v["lr"] > 0:
+        raise InputError(f"--lr {v['lr']}: expected a positive learning rate")
+    jit = {"auto": None, "on": True, "off": False}.get(v["jit"], "bad")
+    if jit == "bad":
+        raise InputError(f"--jit {v['jit']!r}: expected auto, on or off")
+    return TrainOptions(
+        model=v["model"],
+        epochs=int(v["epochs"]),
+        batch_size=int(v["batch_size"]),
+        lr=float(v["lr"]),
+        clipnorm=float(v["clipnorm"]),
+        patience=int(v["patience"]),
+        device=v["device"],
+        seed=seed,
+        tensorboard=bool(v["tensorboard"]),
+        jit_compile=jit,
+    )
+
+
+def _data_options_from(v: dict[str, Any], seed: int) -> DataOptions:
+    opts = data_options(
+        data=v["data"],
+        label_col=v["label_col"],
+        preset=v["preset"],
+        nan_policy=v["nan_policy"],
+        drop_classes=v["drop_classes"],
+        merge=v["merge"],
+        min_class_count=v["min_class_count"],
+        sample_frac=v["sample_frac"],
+        split=v["split"],
+        scaler=v["scaler"],
+        no_cache=v["no_cache"],
+        seed=seed,
+    )
+    opts.positive_label = v["positive_label"]
+    return opts
+
+
+class RichReporter:
+    """Draws rich progress bars for the runs of an experiment and the epochs of each run."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=quiet,
+            transient=False,
+        )
+        self.runs_task = None
+        self.epoch_task = None
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> RichReporter:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def experiment_started(self, exp_dir: Any, runs: list[str]) -> None:
+        self.runs_task = self.progress.add_task("runs", total=len(runs), info=str(exp_dir))
+
+    def run_skipped(self, name: str) -> None:
+        if self.runs_task is not None:
+            self.progress.update(self.runs_task, advance=1, info=f"{name}: done earlier, skipped")
+
+    def run_started(self, name: str, epochs: int) -> None:
+        if self.epoch_task is not None:
+            self.progress.remove_task(self.epoch_task)
+        self.epoch_task = self.progress.add_task(f"  {name}", total=max(epochs, 1), info="")
+
+    def epoch_end(self, name: str, row: dict[str, Any]) -> None:
+        info = (
+            f"loss {row['loss']:.4f} val_loss {row['val_loss']:.4f} "
+            f"val F1 {row['val_macro_f1']:.3f}"
+        )
+        self.progress.update(self.epoch_task, advance=1, info=info)
+
+    def run_finished(self, name: str, metrics: dict[str, Any]) -> None:
+        self.results[name] = metrics
+        if self.epoch_task is not None:
+            task = self.progress.tasks[self.progress.task_ids.index(self.epoch_task)]
+            self.progress.update(self.epoch_task, completed=task.total)
+        if self.runs_task is not None:
+            status = metrics.get("status")
+            info = f"{name}: {status}" + (f" ({metrics.get('reason')})" if status != "ok" else "")
+            self.progress.update(self.runs_task, advance=1, info=info)
+
+
+def _headline_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    cols = ["macro_precision", "macro_recall", "macro_f1", "macro_auroc", "gmean", "brier", "ece"]
+    table.add_column("run")
+    table.add_column("status")
+    for c in cols:
+        table.add_column(c.replace("macro_", "macro "), justify="right")
+    for m in rows:
+        s = m.get("summary") or {}
+        table.add_row(
+            str(m.get("name")),
+            str(m.get("status")),
+            *[f"{s[c]:.4f}" if isinstance(s.get(c), float) else "-" for c in cols],
+        )
+    return table
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    loss: Annotated[str, typer.Option("--loss", help="Loss name (see `lossbench losses`).")] = "ce",
+    data: DataOpt = None,
+    label_col: LabelColOpt = None,
+    preset: PresetOpt = "auto",
+    nan_policy: NanPolicyOpt = "drop",
+    drop_classes: DropClassesOpt = None,
+    merge: MergeOpt = None,
+    min_class_count: MinClassOpt = None,
+    sample_frac: SampleFracOpt = None,
+    split: SplitOpt = "0.6,0.2,0.2",
+    scaler: ScalerOpt = "minmax",
+    no_cache: NoCacheOpt = False,
+    positive_label: PositiveOpt = None,
+    model: ModelOpt = "cnn1d",
+    epochs: EpochsOpt = 20,
+    batch_size: BatchOpt = 256,
+    lr: LrOpt = 1e-3,
+    clipnorm: ClipOpt = 1.0,
+    patience: PatienceOpt = 10,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    jit: JitOpt = "auto",
+    param: ParamOpt = None,
+    out: OutOpt = "results",
+    tensorboard: TensorboardOpt = False,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train one network with one loss and write its run folder (metrics, plots, model)."""
+    v = dict(locals())
+    _apply_config_file(ctx, config, v)
+    from pathlib import Path
+
+    from lossbench.config import RunConfig, parse_params
+
+    dopts = _data_options_from(v, int(v["seed"]))
+    topts = _train_options(v, int(v["seed"]))
+    from lossbench.train import configure_device
+
+    device_desc = configure_device(topts.device)
+    from lossbench.experiment import single_run
+
+    cfg = RunConfig(loss=v["loss"], params=parse_params(v["param"]), data=dopts, train=topts)
+    with RichReporter(quiet or as_json) as reporter:
+        run_dir, metrics = single_run(
+            cfg, out=Path(v["out"]), device=device_desc, reporter=reporter
+        )
+    if as_json:
+        _print_json({"run_dir": str(run_dir), **metrics})
+    elif quiet:
+        typer.echo(str(run_dir))
+    else:
+        console.print(_headline_table(f"{run_dir.parent.parent.name}", [metrics]))
+        console.print(f"run folder: {run_dir}")
+    if metrics.get("status") != "ok":
+        err_console.print(
+            f"run failed: {metrics.get('reason')} (see {run_dir / 'log.txt'})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    losses: Annotated[
+        str, typer.Option("--losses", help="Comma-separated losses, or 'all'.")
+    ] = "ce,wce,focal,cb,dwb",
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
+    baselines: Annotated[
+        str, typer.Option("--baselines", help="scikit-learn baselines: lr,rf,hgb.")
+    ] = "",
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = False,
+    executor: Annotated[str, typer.Option("--executor", help="local | ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
+    ] = None,
+    gpus_per_run: Annotated[
+        float, typer.Option("--gpus-per-run", help="GPUs per Ray task.", min=0)
+    ] = 0,
+    data: DataOpt = None,
+    label_col: LabelColOpt = None,
+    preset: PresetOpt = "auto",
+    nan_policy: NanPolicyOpt = "drop",
+    drop_classes: DropClassesOpt = None,
+    merge: MergeOpt = None,
+    min_class_count: MinClassOpt = None,
+    sample_frac: SampleFracOpt = None,
+    split: SplitOpt = "0.6,0.2,0.2",
+    scaler: ScalerOpt = "minmax",
+    no_cache: NoCacheOpt = False,
+    positive_label: PositiveOpt = None,
+    model: ModelOpt = "cnn1d",
+    epochs: EpochsOpt = 20,
+    batch_size: BatchOpt = 256,
+    lr: LrOpt = 1e-3,
+    clipnorm: ClipOpt = 1.0,
+    patience: PatienceOpt = 10,
+    device: DeviceOpt = "auto",
+    jit: JitOpt = "auto",
+    param: ParamOpt = None,
+    out: OutOpt = "results",
+    tensorboard: TensorboardOpt = False,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train one run per (loss, seed) on the same split and write the paper's tables and report."""
+    v = dict(locals())
+    _apply_config_file(ctx, config, v)
+    from pathlib import Path
+
+    from lossbench.config import RunConfig, parse_params
+    from lossbench.experiment import compare as run_compare
+    from lossbench.losses import names
+
+    loss_list = names() if v["losses"].strip() == "all" else parse_list(v["losses"])
+    if not loss_list:
+        raise InputError("--losses: give at least one loss")
+    try:
+        seed_list = [int(s) for s in parse_list(str(v["seeds"]))]
+    except ValueError:
+        raise InputError(f"--seeds {v['seeds']!r}: expected integers like 0,1,2") from None
+    if executor not in ("local", "ray"):
+        raise InputError(f"--executor {executor!r}: expected local or ray")
+    seed0 = seed_list[0] if seed_list else 0
+    dopts = _data_options_from(v, seed0)
+    topts = _train_options(v, seed0)
+    from lossbench.train import configure_device
+
+    device_desc = configure_device(topts.device)
+    cfg = RunConfig(loss=loss_list[0], params={}, data=dopts, train=topts)
+    with RichReporter(quiet or as_json) as reporter:
+        exp_dir = run_compare(
+            cfg,
+            losses=loss_list,
+            baselines=parse_list(v["baselines"]),
+            seeds=seed_list,
+            params=parse_params(v["param"]),
+            out=Path(v["out"]),
+            fresh=v["fresh"],
+            device=device_desc,
+            reporter=reporter,
+            executor=executor,
+            executor_options={"address": address, "gpus_per_run": gpus_per_run}
+            if executor == "ray"
+            else None,
+        )
+    _print_experiment(exp_dir, quiet=quiet, as_json=as_json)
+
+
+def _print_experiment(exp_dir: Any, *, quiet: bool, as_json: bool) -> None:
+    from lossbench.experiment import load_metrics
+    from lossbench.report import summary_tables
+
+    summary = exp_dir / "summary"
+    runs = load_metrics(exp_dir)
+    if as_json:
+        tables = summary_tables(exp_dir)
+        _print_json(
+            {
+                "experiment": str(exp_dir),
+                "report": str(summary / "report.html"),
+                "runs": [
+                    {k: r.get(k) for k in ("name", "status", "reason", "summary")} for r in runs
+                ],
+                "table_average": tables["average"].to_dict(orient="records"),
+                "table_calibration": tables["calibration"].to_dict(orient="records"),
+            }
+        )
+        return
+    if quiet:
+        typer.echo(str(exp_dir))
+        typer.echo(str(summary / "report.html"))
+        return
+    console.print(_headline_table(exp_dir.name, runs))
+    md = summary / "table_average.md"
+    if md.exists():
+        console.print("\n[bold]Table II (macro averages, mean ± std over seeds)[/bold]")
+        console.print(md.read_text(), markup=False, highlight=False)
+    md = summary / "table_calibration.md"
+    if md.exists():
+        console.print("[bold]Calibration[/bold]")
+        console.print(md.read_text(), markup=False, highlight=False)
+    console.print(f"experiment: {exp_dir}")
+    console.print(f"tables:     {summary}")
+    console.print(f"plots:      {summary / 'plots'}")
+    console.print(f"report:     {summary / 'report.html'}")
+
+
+@app.command()
+def report(
+    results_dir: Annotated[
+        str, typer.Argument(help="An experiment folder (results/<experiment>).")
+    ],
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild the tables, plots and report page of an experiment from its stored runs."""
+    from pathlib import Path
+
+    from lossbench.report import build_summary, run_plots
+
+    exp_dir = Path(results_dir)
+    if not (exp_dir / "experiment.json").is_file():
+        raise InputError(f"{exp_dir}: not an experiment folder (no experiment.json)")
+    for run_dir in sorted((exp_dir / "runs").glob("*")):
+        if (run_dir / "DONE").exists():
+            run_plots(run_dir)
+    build_summary(exp_dir)
+    _print_experiment(exp_dir, quiet=quiet, as_json=as_json)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,1 +1,75 @@
-"""Tables, plots and the report page (SPEC section 6)."""
+"""Tables, plots and the report page (SPEC section 6).
+
+- `run_plots(run_dir)`: the four plots of one run (three for baselines, which have no history).
+- `summary_tables(exp_dir)`: the average, per-class and calibration tables as DataFrames.
+- `build_summary(exp_dir)`: writes summary/ (tables, significance.csv, plots, report.html).
+
+Conventions (row order, mean ± std, failed runs, significance) are documented in
+`lossbench.report.tables`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lossbench.io import atomic_write_csv, atomic_write_parquet, atomic_write_text
+from lossbench.report.html import render_report
+from lossbench.report.plots import run_plots, summary_plots
+from lossbench.report.tables import (
+    display_table,
+    excluded_runs,
+    load_experiment,
+    significance_from,
+    summary_tables,
+    table_to_markdown,
+    tables_from,
+)
+
+__all__ = ["TABLE_CAPTIONS", "build_summary", "run_plots", "summary_tables"]
+
+TABLE_CAPTIONS = {
+    "average": "Macro-averaged test metrics per loss (paper Table II), mean ± std over seeds.",
+    "per_class": "Per-class test metrics per loss (paper Table III), mean ± std over seeds.",
+    "calibration": "Calibration per loss (paper Tables IV/VIII), mean ± std over seeds.",
+}
+_NOTE = (
+    "std is the sample standard deviation over seeds (ddof = 1); a single seed shows the mean "
+    "alone; – marks a value with no completed run. Seeds: completed runs; Failed: failed or "
+    "incomplete runs, excluded from the numbers."
+)
+
+
+def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
+    """Write `exp_dir/summary/` from every `runs/*/` folder: the three tables as CSV, Markdown and
+    Parquet, significance.csv, plots/ (history_overlay, per_class_f1, reliability_overlay,
+    pr_curves) and report.html. Failed and incomplete runs are left out of the numbers, counted in
+    n_failed and listed in the report with their reason. `n_boot`: bootstrap resamples for the
+    confidence intervals in significance.csv.
+
+    Returns:
+        {path relative to summary/ (e.g. "table_average.csv", "plots/pr_curves.png"): path}.
+    """
+    exp_dir = Path(exp_dir)
+    out = exp_dir / "summary"
+    results = load_experiment(exp_dir)
+    tables = tables_from(results)
+    significance = significance_from(results, n_boot=n_boot)
+    excluded = excluded_runs(results)
+
+    written: dict[str, Path] = {}
+    for which, table in tables.items():
+        stem = f"table_{which}"
+        written[f"{stem}.csv"] = atomic_write_csv(out / f"{stem}.csv", table)
+        written[f"{stem}.parquet"] = atomic_write_parquet(out / f"{stem}.parquet", table)
+        markdown = (
+            f"{TABLE_CAPTIONS[which]}\n\n"
+            f"{table_to_markdown(display_table(table, which))}\n"
+            f"{_NOTE}\n"
+        )
+        written[f"{stem}.md"] = atomic_write_text(out / f"{stem}.md", markdown)
+    written["significance.csv"] = atomic_write_csv(out / "significance.csv", significance)
+    plots = summary_plots(results, tables["per_class"], out / "plots")
+    written.update({f"plots/{name}": path for name, path in plots.items()})
+    page = render_report(results, tables, significance, excluded, plots)
+    written["report.html"] = atomic_write_text(out / "report.html", page)
+    return written

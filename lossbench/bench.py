@@ -1,0 +1,505 @@
+"""`lossbench bench`: training speed against stock Keras, achieved FLOP/s, CSV ingest, peak memory.
+
+Every figure is measured here, in one process (the peak-memory run is a child process), with the
+competing variants interleaved and summarised by medians, and written to bench.json and bench.md.
+Targets (SPEC 7) are reported beside the figures, never asserted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lossbench.config import DataOptions, TrainOptions
+from lossbench.io import atomic_write_json, atomic_write_text
+
+# The 79 columns of a MachineLearningCVE day file, spelled as distributed (leading spaces and the
+# duplicated " Fwd Header Length" included).
+CICIDS_HEADER = (
+    " Destination Port, Flow Duration, Total Fwd Packets, Total Backward Packets,"
+    "Total Length of Fwd Packets, Total Length of Bwd Packets, Fwd Packet Length Max,"
+    " Fwd Packet Length Min, Fwd Packet Length Mean, Fwd Packet Length Std,Bwd Packet Length Max,"
+    " Bwd Packet Length Min, Bwd Packet Length Mean, Bwd Packet Length Std,Flow Bytes/s,"
+    " Flow Packets/s, Flow IAT Mean, Flow IAT Std, Flow IAT Max, Flow IAT Min,Fwd IAT Total,"
+    " Fwd IAT Mean, Fwd IAT Std, Fwd IAT Max, Fwd IAT Min,Bwd IAT Total, Bwd IAT Mean,"
+    " Bwd IAT Std, Bwd IAT Max, Bwd IAT Min,Fwd PSH Flags, Bwd PSH Flags, Fwd URG Flags,"
+    " Bwd URG Flags, Fwd Header Length, Bwd Header Length,Fwd Packets/s, Bwd Packets/s,"
+    " Min Packet Length, Max Packet Length, Packet Length Mean, Packet Length Std,"
+    " Packet Length Variance,FIN Flag Count, SYN Flag Count, RST Flag Count, PSH Flag Count,"
+    " ACK Flag Count, URG Flag Count, CWE Flag Count, ECE Flag Count, Down/Up Ratio,"
+    " Average Packet Size, Avg Fwd Segment Size, Avg Bwd Segment Size, Fwd Header Length,"
+    "Fwd Avg Bytes/Bulk, Fwd Avg Packets/Bulk, Fwd Avg Bulk Rate, Bwd Avg Bytes/Bulk,"
+    " Bwd Avg Packets/Bulk,Bwd Avg Bulk Rate,Subflow Fwd Packets, Subflow Fwd Bytes,"
+    " Subflow Bwd Packets, Subflow Bwd Bytes,Init_Win_bytes_forward, Init_Win_bytes_backward,"
+    " act_data_pkt_fwd, min_seg_size_forward,Active Mean, Active Std, Active Max, Active Min,"
+    "Idle Mean, Idle Std, Idle Max, Idle Min, Label"
+)
+CICIDS_LABELS = (
+    ["BENIGN"] * 40
+    + ["DoS Hulk"] * 5
+    + ["PortScan"] * 4
+    + ["DDoS"] * 3
+    + [
+        "DoS GoldenEye",
+        "FTP-Patator",
+        "SSH-Patator",
+        "DoS slowloris",
+        "DoS Slowhttptest",
+        "Bot",
+        "Web Attack \u2013 Brute Force",
+        "Infiltration",
+    ]
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# small measuring tools
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs)) if xs else float("nan")
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    """CPU model, core count, memory and the training device."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        mem_gb = round(pages / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "device": device,
+        "hostname": platform.node(),
+    }
+
+
+def matmul_peak(device: str, n: int = 2048, seconds: float = 2.0) -> dict[str, float]:
+    """The device's float32 matmul throughput (GFLOP/s): the best of repeated n x n products."""
+    import tensorflow as tf
+
+    from lossbench.train import device_scope
+
+    with tf.device(device_scope(device)):
+        a = tf.random.stateless_normal((n, n), seed=(1, 2))
+        b = tf.random.stateless_normal((n, n), seed=(3, 4))
+        mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+        mm(a, b).numpy()
+        best = float("inf")
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            mm(a, b).numpy()
+            best = min(best, time.perf_counter() - t0)
+    return {"n": n, "gflops": 2.0 * n**3 / best / 1e9}
+
+
+# ----------------------------------------------------------------------------------------------
+# training speed
+
+
+def _stock_keras(
+    model_fn: Callable[[], Any], X: np.ndarray, y: np.ndarray, n_classes: int, batch: int
+) -> Callable[[], float]:
+    """Stock Keras: compile with the built-in CategoricalCrossentropy(from_logits=True) and fit.
+
+    Returns a function that runs one epoch and returns the epoch's time measured by a callback
+    (so the per-`fit`-call set-up cost is not charged to stock Keras).
+    """
+    import keras
+
+    model = model_fn()
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+    )
+    onehot = np.eye(n_classes, dtype=np.float32)[y]
+    times: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            times.append(time.perf_counter() - self.t0)
+
+    def one_epoch() -> float:
+        model.fit(
+            X, onehot, batch_size=batch, epochs=1, shuffle=True, verbose=0, callbacks=[Timer()]
+        )
+        return times[-1]
+
+    return one_epoch
+
+
+def training_speed(
+    data: Any,
+    losses: list[str],
+    *,
+    device: str,
+    reps: int,
+    batch: int = 256,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Per-loss training-epoch time against stock Keras, interleaved, medians after one warm-up."""
+    import tensorflow as tf
+
+    from lossbench.losses import get
+    from lossbench.models import build_model, training_flops_per_sample
+    from lossbench.train import Trainer, device_scope, resolve_jit, seed_everything
+
+    topts = TrainOptions(batch_size=batch, seed=0, device=device)
+    jit = resolve_jit(topts.jit_compile, device)
+    counts = data.class_counts("train")
+
+    def model_fn() -> Any:
+        seed_everything(0)
+        return build_model("cnn1d", data.n_features, data.n_classes)
+
+    runners: dict[str, Callable[[int], float]] = {}
+    with tf.device(device_scope(device)):
+        stock = _stock_keras(
+            model_fn, np.asarray(data.X_train), np.asarray(data.y_train), data.n_classes, batch
+        )
+        runners["keras-stock-ce"] = lambda epoch: stock()
+        for name in losses:
+            trainer = Trainer(model_fn(), get(name, counts), topts, data.n_classes, jit_compile=jit)
+            trainer.set_training_data(data.X_train, data.y_train, data.X_val, data.y_val)
+            if hasattr(trainer.loss, "on_train_begin"):
+                trainer.loss.on_train_begin(reps + 1)
+
+            def run(epoch: int, trainer: Trainer = trainer) -> float:
+                t0 = time.perf_counter()
+                trainer.train_epoch(epoch)
+                return time.perf_counter() - t0
+
+            runners[name] = run
+        times: dict[str, list[float]] = {k: [] for k in runners}
+        for rep in range(reps + 1):  # rep 0 is the warm-up (tracing, XLA compilation)
+            for name, fn in runners.items():
+                t = fn(rep)
+                if rep > 0:
+                    times[name].append(t)
+                log(f"  epoch {rep} {name}: {t:.2f}s" + (" (warm-up)" if rep == 0 else ""))
+        flops = training_flops_per_sample(model_fn()) * len(data.y_train)
+    base = _median(times["keras-stock-ce"])
+    rows = {}
+    for name, ts in times.items():
+        med = _median(ts)
+        rows[name] = {
+            "epoch_seconds_median": med,
+            "epoch_seconds": ts,
+            "ratio_to_stock": med / base,
+            "gflops": flops / med / 1e9,
+        }
+    return {
+        "n_train": int(len(data.y_train)),
+        "batch_size": batch,
+        "reps": reps,
+        "jit_compile": jit,
+        "flops_per_epoch": flops,
+        "per_loss": rows,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# ingest
+
+
+def write_cicids_csv(path: Path, target_mb: float, seed: int = 0) -> Path:
+    """Write a CICIDS2017-format CSV of at least `target_mb` MB: the 79 raw columns with leading
+    spaces, the duplicated Fwd Header Length, `Infinity` and `NaN` cells, a cp1252 web-attack dash."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    cols = [c for c in CICIDS_HEADER.split(",")]
+    n_feat = len(cols) - 1
+    rows = 20_000
+    ints = rng.integers(0, 65535, size=(rows, n_feat)).astype(np.float64)
+    floats = rng.lognormal(3, 2, size=(rows, n_feat))
+    values = np.where(rng.random((rows, n_feat)) < 0.5, ints, np.round(floats, 6))
+    values[:, 31:34] = 0  # constant flag columns, as in the real files
+    frame = pd.DataFrame(values, columns=[f"c{i}" for i in range(n_feat)])
+    frame = frame.astype(object)
+    inf_rows = rng.choice(rows, size=rows // 500, replace=False)
+    frame.iloc[inf_rows, 14] = "Infinity"
+    frame.iloc[inf_rows[: len(inf_rows) // 2], 15] = "NaN"
+    labels = np.array(CICIDS_LABELS, dtype=object)[rng.integers(0, len(CICIDS_LABELS), rows)]
+    frame["Label"] = labels
+    chunk = frame.to_csv(header=False, index=False, lineterminator="\n")
+    chunk_bytes = chunk.encode("cp1252")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write((",".join(cols) + "\n").encode())
+        written = 0
+        while written < target_mb * 1e6:
+            fh.write(chunk_bytes)
+            written += len(chunk_bytes)
+    return path
+
+
+def ingest_speed(
+    path: Path, *, reps: int, cache_dir: Path, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Bare `pandas.read_csv` against lossbench's prepare (load + preset + split + scale), then
+    the cached reload. Interleaved; best of `reps` each."""
+    import pandas as pd
+
+    from lossbench.data import prepare
+
+    size_mb = path.stat().st_size / 1e6
+    opts = DataOptions(data=str(path), preset="cicids2017", cache=False)
+    bare, ours = [], []
+    for rep in range(reps):
+        t0 = time.perf_counter()
+        frame = pd.read_csv(path)
+        bare.append(time.perf_counter() - t0)
+        del frame
+        t0 = time.perf_counter()
+        prepared = prepare(opts)
+        ours.append(time.perf_counter() - t0)
+        del prepared
+        log(f"  ingest rep {rep}: pandas.read_csv {bare[-1]:.2f}s, lossbench {ours[-1]:.2f}s")
+    cached_opts = dataclasses.replace(opts, cache=True, cache_dir=str(cache_dir))
+    t0 = time.perf_counter()
+    prepare(cached_opts)
+    first = time.perf_counter() - t0
+    reloads = []
+    for _ in range(max(reps, 3)):
+        t0 = time.perf_counter()
+        again = prepare(cached_opts)
+        _ = float(np.asarray(again.X_train).sum())  # touch the memory-mapped arrays
+        reloads.append(time.perf_counter() - t0)
+    b, o, r = min(bare), min(ours), min(reloads)
+    return {
+        "file_mb": size_mb,
+        "pandas_read_csv_seconds": b,
+        "pandas_mb_per_s": size_mb / b,
+        "lossbench_seconds": o,
+        "lossbench_mb_per_s": size_mb / o,
+        "ratio_to_pandas": b / o,
+        "first_ingest_with_cache_write_seconds": first,
+        "cached_reload_seconds": r,
+        "cached_speedup": first / r,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# peak memory
+
+
+def peak_memory_of_run(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Peak resident memory (MB) of a `lossbench` child process, from wait4's rusage."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lossbench.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    return {
+        "command": "lossbench " + " ".join(args),
+        "exit_code": proc.returncode,
+        "peak_rss_mb": usage.ru_maxrss / 1024.0,
+        "stderr_tail": err[-500:],
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole benchmark
+
+
+def run_bench(
+    out: Path,
+    *,
+    quick: bool = False,
+    device: str = "CPU",
+    losses: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Measure everything and write `out/<date>/bench.{json,md}`; returns the figures."""
+    from lossbench.data import prepare
+    from lossbench.experiment import versions
+    from lossbench.losses import names
+
+    losses = losses or names()
+    stamp = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    folder = out / stamp
+    folder.mkdir(parents=True, exist_ok=False)
+    result: dict[str, Any] = {
+        "date": stamp,
+        "quick": quick,
+        "machine": machine_info(device),
+        "versions": versions(),
+    }
+    log("matmul peak ...")
+    result["matmul_peak"] = matmul_peak(device, n=1024 if quick else 2048)
+    log(f"  {result['matmul_peak']['gflops']:.1f} GFLOP/s")
+    log("training speed (synthetic-cicids) ...")
+    frac = 0.2 if quick else 1.0
+    with tempfile.TemporaryDirectory(prefix="lossbench-bench-") as tmp:
+        data = prepare(DataOptions(data="synthetic-cicids", sample_frac=frac, cache_dir=tmp))
+        result["training"] = training_speed(
+            data, losses, device=device, reps=2 if quick else 3, log=log
+        )
+        peak = result["matmul_peak"]["gflops"]
+        for row in result["training"]["per_loss"].values():
+            row["fraction_of_peak"] = row["gflops"] / peak
+        log("CSV ingest ...")
+        csv_path = write_cicids_csv(Path(tmp) / "cicids_bench.csv", 40 if quick else 210)
+        result["ingest"] = ingest_speed(
+            csv_path, reps=2 if quick else 3, cache_dir=Path(tmp) / "cache", log=log
+        )
+        csv_path.unlink()
+        log("peak memory of a paper-scale run ...")
+        args = [
+            "run",
+            "--loss",
+            "dwb",
+            "--data",
+            "synthetic-cicids",
+            "--epochs",
+            "1" if quick else "2",
+            "--out",
+            str(Path(tmp) / "runs"),
+            "--quiet",
+            "--device",
+            "gpu" if device.startswith("GPU") else "cpu",
+        ]
+        if quick:
+            args += ["--sample-frac", "0.2"]
+        result["peak_memory"] = peak_memory_of_run(args, env={"LOSSBENCH_CACHE": tmp})
+    result["targets"] = targets(result)
+    atomic_write_json(folder / "bench.json", result)
+    atomic_write_text(folder / "bench.md", to_markdown(result))
+    result["folder"] = str(folder)
+    return result
+
+
+def targets(r: dict[str, Any]) -> dict[str, Any]:
+    """Each SPEC 7 target with the measured figure and whether it is met."""
+    per = r["training"]["per_loss"]
+    worst = max((v["ratio_to_stock"], k) for k, v in per.items() if k != "keras-stock-ce")
+    ours_frac = min(v["fraction_of_peak"] for k, v in per.items() if k != "keras-stock-ce")
+    ing = r["ingest"]
+    return {
+        "epoch_time_vs_stock_max": {
+            "value": worst[0],
+            "loss": worst[1],
+            "target": "<= 1.10",
+            "met": worst[0] <= 1.10,
+        },
+        "training_fraction_of_peak_min": {
+            "value": ours_frac,
+            "target": ">= 0.50",
+            "met": ours_frac >= 0.50,
+        },
+        "ingest_ratio_to_pandas": {
+            "value": ing["ratio_to_pandas"],
+            "target": ">= 0.8",
+            "met": ing["ratio_to_pandas"] >= 0.8,
+        },
+        "ingest_mb_per_s": {
+            "value": ing["lossbench_mb_per_s"],
+            "target": ">= 100",
+            "met": ing["lossbench_mb_per_s"] >= 100,
+        },
+        "cached_reload_speedup": {
+            "value": ing["cached_speedup"],
+            "target": ">= 10",
+            "met": ing["cached_speedup"] >= 10,
+        },
+        "peak_memory_mb": {
+            "value": r["peak_memory"]["peak_rss_mb"],
+            "target": "< 2048",
+            "met": r["peak_memory"]["peak_rss_mb"] < 2048 and r["peak_memory"]["exit_code"] == 0,
+        },
+    }
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    """bench.md: the machine, the targets and every figure."""
+    m, t = r["machine"], r["training"]
+    lines = [
+        f"# lossbench bench, {r['date']}{' (quick)' if r['quick'] else ''}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; device {m['device']}; "
+        f"TensorFlow {r['versions']['tensorflow']}, Keras {r['versions']['keras']}.",
+        "",
+        "## Targets (SPEC 7)",
+        "",
+        "| target | measured | goal | met |",
+        "| --- | ---: | --- | --- |",
+    ]
+    for name, row in r["targets"].items():
+        extra = f" ({row['loss']})" if "loss" in row else ""
+        lines.append(
+            f"| {name}{extra} | {row['value']:.3f} | {row['target']} | "
+            f"{'yes' if row['met'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"## Training epoch, 1D-CNN, synthetic-cicids ({t['n_train']:,} training rows, batch "
+        f"{t['batch_size']}, median of {t['reps']} epochs after a warm-up, XLA "
+        f"{'on' if t['jit_compile'] else 'off'})",
+        "",
+        f"Matmul peak: {r['matmul_peak']['gflops']:.1f} GFLOP/s (float32, "
+        f"{r['matmul_peak']['n']}x{r['matmul_peak']['n']}).",
+        "",
+        "| loss | epoch s | x stock Keras | GFLOP/s | % of peak |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in t["per_loss"].items():
+        lines.append(
+            f"| {name} | {row['epoch_seconds_median']:.2f} | "
+            f"{row['ratio_to_stock']:.3f} | {row['gflops']:.1f} | "
+            f"{100 * row['fraction_of_peak']:.1f}% |"
+        )
+    ing = r["ingest"]
+    lines += [
+        "",
+        f"## CSV ingest ({ing['file_mb']:.0f} MB CICIDS2017-format file)",
+        "",
+        "| reader | seconds | MB/s |",
+        "| --- | ---: | ---: |",
+        f"| bare pandas.read_csv | {ing['pandas_read_csv_seconds']:.2f} | "
+        f"{ing['pandas_mb_per_s']:.0f} |",
+        f"| lossbench (load + preset + split + scale) | {ing['lossbench_seconds']:.2f} | "
+        f"{ing['lossbench_mb_per_s']:.0f} |",
+        f"| lossbench cached reload | {ing['cached_reload_seconds']:.3f} | "
+        f"{ing['file_mb'] / ing['cached_reload_seconds']:.0f} |",
+        "",
+        f"Cached reload speed-up: {ing['cached_speedup']:.1f}x.",
+        "",
+        "## Peak memory",
+        "",
+        f"`{r['peak_memory']['command']}`: {r['peak_memory']['peak_rss_mb']:.0f} MB peak RSS "
+        f"(exit code {r['peak_memory']['exit_code']}).",
+        "",
+    ]
+    return "\n".join(lines)

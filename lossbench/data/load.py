@@ -1,0 +1,360 @@
+"""Raw loading of a table: CSV (optionally gzip), Parquet, or a folder of CSV files (SPEC 2.1).
+
+`load_table` returns the table as pandas reads it, with three repairs and nothing else:
+column names stripped of surrounding whitespace (duplicates renamed `X.1`, `X.2` as pandas does),
+undecodable bytes kept (as surrogate escapes, repaired later by `fix_text`), and fully empty rows
+dropped. `Infinity`, `inf` and `NaN` cells arrive as ±inf and NaN; the pipeline turns ±inf into
+missing values. What it found is recorded in `df.attrs["lossbench"]` (see `LoadInfo`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lossbench.errors import InputError
+
+#: File name endings read as CSV when they sit in a folder.
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Columns read as text whatever they hold (CICIDS2017 identifiers), besides the label.
+TEXT_COLUMNS = ("Flow ID", "Source IP", "Destination IP", "Timestamp")
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+_SNIFF_BYTES = 8192
+
+# Dash-like characters unified to "-" in labels. U+FFFD is what a lossy decoder leaves of the
+# cp1252 en dash (0x96) in CICIDS2017's web-attack labels, so it is treated as a dash too.
+_DASHES = str.maketrans(
+    {c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d\ufffd"}
+)
+_SURROGATES = re.compile("[\udc80-\udcff]")
+
+
+def _decode_byte(b: int) -> str:
+    """One byte that is not UTF-8, read as cp1252 (latin-1 for the five bytes cp1252 leaves out)."""
+    try:
+        return bytes([b]).decode("cp1252")
+    except UnicodeDecodeError:
+        return bytes([b]).decode("latin-1")
+
+
+def fix_text(text: str) -> str:
+    """Replace the surrogate escapes of undecodable bytes by their cp1252 (else latin-1) reading."""
+    if not _SURROGATES.search(text):
+        return text
+    return _SURROGATES.sub(lambda m: _decode_byte(ord(m.group()) - 0xDC00), text)
+
+
+def normalise_label(value: Any) -> str:
+    """Label text as lossbench compares it: bytes repaired, dashes unified, whitespace collapsed.
+
+    >>> normalise_label("Web Attack \\udc96  Brute Force ")
+    'Web Attack - Brute Force'
+    >>> normalise_label(1.0)
+    '1'
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return " ".join(fix_text(str(value)).translate(_DASHES).split())
+
+
+def resolve_label_col(columns: list[str], label_col: str | None, source: str) -> tuple[str, bool]:
+    """The label column's name and whether it was defaulted to the last column.
+
+    Default: `Label` (any letter case), else the last column. A named column must exist.
+    """
+    if label_col is not None:
+        want = label_col.strip()
+        if want in columns:
+            return want, False
+        folded = [c for c in columns if c.casefold() == want.casefold()]
+        if len(folded) == 1:
+            return folded[0], False
+        shown = ", ".join(repr(c) for c in columns[:8]) + (", ..." if len(columns) > 8 else "")
+        raise InputError(f"{source}: no label column {label_col!r} (columns: {shown})")
+    if "Label" in columns:
+        return "Label", False
+    folded = [c for c in columns if c.casefold() == "label"]
+    if len(folded) == 1:
+        return folded[0], False
+    if not columns:
+        raise InputError(f"{source}: no columns")
+    return columns[-1], True
+
+
+def list_data_files(folder: Path) -> list[Path]:
+    """The CSV files (`.csv`, `.csv.gz`) of a folder, sorted by name; hidden files are ignored."""
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(CSV_SUFFIXES)
+    ]
+    return sorted(files, key=lambda p: p.name)
+
+
+def load_table(path: str | Path, *, label_col: str | None = None) -> pd.DataFrame:
+    """Load a CSV, `.csv.gz`, Parquet file or a folder of CSV files as one DataFrame.
+
+    Args:
+        path: the file or folder.
+        label_col: the label column (default `Label`, else the last column); it is read as text
+            so that undecodable bytes in labels survive to be repaired by `normalise_label`.
+
+    Returns:
+        The raw table. Its index holds the row ids (0-based data rows, counted across the files of
+        a folder in name order, fully empty rows included), and `df.attrs["lossbench"]` holds
+        `sources` (path, offset, rows per file), `n_empty_rows`, `duplicate_columns` and
+        `label_col`.
+
+    Raises:
+        InputError: missing, empty, header-only, unreadable or non-CSV/Parquet input; files of a
+            folder whose columns disagree; a named label column that does not exist.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or directory")
+    if p.is_dir():
+        files = list_data_files(p)
+        if not files:
+            raise InputError(f"{p}: folder holds no CSV files (*.csv, *.csv.gz)")
+    else:
+        files = [p]
+
+    frames: list[pd.DataFrame] = []
+    sources: list[dict[str, Any]] = []
+    duplicates: dict[str, int] = {}
+    n_empty = 0
+    offset = 0
+    label = None
+    for f in files:
+        df, dups = _read_one(f, label_col, offset)
+        if frames:
+            _check_same_columns(f, list(df.columns), files[0], list(frames[0].columns))
+            df = df[frames[0].columns]
+        else:
+            label = df.attrs["label_col"]
+            duplicates = dups
+        n_raw = df.attrs["n_raw_rows"]
+        n_empty += df.attrs["n_empty_rows"]
+        sources.append({"path": str(f), "offset": offset, "rows": n_raw})
+        offset += n_raw
+        frames.append(df)
+
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, copy=False)
+    if len(df) == 0:
+        raise InputError(f"{p}: no data rows (only empty lines after the header)")
+    df.attrs = {
+        "lossbench": {
+            "path": str(p),
+            "sources": sources,
+            "n_empty_rows": n_empty,
+            "duplicate_columns": duplicates,
+            "label_col": label,
+        }
+    }
+    return df
+
+
+def describe_row(attrs: dict[str, Any], row_id: int) -> str:
+    """Where a row id of `load_table`'s result lives, for messages: 'row 5 (line 6) of x.csv'."""
+    for src in reversed(attrs.get("sources", [])):
+        if row_id >= src["offset"]:
+            row = row_id - src["offset"] + 1
+            name = Path(src["path"]).name
+            if src["path"].lower().endswith(PARQUET_SUFFIXES):
+                return f"row {row} of {name}"
+            return f"row {row} (line {row + 1}) of {name}"
+    return f"row {row_id + 1}"
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _sniff(path: Path) -> tuple[str, bytes]:
+    """('csv'|'gzip'|'parquet', first bytes of the text); rejects empty and non-tabular files."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not head:
+        raise InputError(f"{path}: empty file")
+    name = path.name.lower()
+    if head.startswith(_PARQUET_MAGIC) or name.endswith(PARQUET_SUFFIXES):
+        return "parquet", b""
+    if head.startswith(_ZIP_MAGIC) or name.endswith((".xlsx", ".xls", ".zip")):
+        raise InputError(
+            f"{path}: not a CSV or Parquet file (a ZIP archive or Excel workbook); export it as CSV"
+        )
+    if head.startswith(_OLE_MAGIC):
+        raise InputError(f"{path}: not a CSV or Parquet file (an Excel .xls workbook)")
+    kind = "csv"
+    if head.startswith(_GZIP_MAGIC):
+        kind = "gzip"
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(_SNIFF_BYTES)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+        if not head:
+            raise InputError(f"{path}: empty file")
+    if b"\x00" in head:
+        raise InputError(f"{path}: not a CSV or Parquet file (binary content)")
+    return kind, head
+
+
+def _decode_header(line: bytes) -> str:
+    try:
+        return line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return fix_text(line.decode("utf-8", "surrogateescape"))
+
+
+def _parse_header(path: Path, head: bytes) -> tuple[list[str], str]:
+    """Column names (stripped) and the delimiter, from the first line."""
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    text = _decode_header(first)
+    if not text.strip():
+        raise InputError(f"{path}: the first line (the header) is empty")
+    sep = ","
+    if "," not in text:
+        for cand in (";", "\t", "|"):
+            if cand in text:
+                sep = cand
+                break
+    names = next(csv.reader([text], delimiter=sep))
+    return [n.strip() for n in names], sep
+
+
+def _dedupe(names: list[str]) -> tuple[list[str], dict[str, int]]:
+    """Rename repeated names `X.1`, `X.2`, ... (as pandas does); unnamed columns get `Unnamed: i`."""
+    out: list[str] = []
+    seen: set[str] = set()
+    dups: dict[str, int] = {}
+    for i, name in enumerate(names):
+        name = name or f"Unnamed: {i}"
+        if name in seen:
+            dups[name] = dups.get(name, 1) + 1
+            k = 1
+            while f"{name}.{k}" in seen:
+                k += 1
+            name = f"{name}.{k}"
+        seen.add(name)
+        out.append(name)
+    return out, dups
+
+
+def _read_one(path: Path, label_col: str | None, offset: int) -> tuple[pd.DataFrame, dict]:
+    kind, head = _sniff(path)
+    if kind == "parquet":
+        df, dups = _read_parquet(path)
+    else:
+        df, dups = _read_csv(path, kind, head, label_col)
+    label, _ = resolve_label_col(list(df.columns), label_col, str(path))
+    n_raw = len(df)
+    if n_raw == 0:
+        raise InputError(f"{path}: header only, no data rows")
+    df.index = pd.RangeIndex(offset, offset + n_raw)
+    # Fully empty rows (CICIDS2017 day files end with some): the label is missing, so only
+    # rows without a label need the full check.
+    no_label = df[label].isna().to_numpy()
+    n_empty = 0
+    if no_label.any():
+        empty = np.zeros(n_raw, dtype=bool)
+        empty[no_label] = df.loc[no_label].isna().all(axis=1).to_numpy()
+        n_empty = int(empty.sum())
+        if n_empty:
+            df = df.loc[~empty]
+    df.attrs = {"label_col": label, "n_raw_rows": n_raw, "n_empty_rows": n_empty}
+    return df, dups
+
+
+def _read_csv(
+    path: Path, kind: str, head: bytes, label_col: str | None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    raw_names, sep = _parse_header(path, head)
+    names, dups = _dedupe(raw_names)
+    label, _ = resolve_label_col(names, label_col, str(path))
+    text_cols = {c: object for c in (label, *TEXT_COLUMNS) if c in names}
+    kwargs: dict[str, Any] = dict(
+        sep=sep,
+        header=0,
+        names=names,
+        index_col=False,
+        dtype=text_cols,
+        skip_blank_lines=False,
+        low_memory=False,
+        engine="c",
+        compression="gzip" if kind == "gzip" else None,
+    )
+    try:
+        try:
+            df = pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape", **kwargs)
+        except UnicodeEncodeError:
+            # Undecodable bytes in a text column other than the label: read every byte as
+            # latin-1 (slower, lossless), then repair the text columns.
+            df = pd.read_csv(path, encoding="latin-1", **kwargs)
+            for col in df.columns:
+                if not pd.api.types.is_numeric_dtype(df[col].dtype):
+                    df[col] = df[col].map(_relatin1, na_action="ignore").astype(object)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file") from None
+    except pd.errors.ParserError as exc:
+        msg = str(exc).replace("Error tokenizing data. C error: ", "")
+        raise InputError(f"{path}: not a valid CSV file ({msg.strip()})") from None
+    except (OSError, EOFError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read as CSV ({exc})") from None
+    return df, dups
+
+
+def _relatin1(text: str) -> str:
+    raw = text.encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return fix_text(raw.decode("utf-8", "surrogateescape"))
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt or foreign file
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: not a valid Parquet file ({msg})") from None
+    names, dups = _dedupe([str(c).strip() for c in df.columns])
+    df.columns = names
+    return df, dups
+
+
+def _check_same_columns(path: Path, cols: list[str], first: Path, want: list[str]) -> None:
+    if cols == want:
+        return
+    missing = [c for c in want if c not in cols]
+    extra = [c for c in cols if c not in want]
+    if not missing and not extra:
+        return  # same columns in another order: aligned by name
+    parts = []
+    if missing:
+        parts.append("missing " + ", ".join(repr(c) for c in missing[:5]))
+    if extra:
+        parts.append("extra " + ", ".join(repr(c) for c in extra[:5]))
+    raise InputError(
+        f"{path}: columns disagree with {first.name} ({'; '.join(parts)}); "
+        "the files of a folder must have the same columns"
+    )

@@ -1,0 +1,154 @@
+"""The Ray executor (SPEC 8): each (loss, seed) run of a compare becomes a Ray task.
+
+The driver prepares each seed's split once and hands it to the tasks through Ray's object store,
+so workers need neither the data files nor a shared filesystem. A task trains in a private temporary
+folder and returns the run's files as bytes; the driver writes them into the experiment's
+`runs/<name>/` atomically, DONE last, exactly as the local executor leaves them. A task that raises or
+whose worker dies is recorded as a failed run (metrics.json with the reason, no DONE); the other
+tasks carry on, and rerunning the command retries only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lossbench.config import RunConfig
+from lossbench.errors import InputError
+from lossbench.io import atomic_write_bytes, atomic_write_json
+
+# Fault injection for tests: a task whose run name is listed here kills its own worker process
+# with SIGKILL, as an out-of-memory killer or a lost node would.
+KILL_ENV = "LOSSBENCH_TEST_KILL_RUNS"
+
+
+def _task(spec: Any, cfg: RunConfig, data: Any, device_pref: str) -> tuple[dict, dict[str, bytes]]:
+    """Body of one Ray task: train in a temporary folder, return metrics and the files."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if spec.name in os.environ.get(KILL_ENV, "").split(","):
+        os.kill(os.getpid(), signal.SIGKILL)
+    from lossbench.experiment import execute_baseline_run, execute_loss_run
+    from lossbench.train import configure_device
+
+    with tempfile.TemporaryDirectory(prefix="lossbench-ray-") as tmp:
+        run_dir = Path(tmp) / spec.name
+        if spec.kind == "baseline":
+            metrics = execute_baseline_run(spec, cfg, data, run_dir)
+        else:
+            device = configure_device(device_pref)
+            metrics = execute_loss_run(spec, cfg, data, run_dir, device=device)
+        files = {
+            str(p.relative_to(run_dir)): p.read_bytes()
+            for p in sorted(run_dir.rglob("*"))
+            if p.is_file()
+        }
+    return metrics, files
+
+
+def _store(run_dir: Path, files: dict[str, bytes]) -> None:
+    """Write a finished task's files atomically; DONE goes last so a crash leaves no false DONE."""
+    from lossbench.experiment import _prepare_run_dir
+
+    _prepare_run_dir(run_dir)
+    for rel, payload in files.items():
+        if rel != "DONE":
+            atomic_write_bytes(run_dir / rel, payload)
+    if "DONE" in files:
+        atomic_write_bytes(run_dir / "DONE", files["DONE"])
+
+
+def _record_failure(run_dir: Path, spec: Any, cfg_classes: list[str], reason: str) -> dict:
+    from lossbench.experiment import _prepare_run_dir
+
+    _prepare_run_dir(run_dir)
+    metrics = {
+        "name": spec.name,
+        "loss": spec.loss,
+        "kind": spec.kind,
+        "seed": spec.seed,
+        "class_names": cfg_classes,
+        "status": "failed",
+        "reason": reason,
+    }
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    (run_dir / "log.txt").write_text(f"ray task failed: {reason}\n", encoding="utf-8")
+    return metrics
+
+
+def run_with_ray(
+    specs: list[Any],
+    cfg: RunConfig,
+    exp_dir: Path,
+    *,
+    device: str,
+    reporter: Any = None,
+    address: str | None = None,
+    gpus_per_run: float = 0,
+) -> None:
+    """Run `specs` as Ray tasks and store their results under `exp_dir/runs/`.
+
+    Without `address` a local Ray instance is started for the call and shut down after it.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise InputError(
+            "--executor ray needs the ray extra: pip install 'lossbench[ray]' (or make install-ray)"
+        ) from None
+    from lossbench.experiment import Reporter, data_for_seed
+
+    reporter = reporter or Reporter()
+    if not specs:
+        return
+    started_here = not ray.is_initialized()
+    if started_here:
+        env = {
+            "env_vars": {
+                k: v
+                for k, v in os.environ.items()
+                if k in (KILL_ENV, "LOSSBENCH_CACHE", "TF_CPP_MIN_LOG_LEVEL")
+            }
+        }
+        kwargs: dict[str, Any] = {
+            "runtime_env": env,
+            "log_to_driver": False,
+            "include_dashboard": False,
+            "logging_level": "ERROR",
+        }
+        if address:
+            kwargs["address"] = address
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise InputError(f"--address {address}: cannot connect to Ray ({exc})") from None
+    try:
+        remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run, max_retries=0)(_task)
+        data_refs: dict[int, Any] = {}
+        classes: dict[int, list[str]] = {}
+        pending: dict[Any, Any] = {}
+        for spec in specs:
+            if spec.seed not in data_refs:
+                data = data_for_seed(cfg.data, spec.seed)
+                data_refs[spec.seed] = ray.put(data)
+                classes[spec.seed] = list(data.class_names)
+            pending[remote.remote(spec, cfg, data_refs[spec.seed], cfg.train.device)] = spec
+            reporter.run_started(spec.name, cfg.train.epochs if spec.kind == "loss" else 0)
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            spec = pending.pop(ref)
+            run_dir = exp_dir / "runs" / spec.name
+            try:
+                metrics, files = ray.get(ref)
+                _store(run_dir, files)
+            except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
+                reason = f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                metrics = _record_failure(run_dir, spec, classes[spec.seed], reason)
+            reporter.run_finished(spec.name, metrics)
+    finally:
+        if started_here:
+            ray.shutdown()

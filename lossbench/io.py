@@ -1,0 +1,124 @@
+"""Atomic file writes: every result file is written to a temporary file in the same folder, then
+renamed over the target with `os.replace`, so a reader never sees a half-written file and an
+interrupted write leaves the previous version (or nothing) in place, plus no temporary file.
+
+The parent folder is created when missing. Files get the usual permissions (0o666 minus the
+umask), not the 0o600 that `tempfile` would leave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "atomic_path",
+    "atomic_savefig",
+    "atomic_write_bytes",
+    "atomic_write_csv",
+    "atomic_write_json",
+    "atomic_write_parquet",
+    "atomic_write_text",
+]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on normal exit it replaces `path` atomically.
+
+    Write the content to the yielded path (by name, e.g. with a library's `to_parquet`). If the
+    body raises, the temporary file is removed and `path` is left untouched.
+
+    Example:
+        >>> with atomic_path("out/table.parquet") as tmp:  # doctest: +SKIP
+        ...     df.to_parquet(tmp)
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:  # flush the data to disk before the rename makes it visible
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` atomically (UTF-8, newlines as given); returns the path."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
+    """Write `obj` as JSON (NaN/inf become null; non-JSON values through `str`); returns the path."""
+    text = json.dumps(_json_safe(obj), indent=indent, default=str, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def atomic_write_csv(path: str | os.PathLike[str], df: pd.DataFrame, index: bool = False) -> Path:
+    """Write a DataFrame as CSV atomically (without the index unless asked); returns the path."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=index)
+    return Path(path)
+
+
+def atomic_write_parquet(
+    path: str | os.PathLike[str], df: pd.DataFrame, index: bool = False
+) -> Path:
+    """Write a DataFrame as Parquet (pyarrow) atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=index, engine="pyarrow")
+    return Path(path)
+
+
+def atomic_savefig(
+    fig: Figure, path: str | os.PathLike[str], dpi: int = 100, **kwargs: Any
+) -> Path:
+    """Save a Matplotlib figure atomically; the format comes from the suffix of `path`."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, **kwargs)
+    return Path(path)
+
+
+def _json_safe(obj: Any) -> Any:
+    """Replace non-finite floats (anywhere in nested containers) with None; NumPy scalars to Python."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()  # NumPy scalar
+    elif hasattr(obj, "tolist") and hasattr(obj, "dtype"):
+        return _json_safe(obj.tolist())  # NumPy array
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    return obj

@@ -1,0 +1,431 @@
+"""What every lossbench loss shares: class statistics, parameter validation, the base class.
+
+* `ClassStats` / `class_stats(class_counts)`: the one place where per-class weights, priors and
+  margins are computed from the *training* class counts (once, in a loss's `__init__`).
+* `Param`: the declaration of one loss parameter (default, allowed values); `LossbenchLoss`
+  validates its parameters against these declarations and `describe()` prints them.
+* `LossbenchLoss`: the `keras.losses.Loss` subclass all lossbench losses derive from. It turns
+  integer or one-hot labels into class indices, serialises `class_counts` and the parameters
+  through `get_config`, and carries the no-op training-loop hooks that adaptive losses override.
+* `true_class_log_probs` / `log_true_and_rest`: numerically stable building blocks on logits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lossbench.errors import InputError
+
+# ----------------------------------------------------------------------------------------------
+# class statistics
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    """Per-class statistics of the training split, derived from the class counts `n_k`.
+
+    Notation (SPEC section 4): `n = sum_k n_k`, `pi_k = n_k / n`, `n_max = max_k n_k`, `K` classes.
+    All arrays are float64 NumPy arrays of shape `(K,)`.
+    """
+
+    counts: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes."""
+        return int(self.counts.shape[0])
+
+    @property
+    def total(self) -> float:
+        """n, the number of training samples."""
+        return float(self.counts.sum())
+
+    @property
+    def priors(self) -> np.ndarray:
+        """pi_k = n_k / n."""
+        return self.counts / self.total
+
+    @property
+    def minority(self) -> np.ndarray:
+        """Boolean mask of the minority classes, n_k < n / K."""
+        return self.counts < self.total / self.num_classes
+
+    @property
+    def positive_class(self) -> int:
+        """For K = 2 the positive class: the minority one (class 1 when the counts are equal)."""
+        if self.num_classes != 2:
+            return -1
+        return 1 if self.counts[1] <= self.counts[0] else 0
+
+    def inverse_weights(self) -> np.ndarray:
+        """w_k = n / (K n_k) (1 for every class when the classes are balanced)."""
+        return self.total / (self.num_classes * self.counts)
+
+    def sqrt_weights(self) -> np.ndarray:
+        """w_k = sqrt(n / (K n_k))."""
+        return np.sqrt(self.inverse_weights())
+
+    def effective_weights(self, beta: float) -> np.ndarray:
+        """Class-balanced weights (Cui et al. 2019), normalised so that sum_k w_k = K.
+
+        w_k proportional to (1 - beta) / (1 - beta^n_k), the inverse effective number of samples.
+        beta = 0 gives w_k = 1 for every class.
+        """
+        if beta == 0.0:
+            raw = np.ones_like(self.counts)
+        else:
+            # (1 - beta) / (1 - beta^n), 1 - beta^n = -expm1(n log beta): exact for beta near 0 or 1
+            raw = -math.expm1(math.log(beta)) / -np.expm1(self.counts * math.log(beta))
+        return raw * self.num_classes / raw.sum()
+
+    def dwb_weights(self) -> np.ndarray:
+        """w_k = log(n_max / n_k) + 1 (the DWB paper, eq. 8)."""
+        return np.log(self.counts.max() / self.counts) + 1.0
+
+    def prior_complement(self) -> np.ndarray:
+        """w_k = 1 - pi_k (AMRL)."""
+        return 1.0 - self.priors
+
+    def ldam_margins(self, max_margin: float) -> np.ndarray:
+        """Delta_k = C / n_k^(1/4) with C chosen so that max_k Delta_k = max_margin."""
+        raw = self.counts**-0.25
+        return max_margin * raw / raw.max()
+
+    def vs_scales(self, gamma: float) -> np.ndarray:
+        """Delta_k = (n_k / n_max)^gamma (VS loss multiplicative logit scale)."""
+        return (self.counts / self.counts.max()) ** gamma
+
+    def log_priors(self) -> np.ndarray:
+        """log pi_k."""
+        return np.log(self.priors)
+
+
+def class_stats(class_counts: Sequence[int] | np.ndarray) -> ClassStats:
+    """Validate training class counts and wrap them in a `ClassStats`.
+
+    Args:
+        class_counts: number of training samples of each class, in class-index order
+            (at least two classes, every count a positive integer).
+
+    Raises:
+        ValueError: fewer than two classes, or a count that is not a positive integer.
+    """
+    arr = np.asarray(class_counts)
+    if arr.ndim != 1 or arr.shape[0] < 2:
+        raise InputError(
+            f"class_counts: expected a list of at least 2 per-class counts, got {class_counts!r}"
+        )
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_):
+        raise InputError(f"class_counts: expected positive integers, got {class_counts!r}")
+    if not (np.all(np.isfinite(arr)) and np.all(arr >= 1) and np.all(arr == np.round(arr))):
+        raise InputError(
+            f"class_counts: every class needs at least one training sample (positive integers), "
+            f"got {arr.tolist()!r}"
+        )
+    return ClassStats(counts=arr.astype(np.float64))
+
+
+def count_classes(labels: np.ndarray | Sequence[int], num_classes: int) -> list[int]:
+    """Class counts of integer (or one-hot) training labels: the `class_counts` of a loss."""
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == num_classes:
+        y = y.argmax(axis=1)
+    return np.bincount(y.reshape(-1).astype(np.int64), minlength=num_classes).tolist()
+
+
+# ----------------------------------------------------------------------------------------------
+# parameter declarations
+
+
+@dataclass(frozen=True)
+class Param:
+    """One loss parameter: its default and the values it accepts.
+
+    A value may be a number (`scalar`), a list of K numbers (`per_class`), one of `choices`
+    (strings), `None` (`nullable`), or a boolean (`boolean`). Numbers must be finite and lie in
+    `[low, high]` (open ends with `low_open` / `high_open`); `integer` asks for an integer.
+    """
+
+    default: Any
+    help: str
+    scalar: bool = True
+    per_class: bool = False
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+    boolean: bool = False
+    integer: bool = False
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def allowed(self) -> str:
+        """Human-readable description of the accepted values."""
+        if self.boolean:
+            return "true or false"
+        parts: list[str] = []
+        num = "an integer" if self.integer else "a number"
+        rng = []
+        if self.low is not None:
+            rng.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            rng.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        num_txt = num + (" " + " and ".join(rng) if rng else "")
+        if self.choices:
+            parts.append(" | ".join(self.choices))
+        if self.scalar:
+            parts.append(num_txt)
+        if self.per_class:
+            parts.append(f"a list of K numbers{' ' + ' and '.join(rng) if rng else ''}")
+        if self.nullable:
+            parts.append("unset (default)")
+        return " or ".join(parts)
+
+    def _number(self, value: Any) -> float | None:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int | float | np.integer | np.floating):
+            x = float(value)
+        elif isinstance(value, str):
+            try:
+                x = float(value)
+            except ValueError:
+                return None
+        else:
+            return None
+        if not math.isfinite(x):
+            return None
+        if self.low is not None and (x < self.low or (self.low_open and x == self.low)):
+            return None
+        if self.high is not None and (x > self.high or (self.high_open and x == self.high)):
+            return None
+        if self.integer and x != round(x):
+            return None
+        return x
+
+    def validate(self, loss: str, name: str, value: Any, num_classes: int) -> Any:
+        """Return the normalised value, or raise ValueError saying what is allowed."""
+
+        def bad(extra: str = "") -> InputError:
+            return InputError(
+                f"loss {loss!r}: parameter {name}={value!r} is invalid{extra}; "
+                f"expected {self.allowed()}"
+            )
+
+        if value is None:
+            if self.nullable:
+                return None
+            raise bad()
+        if self.boolean:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, int | np.integer) and value in (0, 1):
+                return bool(value)
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                return value.lower() in ("true", "1")
+            raise bad()
+        if isinstance(value, str) and value in self.choices:
+            return value
+        if isinstance(value, list | tuple | np.ndarray):
+            if not self.per_class:
+                raise bad()
+            items = list(np.asarray(value).reshape(-1)) if isinstance(value, np.ndarray) else value
+            if len(items) != num_classes:
+                raise bad(f" (got {len(items)} values for {num_classes} classes)")
+            out = [self._number(v) for v in items]
+            if any(v is None for v in out):
+                raise bad()
+            return [float(v) for v in out]  # type: ignore[arg-type]
+        if self.scalar:
+            x = self._number(value)
+            if x is not None:
+                return int(x) if self.integer else x
+        raise bad()
+
+
+# ----------------------------------------------------------------------------------------------
+# numerically stable building blocks
+
+
+def true_class_log_probs(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """log p_y = log softmax(z)_y per sample, from logits `(batch, K)` and indices `(batch,)`."""
+    return tf.gather(tf.nn.log_softmax(logits, axis=-1), labels, axis=-1, batch_dims=1)
+
+
+def log_true_and_rest(labels: tf.Tensor, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(log p_y, log(1 - p_y)) per sample, both stable for logits of any finite magnitude.
+
+    log(1 - p_y) = logsumexp_{k != y} z_k - logsumexp_k z_k, so it never takes the log of a
+    difference and its gradient stays finite when p_y rounds to 1. Their difference
+    `log p_y - log(1 - p_y) = z_y - logsumexp_{k != y} z_k` is AMRL's score s.
+    """
+    mask = tf.one_hot(labels, tf.shape(logits)[-1], on_value=True, off_value=False)
+    lse = tf.reduce_logsumexp(logits, axis=-1)
+    z_y = tf.reduce_sum(tf.where(mask, logits, tf.zeros_like(logits)), axis=-1)
+    neg_inf = tf.fill(tf.shape(logits), tf.constant(-np.inf, logits.dtype))
+    lse_rest = tf.reduce_logsumexp(tf.where(mask, neg_inf, logits), axis=-1)
+    return z_y - lse, lse_rest - lse
+
+
+def labels_to_indices(y_true: Any, num_classes: int) -> tf.Tensor:
+    """Class indices `(batch,)` int32 from integer labels `(batch,)` / `(batch, 1)` or one-hot.
+
+    A rank-2 `y_true` whose last dimension is K is read as one-hot (argmax); one of last
+    dimension 1 is squeezed.
+    """
+    y = tf.convert_to_tensor(y_true)
+    if y.shape.rank == 2 and y.shape[-1] == num_classes:
+        return tf.argmax(y, axis=-1, output_type=tf.int32)
+    if y.shape.rank == 2:
+        y = tf.squeeze(y, axis=-1)
+    if not y.dtype.is_integer:
+        y = tf.round(y)
+    return tf.cast(y, tf.int32)
+
+
+# ----------------------------------------------------------------------------------------------
+# the base class
+
+
+class LossbenchLoss(keras.losses.Loss):
+    """Base class of the lossbench losses: labels handling, config, training-loop hooks.
+
+    Subclasses declare `NAME`, `FORMULA`, `SOURCE` and `PARAMS` (name -> `Param`), call
+    `super().__init__(class_counts, name=..., reduction=..., dtype=..., **params)` and then build
+    their per-class constants from `self.stats` (never inside `call`). `call` returns the
+    per-sample loss `(batch,)`; reduction is Keras' (default `sum_over_batch_size`).
+
+    Training-loop hooks (no-ops here), used by `lossbench.train` and ignored by plain `fit`:
+
+    * `loss_variables`: variables trained by the same optimizer step as the model (AMRL).
+    * `post_step()`: called after each optimizer step, inside the compiled step (AMRL clipping).
+    * `on_train_begin(epochs)`, `on_epoch_begin(epoch)` (0-based; LDAM-DRW),
+      `on_epoch_end(epoch, y_val, proba_val)` (PGFL, eager NumPy).
+    * `learned_params()`: flat dict of floats logged per epoch.
+    * `upper_variables` / `upper_lr` / `interval` / `val_objective`: AutoBalance's bi-level step
+      (`upper_variables` is None and `val_objective` absent on the other losses).
+    """
+
+    NAME: ClassVar[str] = ""
+    FORMULA: ClassVar[str] = ""
+    SOURCE: ClassVar[str] = ""
+    PARAMS: ClassVar[dict[str, Param]] = {}
+
+    upper_variables: list[tf.Variable] | None = None
+    upper_lr: float | None = None
+    interval: int | None = None
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | np.ndarray,
+        *,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        dtype: str | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(name=name or self.NAME, reduction=reduction, dtype=dtype)
+        self.stats = class_stats(class_counts)
+        self.num_classes = self.stats.num_classes
+        self.class_counts = [int(c) for c in self.stats.counts]
+        self._dtype_arg = dtype if dtype is None or isinstance(dtype, str) else self.dtype
+        self.params = self.validate_params(params, self.num_classes)
+
+    # ---- parameters and config
+
+    @classmethod
+    def validate_params(cls, params: dict[str, Any], num_classes: int) -> dict[str, Any]:
+        """Check names and values against `PARAMS`; returns all parameters (defaults filled in)."""
+        unknown = sorted(set(params) - set(cls.PARAMS))
+        if unknown:
+            raise InputError(
+                f"loss {cls.NAME!r}: unknown parameter(s) {', '.join(unknown)}; "
+                f"allowed: {cls.allowed_params()}"
+            )
+        out = {}
+        for key, spec in cls.PARAMS.items():
+            value = params.get(key, spec.default)
+            out[key] = spec.validate(cls.NAME, key, value, num_classes)
+        return out
+
+    @classmethod
+    def allowed_params(cls) -> str:
+        """One line listing every parameter, its allowed values and its default."""
+        if not cls.PARAMS:
+            return "none (this loss takes no parameters)"
+        return "; ".join(
+            f"{k} ({p.allowed()}, default {p.default!r})" for k, p in cls.PARAMS.items()
+        )
+
+    def state_config(self) -> dict[str, Any]:
+        """Constructor arguments capturing the current learned state (overridden by subclasses)."""
+        return {}
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments: class_counts, parameters (with current learned state), name..."""
+        config = {"class_counts": list(self.class_counts), **self.params}
+        config.update(self.state_config())
+        config.update({"name": self.name, "reduction": self.reduction, "dtype": self._dtype_arg})
+        return config
+
+    # ---- helpers for subclasses
+
+    def constant(self, values: np.ndarray | Sequence[float]) -> tf.Tensor:
+        """A per-class constant tensor in the loss's dtype (built once in `__init__`)."""
+        return tf.constant(np.asarray(values, dtype=np.float64), dtype=self.dtype)
+
+    def variable(
+        self, values: np.ndarray | Sequence[float], name: str, trainable: bool = False
+    ) -> tf.Variable:
+        """A per-class `tf.Variable` in the loss's dtype (state read inside compiled steps)."""
+        return tf.Variable(
+            np.asarray(values, dtype=np.float64).astype(self.dtype),
+            trainable=trainable,
+            name=f"{self.NAME}_{name}",
+            dtype=self.dtype,
+        )
+
+    def prepare(self, y_true: Any, logits: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        """(class indices int32 `(batch,)`, logits in the loss's dtype `(batch, K)`)."""
+        logits = tf.cast(tf.convert_to_tensor(logits), self.dtype)
+        return labels_to_indices(y_true, self.num_classes), logits
+
+    # ---- training-loop hooks (no-ops by default)
+
+    @property
+    def loss_variables(self) -> list[tf.Variable]:
+        """Variables trained with the model by the same optimizer step (none by default)."""
+        return []
+
+    def post_step(self) -> None:
+        """Called after each optimizer step inside the compiled train step (graph-safe)."""
+
+    def on_train_begin(self, epochs: int) -> None:
+        """Called once before training with the planned number of epochs."""
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        """Called before each epoch (0-based)."""
+
+    def on_epoch_end(self, epoch: int, y_val: np.ndarray, proba_val: np.ndarray) -> None:
+        """Called after each epoch with validation labels and predicted probabilities (eager)."""
+
+    def learned_params(self) -> dict[str, float]:
+        """Current values of the learned/adapted parameters, flat and JSON-able."""
+        return {}
+
+
+def balanced_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, num_classes: int) -> tf.Tensor:
+    """Mean over the classes present in `labels` of the per-class mean of -log p_y (a scalar)."""
+    ce = -true_class_log_probs(labels, logits)
+    sums = tf.math.unsorted_segment_sum(ce, labels, num_classes)
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(ce), labels, num_classes)
+    present = counts > 0
+    means = tf.where(present, sums / tf.maximum(counts, 1), tf.zeros_like(sums))
+    return tf.reduce_sum(means) / tf.reduce_sum(tf.cast(present, means.dtype))

@@ -1,0 +1,87 @@
+"""The Dynamically Weighted Balanced loss (`dwb`), the reference paper's loss."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lossbench.losses.base import LossbenchLoss, Param, true_class_log_probs
+
+
+def dwb_loss(
+    labels: tf.Tensor,
+    logits: tf.Tensor,
+    class_weights: tf.Tensor,
+    reg_weight: float | tf.Tensor = 1.0,
+) -> tf.Tensor:
+    """Per-sample DWB loss -w_y^(1 - p_y) log p_y - reg_weight * p_y (1 - p_y).
+
+    w^(1 - p) is computed as exp((1 - p) log w) and 1 - p as -expm1(log p).
+    """
+    log_p = true_class_log_probs(labels, logits)
+    p = tf.exp(log_p)
+    one_minus_p = -tf.math.expm1(log_p)
+    log_w = tf.math.log(tf.gather(class_weights, labels))
+    return -tf.exp(one_minus_p * log_w) * log_p - reg_weight * p * one_minus_p
+
+
+@keras.saving.register_keras_serializable(package="lossbench")
+class DWBLoss(LossbenchLoss):
+    """Dynamically Weighted Balanced loss (Fernando and Tsokos, IEEE TNNLS 2021).
+
+    ```
+    loss(z, y) = -w_y^(1 - p_y) log p_y  -  reg_weight * p_y (1 - p_y)
+    w_k = log(n_max / n_k) + 1
+    ```
+
+    The first term (eq. 8) raises the class weight to the power 1 - p_y, so confidently
+    classified samples of a rare class are weighted less than badly classified ones. The
+    regulariser -p_y (1 - p_y) is kept for the true class only (eq. 13, one-hot labels; eq. 7
+    writes it inside the class sum). Gradient of the first term w.r.t. logit z_i (the paper's
+    eq. 17 prints `1 + ...`, a sign slip):
+
+    ```
+    w_y^(1 - p_y) * (1 - p_y log(p_y) log(w_y)) * (p_i - 1[i = y])
+    ```
+
+    Source: the paper, eqs. 8 and 13. Default reg_weight = 1 (the paper); reg_weight = 0 with
+    balanced classes (w = 1) is exactly `ce`.
+
+    Args:
+        class_counts: training samples per class, n_k.
+        reg_weight: weight of the regulariser, >= 0 (1 in the paper; 0 drops it).
+        name, reduction, dtype: as for `keras.losses.Loss`.
+
+    Example:
+
+    ```python
+    loss = DWBLoss(class_counts=[900, 100, 10])  # w = [1, 3.20, 5.50]
+    loss([0, 2], [[2.0, -1.0, 0.0], [0.5, 0.3, 0.1]])
+    ```
+    """
+
+    NAME = "dwb"
+    FORMULA = "-w_y^(1 - p_y) log p_y - p_y (1 - p_y), w_k = log(n_max / n_k) + 1"
+    SOURCE = "Fernando and Tsokos, IEEE TNNLS 2021 (DWB loss), eqs. 8 and 13"
+    PARAMS = {"reg_weight": Param(1.0, "weight of the -p_y(1-p_y) regulariser", low=0.0)}
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | np.ndarray,
+        reg_weight: float = 1.0,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(
+            class_counts, name=name, reduction=reduction, dtype=dtype, reg_weight=reg_weight
+        )
+        self.class_weights = self.constant(self.stats.dwb_weights())
+
+    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+        labels, logits = self.prepare(y_true, logits)
+        return dwb_loss(labels, logits, self.class_weights, self.params["reg_weight"])

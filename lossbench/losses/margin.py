@@ -1,0 +1,461 @@
+"""Logit-adjustment family: `la`, `ldam`, `vs` and the bi-level `autobalance`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lossbench.losses.base import (
+    LossbenchLoss,
+    Param,
+    balanced_cross_entropy,
+    true_class_log_probs,
+)
+
+
+def logit_adjusted_loss(labels: tf.Tensor, logits: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
+    """Per-sample -log softmax(z + offsets)_y (offsets = tau log pi)."""
+    return -true_class_log_probs(labels, logits + offsets)
+
+
+def ldam_loss(
+    labels: tf.Tensor,
+    logits: tf.Tensor,
+    margins: tf.Tensor,
+    class_weights: tf.Tensor,
+    scale: float = 1.0,
+) -> tf.Tensor:
+    """Per-sample -w_y log softmax(s (z - Delta_y e_y))_y."""
+    shift = (
+        tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
+        * tf.gather(margins, labels)[:, None]
+    )
+    log_p = true_class_log_probs(labels, scale * (logits - shift))
+    return -tf.gather(class_weights, labels) * log_p
+
+
+def vs_loss(
+    labels: tf.Tensor,
+    logits: tf.Tensor,
+    scales: tf.Tensor,
+    offsets: tf.Tensor,
+    class_weights: tf.Tensor,
+) -> tf.Tensor:
+    """Per-sample VS loss -w_y log softmax(Delta * z + l)_y."""
+    return -tf.gather(class_weights, labels) * true_class_log_probs(
+        labels, logits * scales + offsets
+    )
+
+
+@keras.saving.register_keras_serializable(package="lossbench")
+class LogitAdjustedLoss(LossbenchLoss):
+    """Logit-adjusted cross-entropy (Balanced Softmax at tau = 1).
+
+    ```
+    loss(z, y) = -log softmax(z + tau log pi)_y,   pi_k = n_k / n
+    ```
+
+    Source: Menon et al. 2021, "Long-tail learning via logit adjustment"; Ren et al. 2020,
+    "Balanced Meta-Softmax". Default tau = 1; tau = 0 is `ce`.
+
+    Args:
+        class_counts: training samples per class, n_k.
+        tau: temperature of the prior offset (any real number).
+        name, reduction, dtype: as for `keras.losses.Loss`.
+
+    Example:
+
+    ```python
+    loss = LogitAdjustedLoss(class_counts=[900, 100, 10], tau=1.0)
+    loss([0, 2], [[2.0, -1.0, 0.0], [0.5, 0.3, 0.1]])
+    ```
+    """
+
+    NAME = "la"
+    FORMULA = "-log softmax(z + tau log pi)_y"
+    SOURCE = "Menon et al. 2021 (logit adjustment); Ren et al. 2020 (Balanced Softmax, tau = 1)"
+    PARAMS = {"tau": Param(1.0, "prior offset temperature")}
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | np.ndarray,
+        tau: float = 1.0,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(class_counts, name=name, reduction=reduction, dtype=dtype, tau=tau)
+        self.offsets = self.constant(self.params["tau"] * self.stats.log_priors())
+
+    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+        labels, logits = self.prepare(y_true, logits)
+        return logit_adjusted_loss(labels, logits, self.offsets)
+
+
+@keras.saving.register_keras_serializable(package="lossbench")
+class LDAMLoss(LossbenchLoss):
+    """Label-distribution-aware margin loss with deferred re-weighting (LDAM-DRW).
+
+    ```
+    loss(z, y) = -w_y log softmax(s * (z - Delta_y e_y))_y
+    Delta_k = C / n_k^(1/4),  C such that max_k Delta_k = max_margin (0.5)
+    w_k = 1 before the DRW epoch; from epoch int(drw_start * epochs) on (0-based),
+    w_k = (1 - beta) / (1 - beta^n_k) normalised so sum_k w_k = K, beta = drw_beta (0.9999)
+    ```
+
+    The scale s defaults to 1 (Cao et al. use s = 30 with normalised features; lossbench's
+    models emit plain logits). The DRW weights are a `tf.Variable` switched by
+    `on_epoch_begin(epoch)` after `on_train_begin(epochs)`; without those hooks (plain `fit`)
+    the weights stay 1. Reduction is Keras' mean over the batch, not PyTorch's weighted mean.
+
+    Source: Cao et al. 2019, "Learning Imbalanced Datasets with Label-Distribution-Aware Margin
+    Loss". Defaults: max_margin = 0.5, s = 1, drw = true, drw_beta = 0.9999, drw_start = 0.8.
+
+    Args:
+        class_counts: training samples per class, n_k.
+        max_margin: the largest margin (that of the rarest class), > 0.
+        s: logit scale, > 0.
+        drw: enable deferred re-weighting.
+        drw_beta: effective-number beta of the DRW weights, in [0, 1).
+        drw_start: fraction of the epochs after which DRW starts, in [0, 1].
+        drw_active: current DRW state (saved in the config; not a user parameter).
+        name, reduction, dtype: as for `keras.losses.Loss`.
+
+    Example:
+
+    ```python
+    loss = LDAMLoss(class_counts=[900, 100, 10])  # Delta = [0.163, 0.281, 0.5]
+    loss.on_train_begin(epochs=10)
+    loss.on_epoch_begin(8)                        # DRW weights on from epoch 8
+    ```
+    """
+
+    NAME = "ldam"
+    FORMULA = (
+        "-w_y log softmax(z - Delta_y e_y)_y, Delta_k = C / n_k^(1/4), max Delta = 0.5; "
+        "DRW: w = cb weights (beta = 0.9999) after 80% of the epochs"
+    )
+    SOURCE = "Cao et al. 2019 (LDAM-DRW)"
+    PARAMS = {
+        "max_margin": Param(0.5, "largest margin", low=0.0, low_open=True),
+        "s": Param(1.0, "logit scale", low=0.0, low_open=True),
+        "drw": Param(True, "deferred re-weighting", boolean=True),
+        "drw_beta": Param(0.9999, "DRW effective-number beta", low=0.0, high=1.0, high_open=True),
+        "drw_start": Param(0.8, "fraction of epochs before DRW", low=0.0, high=1.0),
+    }
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | np.ndarray,
+        max_margin: float = 0.5,
+        s: float = 1.0,
+        drw: bool = True,
+        drw_beta: float = 0.9999,
+        drw_start: float = 0.8,
+        drw_active: bool = False,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(
+            class_counts,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+            max_margin=max_margin,
+            s=s,
+            drw=drw,
+            drw_beta=drw_beta,
+            drw_start=drw_start,
+        )
+        self.margins = self.constant(self.stats.ldam_margins(self.params["max_margin"]))
+        self._drw_weights = self.stats.effective_weights(self.params["drw_beta"])
+        self.class_weights = self.variable(np.ones(self.num_classes), "drw_weights")
+        self._epochs: int | None = None
+        self.drw_active = False
+        self.set_drw(bool(drw_active))
+
+    def set_drw(self, active: bool) -> None:
+        """Switch the class weights to the DRW weights (active) or back to 1."""
+        self.drw_active = bool(active and self.params["drw"])
+        w = self._drw_weights if self.drw_active else np.ones(self.num_classes)
+        self.class_weights.assign(w.astype(self.dtype))
+
+    def on_train_begin(self, epochs: int) -> None:
+        """Remember the planned number of epochs (DRW starts at int(drw_start * epochs))."""
+        self._epochs = int(epochs)
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        """Turn DRW on from epoch int(drw_start * epochs) (0-based)."""
+        if self._epochs is not None:
+            self.set_drw(epoch >= int(self.params["drw_start"] * self._epochs))
+
+    def learned_params(self) -> dict[str, float]:
+        """{"drw": 1.0 while the DRW weights are in use, else 0.0}."""
+        return {"drw": float(self.drw_active)}
+
+    def state_config(self) -> dict[str, Any]:
+        return {"drw_active": self.drw_active}
+
+    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+        labels, logits = self.prepare(y_true, logits)
+        return ldam_loss(
+            labels,
+            logits,
+            self.margins,
+            tf.cast(self.class_weights, logits.dtype),
+            self.params["s"],
+        )
+
+
+def _vs_weights(stats: Any, weights: str | list[float]) -> np.ndarray:
+    if isinstance(weights, list):
+        return np.asarray(weights, dtype=np.float64)
+    if weights == "inverse":
+        return stats.inverse_weights()
+    return np.ones(stats.num_classes)
+
+
+_VS_PARAMS = {
+    "gamma": Param(0.2, "exponent of the multiplicative scale", low=0.0),
+    "tau": Param(1.0, "temperature of the additive prior offset"),
+    "weights": Param(
+        "none",
+        "class weights w",
+        scalar=False,
+        per_class=True,
+        choices=("none", "inverse"),
+        low=0.0,
+        low_open=True,
+    ),
+}
+
+
+@keras.saving.register_keras_serializable(package="lossbench")
+class VSLoss(LossbenchLoss):
+    """Vector-scaling loss: multiplicative and additive logit adjustment.
+
+    ```
+    loss(z, y) = -w_y log softmax(Delta * z + l)_y
+    Delta_k = (n_k / n_max)^gamma,   l_k = tau log pi_k
+    ```
+
+    Source: Kini et al. 2021, "Label-Imbalanced and Group-Sensitive Classification under
+    Overparameterization"; the parametric loss of the AutoBalance seed. Defaults: gamma = 0.2,
+    tau = 1, w = 1. gamma = 0 and tau = 0 is `ce`.
+
+    Args:
+        class_counts: training samples per class, n_k.
+        gamma: exponent of the multiplicative scale, >= 0.
+        tau: temperature of the additive offset (any real number).
+        weights: "none" (w = 1), "inverse" (n / (K n_k)) or a list of K positive weights.
+        name, reduction, dtype: as for `keras.losses.Loss`.
+
+    Example:
+
+    ```python
+    loss = VSLoss(class_counts=[900, 100, 10], gamma=0.2, tau=1.0)
+    loss([0, 2], [[2.0, -1.0, 0.0], [0.5, 0.3, 0.1]])
+    ```
+    """
+
+    NAME = "vs"
+    FORMULA = "-w_y log softmax(Delta * z + l)_y, Delta_k = (n_k / n_max)^gamma, l_k = tau log pi_k"
+    SOURCE = "Kini et al. 2021 (VS loss); parametric loss of the AutoBalance seed"
+    PARAMS = _VS_PARAMS
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | np.ndarray,
+        gamma: float = 0.2,
+        tau: float = 1.0,
+        weights: str | list[float] = "none",
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(
+            class_counts,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+            gamma=gamma,
+            tau=tau,
+            weights=weights,
+        )
+        p = self.params
+        self.scales = self.constant(self.stats.vs_scales(p["gamma"]))
+        self.offsets = self.constant(p["tau"] * self.stats.log_priors())
+        self.class_weights = self.constant(_vs_weights(self.stats, p["weights"]))
+
+    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+        labels, logits = self.prepare(y_true, logits)
+        return vs_loss(labels, logits, self.scales, self.offsets, self.class_weights)
+
+
+@keras.saving.register_keras_serializable(package="lossbench")
+class AutoBalanceLoss(LossbenchLoss):
+    """AutoBalance: the VS loss with (l, Delta) learned by bi-level optimisation.
+
+    ```
+    loss(z, y) = -w_y log softmax(Delta * z + l)_y,   Delta = exp(log_delta)
+    init: Delta_k = (n_k / n_max)^gamma, l_k = tau log pi_k   (the `vs` defaults)
+    upper step (every `interval` steps, done by lossbench.train):
+        theta' = theta - lr * grad_theta L_train(theta; l, Delta)
+        (l, log_delta) <- Adam(upper_lr) step on grad_(l, log_delta) CE_bal(val batch; theta')
+    CE_bal = mean over the classes present of their mean cross-entropy  (`val_objective`)
+    ```
+
+    `upper_variables` is `[l, log_delta]` (Delta stays positive); `upper_gradients` in this
+    module computes the upper gradient with nested tapes and `model.stateless_call`. Under a
+    plain `model.fit` this is the VS loss at its initial (l, Delta).
+
+    Source: Li et al. 2022, "AutoBalance: Optimized Loss Functions for Imbalanced Data" (seed).
+    Defaults: gamma = 0.2, tau = 1, w = 1, upper_lr = 1e-2, interval unset (the loop uses 10% of
+    an epoch's steps).
+
+    Args:
+        class_counts: training samples per class, n_k.
+        gamma, tau, weights: the initial VS loss (see `VSLoss`).
+        l: current offsets, a list of K numbers (unset: tau log pi).
+        delta: current scales, a list of K positive numbers (unset: (n_k / n_max)^gamma).
+        upper_lr: Adam learning rate of the upper step, > 0.
+        interval: training steps between upper steps, an integer >= 1 (unset: 10% of an epoch).
+        name, reduction, dtype: as for `keras.losses.Loss`.
+
+    Example:
+
+    ```python
+    loss = AutoBalanceLoss(class_counts=[900, 100, 10])
+    val_loss, grads = upper_gradients(model, loss, x_tr, y_tr, x_val, y_val, inner_lr=1e-3)
+    keras.optimizers.Adam(loss.upper_lr).apply_gradients(zip(grads, loss.upper_variables))
+    ```
+    """
+
+    NAME = "autobalance"
+    FORMULA = (
+        "-w_y log softmax(Delta * z + l)_y with (l, log Delta) learned on the validation split "
+        "by bi-level optimisation; initialised from vs"
+    )
+    SOURCE = "Li et al. 2022, AutoBalance (seed)"
+    PARAMS = {
+        **_VS_PARAMS,
+        "l": Param(None, "current offsets", scalar=False, per_class=True, nullable=True),
+        "delta": Param(
+            None,
+            "current scales",
+            scalar=False,
+            per_class=True,
+            nullable=True,
+            low=0.0,
+            low_open=True,
+        ),
+        "upper_lr": Param(1e-2, "Adam learning rate of the upper step", low=0.0, low_open=True),
+        "interval": Param(None, "steps between upper steps", nullable=True, integer=True, low=1),
+    }
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | np.ndarray,
+        gamma: float = 0.2,
+        tau: float = 1.0,
+        weights: str | list[float] = "none",
+        l: list[float] | None = None,  # noqa: E741 (the paper's name)
+        delta: list[float] | None = None,
+        upper_lr: float = 1e-2,
+        interval: int | None = None,
+        name: str | None = None,
+        reduction: str | None = "sum_over_batch_size",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(
+            class_counts,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+            gamma=gamma,
+            tau=tau,
+            weights=weights,
+            l=l,
+            delta=delta,
+            upper_lr=upper_lr,
+            interval=interval,
+        )
+        p = self.params
+        l0 = p["tau"] * self.stats.log_priors() if p["l"] is None else np.asarray(p["l"])
+        d0 = self.stats.vs_scales(p["gamma"]) if p["delta"] is None else np.asarray(p["delta"])
+        self.l = self.variable(l0, "l", trainable=True)
+        self.log_delta = self.variable(np.log(d0), "log_delta", trainable=True)
+        self.class_weights = self.constant(_vs_weights(self.stats, p["weights"]))
+        self.upper_variables = [self.l, self.log_delta]
+        self.upper_lr = p["upper_lr"]
+        self.interval = p["interval"]
+
+    def val_objective(self, y_true: Any, logits: Any) -> tf.Tensor:
+        """Class-balanced validation CE: mean over the classes present of their mean -log p_y."""
+        labels, logits = self.prepare(y_true, logits)
+        return balanced_cross_entropy(labels, logits, self.num_classes)
+
+    def learned_params(self) -> dict[str, float]:
+        """l_<k> and delta_<k> (= exp(log_delta_k)) for every class k."""
+        out = {f"l_{k}": float(v) for k, v in enumerate(self.l.numpy())}
+        out.update({f"delta_{k}": float(v) for k, v in enumerate(np.exp(self.log_delta.numpy()))})
+        return out
+
+    def state_config(self) -> dict[str, Any]:
+        """The current (l, Delta), so a saved model reloads with the learned values."""
+        return {
+            "l": [float(v) for v in self.l.numpy()],
+            "delta": [float(v) for v in np.exp(self.log_delta.numpy().astype(np.float64))],
+        }
+
+    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+        labels, logits = self.prepare(y_true, logits)
+        return vs_loss(
+            labels,
+            logits,
+            tf.exp(tf.cast(self.log_delta, logits.dtype)),
+            tf.cast(self.l, logits.dtype),
+            self.class_weights,
+        )
+
+
+def upper_gradients(
+    model: keras.Model,
+    loss: AutoBalanceLoss,
+    x_train: Any,
+    y_train: Any,
+    x_val: Any,
+    y_val: Any,
+    inner_lr: float,
+) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    """AutoBalance's upper-level gradient at the one-step look-ahead weights (SPEC 4.3).
+
+    ```
+    theta' = theta - inner_lr * grad_theta loss(y_train, model(x_train; theta))
+    returns (CE_bal(y_val, model(x_val; theta')), grad_(l, log_delta) of that value)
+    ```
+
+    Two nested `GradientTape`s: the inner one gives grad_theta as a function of (l, log_delta),
+    the outer one differentiates the validation objective through theta' (evaluated with
+    `model.stateless_call`, so the model's own weights are not touched). Graph-safe: may be
+    wrapped in `tf.function`. Apply the gradients with an Adam of learning rate `loss.upper_lr`
+    to `loss.upper_variables`.
+    """
+    theta = model.trainable_variables
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            train_value = loss(y_train, model(x_train, training=True))
+        grads = inner.gradient(train_value, theta)
+        lookahead = [
+            v.value if g is None else v.value - inner_lr * g
+            for v, g in zip(theta, grads, strict=True)
+        ]
+        val_logits, _ = model.stateless_call(lookahead, non_trainable, x_val, training=False)
+        val_value = loss.val_objective(y_val, val_logits)
+    return val_value, outer.gradient(val_value, loss.upper_variables)

@@ -1,0 +1,386 @@
+"""Classification metrics (SPEC section 5): per-class one-vs-rest scores, averages, binary scores.
+
+Every number agrees with scikit-learn / imbalanced-learn where they define it
+(tests/test_metrics.py):
+
+- per class k, from one-vs-rest counts TP, FP, FN, TN: precision, recall (POD), F1,
+  FAR = FP / (FP + TN), specificity = TN / (TN + FP), AUROC of `proba[:, k]`, average precision
+  (scikit-learn's step-wise AUPRC), support. A ratio with a zero denominator is 0 and its name is
+  added to `Evaluation.undefined` (scikit-learn's `zero_division=0`).
+- AUROC and AUPRC of a class absent from `y_true` (or of a class that is all of `y_true`) are
+  undefined: NaN in `per_class`, flagged, and left out of `macro_auroc` / `macro_auprc`.
+- macro = unweighted mean over all K classes (`average="macro"`, `labels=range(K)`); weighted =
+  support-weighted mean.
+- balanced accuracy averages recall over the classes present in `y_true` (as scikit-learn).
+- G-mean follows `imblearn.metrics.geometric_mean_score(average="multiclass")`: the geometric mean
+  of recall over the classes present in `y_true` or predicted; a class predicted but absent from
+  `y_true` has recall 0/0 = 0, so G-mean is then 0.
+- MCC is scikit-learn's multiclass `matthews_corrcoef` (0 and flagged when undefined).
+- `y_pred = argmax(proba)`; ties go to the lowest class index (as `np.argmax`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from lossbench.metrics.calibration import brier_score, calibration_bins
+
+__all__ = [
+    "PER_CLASS_COLUMNS",
+    "Evaluation",
+    "average_precision_ovr",
+    "confusion_counts",
+    "evaluate",
+    "quick_scores",
+    "roc_auc_ovr",
+]
+
+PER_CLASS_COLUMNS = (
+    "precision",
+    "recall",
+    "f1",
+    "far",
+    "specificity",
+    "auroc",
+    "auprc",
+    "support",
+    "tp",
+    "fp",
+    "fn",
+    "tn",
+)
+
+
+@dataclass
+class Evaluation:
+    """Everything `evaluate` computes for one set of predictions.
+
+    Attributes:
+        per_class: one row per class (index name "class"), columns `PER_CLASS_COLUMNS`.
+        summary: scalar scores (see `evaluate`); `positive_class` is a str, the rest floats.
+        calibration: brier, ece, mce, n_bins and the reliability-diagram `bins` table.
+        confusion: (K, K) int64 counts, rows = true class, columns = predicted class.
+        undefined: names of scores whose denominator was 0 (set to 0) or that are NaN,
+            e.g. "precision[Bot]", "auroc[Infiltration]", "mcc".
+    """
+
+    per_class: pd.DataFrame
+    summary: dict[str, Any]
+    calibration: dict[str, Any]
+    confusion: np.ndarray
+    undefined: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view: NumPy scalars become Python numbers and NaN becomes None."""
+        return {
+            "summary": _jsonable(self.summary),
+            "calibration": _jsonable(self.calibration),
+            "undefined": list(self.undefined),
+            "per_class": _jsonable(self.per_class.reset_index().to_dict(orient="records")),
+            "confusion": self.confusion.tolist(),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    """Recursively turn NumPy scalars into Python ones and NaN/inf floats into None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix, shape (K, K) int64, rows = true class, columns = predicted class."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    flat = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
+    return flat.reshape(n_classes, n_classes).astype(np.int64)
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """num / den with 0 where den == 0; also returns the mask of zero denominators."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    zero = den == 0
+    return np.divide(num, den, out=np.zeros_like(num), where=~zero), zero
+
+
+def _one_vs_rest(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class TP, FP, FN, TN from a confusion matrix."""
+    tp = np.diag(confusion).astype(np.int64)
+    fp = confusion.sum(axis=0) - tp
+    fn = confusion.sum(axis=1) - tp
+    tn = confusion.sum() - tp - fp - fn
+    return tp, fp, fn, tn
+
+
+def _recall_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and their zero-denominator masks (F1 = 2TP / (2TP + FP + FN))."""
+    precision, p_zero = _divide(tp, tp + fp)
+    recall, r_zero = _divide(tp, tp + fn)
+    f1, f_zero = _divide(2 * tp, 2 * tp + fp + fn)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "precision_zero": p_zero,
+        "recall_zero": r_zero,
+        "f1_zero": f_zero,
+    }
+
+
+def quick_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Cheap per-epoch validation scores, with the same definitions as `evaluate`.
+
+    Returns:
+        `{"macro_f1": float, "macro_recall": float, "recall": ndarray of shape (K,)}`.
+    """
+    tp, fp, fn, _ = _one_vs_rest(confusion_counts(y_true, y_pred, n_classes))
+    scores = _recall_f1(tp, fp, fn)
+    return {
+        "macro_f1": float(scores["f1"].mean()),
+        "macro_recall": float(scores["recall"].mean()),
+        "recall": scores["recall"],
+    }
+
+
+def _positive_masks(y_true: np.ndarray, n_classes: int) -> np.ndarray:
+    """Boolean (n, K): entry [i, k] is y_true[i] == k."""
+    return y_true[:, None] == np.arange(n_classes)[None, :]
+
+
+def roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """One-vs-rest AUROC of each column of `proba`, shape (K,); NaN where a class is absent or all.
+
+    Uses the Mann-Whitney form with tied scores given average ranks, which equals the trapezoidal
+    area under the ROC curve that `sklearn.metrics.roc_auc_score` computes.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    n, n_classes = proba.shape
+    positive = _positive_masks(y_true, n_classes)
+    n_pos = positive.sum(axis=0).astype(np.float64)
+    n_neg = n - n_pos
+    ranks = rankdata(proba, method="average", axis=0)
+    rank_sum = np.where(positive, ranks, 0.0).sum(axis=0)
+    defined = (n_pos > 0) & (n_neg > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where(defined, auc, np.nan)
+
+
+def average_precision_ovr(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """One-vs-rest average precision of each column of `proba`, shape (K,); NaN for absent classes.
+
+    ```
+    AP = sum_t (R_t - R_{t-1}) P_t
+    ```
+    over the distinct scores t in decreasing order (scikit-learn's `average_precision_score`:
+    step-wise, no interpolation; tied scores form one threshold).
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    n, n_classes = proba.shape
+    order = np.argsort(-proba, axis=0, kind="stable")
+    scores = np.take_along_axis(proba, order, axis=0)
+    positive = y_true[order] == np.arange(n_classes)[None, :]
+    tp_cum = np.cumsum(positive, axis=0, dtype=np.float64)
+    # The last row of each run of equal scores closes a threshold.
+    is_end = np.ones_like(positive)
+    is_end[:-1] = scores[:-1] != scores[1:]
+    tp_at_end = np.where(is_end, tp_cum, 0.0)
+    previous = np.zeros_like(tp_at_end)
+    previous[1:] = np.maximum.accumulate(tp_at_end, axis=0)[:-1]  # tp at the previous threshold
+    precision = tp_cum / np.arange(1, n + 1, dtype=np.float64)[:, None]
+    n_pos = tp_cum[-1] if n else np.zeros(n_classes)
+    area = np.where(is_end, (tp_cum - previous) * precision, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_pos > 0, area / n_pos, np.nan)
+
+
+def _mcc(confusion: np.ndarray) -> tuple[float, bool]:
+    """Multiclass Matthews correlation (scikit-learn's formula); (0, True) when undefined."""
+    t_sum = confusion.sum(axis=1, dtype=np.float64)
+    p_sum = confusion.sum(axis=0, dtype=np.float64)
+    n = t_sum.sum()
+    cov_tp = np.trace(confusion).astype(np.float64) * n - t_sum @ p_sum
+    cov_pp = n * n - p_sum @ p_sum
+    cov_tt = n * n - t_sum @ t_sum
+    if cov_pp * cov_tt == 0:
+        return 0.0, True
+    return float(cov_tp / np.sqrt(cov_pp * cov_tt)), False
+
+
+def _gmean(recall: np.ndarray, support: np.ndarray, predicted: np.ndarray) -> float:
+    """imbalanced-learn's multiclass G-mean: classes in y_true or y_pred, 0/0 recall = 0."""
+    seen = (support > 0) | (predicted > 0)
+    with np.errstate(divide="ignore"):
+        return float(np.exp(np.mean(np.log(recall[seen]))))
+
+
+def _mean_defined(values: np.ndarray, name: str, undefined: list[str]) -> float:
+    """Mean over the non-NaN entries; NaN, and `name` flagged, when there are none."""
+    defined = values[~np.isnan(values)]
+    if len(defined) == 0:
+        undefined.append(name)
+        return float("nan")
+    return float(defined.mean())
+
+
+def _binary_scores(
+    tp: int, fp: int, fn: int, tn: int, recall_neg: float
+) -> tuple[dict[str, float], list[str]]:
+    """2x2 forecast-verification scores of the positive class, and the names of undefined ones."""
+    tp, fp, fn, tn = (float(v) for v in (tp, fp, fn, tn))
+    undefined: list[str] = []
+
+    def ratio(name: str, num: float, den: float) -> float:
+        if den == 0:
+            undefined.append(name)
+            return 0.0
+        return num / den
+
+    pod = ratio("pod", tp, tp + fn)
+    pofd = ratio("pofd", fp, fp + tn)
+    scores = {
+        "pod": pod,
+        "far": pofd,
+        "pofd": pofd,
+        "bias": ratio("bias", tp + fp, tp + fn),
+        "hss": ratio("hss", 2 * (tp * tn - fp * fn), (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)),
+        "pss": pod - pofd,
+        "binary_gmean": math.sqrt(pod * recall_neg),
+    }
+    return scores, undefined
+
+
+def evaluate(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    n_bins: int = 15,
+    positive: int | None = None,
+) -> Evaluation:
+    """Per-class, averaged, binary and calibration scores of class probabilities.
+
+    Args:
+        y_true: integer labels in [0, K), shape (n,).
+        proba: class probabilities, shape (n, K), rows summing to 1; `y_pred = argmax(proba)`.
+        class_names: K names, in column order of `proba`.
+        n_bins: bins of the top-label reliability table (ECE/MCE).
+        positive: for K == 2 only, the index of the positive class; default the minority class
+            of `y_true` (index 1 on a tie).
+
+    Returns:
+        An `Evaluation`. `summary` has accuracy, balanced_accuracy, gmean, mcc, macro_precision,
+        macro_recall, macro_f1, macro_far, macro_auroc, macro_auprc, weighted_precision,
+        weighted_recall, weighted_f1, brier, ece, mce; for K == 2 also positive_class, pod, far,
+        pofd (far == pofd == FP / (FP + TN)), bias, hss, pss, binary_gmean and auprc (of the
+        positive class). Definitions are in the module docstring.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    names = [str(name) for name in class_names]
+    n_classes = len(names)
+    if proba.ndim != 2 or proba.shape != (len(y_true), n_classes):
+        raise ValueError(
+            f"expected proba of shape ({len(y_true)}, {n_classes}) for {len(y_true)} labels and "
+            f"{n_classes} class names, got {proba.shape}"
+        )
+
+    y_pred = proba.argmax(axis=1)
+    confusion = confusion_counts(y_true, y_pred, n_classes)
+    tp, fp, fn, tn = _one_vs_rest(confusion)
+    support = tp + fn
+    prf = _recall_f1(tp, fp, fn)
+    far, far_zero = _divide(fp, fp + tn)
+    specificity, _ = _divide(tn, tn + fp)
+    auroc = roc_auc_ovr(y_true, proba)
+    auprc = average_precision_ovr(y_true, proba)
+
+    undefined: list[str] = []
+    for metric, mask in (
+        ("precision", prf["precision_zero"]),
+        ("recall", prf["recall_zero"]),
+        ("f1", prf["f1_zero"]),
+        ("far", far_zero),
+        ("specificity", far_zero),
+        ("auroc", np.isnan(auroc)),
+        ("auprc", np.isnan(auprc)),
+    ):
+        undefined.extend(f"{metric}[{names[k]}]" for k in np.flatnonzero(mask))
+
+    per_class = pd.DataFrame(
+        {
+            "precision": prf["precision"],
+            "recall": prf["recall"],
+            "f1": prf["f1"],
+            "far": far,
+            "specificity": specificity,
+            "auroc": auroc,
+            "auprc": auprc,
+            "support": support,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "tn": tn,
+        },
+        index=pd.Index(names, name="class"),
+    )
+
+    n = len(y_true)
+    weights = support / n
+    mcc, mcc_undefined = _mcc(confusion)
+    if mcc_undefined:
+        undefined.append("mcc")
+    macro_auroc = _mean_defined(auroc, "macro_auroc", undefined)
+    macro_auprc = _mean_defined(auprc, "macro_auprc", undefined)
+    ece, mce, bins = calibration_bins(y_true, proba, n_bins=n_bins)
+    brier = brier_score(y_true, proba)
+
+    summary: dict[str, Any] = {
+        "accuracy": float(tp.sum() / n),
+        "balanced_accuracy": float(prf["recall"][support > 0].mean()),
+        "gmean": _gmean(prf["recall"], support, confusion.sum(axis=0)),
+        "mcc": mcc,
+        "macro_precision": float(prf["precision"].mean()),
+        "macro_recall": float(prf["recall"].mean()),
+        "macro_f1": float(prf["f1"].mean()),
+        "macro_far": float(far.mean()),
+        "macro_auroc": macro_auroc,
+        "macro_auprc": macro_auprc,
+        "weighted_precision": float(weights @ prf["precision"]),
+        "weighted_recall": float(weights @ prf["recall"]),
+        "weighted_f1": float(weights @ prf["f1"]),
+        "brier": brier,
+        "ece": ece,
+        "mce": mce,
+    }
+    if n_classes == 2:
+        if positive is None:
+            counts = np.bincount(y_true, minlength=2)
+            positive = 0 if counts[0] < counts[1] else 1
+        p, q = positive, 1 - positive
+        binary, binary_undefined = _binary_scores(tp[p], fp[p], fn[p], tn[p], prf["recall"][q])
+        summary["positive_class"] = names[p]
+        summary.update(binary)
+        summary["auprc"] = float(auprc[p])
+        undefined.extend(binary_undefined)
+
+    calibration = {"brier": brier, "ece": ece, "mce": mce, "n_bins": n_bins, "bins": bins}
+    return Evaluation(per_class, summary, calibration, confusion, undefined)

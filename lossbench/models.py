@@ -1,0 +1,102 @@
+"""The networks every loss trains (SPEC section 3): the paper's 1D-CNN and a small MLP.
+
+Both output logits (no softmax): the losses and metrics apply softmax themselves, exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import keras
+import numpy as np
+
+MODELS = ("cnn1d", "mlp")
+
+
+@keras.saving.register_keras_serializable(package="lossbench")
+class MaxPool1D(keras.layers.Layer):
+    """Max pooling over non-overlapping windows along the steps axis ("valid" padding).
+
+    The same function as `keras.layers.MaxPooling1D(pool_size)`, written as reshape + max so that
+    its gradient has a deterministic XLA implementation (TensorFlow has none for MaxPoolGrad
+    under op determinism), which lets the train step be XLA-compiled with determinism on.
+    """
+
+    def __init__(self, pool_size: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = int(pool_size)
+
+    def call(self, x):
+        steps = x.shape[1] // self.pool_size
+        x = x[:, : steps * self.pool_size, :]
+        x = keras.ops.reshape(x, (-1, steps, self.pool_size, x.shape[2]))
+        return keras.ops.max(x, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1] // self.pool_size, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
+def build_model(
+    name: str,
+    n_features: int,
+    n_classes: int,
+    *,
+    filters: int = 64,
+    units: int = 128,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Build `cnn1d` (paper Fig. 4) or `mlp` for inputs of shape (n_features,).
+
+    cnn1d: (F,) -> reshape (F, 1) -> Conv1D(filters, 3, ReLU) -> Conv1D(filters, 3, ReLU) -> MaxPool1D(2)
+    -> Flatten -> Dense(units, ReLU) -> Dense(K) logits.
+    mlp: Dense(64, ReLU) -> Dropout -> Dense(32, ReLU) -> Dense(K) logits (the seed notebook's network).
+    Weights are drawn from Keras' seeded initialisers: call `keras.utils.set_random_seed` first.
+    """
+    inputs = keras.Input(shape=(n_features,), name="features")
+    if name == "cnn1d":
+        if n_features < 6:
+            raise ValueError(f"cnn1d needs at least 6 features, got {n_features}; use --model mlp")
+        x = keras.layers.Reshape((n_features, 1))(inputs)
+        x = keras.layers.Conv1D(filters, 3, activation="relu", name="conv1")(x)
+        x = keras.layers.Conv1D(filters, 3, activation="relu", name="conv2")(x)
+        x = MaxPool1D(2, name="pool")(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(units, activation="relu", name="dense")(x)
+    elif name == "mlp":
+        x = keras.layers.Dense(64, activation="relu", name="dense1")(inputs)
+        x = keras.layers.Dropout(dropout)(x)
+        x = keras.layers.Dense(32, activation="relu", name="dense2")(x)
+    else:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    logits = keras.layers.Dense(n_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name=name)
+
+
+def weights_checksum(model: keras.Model) -> str:
+    """SHA-256 of all weights (names, shapes and bytes): equal checksums mean identical weights."""
+    h = hashlib.sha256()
+    for w in model.weights:
+        arr = np.ascontiguousarray(keras.ops.convert_to_numpy(w))
+        h.update(f"{w.path}:{arr.shape}:{arr.dtype}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def training_flops_per_sample(model: keras.Model) -> float:
+    """FLOPs of one forward + backward pass for one sample (2 per multiply-add; backward = 2x forward).
+
+    Counts the dense and convolution layers, which dominate; activations and pooling are ignored.
+    """
+    forward = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            fan_in, units = layer.kernel.shape
+            forward += 2.0 * fan_in * units
+        elif isinstance(layer, keras.layers.Conv1D):
+            k, c_in, c_out = layer.kernel.shape
+            length = layer.output.shape[1]
+            forward += 2.0 * length * k * c_in * c_out
+    return 3.0 * forward

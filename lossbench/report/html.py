@@ -1,0 +1,286 @@
+"""report.html: one self-contained page (inline CSS, images as base64 PNG data URIs, no links).
+
+All text taken from the results (names, reasons, settings) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lossbench.report.tables import (
+    AVERAGE_METRICS,
+    CALIBRATION_METRICS,
+    LOWER_IS_BETTER,
+    PER_CLASS_METRICS,
+    ExperimentResults,
+    display_table,
+)
+
+__all__ = ["render_report"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f0f0f0; } td.text, th.text { text-align: left; }
+td.best { font-weight: bold; background: #eaf4ea; }
+td.sig { font-weight: bold; }
+tr.failed td, tr.incomplete td, tr.missing td { background: #fbecec; }
+.note { color: #555; font-size: 0.9em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: 0.9em; }
+details { margin: 0.3em 0; } summary { cursor: pointer; }
+.status-ok { color: #1a7f37; } .status-failed, .status-incomplete, .status-missing { color: #b42318; }
+"""
+
+_PLOT_CAPTIONS = {
+    "history_overlay.png": "Validation macro F1 and validation loss per epoch, mean over seeds.",
+    "per_class_f1.png": "Test F1 per class and loss, mean ± std over seeds.",
+    "reliability_overlay.png": "Reliability curves per loss, bins pooled over seeds.",
+    "pr_curves.png": "Precision-recall curves per class on the test predictions pooled over seeds.",
+}
+
+
+def _e(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return _e(value)
+    if math.isnan(v):
+        return "–"
+    return f"{v:.{digits}f}"
+
+
+def _data_uri(png: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+
+
+def _best_rows(table: pd.DataFrame, metric: str, group: str | None) -> set[int]:
+    """Positions of the best mean per column (per group when given); ties all count."""
+    col = f"{metric}_mean"
+    best: set[int] = set()
+    if table.empty or col not in table:
+        return best
+    values = pd.to_numeric(table[col], errors="coerce").reset_index(drop=True)
+    groups = table[group].reset_index(drop=True) if group else pd.Series([0] * len(table))
+    for _, idx in groups.groupby(groups).groups.items():
+        sub = values.loc[idx].dropna()
+        if len(sub) < 2:
+            continue
+        target = sub.min() if metric in LOWER_IS_BETTER else sub.max()
+        best.update(int(i) for i in sub.index[sub == target])
+    return best
+
+
+def _summary_table_html(table: pd.DataFrame, which: str) -> str:
+    """A summary table as HTML ("mean ± std" cells, best mean per column in bold)."""
+    metrics = {
+        "average": AVERAGE_METRICS,
+        "per_class": PER_CLASS_METRICS,
+        "calibration": CALIBRATION_METRICS,
+    }[which]
+    display = display_table(table, which)
+    group = "class" if which == "per_class" else None
+    best = {label: _best_rows(table, m, group) for m, label in metrics.items()}
+    text_cols = {"Class", "Loss"}
+    head = "".join(
+        f'<th class="text">{_e(c)}</th>' if c in text_cols else f"<th>{_e(c)}</th>"
+        for c in display.columns
+    )
+    body = []
+    for i, row in enumerate(display.itertuples(index=False)):
+        cells = []
+        for col, value in zip(display.columns, row, strict=True):
+            cls = "text" if col in text_cols else "best" if i in best.get(col, ()) else ""
+            cells.append(f'<td class="{cls}">{_e(value)}</td>' if cls else f"<td>{_e(value)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _significance_html(sig: pd.DataFrame) -> str:
+    if sig.empty:
+        return '<p class="note">No comparison: fewer than two run kinds with results.</p>'
+    head = (
+        '<th class="text">Loss</th><th class="text">vs</th><th class="text">Metric</th>'
+        "<th>Seeds</th><th>Mean diff</th><th>Std diff</th><th>t</th><th>p (paired t)</th>"
+        "<th>Bootstrap diff</th><th>95% CI</th><th>Test rows</th>"
+    )
+    rows = []
+    for r in sig.to_dict("records"):
+        p = r.get("p_value")
+        p_sig = p is not None and not (isinstance(p, float) and math.isnan(p)) and p < 0.05
+        lo, hi = r.get("boot_ci_low"), r.get("boot_ci_high")
+        ci_sig = lo is not None and hi is not None and (lo > 0 or hi < 0)
+        ci = "–" if lo is None or math.isnan(float(lo)) else f"[{_num(lo, 4)}, {_num(hi, 4)}]"
+        n_test = r.get("n_test")
+        rows.append(
+            "<tr>"
+            f'<td class="text">{_e(r["loss"])}</td><td class="text">{_e(r["reference"])}</td>'
+            f'<td class="text">{_e(r["metric"])}</td><td>{_e(r["n_seeds"])}</td>'
+            f"<td>{_num(r.get('mean_diff'), 4)}</td><td>{_num(r.get('std_diff'), 4)}</td>"
+            f"<td>{_num(r.get('t'), 3)}</td>"
+            f'<td class="{"sig" if p_sig else ""}">{_num(p, 4)}</td>'
+            f"<td>{_num(r.get('boot_diff'), 4)}</td>"
+            f'<td class="{"sig" if ci_sig else ""}">{_e(ci)}</td>'
+            f"<td>{_num(n_test, 0)}</td>"
+            "</tr>"
+        )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _settings_html(results: ExperimentResults) -> str:
+    meta = results.meta
+    train = meta.get("train") or {}
+    data = meta.get("data") or {}
+    items: list[tuple[str, Any]] = [
+        ("Dataset", meta.get("dataset") or data.get("data")),
+        ("Classes", f"{len(results.class_names)}: " + ", ".join(results.class_names)),
+        ("Losses", ", ".join(map(str, meta.get("losses") or []))),
+        ("Baselines", ", ".join(map(str, meta.get("baselines") or [])) or "none"),
+        ("Seeds", ", ".join(map(str, meta.get("seeds") or []))),
+        ("Epochs", train.get("epochs")),
+        ("Batch size", train.get("batch_size")),
+        ("Learning rate", train.get("lr")),
+        ("Model", train.get("model")),
+        ("Patience", train.get("patience")),
+        ("Command", meta.get("command")),
+        ("Created", meta.get("created")),
+        ("Device", meta.get("device")),
+        ("Git commit", meta.get("git_commit")),
+        ("Data fingerprint", meta.get("data_fingerprint")),
+    ]
+    rows = "".join(
+        f'<tr><th class="text">{_e(k)}</th><td class="text">{_e(v)}</td></tr>'
+        for k, v in items
+        if v not in (None, "")
+    )
+    extra = {
+        k: v for k, v in (("data", data), ("train", train), ("versions", meta.get("versions")))
+    }
+    details = "".join(
+        f"<details><summary>{_e(k)} options</summary><pre>{_e(json.dumps(v, indent=2))}</pre>"
+        "</details>"
+        for k, v in extra.items()
+        if v
+    )
+    return f"<table>{rows}</table>{details}"
+
+
+def _excluded_html(excluded: pd.DataFrame) -> str:
+    if excluded.empty:
+        return '<p class="note">None: every run completed.</p>'
+    rows = "".join(
+        f'<tr class="{_e(r["status"])}"><td class="text">{_e(r["name"])}</td>'
+        f'<td class="text">{_e(r["loss"])}</td><td>{_e(r["seed"])}</td>'
+        f'<td class="text">{_e(r["status"])}</td><td class="text">{_e(r["reason"])}</td></tr>'
+        for r in excluded.to_dict("records")
+    )
+    head = (
+        '<th class="text">Run</th><th class="text">Loss</th><th>Seed</th>'
+        '<th class="text">Status</th><th class="text">Reason</th>'
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _runs_html(results: ExperimentResults) -> str:
+    order = {k: i for i, k in enumerate(results.kinds)}
+    runs = sorted(results.runs, key=lambda r: (order.get(r.loss, 1e9), r.seed or 0, r.name))
+    parts = []
+    for r in runs:
+        m = r.metrics
+        head = (
+            f'<summary><b>{_e(r.name)}</b> — <span class="status-{_e(r.status)}">{_e(r.status)}'
+            f"</span>"
+        )
+        if r.ok:
+            head += (
+                f" — macro F1 {_num(r.summary.get('macro_f1'))}, "
+                f"Brier {_num(r.summary.get('brier'))}"
+            )
+        head += "</summary>"
+        body = [
+            f"<p>Loss <b>{_e(r.loss)}</b> ({_e(r.kind)}), seed {_e(r.seed)}; "
+            f"epochs run {_e(m.get('epochs_run', '–'))}, best epoch {_e(m.get('best_epoch', '–'))}, "
+            f"training {_num(m.get('train_seconds'), 1)} s.</p>"
+        ]
+        if r.reason:
+            body.append(f"<p>Reason: {_e(r.reason)}</p>")
+        if r.summary:
+            cells = "".join(
+                f'<tr><th class="text">{_e(k)}</th><td>{_num(v, 4)}</td></tr>'
+                for k, v in r.summary.items()
+            )
+            body.append(f"<table>{cells}</table>")
+        if m.get("undefined"):
+            body.append(
+                f'<p class="note">Undefined (0/0, reported as 0): {_e(", ".join(map(str, m["undefined"])))}</p>'  # noqa: E501
+            )
+        if m.get("learned_params"):
+            body.append(
+                f"<p>Learned parameters:</p><pre>{_e(json.dumps(m['learned_params'], indent=1))}</pre>"
+            )
+        parts.append(f"<details>{head}{''.join(body)}</details>")
+    return "".join(parts) or '<p class="note">No runs.</p>'
+
+
+def render_report(
+    results: ExperimentResults,
+    tables: dict[str, pd.DataFrame],
+    significance: pd.DataFrame,
+    excluded: pd.DataFrame,
+    plots: dict[str, Path],
+) -> str:
+    """The report page as a string: settings, the three tables, significance, the summary plots
+    (embedded as base64 PNG), excluded runs with their reasons, and one collapsible section per run."""
+    n_ok = sum(r.ok for r in results.runs)
+    counts = excluded["status"].value_counts().to_dict() if not excluded.empty else {}
+    status_line = f"{n_ok} completed run(s)" + "".join(
+        f", {n} {status}" for status, n in sorted(counts.items())
+    )
+    figures = "".join(
+        f'<figure><img alt="{_e(name)}" src="{_data_uri(path)}">'
+        f"<figcaption>{_e(_PLOT_CAPTIONS.get(name, name))}</figcaption></figure>"
+        for name, path in plots.items()
+    )
+    sections = [
+        f"<h1>lossbench report: {_e(results.name)}</h1>",
+        f'<p class="note">{_e(status_line)}. Cells are mean ± std over seeds (sample std); '
+        "a single seed shows the mean alone; the best mean per column is in bold.</p>",
+        "<h2>Settings</h2>",
+        _settings_html(results),
+        "<h2>Average test metrics (macro over classes)</h2>",
+        _summary_table_html(tables["average"], "average"),
+        "<h2>Per-class test metrics</h2>",
+        _summary_table_html(tables["per_class"], "per_class"),
+        "<h2>Calibration</h2>",
+        _summary_table_html(tables["calibration"], "calibration"),
+        "<h2>Significance</h2>",
+        '<p class="note">Difference = loss − reference. Paired t-test over the seeds both '
+        "completed; paired bootstrap on the test predictions pooled over those seeds. "
+        "Bold: p &lt; 0.05 or a CI that excludes 0.</p>",
+        _significance_html(significance),
+        "<h2>Plots</h2>",
+        figures,
+        "<h2>Failed, incomplete and missing runs</h2>",
+        _excluded_html(excluded),
+        "<h2>Runs</h2>",
+        _runs_html(results),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>lossbench: {_e(results.name)}</title><style>{_CSS}</style></head>"
+        f"<body>{''.join(sections)}</body></html>\n"
+    )

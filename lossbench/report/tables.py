@@ -1,0 +1,523 @@
+"""Read an experiment folder and build the summary tables (SPEC section 6).
+
+Conventions (documented here once, used by the CSV/Parquet/Markdown tables and the report):
+
+- A *run kind* is the `loss` field of a run: a loss name or a baseline name. Rows come in a stable
+  order: the losses in the order of experiment.json "losses", then its "baselines", then any other
+  kind found on disk (losses before baselines, each sorted by name).
+- Only runs with a DONE file and `metrics.json` status "ok" enter the numbers. Failed runs (status
+  "failed") and incomplete runs (no DONE) are counted in `n_failed` of their kind and listed by
+  `excluded_runs` with their reason. A kind whose every run failed keeps its row, with `n_seeds` 0
+  and NaN statistics.
+- `<metric>_mean` is the mean over seeds, `<metric>_std` the sample standard deviation over seeds
+  (ddof = 1); with a single seed the std is NaN and the Markdown cell shows the mean alone
+  ("0.912", no "±" part). Missing (null) metric values of a seed are skipped.
+- Significance (`significance_table`): every kind other than the reference ("ce", else the first
+  loss with results) against the reference, for `macro_f1` and `brier`. The seed test is paired over
+  the seeds both kinds completed (difference = kind - reference). The bootstrap CI is computed on the
+  test predictions pooled over those seeds: for each common seed the two runs' predictions are
+  aligned by `row_id`, and the aligned rows of all seeds are concatenated and resampled together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "AVERAGE_METRICS",
+    "CALIBRATION_METRICS",
+    "PER_CLASS_METRICS",
+    "SIGNIFICANCE_METRICS",
+    "ExperimentResults",
+    "RunRecord",
+    "excluded_runs",
+    "format_mean_std",
+    "load_experiment",
+    "significance_table",
+    "summary_tables",
+    "table_to_markdown",
+]
+
+# summary key -> column label in Markdown/HTML
+AVERAGE_METRICS: dict[str, str] = {
+    "macro_precision": "Precision",
+    "macro_recall": "Recall",
+    "macro_f1": "F1",
+    "macro_far": "FAR",
+    "macro_auroc": "AUROC",
+}
+PER_CLASS_METRICS: dict[str, str] = {
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1": "F1",
+    "far": "FAR",
+}
+CALIBRATION_METRICS: dict[str, str] = {"brier": "Brier", "ece": "ECE", "mce": "MCE"}
+SIGNIFICANCE_METRICS: tuple[str, ...] = ("macro_f1", "brier")
+# metrics where a smaller value is better (the report highlights the best row per column)
+LOWER_IS_BETTER: frozenset[str] = frozenset({"macro_far", "far", "brier", "ece", "mce"})
+
+_SEED_RE = re.compile(r"^(?P<kind>.+)_seed(?P<seed>-?\d+)$")
+
+
+@dataclass
+class RunRecord:
+    """One folder under runs/, with its status and whatever result files it has."""
+
+    name: str
+    path: Path
+    loss: str  # the run kind: loss name or baseline name
+    kind: str  # "loss" | "baseline"
+    seed: int | None
+    status: str  # "ok" | "failed" | "incomplete"
+    reason: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run completed (DONE) with status ok."""
+        return self.status == "ok"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The run's `Evaluation.summary` from metrics.json (empty when absent)."""
+        return self.metrics.get("summary") or {}
+
+    def per_class(self) -> pd.DataFrame | None:
+        """per_class.csv, or None when the file is absent."""
+        p = self.path / "per_class.csv"
+        return pd.read_csv(p) if p.is_file() else None
+
+    def calibration(self) -> dict[str, Any] | None:
+        """calibration.json, or None when the file is absent."""
+        return _read_json(self.path / "calibration.json")
+
+    def history(self) -> pd.DataFrame | None:
+        """history.csv (loss runs only), or None when absent."""
+        p = self.path / "history.csv"
+        return pd.read_csv(p) if p.is_file() else None
+
+    def predictions(self) -> pd.DataFrame | None:
+        """predictions.parquet (row_id, y_true, p_0..p_{K-1}), or None when absent."""
+        p = self.path / "predictions.parquet"
+        return pd.read_parquet(p) if p.is_file() else None
+
+
+@dataclass
+class ExperimentResults:
+    """An experiment folder as read from disk: its experiment.json and its runs."""
+
+    path: Path
+    meta: dict[str, Any]
+    runs: list[RunRecord]
+    kinds: list[str]  # run kinds in table order
+    class_names: list[str]
+
+    @property
+    def name(self) -> str:
+        """The experiment's name (experiment.json "name", else the folder name)."""
+        return str(self.meta.get("name") or self.path.name)
+
+    def ok_runs(self, kind: str | None = None) -> list[RunRecord]:
+        """Completed runs (of one kind when given), ordered by seed."""
+        runs = [r for r in self.runs if r.ok and (kind is None or r.loss == kind)]
+        return sorted(runs, key=lambda r: (r.seed is None, r.seed or 0, r.name))
+
+    def kind_type(self, kind: str) -> str:
+        """ "loss" or "baseline" for a run kind."""
+        if kind in (self.meta.get("baselines") or []):
+            return "baseline"
+        for r in self.runs:
+            if r.loss == kind:
+                return r.kind
+        return "loss"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _read_run(run_dir: Path) -> RunRecord:
+    """Classify one run folder as ok, failed or incomplete (results contract)."""
+    name = run_dir.name
+    m = _SEED_RE.match(name)
+    loss, seed = (m["kind"], int(m["seed"])) if m else (name, None)
+    kind = "loss"
+    config: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    problem = None
+    try:
+        config = _read_json(run_dir / "config.json") or {}
+    except (OSError, ValueError) as exc:
+        problem = f"unreadable config.json ({exc})"
+    try:
+        metrics = _read_json(run_dir / "metrics.json") or {}
+    except (OSError, ValueError) as exc:
+        problem = f"unreadable metrics.json ({exc})"
+    for src in (config, metrics):  # metrics.json, written later, has the last word
+        loss = src.get("loss") or loss
+        kind = src.get("kind") or kind
+        if src.get("seed") is not None:
+            seed = src["seed"]
+
+    done = (run_dir / "DONE").is_file()
+    status = metrics.get("status")
+    if status == "failed":
+        state, reason = "failed", str(metrics.get("reason") or "failed (no reason recorded)")
+    elif problem is not None:
+        state, reason = "failed", problem
+    elif not done:
+        state, reason = "incomplete", "incomplete: no DONE file (interrupted or still running)"
+    elif status != "ok":
+        state, reason = "failed", f"metrics.json missing or status {status!r}"
+    else:
+        state, reason = "ok", None
+    return RunRecord(
+        name=name,
+        path=run_dir,
+        loss=str(loss),
+        kind=str(kind),
+        seed=None if seed is None else int(seed),
+        status=state,
+        reason=reason,
+        metrics=metrics,
+    )
+
+
+def load_experiment(exp_dir: Path) -> ExperimentResults:
+    """Read experiment.json (optional) and every runs/*/ folder of an experiment."""
+    exp_dir = Path(exp_dir)
+    meta = _read_json(exp_dir / "experiment.json") or {}
+    runs_dir = exp_dir / "runs"
+    dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    runs = [_read_run(d) for d in dirs]
+
+    declared = list(meta.get("losses") or []) + list(meta.get("baselines") or [])
+    seen = {r.loss: r.kind for r in runs}
+    extra = sorted((k for k in seen if k not in declared), key=lambda k: (seen[k] != "loss", k))
+    kinds = [k for k in dict.fromkeys(declared + extra) if k in seen]
+
+    class_names = list(meta.get("class_names") or [])
+    if not class_names:
+        for r in runs:
+            if r.metrics.get("class_names"):
+                class_names = list(r.metrics["class_names"])
+                break
+    return ExperimentResults(exp_dir, meta, runs, kinds, [str(c) for c in class_names])
+
+
+def excluded_runs(results: ExperimentResults) -> pd.DataFrame:
+    """Failed and incomplete runs (name, loss, seed, status, reason), plus planned runs that have
+    no folder yet (status "missing"), in table order."""
+    rows = [
+        {"name": r.name, "loss": r.loss, "seed": r.seed, "status": r.status, "reason": r.reason}
+        for r in results.runs
+        if not r.ok
+    ]
+    present = {r.name for r in results.runs}
+    planned = list(results.meta.get("losses") or []) + list(results.meta.get("baselines") or [])
+    for kind in planned:
+        for seed in results.meta.get("seeds") or []:
+            name = f"{kind}_seed{seed}"
+            if name not in present:
+                rows.append(
+                    {
+                        "name": name,
+                        "loss": kind,
+                        "seed": seed,
+                        "status": "missing",
+                        "reason": "not started: no run folder",
+                    }
+                )
+    order = {k: i for i, k in enumerate(results.kinds + planned)}
+    rows.sort(key=lambda r: (order.get(r["loss"], len(order)), r["seed"] is None, r["seed"] or 0))
+    return pd.DataFrame(rows, columns=["name", "loss", "seed", "status", "reason"])
+
+
+def _mean_std(values: list[Any]) -> tuple[float, float]:
+    """Mean and sample std (ddof=1) of the non-null values; NaN where undefined."""
+    arr = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else math.nan
+
+
+def _average_table(results: ExperimentResults) -> pd.DataFrame:
+    rows = []
+    for kind in results.kinds:
+        ok = results.ok_runs(kind)
+        row: dict[str, Any] = {
+            "loss": kind,
+            "kind": results.kind_type(kind),
+            "n_seeds": len(ok),
+            "n_failed": sum(1 for r in results.runs if r.loss == kind and not r.ok),
+        }
+        for metric in AVERAGE_METRICS:
+            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(
+                [r.summary.get(metric) for r in ok]
+            )
+        rows.append(row)
+    columns = ["loss", "kind", "n_seeds", "n_failed"] + [
+        f"{m}_{s}" for m in AVERAGE_METRICS for s in ("mean", "std")
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _calibration_table(results: ExperimentResults) -> pd.DataFrame:
+    rows = []
+    for kind in results.kinds:
+        ok = results.ok_runs(kind)
+        row: dict[str, Any] = {
+            "loss": kind,
+            "kind": results.kind_type(kind),
+            "n_seeds": len(ok),
+            "n_failed": sum(1 for r in results.runs if r.loss == kind and not r.ok),
+        }
+        # metrics.json's summary first; calibration.json for runs whose summary lacks them
+        sources = [r.summary if _has_calibration(r.summary) else r.calibration() or {} for r in ok]
+        for metric in CALIBRATION_METRICS:
+            values = [src.get(metric) for src in sources]
+            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(values)
+        rows.append(row)
+    columns = ["loss", "kind", "n_seeds", "n_failed"] + [
+        f"{m}_{s}" for m in CALIBRATION_METRICS for s in ("mean", "std")
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _has_calibration(summary: dict[str, Any]) -> bool:
+    return all(m in summary for m in CALIBRATION_METRICS)
+
+
+def _per_class_table(results: ExperimentResults) -> pd.DataFrame:
+    frames = []
+    for kind in results.kinds:
+        for r in results.ok_runs(kind):
+            pc = r.per_class()
+            if pc is None:
+                continue
+            pc = pc.assign(loss=kind, seed=r.seed, **{"class": pc["class"].astype(str)})
+            frames.append(pc)
+    columns = ["class", "loss", "kind", "n_seeds"] + [
+        f"{m}_{s}" for m in PER_CLASS_METRICS for s in ("mean", "std")
+    ]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    long = pd.concat(frames, ignore_index=True)
+    classes = list(results.class_names) + sorted(
+        c for c in long["class"].unique() if c not in results.class_names
+    )
+    rows = []
+    for cls in classes:
+        for kind in results.kinds:
+            sub = long[(long["class"] == cls) & (long["loss"] == kind)]
+            if sub.empty:
+                continue
+            row: dict[str, Any] = {
+                "class": cls,
+                "loss": kind,
+                "kind": results.kind_type(kind),
+                "n_seeds": int(sub["seed"].nunique(dropna=False)),
+            }
+            for metric in PER_CLASS_METRICS:
+                vals = sub[metric].tolist() if metric in sub else []
+                row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(vals)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def tables_from(results: ExperimentResults) -> dict[str, pd.DataFrame]:
+    """The three summary tables of already-loaded results (see `summary_tables`)."""
+    return {
+        "average": _average_table(results),
+        "per_class": _per_class_table(results),
+        "calibration": _calibration_table(results),
+    }
+
+
+def summary_tables(exp_dir: Path) -> dict[str, pd.DataFrame]:
+    """The three summary tables of an experiment folder, keyed "average", "per_class", "calibration".
+
+    - average: one row per run kind; columns loss, kind, n_seeds, n_failed, then
+      `<m>_mean`/`<m>_std` for m in macro_precision, macro_recall, macro_f1, macro_far, macro_auroc.
+    - per_class: one row per (class, run kind), classes in class order; columns class, loss, kind,
+      n_seeds, then `<m>_mean`/`<m>_std` for m in precision, recall, f1, far.
+    - calibration: one row per run kind; loss, kind, n_seeds, n_failed, brier/ece/mce mean and std.
+
+    Means are over the completed seeds; std is the sample std (ddof=1), NaN for one seed.
+    """
+    return tables_from(load_experiment(Path(exp_dir)))
+
+
+# ------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
+    """ "0.912 ± 0.004"; the mean alone when std is NaN (one seed); "–" when there is no value."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def display_table(table: pd.DataFrame, which: str) -> pd.DataFrame:
+    """A summary table as display strings (the Markdown/HTML view): "mean ± std" cells."""
+    metrics = {
+        "average": AVERAGE_METRICS,
+        "per_class": PER_CLASS_METRICS,
+        "calibration": CALIBRATION_METRICS,
+    }[which]
+    out: dict[str, list[Any]] = {}
+    if which == "per_class":
+        out["Class"] = table["class"].astype(str).tolist()
+    out["Loss"] = table["loss"].astype(str).tolist()
+    for metric, label in metrics.items():
+        out[label] = [
+            format_mean_std(m, s)
+            for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"], strict=True)
+        ]
+    out["Seeds"] = table["n_seeds"].astype(int).tolist()
+    if "n_failed" in table:
+        out["Failed"] = table["n_failed"].astype(int).tolist()
+    return pd.DataFrame(out)
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table_to_markdown(display: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of a display DataFrame (text left, numbers right)."""
+    cols = list(display.columns)
+    align = [":---" if c in ("Class", "Loss") else "---:" for c in cols]
+    lines = [
+        "| " + " | ".join(_md_cell(c) for c in cols) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
+    for row in display.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------
+# significance
+
+SIGNIFICANCE_COLUMNS = [
+    "loss",
+    "reference",
+    "metric",
+    "n_seeds",
+    "mean_diff",
+    "std_diff",
+    "t",
+    "p_value",
+    "boot_diff",
+    "boot_ci_low",
+    "boot_ci_high",
+    "n_boot",
+    "n_test",
+]
+
+
+def reference_kind(results: ExperimentResults) -> str | None:
+    """The kind every other is compared against: "ce" when it has results, else the first loss."""
+    with_results = [k for k in results.kinds if results.ok_runs(k)]
+    if "ce" in with_results:
+        return "ce"
+    losses = [k for k in with_results if results.kind_type(k) == "loss"]
+    return (losses or with_results or [None])[0]
+
+
+def _pooled_pairs(
+    a_runs: list[RunRecord], b_runs: list[RunRecord]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Test predictions of seed-matched runs, aligned by row_id and concatenated over seeds."""
+    ys, pas, pbs = [], [], []
+    for a, b in zip(a_runs, b_runs, strict=True):
+        pa, pb = a.predictions(), b.predictions()
+        if pa is None or pb is None:
+            continue
+        merged = pa.merge(pb, on="row_id", suffixes=("_a", "_b"), validate="one_to_one")
+        if merged.empty or not (merged["y_true_a"] == merged["y_true_b"]).all():
+            continue
+        pcols = sorted(
+            (c for c in pa.columns if re.fullmatch(r"p_\d+", c)), key=lambda c: int(c[2:])
+        )
+        ys.append(merged["y_true_a"].to_numpy(np.int64))
+        pas.append(merged[[f"{c}_a" for c in pcols]].to_numpy(np.float64))
+        pbs.append(merged[[f"{c}_b" for c in pcols]].to_numpy(np.float64))
+    if not ys:
+        return None
+    return np.concatenate(ys), np.concatenate(pas), np.concatenate(pbs)
+
+
+def significance_from(
+    results: ExperimentResults, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> pd.DataFrame:
+    """Each run kind against the reference kind (see the module docstring) for macro_f1 and brier.
+
+    Columns: loss, reference, metric, n_seeds (paired seeds), mean_diff and std_diff over seeds
+    (kind - reference, std ddof=1), t and p_value of the paired t-test (NaN with fewer than two
+    seeds), boot_diff/boot_ci_low/boot_ci_high/n_boot of the paired bootstrap on the pooled test
+    predictions, and n_test (pooled test rows).
+    """
+    from lossbench.metrics.significance import paired_bootstrap_ci, paired_seed_test
+
+    ref = reference_kind(results)
+    rows: list[dict[str, Any]] = []
+    if ref is None:
+        return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+    ref_by_seed = {r.seed: r for r in results.ok_runs(ref)}
+    for kind in results.kinds:
+        if kind == ref:
+            continue
+        pairs = [(r, ref_by_seed[r.seed]) for r in results.ok_runs(kind) if r.seed in ref_by_seed]
+        pooled = _pooled_pairs([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
+        for metric in SIGNIFICANCE_METRICS:
+            a = [p[0].summary.get(metric) for p in pairs]
+            b = [p[1].summary.get(metric) for p in pairs]
+            keep = [i for i in range(len(pairs)) if a[i] is not None and b[i] is not None]
+            a_arr = np.array([a[i] for i in keep], dtype=np.float64)
+            b_arr = np.array([b[i] for i in keep], dtype=np.float64)
+            row: dict[str, Any] = dict.fromkeys(SIGNIFICANCE_COLUMNS, math.nan)
+            row.update(loss=kind, reference=ref, metric=metric, n_seeds=len(keep))
+            if len(keep):
+                test = paired_seed_test(a_arr, b_arr)
+                row.update(
+                    mean_diff=test.get("mean_diff"),
+                    std_diff=test.get("std_diff"),
+                    t=test.get("t"),
+                    p_value=test.get("p_value"),
+                )
+            if pooled is not None:
+                y, pa, pb = pooled
+                ci = paired_bootstrap_ci(y, pa, pb, metric, n_boot=n_boot, seed=seed, alpha=alpha)
+                row.update(
+                    boot_diff=ci["diff"],
+                    boot_ci_low=ci["ci_low"],
+                    boot_ci_high=ci["ci_high"],
+                    n_boot=ci["n_boot"],
+                    n_test=len(y),
+                )
+            rows.append(row)
+    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+
+
+def significance_table(
+    exp_dir: Path, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> pd.DataFrame:
+    """significance.csv's content for an experiment folder (see `significance_from`)."""
+    return significance_from(load_experiment(Path(exp_dir)), n_boot=n_boot, seed=seed, alpha=alpha)
