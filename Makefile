@@ -8,13 +8,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-install-ray: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+install-ray: $(STAMP)  # the ray extra is part of the dev install; this target is kept for clarity
+	$(BIN)/python -m pip install -q -e '.[ray]'
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -610,6 +610,42 @@ def report(
     _print_experiment(exp_dir, quiet=quiet, as_json=as_json)
 
 
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller data and fewer repetitions (minutes).")
+    ] = False,
+    out: Annotated[str, typer.Option("--out", help="Where bench/<date>/ goes.")] = "results/bench",
+    device: DeviceOpt = "auto",
+    losses: Annotated[
+        str | None, typer.Option("--losses", help="Losses to time (default: all).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure training speed against stock Keras, FLOP/s, CSV ingest and peak memory."""
+    from pathlib import Path
+
+    from lossbench.bench import run_bench
+    from lossbench.losses import names
+    from lossbench.train import configure_device
+
+    chosen = parse_list(losses) if losses else names()
+    unknown = [n for n in chosen if n not in names()]
+    if unknown:
+        raise InputError(f"--losses {','.join(unknown)}: unknown; see `lossbench losses`")
+    device_desc = configure_device(device)
+    log = (
+        (lambda msg: err_console.print(msg, highlight=False)) if not as_json else (lambda msg: None)
+    )
+    result = run_bench(Path(out), quick=quick, device=device_desc, losses=chosen, log=log)
+    if as_json:
+        _print_json(result)
+        return
+    folder = Path(result["folder"])
+    console.print((folder / "bench.md").read_text(), markup=False, highlight=False)
+    console.print(f"bench: {folder / 'bench.json'}")
+
+
 # ----------------------------------------------------------------------------------------------
 # entry point
 

@@ -78,7 +78,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
-    """Write `obj` as JSON (NaN/inf become null; non-JSON values through `str`); returns the path."""
+    """Write `obj` as JSON (NaN/inf become null, other values via `str`); returns the path."""
     text = json.dumps(_json_safe(obj), indent=indent, default=str, allow_nan=False)
     return atomic_write_text(path, text + "\n")
 
@@ -110,7 +110,7 @@ def atomic_savefig(
 
 
 def _json_safe(obj: Any) -> Any:
-    """Replace non-finite floats (anywhere in nested containers) with None; NumPy scalars to Python."""
+    """Non-finite floats (at any depth) to None; NumPy scalars and arrays to Python values."""
     if isinstance(obj, dict):
         return {str(k): _json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

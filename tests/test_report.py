@@ -153,6 +153,7 @@ def _write_ok_run(
         "macro_f1": float(f1.mean()),
         "macro_far": float(far.mean()),
         "macro_auroc": float(np.mean(auroc)),
+        "macro_auprc": float(np.mean(auprc)),
         "brier": cal["brier"],
         "ece": cal["ece"],
         "mce": cal["mce"],
@@ -308,7 +309,7 @@ def test_average_table_is_the_mean_and_std_over_seeds(built):
     assert table["kind"].tolist() == ["loss", "loss", "loss", "baseline"]
     rows = table.set_index("loss")
     for loss in ("focal", "ce"):
-        for metric in ("macro_precision", "macro_recall", "macro_f1", "macro_auroc"):
+        for metric in ("macro_precision", "macro_recall", "macro_f1", "macro_auroc", "macro_auprc"):
             values = [ok[f"{loss}_seed{s}"][0]["summary"][metric] for s in SEEDS]
             mean, std = _mean_std(values)
             assert rows.loc[loss, f"{metric}_mean"] == pytest.approx(mean, abs=1e-12)
@@ -369,7 +370,17 @@ def test_markdown_cells_are_mean_pm_std_with_three_decimals(built):
     md = (exp / "summary" / "table_average.md").read_text(encoding="utf-8")
     lines = [ln for ln in md.splitlines() if ln.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header[:6] == ["Loss", "Precision", "Recall", "F1", "FAR", "AUROC"]
+    assert header == [
+        "Loss",
+        "Precision",
+        "Recall",
+        "F1",
+        "FAR",
+        "AUROC",
+        "AUPRC",
+        "Seeds",
+        "Failed",
+    ]
     cells = {ln.strip("|").split("|")[0].strip(): ln for ln in lines[2:]}
     assert list(cells) == ["focal", "ce", "dwb", "lr"]
     mean, std = _mean_std([ok[f"ce_seed{s}"][0]["summary"]["macro_f1"] for s in SEEDS])
@@ -414,6 +425,7 @@ def test_significance_against_ce(built):
         ref = stats.ttest_rel(a, b)
         assert row["t"] == pytest.approx(ref.statistic, rel=1e-9)
         assert row["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
+        assert np.isnan(row["wilcoxon_p"])  # needs at least five seeds
         # bootstrap on the test rows of both seeds pooled (aligned by row_id)
         y, pa, pb = _pooled(ok, "focal", "ce", SEEDS)
         if metric == "macro_f1":
@@ -563,6 +575,14 @@ def test_build_summary_with_no_completed_run(tmp_path):
     table = pd.read_csv(written["table_average.csv"])
     assert table["loss"].tolist() == ["ce"] and table["n_failed"].tolist() == [1]
     assert "boom" in written["report.html"].read_text(encoding="utf-8")
+
+
+def test_build_summary_rejects_a_folder_that_is_not_an_experiment(tmp_path):
+    from lossbench.errors import InputError
+
+    with pytest.raises(InputError, match="not an experiment folder"):
+        build_summary(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -171,12 +171,14 @@ def synthetic_cicids(n_rows: int = SYNTHETIC_ROWS, seed: int = 0) -> Table:
             X[:, j] = port
         else:
             X[:, j] = magnitude[j] * np.exp(0.6 * h[:, j])
+    class_names = sorted(names)
+    to_sorted = np.array([class_names.index(n) for n in names], dtype=np.int64)
     return Table(
         name="synthetic-cicids",
         X=X,
-        y=y.astype(np.int64),
+        y=to_sorted[y],
         ids=np.arange(len(y), dtype=np.int64),
-        class_names=sorted(names),
+        class_names=class_names,
         feature_names=list(SYNTHETIC_FEATURES),
         info={"builtin": "synthetic-cicids", "generator_seed": seed},
     )

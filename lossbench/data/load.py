@@ -243,7 +243,7 @@ def _parse_header(path: Path, head: bytes) -> tuple[list[str], str]:
 
 
 def _dedupe(names: list[str]) -> tuple[list[str], dict[str, int]]:
-    """Rename repeated names `X.1`, `X.2`, ... (as pandas does); unnamed columns get `Unnamed: i`."""
+    """Rename repeats `X.1`, `X.2`, ... (as pandas does); unnamed columns become `Unnamed: i`."""
     out: list[str] = []
     seen: set[str] = set()
     dups: dict[str, int] = {}

@@ -9,7 +9,7 @@ import numpy as np
 
 from lossbench.errors import InputError
 from lossbench.losses.amrl import AMRLLoss
-from lossbench.losses.base import LossbenchLoss
+from lossbench.losses.base import LossbenchLoss, class_stats
 from lossbench.losses.ce import CrossEntropy, WeightedCrossEntropy
 from lossbench.losses.dwb import DWBLoss
 from lossbench.losses.focal import ClassBalancedLoss, FocalLoss
@@ -55,7 +55,8 @@ def get(name: str, class_counts: Sequence[int] | np.ndarray, **params: Any) -> L
     cls = LOSSES.get(name)
     if cls is None:
         raise InputError(f"unknown loss {name!r}; expected one of: {', '.join(LOSSES)}")
-    return cls(class_counts, **cls.validate_params(params, len(np.asarray(class_counts))))
+    num_classes = class_stats(class_counts).num_classes
+    return cls(class_counts, **cls.validate_params(params, num_classes))
 
 
 def describe() -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lossbench.errors import InputError
 from lossbench.io import atomic_write_csv, atomic_write_parquet, atomic_write_text
 from lossbench.report.html import render_report
 from lossbench.report.plots import run_plots, summary_plots
@@ -48,8 +49,13 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
 
     Returns:
         {path relative to summary/ (e.g. "table_average.csv", "plots/pr_curves.png"): path}.
+
+    Raises:
+        InputError: when `exp_dir` holds neither experiment.json nor runs/.
     """
     exp_dir = Path(exp_dir)
+    if not (exp_dir / "experiment.json").is_file() and not (exp_dir / "runs").is_dir():
+        raise InputError(f"{exp_dir}: not an experiment folder (no experiment.json, no runs/)")
     out = exp_dir / "summary"
     results = load_experiment(exp_dir)
     tables = tables_from(results)

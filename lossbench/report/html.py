@@ -28,7 +28,8 @@ __all__ = ["render_report"]
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
        max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.4; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f0f0f0; } td.text, th.text { text-align: left; }
@@ -39,7 +40,8 @@ tr.failed td, tr.incomplete td, tr.missing td { background: #fbecec; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
 details { margin: 0.3em 0; } summary { cursor: pointer; }
-.status-ok { color: #1a7f37; } .status-failed, .status-incomplete, .status-missing { color: #b42318; }
+.status-ok { color: #1a7f37; }
+.status-failed, .status-incomplete, .status-missing { color: #b42318; }
 """
 
 _PLOT_CAPTIONS = {
@@ -55,6 +57,8 @@ def _e(value: Any) -> str:
 
 
 def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -116,6 +120,7 @@ def _significance_html(sig: pd.DataFrame) -> str:
     head = (
         '<th class="text">Loss</th><th class="text">vs</th><th class="text">Metric</th>'
         "<th>Seeds</th><th>Mean diff</th><th>Std diff</th><th>t</th><th>p (paired t)</th>"
+        "<th>p (Wilcoxon)</th>"
         "<th>Bootstrap diff</th><th>95% CI</th><th>Test rows</th>"
     )
     rows = []
@@ -133,6 +138,7 @@ def _significance_html(sig: pd.DataFrame) -> str:
             f"<td>{_num(r.get('mean_diff'), 4)}</td><td>{_num(r.get('std_diff'), 4)}</td>"
             f"<td>{_num(r.get('t'), 3)}</td>"
             f'<td class="{"sig" if p_sig else ""}">{_num(p, 4)}</td>'
+            f"<td>{_num(r.get('wilcoxon_p'), 4)}</td>"
             f"<td>{_num(r.get('boot_diff'), 4)}</td>"
             f'<td class="{"sig" if ci_sig else ""}">{_e(ci)}</td>'
             f"<td>{_num(n_test, 0)}</td>"
@@ -211,11 +217,12 @@ def _runs_html(results: ExperimentResults) -> str:
                 f"Brier {_num(r.summary.get('brier'))}"
             )
         head += "</summary>"
-        body = [
-            f"<p>Loss <b>{_e(r.loss)}</b> ({_e(r.kind)}), seed {_e(r.seed)}; "
-            f"epochs run {_e(m.get('epochs_run', '–'))}, best epoch {_e(m.get('best_epoch', '–'))}, "
-            f"training {_num(m.get('train_seconds'), 1)} s.</p>"
-        ]
+        facts = [f"Loss <b>{_e(r.loss)}</b> ({_e(r.kind)})", f"seed {_e(r.seed)}"]
+        if r.kind == "loss" and m.get("epochs_run") is not None:
+            facts.append(f"epochs run {_e(m['epochs_run'])}, best epoch {_e(m.get('best_epoch'))}")
+        if m.get("train_seconds") is not None:
+            facts.append(f"training {_num(m['train_seconds'], 1)} s")
+        body = [f"<p>{', '.join(facts)}.</p>"]
         if r.reason:
             body.append(f"<p>Reason: {_e(r.reason)}</p>")
         if r.summary:
@@ -229,9 +236,8 @@ def _runs_html(results: ExperimentResults) -> str:
                 f'<p class="note">Undefined (0/0, reported as 0): {_e(", ".join(map(str, m["undefined"])))}</p>'  # noqa: E501
             )
         if m.get("learned_params"):
-            body.append(
-                f"<p>Learned parameters:</p><pre>{_e(json.dumps(m['learned_params'], indent=1))}</pre>"
-            )
+            learned = json.dumps(m["learned_params"], indent=1)
+            body.append(f"<p>Learned parameters:</p><pre>{_e(learned)}</pre>")
         parts.append(f"<details>{head}{''.join(body)}</details>")
     return "".join(parts) or '<p class="note">No runs.</p>'
 
@@ -244,7 +250,7 @@ def render_report(
     plots: dict[str, Path],
 ) -> str:
     """The report page as a string: settings, the three tables, significance, the summary plots
-    (embedded as base64 PNG), excluded runs with their reasons, and one collapsible section per run."""
+    (embedded as base64 PNG), excluded runs with their reasons, one collapsible section per run."""
     n_ok = sum(r.ok for r in results.runs)
     counts = excluded["status"].value_counts().to_dict() if not excluded.empty else {}
     status_line = f"{n_ok} completed run(s)" + "".join(

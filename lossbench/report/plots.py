@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from lossbench.io import atomic_savefig
@@ -68,6 +69,14 @@ def _no_data(ax: Axes, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _class_ticks(ax: Axes, x: np.ndarray, classes: list[str]) -> None:
+    """Class names under grouped bars, slanted when they would collide."""
+    if len(classes) > 4 or sum(len(c) for c in classes) > 40:
+        ax.set_xticks(x, classes, rotation=35, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(x, classes)
 
 
 def kind_colors(kinds: list[str]) -> dict[str, Any]:
@@ -137,6 +146,7 @@ def plot_history(history: pd.DataFrame, title: str, best_epoch: int | None = Non
         if best_epoch is not None and drawn:
             ax.axvline(best_epoch, color="0.5", linestyle=":", label=f"best epoch ({best_epoch})")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.set_title(panel_title, fontsize=10)
         ncol = max(1, math.ceil(len(cols) / 12))
@@ -226,7 +236,7 @@ def plot_per_class(per_class: pd.DataFrame, title: str) -> Figure:
     width = 0.8 / max(1, len(metrics))
     for i, metric in enumerate(metrics):
         ax.bar(x + (i - (len(metrics) - 1) / 2) * width, per_class[metric], width, label=metric)
-    ax.set_xticks(x, classes, rotation=45 if len(classes) > 4 else 0, ha="right")
+    _class_ticks(ax, x, classes)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("class")
     ax.set_ylabel("score")
@@ -288,7 +298,7 @@ def plot_history_overlay(results: ExperimentResults, colors: dict[str, Any]) -> 
             label = f"{kind} (n={n_runs})"
             ax.plot(stats.index, stats["mean"], color=colors[kind], label=label)
             band = stats[stats["count"] > 1]
-            if not band.empty:
+            if not band.empty and len(results.kinds) <= 4:  # bands of many kinds are unreadable
                 ax.fill_between(
                     band.index,
                     band["mean"] - band["std"],
@@ -303,13 +313,19 @@ def plot_history_overlay(results: ExperimentResults, colors: dict[str, Any]) -> 
         (ax_loss, "loss", "Validation loss (each run's own loss)"),
     ):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.set_title(panel, fontsize=10)
-        if drawn:
-            _legend(ax, fontsize=8)
-        else:
+        if not drawn:
             _no_data(ax, "no training history")
-    fig.suptitle(f"{results.name}: training curves, mean over seeds (band: ± 1 std)")
+    handles: dict[str, Any] = {}
+    for ax in (ax_f1, ax_loss):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:  # both panels show the same losses: one legend beside them
+        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
+    band = " (band: ± 1 std)" if len(results.kinds) <= 4 else ""
+    fig.suptitle(f"{results.name}: training curves, mean over seeds{band}")
     return fig
 
 
@@ -320,7 +336,7 @@ def plot_per_class_overlay(
     table = per_class_table
     classes = list(dict.fromkeys(table["class"].astype(str))) if not table.empty else []
     kinds = [k for k in results.kinds if k in set(table["loss"])] if not table.empty else []
-    fig = _figure(max(7.0, 1.5 + 0.25 * len(classes) * max(1, len(kinds))), 4.8)
+    fig = _figure(min(18.0, max(7.0, 1.5 + 0.25 * len(classes) * max(1, len(kinds)))), 4.8)
     ax = fig.subplots()
     x = np.arange(len(classes))
     width = 0.8 / max(1, len(kinds))
@@ -330,19 +346,22 @@ def plot_per_class_overlay(
             x + (i - (len(kinds) - 1) / 2) * width,
             sub["f1_mean"].fillna(0.0),
             width,
-            yerr=sub["f1_std"].fillna(0.0),
+            yerr=sub["f1_std"].to_numpy(),  # NaN (one seed): no error bar
             color=colors[kind],
             label=kind,
             error_kw={"elinewidth": 0.8, "capsize": 1.5},
         )
     if not kinds:
         _no_data(ax, "no per-class results")
-    ax.set_xticks(x, classes, rotation=45 if len(classes) > 4 else 0, ha="right")
+    _class_ticks(ax, x, classes)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("class")
     ax.set_ylabel("F1 (test)")
-    ax.set_title(f"{results.name}: per-class F1 by loss, mean ± std over seeds")
-    _legend(ax, fontsize=8, ncol=max(1, math.ceil(len(kinds) / 8)))
+    ax.set_title(f"{results.name}: per-class test F1 by loss, mean ± std over seeds")
+    if len(kinds) > 5:
+        fig.legend(loc="outside right upper", fontsize=8)
+    else:
+        _legend(ax, fontsize=8)
     return fig
 
 
@@ -364,7 +383,7 @@ def _pooled_bins(runs: list[RunRecord]) -> pd.DataFrame | None:
 
 def plot_reliability_overlay(results: ExperimentResults, colors: dict[str, Any]) -> Figure:
     """One reliability curve per run kind, bins pooled over its seeds."""
-    fig = _figure(6.5, 6.0)
+    fig = _figure(6.5 if len(results.kinds) <= 5 else 8.5, 6.0)
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.3", label="perfect calibration")
     drawn = False
@@ -389,8 +408,11 @@ def plot_reliability_overlay(results: ExperimentResults, colors: dict[str, Any])
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (top-label probability, bin mean)")
     ax.set_ylabel("accuracy (bin mean)")
-    ax.set_title(f"{results.name}: reliability by loss (bins pooled over seeds)")
-    _legend(ax, fontsize=8, loc="upper left")
+    ax.set_title(f"{results.name}\nreliability by loss (bins pooled over seeds)", fontsize=10)
+    if len(results.kinds) > 5:
+        fig.legend(loc="outside right upper", fontsize=8)
+    else:
+        _legend(ax, fontsize=8, loc="upper left")
     return fig
 
 
@@ -431,20 +453,23 @@ def plot_pr_curves(results: ExperimentResults, colors: dict[str, Any]) -> Figure
     names = results.class_names
     ncols = min(4, len(classes))
     nrows = math.ceil(len(classes) / ncols)
-    fig = _figure(3.6 * ncols + 1.8, 3.0 * nrows + 0.6)
+    per_panel_legend = len(pooled) <= 5  # curve labels with the AP inside each panel
+    fig = _figure(3.8 * ncols + (0 if per_panel_legend else 1.5), 3.4 * nrows + 0.4)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, k in zip(axes, classes, strict=False):
         name = names[k] if k < len(names) else str(k)
-        for i, (kind, (y, p)) in enumerate(pooled.items()):
+        for kind, (y, p) in pooled.items():
             positive = y == k
             if k >= p.shape[1] or not positive.any():
                 continue
             precision, recall, _ = precision_recall_curve(positive, p[:, k])
             ap = average_precision_score(positive, p[:, k])
-            ax.plot(recall, precision, color=colors[kind], linewidth=1.2)
-            ax.text(0.02, 0.03 + 0.07 * i, f"AP {ap:.2f}", color=colors[kind], fontsize=6)
+            label = f"{kind} (AP {ap:.2f})" if per_panel_legend else kind
+            ax.plot(recall, precision, color=colors[kind], linewidth=1.1, label=label)
         prevalence = float(np.mean(y_any == k)) if len(y_any) else 0.0
-        ax.axhline(prevalence, color="0.6", linestyle=":", linewidth=0.8)
+        ax.axhline(prevalence, color="0.6", linestyle=":", linewidth=0.8, label="prevalence")
+        if per_panel_legend:
+            ax.legend(loc="best", fontsize=6, framealpha=0.7)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall", fontsize=8)
@@ -453,9 +478,10 @@ def plot_pr_curves(results: ExperimentResults, colors: dict[str, Any]) -> Figure
         ax.tick_params(labelsize=7)
     for ax in axes[len(classes) :]:
         ax.set_visible(False)
-    handles = [Line2D([], [], color=colors[kind], label=kind) for kind in pooled]
-    handles.append(Line2D([], [], color="0.6", linestyle=":", label="prevalence"))
-    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
+    if not per_panel_legend:  # many kinds: one legend; macro AUPRC is in table_average
+        handles = [Line2D([], [], color=colors[kind], label=kind) for kind in pooled]
+        handles.append(Line2D([], [], color="0.6", linestyle=":", label="prevalence"))
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     shown = "" if len(classes) == n_classes else f", the {len(classes)} rarest classes"
     fig.suptitle(f"{results.name}: precision-recall curves (test, pooled over seeds{shown})")
     return fig

@@ -13,10 +13,11 @@ Conventions (documented here once, used by the CSV/Parquet/Markdown tables and t
   (ddof = 1); with a single seed the std is NaN and the Markdown cell shows the mean alone
   ("0.912", no "±" part). Missing (null) metric values of a seed are skipped.
 - Significance (`significance_table`): every kind other than the reference ("ce", else the first
-  loss with results) against the reference, for `macro_f1` and `brier`. The seed test is paired over
-  the seeds both kinds completed (difference = kind - reference). The bootstrap CI is computed on the
-  test predictions pooled over those seeds: for each common seed the two runs' predictions are
-  aligned by `row_id`, and the aligned rows of all seeds are concatenated and resampled together.
+  loss with results) against the reference, for `macro_f1` and `brier`. The seed test is paired
+  over the seeds both kinds completed (difference = kind - reference). The bootstrap CI is computed
+  on the test predictions pooled over those seeds: for each common seed the two runs'
+  predictions are aligned by `row_id`, and the aligned rows of all seeds are concatenated and
+  resampled together (each seed has its own split, so pooling adds test rows).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from lossbench.metrics.significance import paired_bootstrap_ci, paired_seed_test
 
 __all__ = [
     "AVERAGE_METRICS",
@@ -53,6 +56,7 @@ AVERAGE_METRICS: dict[str, str] = {
     "macro_f1": "F1",
     "macro_far": "FAR",
     "macro_auroc": "AUROC",
+    "macro_auprc": "AUPRC",
 }
 PER_CLASS_METRICS: dict[str, str] = {
     "precision": "Precision",
@@ -347,10 +351,11 @@ def tables_from(results: ExperimentResults) -> dict[str, pd.DataFrame]:
 
 
 def summary_tables(exp_dir: Path) -> dict[str, pd.DataFrame]:
-    """The three summary tables of an experiment folder, keyed "average", "per_class", "calibration".
+    """The three summary tables of an experiment, keyed "average", "per_class", "calibration".
 
     - average: one row per run kind; columns loss, kind, n_seeds, n_failed, then
-      `<m>_mean`/`<m>_std` for m in macro_precision, macro_recall, macro_f1, macro_far, macro_auroc.
+      `<m>_mean`/`<m>_std` for m in macro_precision, macro_recall, macro_f1, macro_far, macro_auroc,
+      macro_auprc.
     - per_class: one row per (class, run kind), classes in class order; columns class, loss, kind,
       n_seeds, then `<m>_mean`/`<m>_std` for m in precision, recall, f1, far.
     - calibration: one row per run kind; loss, kind, n_seeds, n_failed, brier/ece/mce mean and std.
@@ -424,6 +429,7 @@ SIGNIFICANCE_COLUMNS = [
     "std_diff",
     "t",
     "p_value",
+    "wilcoxon_p",
     "boot_diff",
     "boot_ci_low",
     "boot_ci_high",
@@ -471,10 +477,10 @@ def significance_from(
 
     Columns: loss, reference, metric, n_seeds (paired seeds), mean_diff and std_diff over seeds
     (kind - reference, std ddof=1), t and p_value of the paired t-test (NaN with fewer than two
-    seeds), boot_diff/boot_ci_low/boot_ci_high/n_boot of the paired bootstrap on the pooled test
+    seeds or zero-variance differences), wilcoxon_p (signed-rank test, NaN below five seeds),
+    boot_diff/boot_ci_low/boot_ci_high/n_boot of the paired bootstrap on the pooled test
     predictions, and n_test (pooled test rows).
     """
-    from lossbench.metrics.significance import paired_bootstrap_ci, paired_seed_test
 
     ref = reference_kind(results)
     rows: list[dict[str, Any]] = []
@@ -497,10 +503,11 @@ def significance_from(
             if len(keep):
                 test = paired_seed_test(a_arr, b_arr)
                 row.update(
-                    mean_diff=test.get("mean_diff"),
-                    std_diff=test.get("std_diff"),
-                    t=test.get("t"),
-                    p_value=test.get("p_value"),
+                    mean_diff=test["mean_diff"],
+                    std_diff=test["std_diff"],
+                    t=test["t_stat"],
+                    p_value=test["p_value"],
+                    wilcoxon_p=test["wilcoxon_p"],
                 )
             if pooled is not None:
                 y, pa, pb = pooled
@@ -513,7 +520,10 @@ def significance_from(
                     n_test=len(y),
                 )
             rows.append(row)
-    return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+    table = pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
+    for col in ("n_seeds", "n_boot", "n_test"):  # counts stay integers next to NaN rows
+        table[col] = pd.to_numeric(table[col]).astype("Int64")
+    return table
 
 
 def significance_table(

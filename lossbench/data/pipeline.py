@@ -1,0 +1,612 @@
+"""From a source to prepared arrays: load, preset, sample, split, scale, cache (SPEC 2.1-2.5).
+
+    prepare(opts)
+      -> load_table (CSV/Parquet/folder) or load_builtin
+      -> preprocess: preset columns, labels, features to float32, ±inf -> missing,
+         missing rows (--nan-policy), merge/drop classes, class-size checks
+      -> stratified subsample (--sample-frac) -> stratified split
+      -> median fill (nan-policy median), constant features dropped (CICIDS2017 preset)
+         and scaling, all fitted on the training split only
+      -> cache
+
+Bad input raises `InputError` with one message naming the file, column or value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lossbench.config import DataOptions
+from lossbench.data import cache as cache_mod
+from lossbench.data.builtin import BUILTIN_DATASETS, BUILTIN_VERSION, load_builtin
+from lossbench.data.load import (
+    describe_row,
+    fix_text,
+    list_data_files,
+    load_table,
+    normalise_label,
+    resolve_label_col,
+)
+from lossbench.data.presets import GENERIC, Preset, label_mapping, resolve_preset
+from lossbench.data.split import (
+    fit_scaler,
+    split_min_count,
+    stratified_split,
+    stratified_subsample,
+)
+from lossbench.data.table import Table, sort_class_names
+from lossbench.errors import InputError
+
+#: A defaulted label column (the last column) with more distinct values is not a label.
+MAX_DEFAULT_LABEL_CLASSES = 1000
+_SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class PreparedData:
+    """A dataset ready for training: scaled float32 features, int64 labels, split three ways.
+
+    Arrays may be read-only memory maps (when they come from the cache).
+    """
+
+    name: str
+    X_train: np.ndarray
+    X_val: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    ids_train: np.ndarray
+    ids_val: np.ndarray
+    ids_test: np.ndarray
+    class_names: list[str]
+    feature_names: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes K."""
+        return len(self.class_names)
+
+    @property
+    def n_features(self) -> int:
+        """Number of features F."""
+        return len(self.feature_names)
+
+    def class_counts(self, split: str = "train") -> np.ndarray:
+        """Rows per class in `split` ('train', 'val' or 'test'): int64 of length K."""
+        if split not in _SPLITS:
+            raise ValueError(f"split must be one of {_SPLITS}, not {split!r}")
+        y = getattr(self, f"y_{split}")
+        return np.bincount(np.asarray(y), minlength=self.n_classes).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# sources
+
+
+@dataclass
+class _Source:
+    name: str
+    path: Path | None  # None: a built-in dataset
+    signature: list[Any]
+
+
+def _resolve_source(opts: DataOptions) -> _Source:
+    data = opts.data if opts.data is not None else "digits-lt"
+    p = Path(data).expanduser()
+    if data in BUILTIN_DATASETS and not p.exists():
+        return _Source(data, None, [["builtin", data, BUILTIN_VERSION]])
+    if not p.exists():
+        raise InputError(
+            f"{data}: no such file or directory (built-in datasets: {', '.join(BUILTIN_DATASETS)})"
+        )
+    if p.is_dir():
+        files = list_data_files(p)
+        if not files:
+            raise InputError(f"{p}: folder holds no CSV files (*.csv, *.csv.gz)")
+        name = p.resolve().name
+    else:
+        files = [p]
+        name = p.name.split(".")[0] or p.name
+    return _Source(name, p, cache_mod.file_signature(files))
+
+
+# ----------------------------------------------------------------------------------------------
+# preprocessing (no split)
+
+
+def preprocess(df: pd.DataFrame, opts: DataOptions, name: str | None = None) -> Table:
+    """Steps 1-4 of the preset (or the generic path) and the class checks, on a loaded table.
+
+    Args:
+        df: the result of `load_table`.
+        opts: label column, preset, nan policy, merges, drops, min class count, split,
+            one-hot limit.
+        name: dataset name for the Table (default: from the source path).
+
+    Returns:
+        A Table whose X may hold NaN only under `nan_policy='median'`, with `info` recording the
+        preset, raw and final class counts, dropped columns/rows/classes, merges and warnings.
+    """
+    attrs = df.attrs.get("lossbench", {})
+    source = attrs.get("path", name or "data")
+    if name is None:
+        name = Path(source).name.split(".")[0] or source
+    columns = [str(c) for c in df.columns]
+    label, defaulted = resolve_label_col(columns, opts.label_col, source)
+    preset = resolve_preset(opts.preset, columns)
+    warn: list[str] = []
+
+    for col, n in attrs.get("duplicate_columns", {}).items():
+        if not (col in preset.allowed_duplicates and n == 2):
+            raise InputError(
+                f"{source}: duplicate column name {col!r} ({n} columns have it); "
+                "column names must be unique"
+            )
+    dropped_cols = [c for c in preset.drop_columns if c in columns and c != label]
+    feature_cols = [c for c in columns if c != label and c not in dropped_cols]
+    if not feature_cols:
+        raise InputError(f"{source}: no feature columns besides the label column {label!r}")
+
+    y, names = _parse_labels(df[label], label, defaulted, source)
+    raw_names = list(names)
+    raw_counts = np.bincount(y[y >= 0], minlength=len(names))
+    n_no_label = int((y < 0).sum())
+    if n_no_label:
+        warn.append(f"{n_no_label} rows without a label were dropped")
+    X, feature_names, onehot = _features(df, feature_cols, attrs, opts.max_onehot_levels, source)
+
+    # ±inf and NaN are missing; all-missing columns are an error (step 3).
+    missing = ~np.isfinite(X)
+    if missing.any():
+        np.copyto(X, np.float32(np.nan), where=missing)
+    labelled = y >= 0
+    n_lab = int(labelled.sum())
+    col_missing = (missing if n_lab == len(y) else missing[labelled]).sum(axis=0)
+    if n_lab and (col_missing == n_lab).any():
+        bad = feature_names[int(np.flatnonzero(col_missing == n_lab)[0])]
+        raise InputError(f"{source}: column {bad!r} is entirely missing (no value in any row)")
+    row_missing = missing.any(axis=1) & labelled
+    n_row_missing = int(row_missing.sum())
+    if n_row_missing:
+        if opts.nan_policy == "error":
+            r = int(np.flatnonzero(row_missing)[0])
+            c = feature_names[int(np.flatnonzero(missing[r])[0])]
+            where = describe_row(attrs, int(df.index[r]))
+            raise InputError(
+                f"{source}: missing or infinite value in column {c!r} at {where} "
+                "(--nan-policy error; use drop or median)"
+            )
+        if opts.nan_policy == "drop":
+            y[row_missing] = -1
+    del missing
+
+    y, names, dropped_classes, merged = _apply_label_rules(y, names, opts, preset, warn)
+    y, names, small = _check_classes(y, names, opts, source, warn)
+    dropped_classes.update(small)
+    rows = np.flatnonzero(y >= 0)
+    ids = df.index.to_numpy(dtype=np.int64)[rows]
+    info: dict[str, Any] = {
+        "preset": preset.name,
+        "label_col": label,
+        "sources": [s["path"] for s in attrs.get("sources", [])],
+        "n_rows_raw": len(df),
+        "raw_classes": _counts_dict(raw_counts, raw_names),
+        "dropped": {
+            "columns": dropped_cols,
+            "rows_empty": int(attrs.get("n_empty_rows", 0)),
+            "rows_missing_label": n_no_label,
+            "rows_missing": n_row_missing if opts.nan_policy == "drop" else 0,
+            "classes": dropped_classes,
+        },
+        "rows_with_missing": n_row_missing,
+        "merged": merged,
+        "onehot_columns": onehot,
+        "warnings": warn,
+    }
+    return Table(name, X, y[rows], ids, names, feature_names, info, rows)
+
+
+def _parse_labels(
+    series: pd.Series, label: str, defaulted: bool, source: str
+) -> tuple[np.ndarray, list[str]]:
+    """Class index per row (-1: no label) and the sorted, normalised class names."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    values = list(uniques)
+    if defaulted:
+        numeric = pd.api.types.is_numeric_dtype(series.dtype)
+        if numeric and not all(float(v).is_integer() for v in values):
+            raise InputError(
+                f"{source}: no label column: there is no 'Label' column and the last column "
+                f"{label!r} holds continuous values; name the label column with --label-col"
+            )
+        if len(values) > MAX_DEFAULT_LABEL_CLASSES:
+            raise InputError(
+                f"{source}: no label column: there is no 'Label' column and the last column "
+                f"{label!r} has {len(values)} distinct values; name the label column with "
+                "--label-col"
+            )
+    text = [normalise_label(v) for v in values]
+    names = sort_class_names(sorted({t for t in text if t}))
+    index = {n: i for i, n in enumerate(names)}
+    lut = np.array([index.get(t, -1) for t in text] + [-1], dtype=np.int64)
+    return lut[codes], names
+
+
+def _features(
+    df: pd.DataFrame, cols: list[str], attrs: dict, max_levels: int, source: str
+) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+    """Float32 feature matrix: numbers as they are, few-level text one-hot encoded (SPEC 2.3)."""
+    plain: list[str] = []
+    converted: dict[str, pd.Series] = {}
+    onehot: dict[str, tuple[np.ndarray, list[str]]] = {}
+    for c in cols:
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+            plain.append(c)
+            continue
+        present = s.dropna()
+        numbers = pd.to_numeric(present, errors="coerce")
+        ok = numbers.notna().to_numpy()
+        if ok.all():
+            converted[c] = pd.to_numeric(s, errors="coerce")
+        elif ok.mean() >= 0.5:
+            row = present.index[int(np.flatnonzero(~ok)[0])]
+            value = fix_text(str(present.loc[row]))
+            value = value if len(value) <= 40 else value[:37] + "..."
+            raise InputError(
+                f"{source}: column {c!r} is numeric but holds the non-numeric value {value!r} "
+                f"at {describe_row(attrs, int(row))}"
+            )
+        else:
+            codes, uniques = pd.factorize(s, use_na_sentinel=True)
+            text = [normalise_label(u) for u in uniques]
+            levels = sorted(set(text))
+            if len(levels) > max_levels:
+                raise InputError(
+                    f"{source}: column {c!r} holds text with {len(levels)} distinct values "
+                    f"(e.g. {levels[0]!r}), more than the one-hot limit of {max_levels}; "
+                    "remove the column or encode it as numbers"
+                )
+            lut = np.array([levels.index(t) for t in text] + [-1], dtype=np.int64)
+            onehot[c] = (lut[codes], levels)
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not converted and not onehot:
+            frame = df[plain]
+            if all(isinstance(t, np.dtype) for t in frame.dtypes):
+                # Usually Fortran-ordered (pandas stores columns); kept so, see Table.
+                X = frame.to_numpy(dtype=np.float32)
+                if np.may_share_memory(X, frame[plain[0]].to_numpy()):
+                    X = X.copy(order="F")  # float32 data: never clean the caller's frame
+            else:  # nullable extension types (Parquet): pd.NA -> NaN
+                X = frame.to_numpy(dtype=np.float32, na_value=np.nan)
+            return X, list(plain), {}
+        names: list[str] = []
+        width = sum(len(onehot[c][1]) if c in onehot else 1 for c in cols)
+        X = np.empty((len(df), width), dtype=np.float32)
+        j = 0
+        for c in cols:
+            if c in onehot:
+                codes, levels = onehot[c]
+                block = codes[:, None] == np.arange(len(levels))[None, :]
+                X[:, j : j + len(levels)] = block
+                names.extend(f"{c}={lv}" for lv in levels)
+                j += len(levels)
+            else:
+                s = converted.get(c, df[c])
+                X[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
+                names.append(c)
+                j += 1
+    return X, names, {c: levels for c, (_, levels) in onehot.items()}
+
+
+def _apply_label_rules(
+    y: np.ndarray, names: list[str], opts: DataOptions, preset: Preset, warn: list[str]
+) -> tuple[np.ndarray, list[str], dict[str, int], dict[str, list[str]]]:
+    """Merge, then drop, classes (step 4); returns new y, names, dropped counts, merges."""
+    merges = list(preset.merges) if opts.merge is None else list(opts.merge)
+    drops = list(preset.drop_classes) if opts.drop_classes is None else list(opts.drop_classes)
+    new_of_old, merged, unused = label_mapping(names, merges, drops)
+    if opts.drop_classes is not None:
+        for pat in unused:
+            warn.append(f"--drop-classes {pat!r} matches no class")
+    counts = np.bincount(y[y >= 0], minlength=len(names))
+    dropped: dict[str, int] = {}
+    for old, new in zip(names, new_of_old, strict=True):
+        if new is None and counts[names.index(old)]:
+            dropped[old] = int(counts[names.index(old)])
+    new_names = sort_class_names(sorted({n for n in new_of_old if n is not None}))
+    index = {n: i for i, n in enumerate(new_names)}
+    lut = np.array([index[n] if n is not None else -1 for n in new_of_old] + [-1], np.int64)
+    return lut[y], new_names, dropped, merged
+
+
+def _check_classes(
+    y: np.ndarray, names: list[str], opts: DataOptions, source: str, warn: list[str]
+) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """Classes present, big enough for the stratified split; recode to the present classes."""
+    counts = np.bincount(y[y >= 0], minlength=len(names))
+    present = [i for i in range(len(names)) if counts[i] > 0]
+    if not present:
+        raise InputError(f"{source}: no rows left after preprocessing")
+    if len(present) == 1:
+        raise InputError(
+            f"{source}: the label has only one class ({names[present[0]]!r}) after "
+            "preprocessing; classification needs at least two"
+        )
+    need = split_min_count(opts.split)
+    split_txt = "/".join(f"{f:g}" for f in opts.split)
+    threshold = max(need, opts.min_class_count or 0)
+    small = [i for i in present if counts[i] < threshold]
+    dropped: dict[str, int] = {}
+    if small and opts.min_class_count is None:
+        i = min(small, key=lambda i: counts[i])
+        raise InputError(
+            f"{source}: class {names[i]!r} has {counts[i]} rows but the stratified split "
+            f"{split_txt} needs at least {need} per class; drop it with "
+            f"--drop-classes {names[i]!r} or drop all such classes with --min-class-count {need}"
+        )
+    for i in small:
+        dropped[names[i]] = int(counts[i])
+        warn.append(f"class {names[i]!r} dropped: {counts[i]} rows, fewer than {threshold}")
+    keep = [i for i in present if i not in small]
+    if len(keep) < 2:
+        raise InputError(
+            f"{source}: fewer than two classes have at least {threshold} rows; "
+            "classification needs at least two"
+        )
+    lut = np.full(len(names) + 1, -1, dtype=np.int64)
+    lut[keep] = np.arange(len(keep))
+    return lut[y], [names[i] for i in keep], dropped
+
+
+def _counts_dict(counts: np.ndarray, names: list[str]) -> dict[str, int]:
+    """name -> count, largest first (ties by name order), zero counts left out."""
+    order = sorted(range(len(names)), key=lambda i: -counts[i])
+    return {names[i]: int(counts[i]) for i in order if counts[i] > 0}
+
+
+def _builtin_table(name: str, opts: DataOptions) -> Table:
+    """A built-in dataset through the same label rules and class checks as a file."""
+    table = load_builtin(name)
+    warn: list[str] = []
+    y, names, dropped, merged = _apply_label_rules(table.y, table.class_names, opts, GENERIC, warn)
+    y, names, small = _check_classes(y, names, opts, name, warn)
+    dropped.update(small)
+    rows = np.flatnonzero(y >= 0)
+    info = {
+        **table.info,
+        "preset": "none",
+        "label_col": None,
+        "sources": [f"builtin:{name}"],
+        "n_rows_raw": len(table.y),
+        "raw_classes": _counts_dict(table.class_counts(), table.class_names),
+        "dropped": {"columns": [], "rows_missing": 0, "classes": dropped},
+        "rows_with_missing": 0,
+        "merged": merged,
+        "onehot_columns": {},
+        "warnings": warn,
+    }
+    return Table(name, table.X, y[rows], table.ids[rows], names, table.feature_names, info, rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# prepare
+
+
+def prepare(opts: DataOptions) -> PreparedData:
+    """Load, preprocess, sample, split, scale and cache a dataset (SPEC 2).
+
+    A second call with the same sources (path, size, mtime) and the same options returns the
+    cached arrays as read-only memory maps, with `info["cache_hit"]` true; `opts.cache=False`
+    neither reads nor writes the cache.
+
+    Raises:
+        InputError: bad input (SPEC 2.5), with one message naming the file, column or value.
+    """
+    src = _resolve_source(opts)
+    key = cache_mod.fingerprint(src.signature, opts)
+    root = cache_mod.cache_root(opts)
+    if opts.cache:
+        hit = cache_mod.load_entry(root, key)
+        if hit is not None:
+            arrays, meta = hit
+            info = {**meta["info"], "cache_hit": True, "cache_path": str(root)}
+            return PreparedData(
+                name=meta["name"],
+                **arrays,
+                class_names=list(meta["class_names"]),
+                feature_names=list(meta["feature_names"]),
+                info=info,
+                fingerprint=key,
+            )
+
+    if src.path is None:
+        table = _builtin_table(src.name, opts)
+    else:
+        table = preprocess(load_table(src.path, label_col=opts.label_col), opts, src.name)
+    data = _split_and_scale(table, opts)
+    data.fingerprint = key
+    data.info["fingerprint"] = key
+    data.info["cache_hit"] = False
+    if opts.cache:
+        meta = {
+            "name": data.name,
+            "class_names": data.class_names,
+            "feature_names": data.feature_names,
+            "info": data.info,
+        }
+        arrays = {n: getattr(data, n) for n in cache_mod.ARRAY_NAMES}
+        try:
+            folder = cache_mod.save_entry(root, key, arrays, meta)
+            data.info["cache_path"] = str(folder.parent.parent)
+        except OSError as exc:
+            data.info["warnings"].append(f"could not write the cache in {root}: {exc}")
+    return data
+
+
+def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
+    """Steps 5-7: subsample, split, then median fill, constant features and scaler from train."""
+    info = dict(table.info)
+    info["warnings"] = list(info.get("warnings", []))
+    info["dropped"] = dict(info.get("dropped", {}))
+    rows, y, ids = table.rows, table.y, table.ids
+    need = split_min_count(opts.split)
+    if opts.sample_frac is not None and opts.sample_frac < 1:
+        sub = stratified_subsample(y, opts.sample_frac, opts.seed, need)
+        info["dropped"]["rows_sampled_out"] = int(len(y) - len(sub))
+        rows, y, ids = rows[sub], y[sub], ids[sub]
+    parts = stratified_split(y, opts.split, opts.seed)
+
+    # Training statistics from a (F, n_train) copy: reductions along contiguous memory.
+    XT = table.X.T
+    train_T = np.take(XT, rows[parts[0]], axis=1)
+    med = None
+    if opts.nan_policy == "median" and info.get("rows_with_missing", 0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            med = np.nanmedian(train_T, axis=1)
+        if np.isnan(med).any():
+            bad = [table.feature_names[j] for j in np.flatnonzero(np.isnan(med))]
+            info["warnings"].append(f"no training values to take a median from in {bad}; used 0")
+            med = np.nan_to_num(med, nan=0.0)
+        r, c = np.nonzero(np.isnan(train_T))
+        train_T[r, c] = med[r]
+        info["median_fill"] = med.astype(float).tolist()
+
+    feature_names = list(table.feature_names)
+    constant: list[str] = []
+    if info.get("preset") == "cicids2017":  # step 5: constant on the training split
+        const = train_T.min(axis=1) == train_T.max(axis=1)
+        if const.any():
+            constant = [feature_names[j] for j in np.flatnonzero(const)]
+            cols = np.flatnonzero(~const)
+            feature_names = [feature_names[j] for j in cols]
+            train_T = train_T[cols]
+            XT = XT[cols]
+            med = None if med is None else med[cols]
+    info["dropped"]["constant_columns"] = constant
+    scaler = fit_scaler(opts.scaler, train_T.T)
+    del train_T
+
+    X = XT.T  # (N, F) Fortran-ordered when the load produced it so: row gathers come out C
+    arrays = []
+    for part in parts:
+        A = np.ascontiguousarray(X[rows[part]])
+        if med is not None:
+            r, c = np.nonzero(np.isnan(A))
+            A[r, c] = med[c]
+        arrays.append(scaler.transform(A))
+    info.update(
+        {
+            "n_rows": int(len(y)),
+            "classes": _counts_dict(
+                np.bincount(y, minlength=len(table.class_names)), table.class_names
+            ),
+            "split": {
+                "fractions": [float(f) for f in opts.split],
+                "seed": opts.seed,
+                "sizes": [len(p) for p in parts],
+            },
+            "sample_frac": opts.sample_frac,
+            "scaler": scaler.to_info(),
+        }
+    )
+    return PreparedData(
+        name=table.name,
+        X_train=arrays[0],
+        X_val=arrays[1],
+        X_test=arrays[2],
+        y_train=y[parts[0]],
+        y_val=y[parts[1]],
+        y_test=y[parts[2]],
+        ids_train=ids[parts[0]],
+        ids_val=ids[parts[1]],
+        ids_test=ids[parts[2]],
+        class_names=list(table.class_names),
+        feature_names=feature_names,
+        info=info,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# inspect
+
+
+def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
+    """Describe a dataset for `lossbench inspect`: classes, imbalance, data quality, preset.
+
+    Returns a JSON-able dict with at least: name, n_rows, n_features, classes (after
+    preprocessing, largest first), raw_classes (before), imbalance_ratio (largest / smallest
+    class), n_missing and n_infinite (cells before cleaning), constant_columns, n_duplicate_rows,
+    preset, dropped and warnings. Constant columns are those constant over all preprocessed rows
+    (`prepare` decides on the training split only). Nothing is written.
+    """
+    src = _resolve_source(opts)
+    if src.path is None:
+        table = _builtin_table(src.name, opts)
+        frame = pd.DataFrame(table.X)
+        frame["label"] = table.y
+        n_missing, n_infinite = 0, 0
+        n_dup = int(frame.duplicated().sum())
+        n_columns_raw = table.X.shape[1] + 1
+    else:
+        df = load_table(src.path, label_col=opts.label_col)
+        n_missing = int(df.isna().to_numpy().sum())
+        n_infinite = 0
+        for c in df.columns:
+            if pd.api.types.is_float_dtype(df[c].dtype):
+                n_infinite += int(np.isinf(df[c].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
+        n_dup = int(df.duplicated().sum())
+        n_columns_raw = df.shape[1]
+        table = preprocess(df, opts, src.name)
+        del df
+
+    kept_T = np.take(table.X.T, table.rows, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lo, hi = np.nanmin(kept_T, axis=1), np.nanmax(kept_T, axis=1)
+    del kept_T
+    const = ~(lo < hi)
+    constant = [table.feature_names[j] for j in np.flatnonzero(const)]
+    info = table.info
+    dropped = dict(info["dropped"])
+    n_features = len(table.feature_names)
+    if info["preset"] == "cicids2017":
+        dropped["constant_columns"] = constant
+        n_features -= len(constant)
+    counts = table.class_counts()
+    classes = _counts_dict(counts, table.class_names)
+    return {
+        "name": table.name,
+        "sources": info["sources"],
+        "preset": info["preset"],
+        "label_col": info["label_col"],
+        "n_rows_raw": info["n_rows_raw"],
+        "n_columns_raw": n_columns_raw,
+        "n_rows": int(len(table.y)),
+        "n_features": n_features,
+        "n_classes": len(table.class_names),
+        "classes": classes,
+        "raw_classes": info["raw_classes"],
+        "imbalance_ratio": float(counts.max() / counts.min()),
+        "n_missing": n_missing,
+        "n_infinite": n_infinite,
+        "rows_with_missing": info["rows_with_missing"],
+        "n_duplicate_rows": n_dup,
+        "constant_columns": constant,
+        "dropped": dropped,
+        "merged": info["merged"],
+        "onehot_columns": info["onehot_columns"],
+        "warnings": info["warnings"],
+    }

@@ -1,0 +1,72 @@
+"""`compare --executor ray` on a local Ray instance (issue 7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray", reason="the ray extra is not installed (make install-ray)")
+
+pytestmark = pytest.mark.ray
+ARGS = ("--device", "cpu", "--epochs", "2", "--model", "mlp", "--losses", "ce,dwb",
+        "--seeds", "0,1", "--quiet")
+
+
+def _experiment(out: Path) -> Path:
+    (exp,) = [p for p in out.iterdir() if (p / "experiment.json").exists()]
+    return exp
+
+
+def _summaries(exp: Path) -> dict[str, dict]:
+    out = {}
+    for m in exp.glob("runs/*/metrics.json"):
+        data = json.loads(m.read_text())
+        out[data["name"]] = data
+    return out
+
+
+def test_ray_executor_matches_local_executor(cli, tmp_path):
+    local, ray_out = tmp_path / "local", tmp_path / "ray"
+    assert cli("compare", "--out", local, *ARGS).code == 0
+    res = cli("compare", "--out", ray_out, *ARGS, "--executor", "ray")
+    assert res.code == 0, res.err
+    a, b = _summaries(_experiment(local)), _summaries(_experiment(ray_out))
+    assert sorted(a) == sorted(b) == ["ce_seed0", "ce_seed1", "dwb_seed0", "dwb_seed1"]
+    for name in a:
+        assert b[name]["status"] == "ok"
+        assert a[name]["summary"] == b[name]["summary"], name
+    exp = _experiment(ray_out)
+    assert all((exp / "runs" / n / "DONE").exists() for n in b)
+    assert (exp / "summary" / "report.html").exists()
+    assert not list(exp.rglob("*.tmp"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(_experiment(local) / "summary" / "table_average.csv"),
+        pd.read_csv(exp / "summary" / "table_average.csv"),
+    )
+
+
+def test_killed_worker_is_a_failed_run_and_rerun_completes_it(cli, tmp_path, monkeypatch):
+    from lossbench.executors import KILL_ENV
+
+    out = tmp_path / "ray"
+    monkeypatch.setenv(KILL_ENV, "dwb_seed1")
+    res = cli("compare", "--out", out, *ARGS, "--executor", "ray")
+    assert res.code == 0, res.err
+    exp = _experiment(out)
+    killed = json.loads((exp / "runs" / "dwb_seed1" / "metrics.json").read_text())
+    assert killed["status"] == "failed" and "ray task failed" in killed["reason"]
+    assert not (exp / "runs" / "dwb_seed1" / "DONE").exists()
+    for name in ("ce_seed0", "ce_seed1", "dwb_seed0"):
+        assert (exp / "runs" / name / "DONE").exists(), name
+    assert "ray task failed" in (exp / "summary" / "report.html").read_text()
+    done = {p: p.stat().st_mtime_ns for p in exp.glob("runs/*/DONE")}
+
+    monkeypatch.delenv(KILL_ENV)
+    res = cli("compare", "--out", out, *ARGS, "--executor", "ray")
+    assert res.code == 0, res.err
+    assert _experiment(out) == exp
+    assert (exp / "runs" / "dwb_seed1" / "DONE").exists()
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # the others were not retrained
