@@ -8,6 +8,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -135,7 +136,9 @@ def data_options(
 
 
 def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    from lossbench.io import _json_safe
+
+    sys.stdout.write(json.dumps(_json_safe(obj), indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -376,18 +379,19 @@ class RichReporter:
 
 
 def _headline_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title)
+    table = Table(title=title, caption="macro averages on the test split", box=box.SIMPLE_HEAD)
     cols = ["macro_precision", "macro_recall", "macro_f1", "macro_auroc", "gmean", "brier", "ece"]
-    table.add_column("run")
-    table.add_column("status")
-    for c in cols:
-        table.add_column(c.replace("macro_", "macro "), justify="right")
+    heads = ["prec", "recall", "F1", "AUROC", "G-mean", "Brier", "ECE"]
+    table.add_column("run", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for head in heads:
+        table.add_column(head, justify="right", no_wrap=True)
     for m in rows:
         s = m.get("summary") or {}
         table.add_row(
             str(m.get("name")),
             str(m.get("status")),
-            *[f"{s[c]:.4f}" if isinstance(s.get(c), float) else "-" for c in cols],
+            *[f"{s[c]:.3f}" if isinstance(s.get(c), float) else "-" for c in cols],
         )
     return table
 
@@ -575,11 +579,10 @@ def _print_experiment(exp_dir: Any, *, quiet: bool, as_json: bool) -> None:
     console.print(_headline_table(exp_dir.name, runs))
     md = summary / "table_average.md"
     if md.exists():
-        console.print("\n[bold]Table II (macro averages, mean ± std over seeds)[/bold]")
+        console.print()
         console.print(md.read_text(), markup=False, highlight=False)
     md = summary / "table_calibration.md"
     if md.exists():
-        console.print("[bold]Calibration[/bold]")
         console.print(md.read_text(), markup=False, highlight=False)
     console.print(f"experiment: {exp_dir}")
     console.print(f"tables:     {summary}")
@@ -650,9 +653,33 @@ def bench(
 # entry point
 
 
+def _quiet_tensorflow_import() -> None:
+    """Import TensorFlow with its C++ start-up chatter (absl/oneDNN notices) kept off stderr."""
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (e.g. captured by a test runner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    except Exception:
+        pass  # the real import, where it is needed, raises with its message visible
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: maps InputError to exit code 2 with a one-line message."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("run", "compare", "bench"):
+        _quiet_tensorflow_import()
     try:
         result = app(args=argv, standalone_mode=False)
     except InputError as exc:

@@ -76,7 +76,7 @@ def test_metrics_are_those_of_the_stored_predictions(cli, tmp_path):
             assert stored is None
         else:
             assert stored == value, key
-    per_class = pd.read_csv(run_dir / "per_class.csv").set_index("class")
+    per_class = pd.read_csv(run_dir / "per_class.csv", dtype={"class": str}).set_index("class")
     expected = ev.per_class
     expected.index = expected.index.astype(str)
     pd.testing.assert_frame_equal(per_class, expected, check_dtype=False, check_names=False,

@@ -83,15 +83,14 @@ def digits_lt() -> Table:
     rows = np.sort(
         np.concatenate([np.flatnonzero(target == digit)[: keep[k]] for k, digit in enumerate(rank)])
     )
-    X = np.ascontiguousarray(digits.data[rows], dtype=np.float32)
-    return Table(
-        name="digits-lt",
-        X=X,
-        y=target[rows],
-        ids=rows.astype(np.int64),
+    return Table.from_matrix(
+        "digits-lt",
+        digits.data[rows].astype(np.float32),
+        target[rows],
         class_names=[str(d) for d in range(10)],
         feature_names=list(digits.feature_names),
         info={"builtin": "digits-lt", "imbalance_ratio": DIGITS_IMBALANCE},
+        ids=rows,
     )
 
 
@@ -173,11 +172,10 @@ def synthetic_cicids(n_rows: int = SYNTHETIC_ROWS, seed: int = 0) -> Table:
             X[:, j] = magnitude[j] * np.exp(0.6 * h[:, j])
     class_names = sorted(names)
     to_sorted = np.array([class_names.index(n) for n in names], dtype=np.int64)
-    return Table(
-        name="synthetic-cicids",
-        X=X,
-        y=to_sorted[y],
-        ids=np.arange(len(y), dtype=np.int64),
+    return Table.from_matrix(
+        "synthetic-cicids",
+        X,
+        to_sorted[y],
         class_names=class_names,
         feature_names=list(SYNTHETIC_FEATURES),
         info={"builtin": "synthetic-cicids", "generator_seed": seed},

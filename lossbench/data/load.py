@@ -2,9 +2,9 @@
 
 `load_table` returns the table as pandas reads it, with three repairs and nothing else:
 column names stripped of surrounding whitespace (duplicates renamed `X.1`, `X.2` as pandas does),
-undecodable bytes kept (as surrogate escapes, repaired later by `fix_text`), and fully empty rows
-dropped. `Infinity`, `inf` and `NaN` cells arrive as ±inf and NaN; the pipeline turns ±inf into
-missing values. What it found is recorded in `df.attrs["lossbench"]` (see `LoadInfo`).
+bytes that are not UTF-8 read as cp1252 in the header and labels (elsewhere replaced by U+FFFD),
+and fully empty rows dropped. `Infinity`, `inf` and `NaN` cells arrive as ±inf and NaN; the
+pipeline treats both as missing. What it found is recorded in `df.attrs["lossbench"]`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,6 @@ from lossbench.errors import InputError
 #: File name endings read as CSV when they sit in a folder.
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-#: Columns read as text whatever they hold (CICIDS2017 identifiers), besides the label.
-TEXT_COLUMNS = ("Flow ID", "Source IP", "Destination IP", "Timestamp")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
@@ -38,6 +37,8 @@ _DASHES = str.maketrans(
     {c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d\ufffd"}
 )
 _SURROGATES = re.compile("[\udc80-\udcff]")
+# U+FFFD (a byte that was not UTF-8) anywhere but alone between spaces
+_UNCLEAR_REPLACEMENT = re.compile("(?<! )\ufffd|\ufffd(?! )")
 
 
 def _decode_byte(b: int) -> str:
@@ -291,28 +292,29 @@ def _read_csv(
     raw_names, sep = _parse_header(path, head)
     names, dups = _dedupe(raw_names)
     label, _ = resolve_label_col(names, label_col, str(path))
-    text_cols = {c: object for c in (label, *TEXT_COLUMNS) if c in names}
     kwargs: dict[str, Any] = dict(
         sep=sep,
         header=0,
         names=names,
         index_col=False,
-        dtype=text_cols,
         skip_blank_lines=False,
-        low_memory=False,
         engine="c",
         compression="gzip" if kind == "gzip" else None,
     )
+    # Strict UTF-8 keeps pandas on its fast path (Arrow strings validated in bulk); undecodable
+    # bytes need a second read that replaces them (U+FFFD), and exact label text is then
+    # recovered from the raw bytes where it matters (see `_recover_labels`).
+    errors = "strict" if _is_utf8(head) else "replace"
     try:
-        try:
-            df = pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape", **kwargs)
-        except UnicodeEncodeError:
-            # Undecodable bytes in a text column other than the label: read every byte as
-            # latin-1 (slower, lossless), then repair the text columns.
-            df = pd.read_csv(path, encoding="latin-1", **kwargs)
-            for col in df.columns:
-                if not pd.api.types.is_numeric_dtype(df[col].dtype):
-                    df[col] = df[col].map(_relatin1, na_action="ignore").astype(object)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DtypeWarning: mixed types are diagnosed later
+            try:
+                df = pd.read_csv(path, encoding="utf-8", encoding_errors=errors, **kwargs)
+            except UnicodeDecodeError:
+                errors = "replace"
+                df = pd.read_csv(path, encoding="utf-8", encoding_errors=errors, **kwargs)
+            if errors == "replace":
+                _recover_labels(path, df, label, kwargs)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: empty file") from None
     except pd.errors.ParserError as exc:
@@ -323,7 +325,40 @@ def _read_csv(
     return df, dups
 
 
+def _is_utf8(head: bytes) -> bool:
+    """Whether the first bytes decode as UTF-8 (a character cut at the end does not count)."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3 and len(head) == _SNIFF_BYTES
+    return True
+
+
+def _recover_labels(path: Path, df: pd.DataFrame, label: str, kwargs: dict[str, Any]) -> None:
+    """Replace labels that lost undecodable bytes (now U+FFFD) by their cp1252 reading.
+
+    A U+FFFD between spaces is left alone: it is CICIDS2017's cp1252 dash (byte 0x96), and
+    `normalise_label` turns it into "-" anyway; elsewhere the label column is read again as
+    latin-1 (every byte kept) and those labels are decoded exactly.
+    """
+    col = df[label]
+    uniques = pd.unique(col.dropna())
+    lossy = [u for u in uniques if isinstance(u, str) and _UNCLEAR_REPLACEMENT.search(u)]
+    if not lossy:
+        return
+    raw = pd.read_csv(path, encoding="latin-1", usecols=[label], dtype={label: object}, **kwargs)[
+        label
+    ]
+    rows = col.isin(lossy).to_numpy()
+    codes, values = pd.factorize(raw[rows])
+    exact = np.array([_relatin1(v) for v in values] + [None], dtype=object)
+    fixed = col.to_numpy(dtype=object, na_value=None).copy()
+    fixed[rows] = exact[codes]
+    df[label] = pd.Series(fixed, index=df.index, dtype=object)
+
+
 def _relatin1(text: str) -> str:
+    """Text read as latin-1, decoded again as UTF-8 with a cp1252 (then latin-1) fallback."""
     raw = text.encode("latin-1")
     try:
         return raw.decode("utf-8")

@@ -2,8 +2,9 @@
 
     prepare(opts)
       -> load_table (CSV/Parquet/folder) or load_builtin
-      -> preprocess: preset columns, labels, features to float32, ±inf -> missing,
-         missing rows (--nan-policy), merge/drop classes, class-size checks
+      -> preprocess: preset columns, labels, feature columns (few-level text one-hot),
+         NaN/±inf as missing, missing rows (--nan-policy), merge/drop classes, class sizes
+         (features stay pandas' columns until the split: see lossbench.data.table)
       -> stratified subsample (--sample-frac) -> stratified split
       -> median fill (nan-policy median), constant features dropped (CICIDS2017 preset)
          and scaling, all fitted on the training split only
@@ -14,7 +15,6 @@ Bad input raises `InputError` with one message naming the file, column or value.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,20 @@ from lossbench.data.load import (
 )
 from lossbench.data.presets import GENERIC, Preset, label_mapping, resolve_preset
 from lossbench.data.split import (
-    fit_scaler,
+    Scaler,
     split_min_count,
     stratified_split,
     stratified_subsample,
 )
-from lossbench.data.table import Table, sort_class_names
+from lossbench.data.table import (
+    Table,
+    compact_rows,
+    finite_mask,
+    gather,
+    gather_fit,
+    sort_class_names,
+    to_rows,
+)
 from lossbench.errors import InputError
 
 #: A defaulted label column (the last column) with more distinct values is not a label.
@@ -123,7 +131,9 @@ def _resolve_source(opts: DataOptions) -> _Source:
 # preprocessing (no split)
 
 
-def preprocess(df: pd.DataFrame, opts: DataOptions, name: str | None = None) -> Table:
+def preprocess(
+    df: pd.DataFrame, opts: DataOptions, name: str | None = None, *, check_classes: bool = True
+) -> Table:
     """Steps 1-4 of the preset (or the generic path) and the class checks, on a loaded table.
 
     Args:
@@ -131,12 +141,17 @@ def preprocess(df: pd.DataFrame, opts: DataOptions, name: str | None = None) -> 
         opts: label column, preset, nan policy, merges, drops, min class count, split,
             one-hot limit.
         name: dataset name for the Table (default: from the source path).
+        check_classes: require two classes, each big enough for the stratified split (or drop
+            the small ones under `opts.min_class_count`); False describes any table.
 
     Returns:
-        A Table whose X may hold NaN only under `nan_policy='median'`, with `info` recording the
-        preset, raw and final class counts, dropped columns/rows/classes, merges and warnings.
+        A Table whose kept rows have missing values only under `nan_policy='median'`, with
+        `info` recording the preset, raw and final class counts, dropped columns/rows/classes,
+        merges and warnings. Its columns may share memory with `df` (never written to).
     """
     attrs = df.attrs.get("lossbench", {})
+    df = df.copy(deep=False)  # no data copied
+    df.attrs = {}  # else pandas deep-copies them on every column access
     source = attrs.get("path", name or "data")
     if name is None:
         name = Path(source).name.split(".")[0] or source
@@ -162,36 +177,47 @@ def preprocess(df: pd.DataFrame, opts: DataOptions, name: str | None = None) -> 
     n_no_label = int((y < 0).sum())
     if n_no_label:
         warn.append(f"{n_no_label} rows without a label were dropped")
-    X, feature_names, onehot = _features(df, feature_cols, attrs, opts.max_onehot_levels, source)
+    cols, feature_names, onehot = _features(df, feature_cols, attrs, opts.max_onehot_levels, source)
 
-    # ±inf and NaN are missing; all-missing columns are an error (step 3).
-    missing = ~np.isfinite(X)
-    if missing.any():
-        np.copyto(X, np.float32(np.nan), where=missing)
+    # Step 3: NaN, ±inf (and values beyond float32) are missing; all-missing columns are an error.
     labelled = y >= 0
     n_lab = int(labelled.sum())
-    col_missing = (missing if n_lab == len(y) else missing[labelled]).sum(axis=0)
-    if n_lab and (col_missing == n_lab).any():
-        bad = feature_names[int(np.flatnonzero(col_missing == n_lab)[0])]
-        raise InputError(f"{source}: column {bad!r} is entirely missing (no value in any row)")
-    row_missing = missing.any(axis=1) & labelled
+    row_missing = np.zeros(len(y), dtype=bool)
+    with_missing: list[str] = []
+    for j, col in enumerate(cols):
+        if np.issubdtype(col.dtype, np.integer) or col.dtype == bool:
+            continue
+        bad = ~finite_mask(col)
+        if not bad.any():
+            continue
+        n_bad = int(bad.sum() if n_lab == len(y) else bad[labelled].sum())
+        if n_lab and n_bad == n_lab:
+            raise InputError(
+                f"{source}: column {feature_names[j]!r} is entirely missing (no value in any row)"
+            )
+        row_missing |= bad
+        with_missing.append(feature_names[j])
+    row_missing &= labelled
     n_row_missing = int(row_missing.sum())
     if n_row_missing:
         if opts.nan_policy == "error":
             r = int(np.flatnonzero(row_missing)[0])
-            c = feature_names[int(np.flatnonzero(missing[r])[0])]
+            c = next(j for j, col in enumerate(cols) if not finite_mask(col[r : r + 1])[0])
             where = describe_row(attrs, int(df.index[r]))
             raise InputError(
-                f"{source}: missing or infinite value in column {c!r} at {where} "
+                f"{source}: missing or infinite value in column {feature_names[c]!r} at {where} "
                 "(--nan-policy error; use drop or median)"
             )
         if opts.nan_policy == "drop":
             y[row_missing] = -1
-    del missing
 
     y, names, dropped_classes, merged = _apply_label_rules(y, names, opts, preset, warn)
-    y, names, small = _check_classes(y, names, opts, source, warn)
-    dropped_classes.update(small)
+    if check_classes:
+        what = f"label column {label!r}"
+        y, names, small = _check_classes(y, names, opts, source, warn, what)
+        dropped_classes.update(small)
+    else:
+        y, names = _present_classes(y, names)
     rows = np.flatnonzero(y >= 0)
     ids = df.index.to_numpy(dtype=np.int64)[rows]
     info: dict[str, Any] = {
@@ -208,11 +234,12 @@ def preprocess(df: pd.DataFrame, opts: DataOptions, name: str | None = None) -> 
             "classes": dropped_classes,
         },
         "rows_with_missing": n_row_missing,
+        "columns_with_missing": with_missing,
         "merged": merged,
         "onehot_columns": onehot,
         "warnings": warn,
     }
-    return Table(name, X, y[rows], ids, names, feature_names, info, rows)
+    return Table(name, cols, y[rows], ids, rows, names, feature_names, info)
 
 
 def _parse_labels(
@@ -243,21 +270,31 @@ def _parse_labels(
 
 def _features(
     df: pd.DataFrame, cols: list[str], attrs: dict, max_levels: int, source: str
-) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
-    """Float32 feature matrix: numbers as they are, few-level text one-hot encoded (SPEC 2.3)."""
-    plain: list[str] = []
-    converted: dict[str, pd.Series] = {}
-    onehot: dict[str, tuple[np.ndarray, list[str]]] = {}
+) -> tuple[list[np.ndarray], list[str], dict[str, list[str]]]:
+    """Feature columns as 1-D arrays: numbers as loaded (no copy), few-level text one-hot encoded.
+
+    Text that is mostly numbers is junk in a numeric column (an error naming the first bad row);
+    other text is one-hot encoded when it has at most `max_levels` values (SPEC 2.3).
+    """
+    out: list[np.ndarray] = []
+    names: list[str] = []
+    onehot: dict[str, list[str]] = {}
     for c in cols:
         s = df[c]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
+            out.append(s.to_numpy())
+            names.append(c)
+            continue
         if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
-            plain.append(c)
+            out.append(s.to_numpy(dtype=np.float64, na_value=np.nan))  # nullable types
+            names.append(c)
             continue
         present = s.dropna()
         numbers = pd.to_numeric(present, errors="coerce")
         ok = numbers.notna().to_numpy()
         if ok.all():
-            converted[c] = pd.to_numeric(s, errors="coerce")
+            out.append(pd.to_numeric(s, errors="coerce").to_numpy(np.float64, na_value=np.nan))
+            names.append(c)
         elif ok.mean() >= 0.5:
             row = present.index[int(np.flatnonzero(~ok)[0])]
             value = fix_text(str(present.loc[row]))
@@ -276,38 +313,12 @@ def _features(
                     f"(e.g. {levels[0]!r}), more than the one-hot limit of {max_levels}; "
                     "remove the column or encode it as numbers"
                 )
-            lut = np.array([levels.index(t) for t in text] + [-1], dtype=np.int64)
-            onehot[c] = (lut[codes], levels)
-
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if not converted and not onehot:
-            frame = df[plain]
-            if all(isinstance(t, np.dtype) for t in frame.dtypes):
-                # Usually Fortran-ordered (pandas stores columns); kept so, see Table.
-                X = frame.to_numpy(dtype=np.float32)
-                if np.may_share_memory(X, frame[plain[0]].to_numpy()):
-                    X = X.copy(order="F")  # float32 data: never clean the caller's frame
-            else:  # nullable extension types (Parquet): pd.NA -> NaN
-                X = frame.to_numpy(dtype=np.float32, na_value=np.nan)
-            return X, list(plain), {}
-        names: list[str] = []
-        width = sum(len(onehot[c][1]) if c in onehot else 1 for c in cols)
-        X = np.empty((len(df), width), dtype=np.float32)
-        j = 0
-        for c in cols:
-            if c in onehot:
-                codes, levels = onehot[c]
-                block = codes[:, None] == np.arange(len(levels))[None, :]
-                X[:, j : j + len(levels)] = block
-                names.extend(f"{c}={lv}" for lv in levels)
-                j += len(levels)
-            else:
-                s = converted.get(c, df[c])
-                X[:, j] = s.to_numpy(dtype=np.float32, na_value=np.nan)
-                names.append(c)
-                j += 1
-    return X, names, {c: levels for c, (_, levels) in onehot.items()}
+            level_of = np.array([levels.index(t) for t in text] + [-1], dtype=np.int64)[codes]
+            for k, level in enumerate(levels):
+                out.append((level_of == k).astype(np.float32))
+                names.append(f"{c}={level}")
+            onehot[c] = levels
+    return out, names, onehot
 
 
 def _apply_label_rules(
@@ -332,16 +343,24 @@ def _apply_label_rules(
 
 
 def _check_classes(
-    y: np.ndarray, names: list[str], opts: DataOptions, source: str, warn: list[str]
+    y: np.ndarray,
+    names: list[str],
+    opts: DataOptions,
+    source: str,
+    warn: list[str],
+    what: str = "the label",
 ) -> tuple[np.ndarray, list[str], dict[str, int]]:
     """Classes present, big enough for the stratified split; recode to the present classes."""
     counts = np.bincount(y[y >= 0], minlength=len(names))
     present = [i for i in range(len(names)) if counts[i] > 0]
+    for i in range(len(names)):
+        if counts[i] == 0:
+            warn.append(f"class {names[i]!r} has no rows left after dropping rows")
     if not present:
         raise InputError(f"{source}: no rows left after preprocessing")
     if len(present) == 1:
         raise InputError(
-            f"{source}: the label has only one class ({names[present[0]]!r}) after "
+            f"{source}: {what} has only one class ({names[present[0]]!r}) after "
             "preprocessing; classification needs at least two"
         )
     need = split_min_count(opts.split)
@@ -368,6 +387,15 @@ def _check_classes(
     lut = np.full(len(names) + 1, -1, dtype=np.int64)
     lut[keep] = np.arange(len(keep))
     return lut[y], [names[i] for i in keep], dropped
+
+
+def _present_classes(y: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Recode to the classes that have rows."""
+    counts = np.bincount(y[y >= 0], minlength=len(names))
+    keep = np.flatnonzero(counts > 0)
+    lut = np.full(len(names) + 1, -1, dtype=np.int64)
+    lut[keep] = np.arange(len(keep))
+    return lut[y], [names[i] for i in keep]
 
 
 def _counts_dict(counts: np.ndarray, names: list[str]) -> dict[str, int]:
@@ -397,7 +425,9 @@ def _builtin_table(name: str, opts: DataOptions) -> Table:
         "onehot_columns": {},
         "warnings": warn,
     }
-    return Table(name, table.X, y[rows], table.ids[rows], names, table.feature_names, info, rows)
+    return Table(
+        name, table.columns, y[rows], table.ids[rows], rows, names, table.feature_names, info
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -456,67 +486,62 @@ def prepare(opts: DataOptions) -> PreparedData:
 
 
 def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
-    """Steps 5-7: subsample, split, then median fill, constant features and scaler from train."""
+    """Steps 5-7: subsample, split; median fill, constant features and scaler from train only."""
     info = dict(table.info)
     info["warnings"] = list(info.get("warnings", []))
     info["dropped"] = dict(info.get("dropped", {}))
     rows, y, ids = table.rows, table.y, table.ids
-    need = split_min_count(opts.split)
     if opts.sample_frac is not None and opts.sample_frac < 1:
-        sub = stratified_subsample(y, opts.sample_frac, opts.seed, need)
+        sub = stratified_subsample(y, opts.sample_frac, opts.seed, split_min_count(opts.split))
         info["dropped"]["rows_sampled_out"] = int(len(y) - len(sub))
         rows, y, ids = rows[sub], y[sub], ids[sub]
-    parts = stratified_split(y, opts.split, opts.seed)
+    tr, va, te = stratified_split(y, opts.split, opts.seed)
 
-    # Training statistics from a (F, n_train) copy: reductions along contiguous memory.
-    XT = table.X.T
-    train_T = np.take(XT, rows[parts[0]], axis=1)
-    med = None
-    if opts.nan_policy == "median" and info.get("rows_with_missing", 0):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            med = np.nanmedian(train_T, axis=1)
-        if np.isnan(med).any():
-            bad = [table.feature_names[j] for j in np.flatnonzero(np.isnan(med))]
-            info["warnings"].append(f"no training values to take a median from in {bad}; used 0")
-            med = np.nan_to_num(med, nan=0.0)
-        r, c = np.nonzero(np.isnan(train_T))
-        train_T[r, c] = med[r]
-        info["median_fill"] = med.astype(float).tolist()
+    # Gather, fit on and scale the training rows: every statistic comes from them alone.
+    columns, feature_names = list(table.columns), list(table.feature_names)
+    check = opts.nan_policy != "drop"  # under drop the kept rows have no missing values
+    median: list[int] = []
+    if opts.nan_policy == "median":
+        with_missing = set(info.get("columns_with_missing", []))
+        median = [j for j, name in enumerate(feature_names) if name in with_missing]
+    train_T, stats, fill = gather_fit(columns, rows[tr], opts.scaler, check=check, median=median)
+    if median:
+        info["median_fill"] = {feature_names[j]: float(fill[j]) for j in median}
 
-    feature_names = list(table.feature_names)
     constant: list[str] = []
-    if info.get("preset") == "cicids2017":  # step 5: constant on the training split
-        const = train_T.min(axis=1) == train_T.max(axis=1)
+    if info.get("preset") == "cicids2017":  # step 5: features constant on the training split
+        const = stats["min"] == stats["max"]
         if const.any():
             constant = [feature_names[j] for j in np.flatnonzero(const)]
-            cols = np.flatnonzero(~const)
-            feature_names = [feature_names[j] for j in cols]
-            train_T = train_T[cols]
-            XT = XT[cols]
-            med = None if med is None else med[cols]
+            keep = np.flatnonzero(~const)
+            train_T = compact_rows(train_T, keep)
+            stats = {k: v[keep] for k, v in stats.items()}
+            fill = fill[keep]
+            columns = [columns[j] for j in keep]
+            feature_names = [feature_names[j] for j in keep]
     info["dropped"]["constant_columns"] = constant
-    scaler = fit_scaler(opts.scaler, train_T.T)
-    del train_T
 
-    X = XT.T  # (N, F) Fortran-ordered when the load produced it so: row gathers come out C
-    arrays = []
-    for part in parts:
-        A = np.ascontiguousarray(X[rows[part]])
-        if med is not None:
-            r, c = np.nonzero(np.isnan(A))
-            A[r, c] = med[c]
-        arrays.append(scaler.transform(A))
+    scaler = Scaler.from_stats(opts.scaler, stats)
+    X_train = to_rows(train_T)
+    # Validation and test rows reuse the training buffer.
+    X_val = to_rows(
+        gather(columns, rows[va], check=check, fill=fill, scaler=scaler, buffer=train_T)
+    )
+    X_test = to_rows(
+        gather(columns, rows[te], check=check, fill=fill, scaler=scaler, buffer=train_T)
+    )
+    del train_T
     info.update(
         {
             "n_rows": int(len(y)),
+            "n_features": len(feature_names),
             "classes": _counts_dict(
                 np.bincount(y, minlength=len(table.class_names)), table.class_names
             ),
             "split": {
                 "fractions": [float(f) for f in opts.split],
                 "seed": opts.seed,
-                "sizes": [len(p) for p in parts],
+                "sizes": [len(tr), len(va), len(te)],
             },
             "sample_frac": opts.sample_frac,
             "scaler": scaler.to_info(),
@@ -524,15 +549,15 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
     )
     return PreparedData(
         name=table.name,
-        X_train=arrays[0],
-        X_val=arrays[1],
-        X_test=arrays[2],
-        y_train=y[parts[0]],
-        y_val=y[parts[1]],
-        y_test=y[parts[2]],
-        ids_train=ids[parts[0]],
-        ids_val=ids[parts[1]],
-        ids_test=ids[parts[2]],
+        X_train=X_train,
+        X_val=X_val,
+        X_test=X_test,
+        y_train=y[tr],
+        y_val=y[va],
+        y_test=y[te],
+        ids_train=ids[tr],
+        ids_val=ids[va],
+        ids_test=ids[te],
         class_names=list(table.class_names),
         feature_names=feature_names,
         info=info,
@@ -555,11 +580,11 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
     src = _resolve_source(opts)
     if src.path is None:
         table = _builtin_table(src.name, opts)
-        frame = pd.DataFrame(table.X)
+        frame = pd.DataFrame(table.features())
         frame["label"] = table.y
         n_missing, n_infinite = 0, 0
         n_dup = int(frame.duplicated().sum())
-        n_columns_raw = table.X.shape[1] + 1
+        n_columns_raw = len(table.columns) + 1
     else:
         df = load_table(src.path, label_col=opts.label_col)
         n_missing = int(df.isna().to_numpy().sum())
@@ -572,13 +597,11 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         table = preprocess(df, opts, src.name)
         del df
 
-    kept_T = np.take(table.X.T, table.rows, axis=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lo, hi = np.nanmin(kept_T, axis=1), np.nanmax(kept_T, axis=1)
-    del kept_T
-    const = ~(lo < hi)
-    constant = [table.feature_names[j] for j in np.flatnonzero(const)]
+    constant = [
+        name
+        for name, col in zip(table.feature_names, table.columns, strict=True)
+        if _is_constant(col[table.rows])
+    ]
     info = table.info
     dropped = dict(info["dropped"])
     n_features = len(table.feature_names)
@@ -610,3 +633,9 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         "onehot_columns": info["onehot_columns"],
         "warnings": info["warnings"],
     }
+
+
+def _is_constant(values: np.ndarray) -> bool:
+    """True when the non-missing values are all equal (or there are none)."""
+    ok = values[finite_mask(values)] if values.dtype.kind == "f" else values
+    return len(ok) == 0 or bool(ok.min() == ok.max())

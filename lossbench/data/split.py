@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,13 +44,10 @@ def split_min_count(fractions: Sequence[float]) -> int:
 
 def _grouped_ranks(y: np.ndarray, n_classes: int, rng: np.random.Generator) -> np.ndarray:
     """For each row its rank within its class in a random order."""
-    n = len(y)
-    perm = rng.permutation(n)
-    order = perm[np.argsort(y[perm], kind="stable")]
-    counts = np.bincount(y, minlength=n_classes)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - np.repeat(starts, counts)
+    rank = np.empty(len(y), dtype=np.int64)
+    for k in range(n_classes):
+        members = np.flatnonzero(y == k)
+        rank[members] = rng.permutation(len(members))
     return rank
 
 
@@ -88,6 +86,24 @@ def stratified_subsample(y: np.ndarray, frac: float, seed: int, min_per_class: i
     return np.flatnonzero(rank < keep[y])
 
 
+def affine(kind: str, lo: Any, hi: Any, mean: Any, std: Any) -> tuple[Any, Any]:
+    """Offset and scale (float32, scalars or arrays) of a scaler from training statistics.
+
+    `minmax`: offset = min, scale = max - min; `standard`: offset = mean, scale = std. A scale
+    that is zero (a constant feature) is replaced by 1.
+    """
+    if kind == "minmax":
+        offset = np.float32(lo) if np.ndim(lo) == 0 else np.asarray(lo, dtype=np.float32)
+        scale = np.asarray(hi, dtype=np.float32) - offset
+    elif kind == "standard":
+        offset = np.asarray(mean, dtype=np.float32)
+        scale = np.asarray(std, dtype=np.float32)
+    else:
+        raise ValueError(f"unknown scaler {kind!r}")
+    scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
+    return (offset, scale) if np.ndim(scale) else (np.float32(offset), np.float32(scale))
+
+
 @dataclass
 class Scaler:
     """A per-feature affine map `(x - offset) / scale`, fitted on the training split only.
@@ -99,10 +115,16 @@ class Scaler:
     kind: str
     offset: np.ndarray  # float32 (F,)
     scale: np.ndarray  # float32 (F,)
-    stats: dict[str, np.ndarray]  # min/max or mean/std of the training split
+    stats: dict[str, np.ndarray]  # min, max, mean, std of each feature on the training split
+
+    @classmethod
+    def from_stats(cls, kind: str, stats: dict[str, np.ndarray]) -> Scaler:
+        """The scaler for training statistics `min`, `max`, `mean`, `std` (arrays over F)."""
+        offset, scale = affine(kind, stats["min"], stats["max"], stats["mean"], stats["std"])
+        return cls(kind, offset, scale, dict(stats))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Scale `X` (float32, C-contiguous) in place and return it."""
+        """Scale `X` (n, F) float32 in place and return it."""
         X -= self.offset
         X /= self.scale
         if self.kind == "minmax":
@@ -110,24 +132,19 @@ class Scaler:
         return X
 
     def to_info(self) -> dict[str, object]:
-        """JSON-able description: kind and the training statistics per feature."""
-        return {"kind": self.kind, **{k: v.astype(float).tolist() for k, v in self.stats.items()}}
+        """JSON-able description: kind and the training statistics it uses, per feature."""
+        keys = ("min", "max") if self.kind == "minmax" else ("mean", "std")
+        return {"kind": self.kind, **{k: np.asarray(self.stats[k], float).tolist() for k in keys}}
 
 
 def fit_scaler(kind: str, X_train: np.ndarray) -> Scaler:
-    """Fit a `minmax` or `standard` scaler on the training rows (no NaN)."""
+    """Fit a `minmax` or `standard` scaler on training rows (n, F) without missing values."""
     if len(X_train) == 0:
         raise ValueError("cannot fit a scaler on an empty training split")
-    if kind == "minmax":
-        lo = X_train.min(axis=0)
-        hi = X_train.max(axis=0)
-        scale = (hi.astype(np.float64) - lo).astype(np.float32)
-        scale[~(scale > 0)] = 1.0
-        return Scaler(kind, lo.astype(np.float32), scale, {"min": lo, "max": hi})
-    if kind == "standard":
-        mean = X_train.mean(axis=0, dtype=np.float64)
-        std = X_train.std(axis=0, dtype=np.float64)
-        scale = std.astype(np.float32)
-        scale[~(scale > 0)] = 1.0
-        return Scaler(kind, mean.astype(np.float32), scale, {"mean": mean, "std": std})
-    raise ValueError(f"unknown scaler {kind!r}")
+    stats = {
+        "min": X_train.min(axis=0).astype(np.float64),
+        "max": X_train.max(axis=0).astype(np.float64),
+        "mean": X_train.mean(axis=0, dtype=np.float64),
+        "std": X_train.std(axis=0, dtype=np.float64),
+    }
+    return Scaler.from_stats(kind, stats)
