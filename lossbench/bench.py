@@ -231,7 +231,8 @@ def training_speed(
 
 def write_cicids_csv(path: Path, target_mb: float, seed: int = 0) -> Path:
     """Write a CICIDS2017-format CSV of at least `target_mb` MB: the 79 raw columns with leading
-    spaces, the duplicated Fwd Header Length, `Infinity` and `NaN` cells, a cp1252 web-attack dash."""
+    spaces, the duplicated Fwd Header Length, `Infinity` and `NaN` cells, a cp1252 web-attack
+    dash."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -275,7 +276,7 @@ def ingest_speed(
     bare, ours = [], []
     for rep in range(reps):
         t0 = time.perf_counter()
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, encoding_errors="replace")
         bare.append(time.perf_counter() - t0)
         del frame
         t0 = time.perf_counter()
@@ -313,15 +314,17 @@ def ingest_speed(
 
 def peak_memory_of_run(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Peak resident memory (MB) of a `lossbench` child process, from wait4's rusage."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lossbench.cli", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    with tempfile.TemporaryFile() as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lossbench.cli", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,  # a file, not a pipe: a chatty child cannot block on a full pipe
+            env={**os.environ, **(env or {})},
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err_file.seek(0)
+        err = err_file.read().decode(errors="replace")
     return {
         "command": "lossbench " + " ".join(args),
         "exit_code": proc.returncode,

@@ -294,6 +294,8 @@ def _train_options(v: dict[str, Any], seed: int) -> Any:
 
 
 def _data_options_from(v: dict[str, Any], seed: int) -> DataOptions:
+    if v["data"] is not None and not isinstance(v["data"], str):
+        raise InputError(f"data = {v['data']!r}: expected one dataset (a path or a built-in name)")
     opts = data_options(
         data=v["data"],
         label_col=v["label_col"],
@@ -349,7 +351,11 @@ class RichReporter:
         self.progress.__exit__(*exc)
 
     def experiment_started(self, exp_dir: Any, runs: list[str]) -> None:
-        self.runs_task = self.progress.add_task("runs", total=len(runs), info=str(exp_dir))
+        if self.runs_task is None:
+            self.runs_task = self.progress.add_task("runs", total=len(runs), info=str(exp_dir))
+        else:  # a compare over several datasets: one bar for all their runs
+            total = self.progress.tasks[self.progress.task_ids.index(self.runs_task)].total or 0
+            self.progress.update(self.runs_task, total=total + len(runs), info=str(exp_dir))
 
     def run_skipped(self, name: str) -> None:
         if self.runs_task is not None:
@@ -481,7 +487,14 @@ def compare(
     gpus_per_run: Annotated[
         float, typer.Option("--gpus-per-run", help="GPUs per Ray task.", min=0)
     ] = 0,
-    data: DataOpt = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="As for `run`; repeat --data to compare on several datasets (one experiment "
+            "each). Default: digits-lt.",
+        ),
+    ] = None,
     label_col: LabelColOpt = None,
     preset: PresetOpt = "auto",
     nan_policy: NanPolicyOpt = "drop",
@@ -514,7 +527,7 @@ def compare(
     from pathlib import Path
 
     from lossbench.config import RunConfig, parse_params
-    from lossbench.experiment import compare as run_compare
+    from lossbench.experiment import compare_datasets
     from lossbench.losses import names
 
     loss_list = names() if v["losses"].strip() == "all" else parse_list(v["losses"])
@@ -524,18 +537,27 @@ def compare(
         seed_list = [int(s) for s in parse_list(str(v["seeds"]))]
     except ValueError:
         raise InputError(f"--seeds {v['seeds']!r}: expected integers like 0,1,2") from None
-    if executor not in ("local", "ray"):
-        raise InputError(f"--executor {executor!r}: expected local or ray")
+    if v["executor"] not in ("local", "ray"):
+        raise InputError(f"--executor {v['executor']!r}: expected local or ray")
     seed0 = seed_list[0] if seed_list else 0
-    dopts = _data_options_from(v, seed0)
-    topts = _train_options(v, seed0)
+    datasets = v["data"] if isinstance(v["data"], list) else [v["data"]]
+    if len(datasets) == 0:
+        datasets = [None]
+    cfgs = [
+        RunConfig(
+            loss=loss_list[0],
+            params={},
+            data=_data_options_from({**v, "data": d}, seed0),
+            train=_train_options(v, seed0),
+        )
+        for d in datasets
+    ]
     from lossbench.train import configure_device
 
-    device_desc = configure_device(topts.device)
-    cfg = RunConfig(loss=loss_list[0], params={}, data=dopts, train=topts)
+    device_desc = configure_device(cfgs[0].train.device)
     with RichReporter(quiet or as_json) as reporter:
-        exp_dir = run_compare(
-            cfg,
+        exp_dirs = compare_datasets(
+            cfgs,
             losses=loss_list,
             baselines=parse_list(v["baselines"]),
             seeds=seed_list,
@@ -544,34 +566,42 @@ def compare(
             fresh=v["fresh"],
             device=device_desc,
             reporter=reporter,
-            executor=executor,
-            executor_options={"address": address, "gpus_per_run": gpus_per_run}
-            if executor == "ray"
+            executor=v["executor"],
+            executor_options={"address": v["address"], "gpus_per_run": v["gpus_per_run"]}
+            if v["executor"] == "ray"
             else None,
         )
-    _print_experiment(exp_dir, quiet=quiet, as_json=as_json)
+    if as_json:
+        payloads = [_experiment_payload(d) for d in exp_dirs]
+        _print_json(payloads[0] if len(payloads) == 1 else payloads)
+        return
+    for exp_dir in exp_dirs:
+        _print_experiment(exp_dir, quiet=quiet)
 
 
-def _print_experiment(exp_dir: Any, *, quiet: bool, as_json: bool) -> None:
+def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
+    """The `--json` summary of an experiment: paths, runs, the average and calibration tables."""
     from lossbench.experiment import load_metrics
     from lossbench.report import summary_tables
 
+    tables = summary_tables(exp_dir)
+    return {
+        "experiment": str(exp_dir),
+        "report": str(exp_dir / "summary" / "report.html"),
+        "runs": [
+            {k: r.get(k) for k in ("name", "status", "reason", "summary")}
+            for r in load_metrics(exp_dir)
+        ],
+        "table_average": tables["average"].to_dict(orient="records"),
+        "table_calibration": tables["calibration"].to_dict(orient="records"),
+    }
+
+
+def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
+    from lossbench.experiment import load_metrics
+
     summary = exp_dir / "summary"
     runs = load_metrics(exp_dir)
-    if as_json:
-        tables = summary_tables(exp_dir)
-        _print_json(
-            {
-                "experiment": str(exp_dir),
-                "report": str(summary / "report.html"),
-                "runs": [
-                    {k: r.get(k) for k in ("name", "status", "reason", "summary")} for r in runs
-                ],
-                "table_average": tables["average"].to_dict(orient="records"),
-                "table_calibration": tables["calibration"].to_dict(orient="records"),
-            }
-        )
-        return
     if quiet:
         typer.echo(str(exp_dir))
         typer.echo(str(summary / "report.html"))
@@ -610,7 +640,10 @@ def report(
         if (run_dir / "DONE").exists():
             run_plots(run_dir)
     build_summary(exp_dir)
-    _print_experiment(exp_dir, quiet=quiet, as_json=as_json)
+    if as_json:
+        _print_json(_experiment_payload(exp_dir))
+    else:
+        _print_experiment(exp_dir, quiet=quiet)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The resolved configuration of a run: defaults, then a TOML config file, then command-line flags."""
+"""The resolved configuration of a run: defaults, then a TOML config file, then the flags."""
 
 from __future__ import annotations
 

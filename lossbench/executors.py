@@ -1,16 +1,15 @@
-"""The Ray executor (SPEC 8): each (loss, seed) run of a compare becomes a Ray task.
+"""The Ray executor (SPEC 8): each (loss, seed, dataset) run of a compare becomes a Ray task.
 
 The driver prepares each seed's split once and hands it to the tasks through Ray's object store,
 so workers need neither the data files nor a shared filesystem. A task trains in a private temporary
 folder and returns the run's files as bytes; the driver writes them into the experiment's
-`runs/<name>/` atomically, DONE last, exactly as the local executor leaves them. A task that raises or
-whose worker dies is recorded as a failed run (metrics.json with the reason, no DONE); the other
-tasks carry on, and rerunning the command retries only what is missing.
+`runs/<name>/` atomically, DONE last, exactly as the local executor leaves them. A task that
+raises or whose worker dies is recorded as a failed run (metrics.json with the reason, no DONE);
+the other tasks carry on, and rerunning the command retries only what is missing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import tempfile
@@ -80,16 +79,14 @@ def _record_failure(run_dir: Path, spec: Any, cfg_classes: list[str], reason: st
 
 
 def run_with_ray(
-    specs: list[Any],
-    cfg: RunConfig,
-    exp_dir: Path,
+    jobs: list[tuple[Any, RunConfig, Path]],
     *,
     device: str,
     reporter: Any = None,
     address: str | None = None,
     gpus_per_run: float = 0,
 ) -> None:
-    """Run `specs` as Ray tasks and store their results under `exp_dir/runs/`.
+    """Run each (spec, cfg, exp_dir) job as a Ray task; store its results under `exp_dir/runs/`.
 
     Without `address` a local Ray instance is started for the call and shut down after it.
     """
@@ -102,7 +99,7 @@ def run_with_ray(
     from lossbench.experiment import Reporter, data_for_seed
 
     reporter = reporter or Reporter()
-    if not specs:
+    if not jobs:
         return
     started_here = not ray.is_initialized()
     if started_here:
@@ -127,27 +124,30 @@ def run_with_ray(
             raise InputError(f"--address {address}: cannot connect to Ray ({exc})") from None
     try:
         remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run, max_retries=0)(_task)
-        data_refs: dict[int, Any] = {}
-        classes: dict[int, list[str]] = {}
-        pending: dict[Any, Any] = {}
-        for spec in specs:
-            if spec.seed not in data_refs:
+        # one object-store copy of each (dataset, seed) split, shared by that seed's tasks
+        data_refs: dict[tuple[str, int], Any] = {}
+        classes: dict[tuple[str, int], list[str]] = {}
+        pending: dict[Any, tuple[Any, Path, tuple[str, int]]] = {}
+        for spec, cfg, exp_dir in jobs:
+            key = (str(exp_dir), spec.seed)
+            if key not in data_refs:
                 data = data_for_seed(cfg.data, spec.seed)
-                data_refs[spec.seed] = ray.put(data)
-                classes[spec.seed] = list(data.class_names)
-            pending[remote.remote(spec, cfg, data_refs[spec.seed], cfg.train.device)] = spec
+                data_refs[key] = ray.put(data)
+                classes[key] = list(data.class_names)
+            ref = remote.remote(spec, cfg, data_refs[key], cfg.train.device)
+            pending[ref] = (spec, exp_dir, key)
             reporter.run_started(spec.name, cfg.train.epochs if spec.kind == "loss" else 0)
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             ref = done[0]
-            spec = pending.pop(ref)
+            spec, exp_dir, key = pending.pop(ref)
             run_dir = exp_dir / "runs" / spec.name
             try:
                 metrics, files = ray.get(ref)
                 _store(run_dir, files)
             except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
                 reason = f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-                metrics = _record_failure(run_dir, spec, classes[spec.seed], reason)
+                metrics = _record_failure(run_dir, spec, classes[key], reason)
             reporter.run_finished(spec.name, metrics)
     finally:
         if started_here:

@@ -220,7 +220,8 @@ def _positive_index(data: Any, positive_label: str | None) -> int | None:
         return None
     if positive_label not in data.class_names:
         raise InputError(
-            f"--positive-label {positive_label!r}: not a class; classes are {', '.join(data.class_names)}"
+            f"--positive-label {positive_label!r}: not a class; classes are "
+            f"{', '.join(data.class_names)}"
         )
     return data.class_names.index(positive_label)
 
@@ -595,8 +596,16 @@ def execute(
     return execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter)
 
 
-def compare(
-    cfg: RunConfig,
+def compare(cfg: RunConfig, **options: Any) -> Path:
+    """Run every (loss, seed) and baseline on one dataset, resuming a previous identical compare;
+    build the summary. Validates everything before creating a folder; returns the experiment
+    folder. `options` are those of `compare_datasets`."""
+    (exp_dir,) = compare_datasets([cfg], **options)
+    return exp_dir
+
+
+def compare_datasets(
+    cfgs: Sequence[RunConfig],
     *,
     losses: Sequence[str],
     baselines: Sequence[str],
@@ -608,11 +617,11 @@ def compare(
     reporter: Reporter | None = None,
     executor: str = "local",
     executor_options: dict[str, Any] | None = None,
-) -> Path:
-    """Run every (loss, seed) and baseline, resuming a previous identical compare; build the summary.
-
-    Validates everything before creating a folder; returns the experiment folder.
-    """
+) -> list[Path]:
+    """`compare` over one or more datasets: one experiment folder per dataset (same losses, seeds
+    and options), every (loss, seed, dataset) run handed to the executor together, so that the Ray
+    executor spreads all of them over the cluster at once. Every dataset is validated before any
+    folder is created. Returns the experiment folders in the order of `cfgs`."""
     reporter = reporter or Reporter()
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -621,55 +630,61 @@ def compare(
         )
     if not seeds:
         raise InputError("--seeds: give at least one seed")
-    first = data_for_seed(cfg.data, seeds[0])
-    _positive_index(first, cfg.data.positive_label)
     per_loss = split_params(losses, params)
-    validate_losses(losses, per_loss, first.class_counts("train"))
-    key = resolve_key("compare", cfg, losses, baselines, seeds, params)
-    exp_dir = None if fresh else find_experiment(out, key)
-    if exp_dir is None:
-        exp_dir = new_experiment_dir(out, first.name)
-        meta = experiment_meta(
-            command="compare",
-            cfg=cfg,
-            data=first,
-            losses=losses,
-            baselines=baselines,
-            seeds=seeds,
-            params=params,
-            device=device,
-            key=key,
-            executor=executor,
-        )
-        meta["name"] = exp_dir.name
-        atomic_write_json(exp_dir / "experiment.json", meta)
-    specs = plan_runs(losses, baselines, seeds, per_loss)
-    reporter.experiment_started(exp_dir, [s.name for s in specs])
-    todo = []
-    for spec in specs:
-        if run_status(exp_dir / "runs" / spec.name) == "done":
-            reporter.run_skipped(spec.name)
-        else:
-            todo.append(spec)
+    firsts = []
+    for cfg in cfgs:
+        first = data_for_seed(cfg.data, seeds[0])
+        _positive_index(first, cfg.data.positive_label)
+        validate_losses(losses, per_loss, first.class_counts("train"))
+        firsts.append(first)
+    exp_dirs: list[Path] = []
+    jobs: list[tuple[RunSpec, RunConfig, Path]] = []
+    for cfg, first in zip(cfgs, firsts, strict=True):
+        key = resolve_key("compare", cfg, losses, baselines, seeds, params)
+        exp_dir = None if fresh else find_experiment(out, key)
+        if exp_dir is None or exp_dir in exp_dirs:
+            exp_dir = new_experiment_dir(out, first.name)
+            meta = experiment_meta(
+                command="compare",
+                cfg=cfg,
+                data=first,
+                losses=losses,
+                baselines=baselines,
+                seeds=seeds,
+                params=params,
+                device=device,
+                key=key,
+                executor=executor,
+            )
+            meta["name"] = exp_dir.name
+            atomic_write_json(exp_dir / "experiment.json", meta)
+        exp_dirs.append(exp_dir)
+        specs = plan_runs(losses, baselines, seeds, per_loss)
+        reporter.experiment_started(exp_dir, [s.name for s in specs])
+        for spec in specs:
+            if run_status(exp_dir / "runs" / spec.name) == "done":
+                reporter.run_skipped(spec.name)
+            else:
+                jobs.append((spec, cfg, exp_dir))
     if executor == "ray":
         from lossbench.executors import run_with_ray
 
-        run_with_ray(
-            todo, cfg, exp_dir, device=device, reporter=reporter, **(executor_options or {})
-        )
+        run_with_ray(jobs, device=device, reporter=reporter, **(executor_options or {}))
     else:
-        for spec in todo:
+        for spec, cfg, exp_dir in jobs:
             execute(spec, cfg, exp_dir, device=device, reporter=reporter)
     from lossbench.report import build_summary
 
-    build_summary(exp_dir)
-    return exp_dir
+    for exp_dir in exp_dirs:
+        build_summary(exp_dir)
+    return exp_dirs
 
 
 def single_run(
     cfg: RunConfig, *, out: Path, device: str, reporter: Reporter | None = None
 ) -> tuple[Path, dict[str, Any]]:
-    """`lossbench run`: one loss, one seed, in a new experiment folder; returns (run dir, metrics)."""
+    """`lossbench run`: one loss, one seed, in a new experiment folder; returns (run dir,
+    metrics)."""
     data = data_for_seed(cfg.data, cfg.train.seed)
     _positive_index(data, cfg.data.positive_label)
     validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"))
@@ -717,6 +732,7 @@ __all__ = [
     "Reporter",
     "RunSpec",
     "compare",
+    "compare_datasets",
     "single_run",
     "execute",
     "run_status",

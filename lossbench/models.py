@@ -50,9 +50,11 @@ def build_model(
 ) -> keras.Model:
     """Build `cnn1d` (paper Fig. 4) or `mlp` for inputs of shape (n_features,).
 
-    cnn1d: (F,) -> reshape (F, 1) -> Conv1D(filters, 3, ReLU) -> Conv1D(filters, 3, ReLU) -> MaxPool1D(2)
+    cnn1d: (F,) -> reshape (F, 1) -> Conv1D(filters, 3, ReLU) -> Conv1D(filters, 3, ReLU)
+        -> MaxPool1D(2)
     -> Flatten -> Dense(units, ReLU) -> Dense(K) logits.
-    mlp: Dense(64, ReLU) -> Dropout -> Dense(32, ReLU) -> Dense(K) logits (the seed notebook's network).
+    mlp: Dense(64, ReLU) -> Dropout -> Dense(32, ReLU) -> Dense(K) logits (the seed notebook's
+        network).
     Weights are drawn from Keras' seeded initialisers: call `keras.utils.set_random_seed` first.
     """
     inputs = keras.Input(shape=(n_features,), name="features")
@@ -86,7 +88,8 @@ def weights_checksum(model: keras.Model) -> str:
 
 
 def training_flops_per_sample(model: keras.Model) -> float:
-    """FLOPs of one forward + backward pass for one sample (2 per multiply-add; backward = 2x forward).
+    """FLOPs of one forward + backward pass for one sample (2 per multiply-add; backward = 2x
+    forward).
 
     Counts the dense and convolution layers, which dominate; activations and pooling are ignored.
     """

@@ -113,7 +113,8 @@ class Trainer:
         model: a Keras model that outputs logits.
         loss: a `lossbench.losses` loss (or any `keras.losses.Loss`); the optional hooks
             `loss_variables`, `post_step`, `on_train_begin`, `on_epoch_begin`, `on_epoch_end`,
-            `learned_params` and AutoBalance's `upper_variables`/`val_objective` are used when present.
+            `learned_params` and AutoBalance's `upper_variables`/`val_objective` are used when
+            present.
         opts: the training options.
         n_classes: number of classes K.
     """
@@ -283,11 +284,22 @@ class Trainer:
                 on_step(step + 1, self._steps)
         return float(total.numpy()) / max(self._n, 1)
 
+    def _divergence(self, train_loss: float, val_loss: float) -> str | None:
+        """Why the run has diverged (a non-finite loss or weight), or None when it has not."""
+        if not math.isfinite(train_loss):
+            return f"training loss became {train_loss}"
+        if not math.isfinite(val_loss):
+            return f"validation loss became {val_loss}"
+        for weight in self.model.trainable_weights:
+            if not np.isfinite(keras.ops.convert_to_numpy(weight)).all():
+                return f"weight {weight.path} became non-finite"
+        return None
+
     def validate(self, epoch: int) -> dict[str, Any]:
         """Evaluate the validation split; feeds the loss's `on_epoch_end` hook."""
         y_val = self._y_val
         val_logits = self.predict_logits(self._X_val)
-        val_losses = self._per_sample_losses(y_val, val_logits)
+        val_losses = np.asarray(self._per_sample_losses(y_val, val_logits), dtype=np.float64)
         proba = softmax_np(val_logits)
         scores = quick_scores(y_val, proba.argmax(axis=1), self.n_classes)
         hook = getattr(self.loss, "on_epoch_end", None)
@@ -346,14 +358,10 @@ class Trainer:
             if on_epoch_end is not None:
                 on_epoch_end(row)
             val_loss = row["val_loss"]
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                which, value = (
-                    ("training loss", train_loss)
-                    if not math.isfinite(train_loss)
-                    else ("validation loss", val_loss)
-                )
+            problem = self._divergence(train_loss, val_loss)
+            if problem is not None:
                 result.status = "failed"
-                result.reason = f"{which} became {value} at epoch {epoch + 1}; the run was stopped"
+                result.reason = f"{problem} at epoch {epoch + 1}; the run was stopped"
                 break
             if val_loss < best_val:
                 best_val, waited, result.best_epoch = val_loss, 0, epoch + 1

@@ -16,11 +16,20 @@ import pandas as pd
 import pytest
 
 SUMMARY_FILES = [
-    "table_average.csv", "table_average.md", "table_average.parquet",
-    "table_per_class.csv", "table_per_class.md", "table_per_class.parquet",
-    "table_calibration.csv", "table_calibration.md", "table_calibration.parquet",
-    "significance.csv", "report.html",
-    "plots/history_overlay.png", "plots/per_class_f1.png", "plots/reliability_overlay.png",
+    "table_average.csv",
+    "table_average.md",
+    "table_average.parquet",
+    "table_per_class.csv",
+    "table_per_class.md",
+    "table_per_class.parquet",
+    "table_calibration.csv",
+    "table_calibration.md",
+    "table_calibration.parquet",
+    "significance.csv",
+    "report.html",
+    "plots/history_overlay.png",
+    "plots/per_class_f1.png",
+    "plots/reliability_overlay.png",
     "plots/pr_curves.png",
 ]
 FAST = ("--device", "cpu", "--epochs", "2", "--model", "mlp")
@@ -65,8 +74,18 @@ class _Page(HTMLParser):
 
 
 def test_compare_writes_every_file_and_a_self_contained_report(cli, tmp_path):
-    res = cli("compare", "--out", tmp_path, *FAST, "--losses", "ce,dwb", "--seeds", "0,1",
-              "--baselines", "lr")
+    res = cli(
+        "compare",
+        "--out",
+        tmp_path,
+        *FAST,
+        "--losses",
+        "ce,dwb",
+        "--seeds",
+        "0,1",
+        "--baselines",
+        "lr",
+    )
     assert res.code == 0, res.err
     exp = _experiment(tmp_path)
     for name in SUMMARY_FILES:
@@ -78,8 +97,12 @@ def test_compare_writes_every_file_and_a_self_contained_report(cli, tmp_path):
     for row in ("ce", "dwb", "lr"):
         assert row in text
     # the table's mean equals the mean of the runs' metrics
-    f1 = [json.loads((exp / "runs" / f"dwb_seed{s}" / "metrics.json").read_text())
-          ["summary"]["macro_f1"] for s in (0, 1)]
+    f1 = [
+        json.loads((exp / "runs" / f"dwb_seed{s}" / "metrics.json").read_text())["summary"][
+            "macro_f1"
+        ]
+        for s in (0, 1)
+    ]
     mean_cols = [c for c in table.columns if "f1" in c.lower() and "mean" in c.lower()]
     assert mean_cols, table.columns
     row = table[table.apply(lambda r: "dwb" in r.astype(str).tolist(), axis=1)].iloc[0]
@@ -100,13 +123,24 @@ def test_compare_writes_every_file_and_a_self_contained_report(cli, tmp_path):
 
 
 def test_same_initial_weights_and_batch_order_within_a_seed(cli, tmp_path):
-    res = cli("compare", "--out", tmp_path, *FAST, "--losses", "ce,focal,amrl", "--seeds", "0,1",
-              "--quiet")
+    res = cli(
+        "compare",
+        "--out",
+        tmp_path,
+        *FAST,
+        "--losses",
+        "ce,focal,amrl",
+        "--seeds",
+        "0,1",
+        "--quiet",
+    )
     assert res.code == 0, res.err
     exp = _experiment(tmp_path)
     for seed in (0, 1):
-        cfgs = [json.loads((exp / "runs" / f"{loss}_seed{seed}" / "config.json").read_text())
-                for loss in ("ce", "focal", "amrl")]
+        cfgs = [
+            json.loads((exp / "runs" / f"{loss}_seed{seed}" / "config.json").read_text())
+            for loss in ("ce", "focal", "amrl")
+        ]
         assert len({c["initial_weights_sha256"] for c in cfgs}) == 1
         assert len({c["batch_order_sha256"] for c in cfgs}) == 1
         assert len({c["data_fingerprint"] for c in cfgs}) == 1
@@ -127,7 +161,7 @@ def test_rerun_resumes_and_fresh_starts_anew(cli, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in exp.glob("runs/*/DONE")} == done
     fresh = cli(*args, "--fresh")
     assert fresh.code == 0
-    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+    assert len(list(tmp_path.glob("*/experiment.json"))) == 2
 
 
 def test_failed_run_is_reported_and_others_complete(cli, tmp_path, monkeypatch):
@@ -191,15 +225,37 @@ def test_bad_compare_input_exits_2_and_leaves_nothing(cli, tmp_path, args, needl
 
 
 def _compare_cmd(out: Path) -> list[str]:
-    return [sys.executable, "-m", "lossbench.cli", "compare", "--out", str(out), "--device", "cpu",
-            "--epochs", "3", "--model", "mlp", "--losses", "ce,focal", "--seeds", "0,1", "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "lossbench.cli",
+        "compare",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--epochs",
+        "3",
+        "--model",
+        "mlp",
+        "--losses",
+        "ce,focal",
+        "--seeds",
+        "0,1",
+        "--quiet",
+    ]
 
 
 def test_sigkill_then_rerun_trains_only_missing_runs(tmp_path):
     env = {**os.environ, "LOSSBENCH_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_compare_cmd(out), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _compare_cmd(out),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     first_done = None
     while time.monotonic() < deadline and proc.poll() is None:
@@ -214,8 +270,7 @@ def test_sigkill_then_rerun_trains_only_missing_runs(tmp_path):
     exp = first_done.parents[2]
     done_before = {p.parent.name: p.stat().st_mtime_ns for p in exp.glob("runs/*/DONE")}
     assert 1 <= len(done_before) < 4
-    rerun = subprocess.run(_compare_cmd(out), env=env, capture_output=True, text=True,
-                           timeout=600)
+    rerun = subprocess.run(_compare_cmd(out), env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     done_after = {p.parent.name: p.stat().st_mtime_ns for p in exp.glob("runs/*/DONE")}
     assert len(done_after) == 4
@@ -223,11 +278,32 @@ def test_sigkill_then_rerun_trains_only_missing_runs(tmp_path):
         assert done_after[name] == mtime, f"{name} was trained again"
     # an uninterrupted compare with the same seeds gives the same summary
     clean = tmp_path / "clean"
-    full = subprocess.run(_compare_cmd(clean), env=env, capture_output=True, text=True,
-                          timeout=600)
+    full = subprocess.run(_compare_cmd(clean), env=env, capture_output=True, text=True, timeout=600)
     assert full.returncode == 0, full.stderr
     exp_clean = _experiment(clean)
     for table in ("table_average.csv", "table_per_class.csv", "table_calibration.csv"):
         a = pd.read_csv(exp / "summary" / table)
         b = pd.read_csv(exp_clean / "summary" / table)
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_bad_second_dataset_creates_no_experiment(cli, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,Label\n1,2,x\n3,oops,y\n")
+    out = tmp_path / "out"
+    res = cli(
+        "compare",
+        "--out",
+        out,
+        *FAST,
+        "--losses",
+        "ce",
+        "--data",
+        "digits-lt",
+        "--data",
+        bad,
+        "--quiet",
+    )
+    assert res.code == 2
+    assert str(bad) in res.err and len(res.err.strip().splitlines()) == 1
+    assert not out.exists() or not list(out.glob("*/experiment.json"))

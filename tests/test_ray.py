@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("ray", reason="the ray extra is not installed (make install-ray)")
 
 pytestmark = pytest.mark.ray
-ARGS = ("--device", "cpu", "--epochs", "2", "--model", "mlp", "--losses", "ce,dwb",
-        "--seeds", "0,1", "--quiet")
+COMMON = ("--device", "cpu", "--epochs", "2", "--model", "mlp", "--quiet")
+ARGS = (*COMMON, "--losses", "ce,dwb", "--seeds", "0,1")
 
 
 def _experiment(out: Path) -> Path:
@@ -70,3 +70,48 @@ def test_killed_worker_is_a_failed_run_and_rerun_completes_it(cli, tmp_path, mon
     assert _experiment(out) == exp
     assert (exp / "runs" / "dwb_seed1" / "DONE").exists()
     assert {p: p.stat().st_mtime_ns for p in done} == done  # the others were not retrained
+
+
+def _small_csv(path: Path) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    counts = {"normal": 240, "scan": 45, "flood": 15}
+    y = np.repeat(list(counts), list(counts.values()))
+    shift = {"normal": 0.0, "scan": 1.5, "flood": -1.5}
+    X = rng.normal(size=(len(y), 6)) + np.array([shift[c] for c in y])[:, None]
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    frame["Label"] = y
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_ray_sweep_over_two_datasets_matches_local(cli, tmp_path):
+    csv = _small_csv(tmp_path / "small.csv")
+    args = (
+        *COMMON,
+        "--losses",
+        "ce,wce",
+        "--seeds",
+        "0",
+        "--data",
+        "digits-lt",
+        "--data",
+        str(csv),
+    )
+    local, ray_out = tmp_path / "local", tmp_path / "ray"
+    assert cli("compare", "--out", local, *args).code == 0
+    res = cli("compare", "--out", ray_out, *args, "--executor", "ray")
+    assert res.code == 0, res.err
+    for out in (local, ray_out):
+        exps = sorted(
+            p.name.split("_", 1)[1] for p in out.glob("*/experiment.json") for p in [p.parent]
+        )
+        assert exps == ["digits-lt", "small"], exps
+    for name in ("digits-lt", "small"):
+        (a,) = local.glob(f"*_{name}")
+        (b,) = ray_out.glob(f"*_{name}")
+        sa, sb = _summaries(a), _summaries(b)
+        assert sorted(sa) == sorted(sb) == ["ce_seed0", "wce_seed0"]
+        for run in sa:
+            assert sa[run]["summary"] == sb[run]["summary"], (name, run)

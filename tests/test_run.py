@@ -14,9 +14,20 @@ from lossbench.metrics import evaluate
 from tests.conftest import CICIDS_SAMPLE, need_shared
 
 RUN_FILES = [
-    "config.json", "metrics.json", "per_class.csv", "calibration.json", "confusion.csv",
-    "history.csv", "predictions.parquet", "model.keras", "log.txt", "DONE",
-    "plots/history.png", "plots/reliability.png", "plots/confusion.png", "plots/per_class_f1.png",
+    "config.json",
+    "metrics.json",
+    "per_class.csv",
+    "calibration.json",
+    "confusion.csv",
+    "history.csv",
+    "predictions.parquet",
+    "model.keras",
+    "log.txt",
+    "DONE",
+    "plots/history.png",
+    "plots/reliability.png",
+    "plots/confusion.png",
+    "plots/per_class_f1.png",
 ]
 
 
@@ -79,8 +90,9 @@ def test_metrics_are_those_of_the_stored_predictions(cli, tmp_path):
     per_class = pd.read_csv(run_dir / "per_class.csv", dtype={"class": str}).set_index("class")
     expected = ev.per_class
     expected.index = expected.index.astype(str)
-    pd.testing.assert_frame_equal(per_class, expected, check_dtype=False, check_names=False,
-                                  rtol=0, atol=1e-15)
+    pd.testing.assert_frame_equal(
+        per_class, expected, check_dtype=False, check_names=False, rtol=0, atol=1e-15
+    )
     confusion = pd.read_csv(run_dir / "confusion.csv").set_index("true").to_numpy()
     np.testing.assert_array_equal(confusion, ev.confusion)
     # predictions are probabilities of the test split
@@ -109,8 +121,9 @@ def test_other_seed_gives_other_weights(cli, tmp_path):
     for seed in ("0", "1"):
         out = tmp_path / seed
         assert _run(cli, out, "--loss", "ce", "--epochs", "1", "--seed", seed).code == 0
-        sums.append(json.loads((_only_run_dir(out) / "config.json").read_text())
-                    ["initial_weights_sha256"])
+        sums.append(
+            json.loads((_only_run_dir(out) / "config.json").read_text())["initial_weights_sha256"]
+        )
     assert sums[0] != sums[1]
 
 
@@ -124,7 +137,7 @@ def test_learned_parameters_are_logged_and_change(cli, tmp_path, loss, prefixes)
     hist = pd.read_csv(_only_run_dir(tmp_path) / "history.csv")
     assert len(hist) == 3
     for prefix in prefixes:
-        cols = [c for c in hist.columns if c.startswith(prefix) and c[len(prefix):].isdigit()]
+        cols = [c for c in hist.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()]
         assert len(cols) == 10, (prefix, list(hist.columns))
         values = hist[cols].to_numpy()
         assert np.isfinite(values).all()
@@ -135,8 +148,22 @@ def test_learned_parameters_are_logged_and_change(cli, tmp_path, loss, prefixes)
 
 
 def test_amrl_lambda_stays_in_bounds_under_a_large_learning_rate(cli, tmp_path):
-    res = _run(cli, tmp_path, "--loss", "amrl", "--epochs", "3", "--patience", "0",
-               "--lr", "0.5", "--param", "lambda_max=3", "--param", "m_max=2")
+    res = _run(
+        cli,
+        tmp_path,
+        "--loss",
+        "amrl",
+        "--epochs",
+        "3",
+        "--patience",
+        "0",
+        "--lr",
+        "0.5",
+        "--param",
+        "lambda_max=3",
+        "--param",
+        "m_max=2",
+    )
     run_dir = _only_run_dir(tmp_path)
     hist = pd.read_csv(run_dir / "history.csv")
     lam = hist[[f"lambda_{k}" for k in range(10)]].to_numpy()
@@ -149,8 +176,21 @@ def test_amrl_lambda_stays_in_bounds_under_a_large_learning_rate(cli, tmp_path):
 
 
 def test_divergent_run_fails_cleanly(cli, tmp_path):
-    res = cli("run", "--out", tmp_path, "--device", "cpu", "--loss", "ce", "--epochs", "3",
-              "--lr", "1e30", "--clipnorm", "0")
+    res = cli(
+        "run",
+        "--out",
+        tmp_path,
+        "--device",
+        "cpu",
+        "--loss",
+        "ce",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e36",
+        "--clipnorm",
+        "0",
+    )
     assert res.code == 1
     run_dir = _only_run_dir(tmp_path)
     assert not (run_dir / "DONE").exists()
@@ -162,8 +202,9 @@ def test_divergent_run_fails_cleanly(cli, tmp_path):
 
 
 def test_json_summary(cli, tmp_path):
-    res = cli("run", "--out", tmp_path, "--device", "cpu", "--loss", "la", "--epochs", "1",
-              "--json")
+    res = cli(
+        "run", "--out", tmp_path, "--device", "cpu", "--loss", "la", "--epochs", "1", "--json"
+    )
     assert res.code == 0, res.err
     payload = json.loads(res.out)
     assert payload["status"] == "ok"
@@ -174,8 +215,18 @@ def test_json_summary(cli, tmp_path):
 def test_config_file_and_command_line_precedence(cli, tmp_path):
     cfg = tmp_path / "exp.toml"
     cfg.write_text('loss = "focal"\nepochs = 2\nmodel = "mlp"\nseed = 5\n[param]\ngamma = 1.5\n')
-    res = cli("run", "--out", tmp_path / "r", "--device", "cpu", "--config", cfg, "--epochs", "1",
-              "--quiet")
+    res = cli(
+        "run",
+        "--out",
+        tmp_path / "r",
+        "--device",
+        "cpu",
+        "--config",
+        cfg,
+        "--epochs",
+        "1",
+        "--quiet",
+    )
     assert res.code == 0, res.err
     run_dir = _only_run_dir(tmp_path / "r")
     config = json.loads((run_dir / "config.json").read_text())

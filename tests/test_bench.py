@@ -1,0 +1,140 @@
+"""The benchmark's measuring tools, on tiny inputs. Timings are never asserted (SPEC 7): these tests
+check that each figure is computed from what it claims to measure and reported faithfully."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossbench import bench
+from lossbench.config import DataOptions
+from lossbench.data import inspect_dataset, prepare
+
+
+def test_generated_csv_has_the_raw_cicids2017_format(tmp_path):
+    path = bench.write_cicids_csv(tmp_path / "gen.csv", target_mb=1.0)
+    raw = path.read_bytes()
+    assert len(raw) >= 1_000_000
+    header = raw.split(b"\n", 1)[0].decode().split(",")
+    assert len(header) == 79
+    assert header[0] == " Destination Port" and header[-1] == " Label"
+    assert header.count(" Fwd Header Length") == 2
+    assert b"Infinity" in raw
+    assert b"Web Attack \x96 Brute Force" in raw  # the cp1252 dash of the real files
+    # a strict UTF-8 read fails exactly as it does on the real files
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+
+
+def test_generated_csv_goes_through_the_cicids2017_preset(tmp_path):
+    path = bench.write_cicids_csv(tmp_path / "gen.csv", target_mb=0.5)
+    info = inspect_dataset(DataOptions(data=str(path), cache=False))
+    assert info["preset"] == "cicids2017"
+    assert info["n_infinite"] > 0
+    # 78 feature columns, the duplicated Fwd Header Length dropped, then the constant ones
+    n_const = len(info["constant_columns"])
+    assert info["n_features"] == 77 - n_const
+    assert any("Web Attack" in name for name in info["raw_classes"])
+
+
+def test_training_flops_count_dense_and_conv_layers():
+    inputs = keras.Input((12, 1))
+    x = keras.layers.Conv1D(4, 3, padding="same")(inputs)  # 12 positions x 3 taps x 1 x 4
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(5)(x)  # 48 -> 5
+    outputs = keras.layers.Dense(2)(x)  # 5 -> 2
+    model = keras.Model(inputs, outputs)
+    from lossbench.models import training_flops_per_sample
+
+    forward = 2 * (12 * 3 * 1 * 4) + 2 * (48 * 5) + 2 * (5 * 2)
+    assert training_flops_per_sample(model) == 3 * forward
+
+
+def test_ingest_figures_are_consistent(tmp_path):
+    path = bench.write_cicids_csv(tmp_path / "gen.csv", target_mb=0.5)
+    res = bench.ingest_speed(path, reps=1, cache_dir=tmp_path / "cache", log=lambda m: None)
+    mb = path.stat().st_size / 1e6
+    assert res["file_mb"] == pytest.approx(mb)
+    assert res["pandas_mb_per_s"] == pytest.approx(mb / res["pandas_read_csv_seconds"])
+    assert res["lossbench_mb_per_s"] == pytest.approx(mb / res["lossbench_seconds"])
+    assert res["ratio_to_pandas"] == pytest.approx(
+        res["pandas_read_csv_seconds"] / res["lossbench_seconds"]
+    )
+    assert res["cached_speedup"] == pytest.approx(
+        res["first_ingest_with_cache_write_seconds"] / res["cached_reload_seconds"]
+    )
+    assert list((tmp_path / "cache").iterdir())  # the cached reload really used the cache
+
+
+def test_training_speed_times_every_loss_and_stock_keras():
+    data = prepare(DataOptions(data="digits-lt"))
+    res = bench.training_speed(data, ["ce", "dwb"], device="CPU", reps=1, log=lambda m: None)
+    assert set(res["per_loss"]) == {"keras-stock-ce", "ce", "dwb"}
+    assert res["n_train"] == len(data.y_train)
+    stock = res["per_loss"]["keras-stock-ce"]["epoch_seconds_median"]
+    for row in res["per_loss"].values():
+        assert len(row["epoch_seconds"]) == 1 and row["epoch_seconds"][0] > 0
+        assert row["ratio_to_stock"] == pytest.approx(row["epoch_seconds_median"] / stock)
+        assert row["gflops"] == pytest.approx(
+            res["flops_per_epoch"] / row["epoch_seconds_median"] / 1e9
+        )
+
+
+def test_peak_memory_reads_the_child_process(tmp_path):
+    ok = bench.peak_memory_of_run(["losses", "--json"])
+    assert ok["exit_code"] == 0 and ok["peak_rss_mb"] > 10
+    bad = bench.peak_memory_of_run(["run", "--loss", "nope", "--out", str(tmp_path)])
+    assert bad["exit_code"] == 2 and "nope" in bad["stderr_tail"]
+
+
+def _fake_result(**over):
+    per_loss = {
+        "keras-stock-ce": {"ratio_to_stock": 1.0, "fraction_of_peak": 0.35},
+        "ce": {"ratio_to_stock": 0.9, "fraction_of_peak": 0.6},
+        "dwb": {"ratio_to_stock": over.get("dwb_ratio", 1.05), "fraction_of_peak": 0.55},
+    }
+    return {
+        "training": {"per_loss": per_loss},
+        "ingest": {
+            "ratio_to_pandas": over.get("ingest_ratio", 0.9),
+            "lossbench_mb_per_s": 150.0,
+            "cached_speedup": 40.0,
+        },
+        "peak_memory": {"peak_rss_mb": over.get("rss", 900.0), "exit_code": 0},
+    }
+
+
+def test_targets_report_the_worst_loss_and_each_threshold():
+    met = bench.targets(_fake_result())
+    assert all(row["met"] for row in met.values())
+    assert met["epoch_time_vs_stock_max"]["loss"] == "dwb"
+    assert met["training_fraction_of_peak_min"]["value"] == 0.55  # stock Keras is not counted
+    missed = bench.targets(_fake_result(dwb_ratio=1.2, ingest_ratio=0.7, rss=2100.0))
+    assert not missed["epoch_time_vs_stock_max"]["met"]
+    assert not missed["ingest_ratio_to_pandas"]["met"]
+    assert not missed["peak_memory_mb"]["met"]
+    assert missed["cached_reload_speedup"]["met"]
+
+
+def test_bench_rejects_an_unknown_loss(cli, tmp_path):
+    res = cli("bench", "--quick", "--losses", "ce,nope", "--out", tmp_path)
+    assert res.code == 2
+    assert "nope" in res.err and len(res.err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_json_and_markdown(cli, tmp_path):
+    res = cli("bench", "--quick", "--losses", "ce", "--out", tmp_path, "--device", "cpu")
+    assert res.code == 0, res.err
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    result = json.loads((folder / "bench.json").read_text())
+    md = (folder / "bench.md").read_text()
+    for name, row in result["targets"].items():
+        assert name in md
+        assert isinstance(row["met"], bool)
+    assert set(result["training"]["per_loss"]) == {"keras-stock-ce", "ce"}
+    assert result["peak_memory"]["exit_code"] == 0
+    assert np.isfinite(pd.Series([result["matmul_peak"]["gflops"]])).all()
