@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
-from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
 
 from lossbench import __version__
 from lossbench.config import DataOptions, load_toml, parse_list, parse_split
@@ -707,6 +707,24 @@ def _quiet_tensorflow_import() -> None:
         os.close(devnull)
 
 
+def _usage_message(exc: ClickException, args: list[str]) -> str:
+    """One line for a usage error, naming the option and the value given when there is one."""
+    msg = " ".join(exc.format_message().split())
+    param = getattr(exc, "param", None)
+    if isinstance(exc, BadParameter) and param is not None and getattr(param, "opts", None):
+        value = None
+        for i, arg in enumerate(args):
+            for name in param.opts:
+                if arg == name and i + 1 < len(args):
+                    value = args[i + 1]
+                elif arg.startswith(name + "="):
+                    value = arg.split("=", 1)[1]
+        if value is not None:
+            msg = f"{param.opts[0]} {value!r}: {' '.join(exc.message.split())}"
+    path = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "lossbench"
+    return f"{msg} (see `{path} --help`)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: maps InputError to exit code 2 with a one-line message."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -714,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("run", "compare", "bench"):
         _quiet_tensorflow_import()
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="lossbench", standalone_mode=False)
     except InputError as exc:
         msg = " ".join(str(exc).split())
         err_console.print(f"[red]error:[/red] {msg}", highlight=False, soft_wrap=True)
@@ -728,7 +746,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, NoArgsIsHelpError):
             exc.show()
             return 0
-        exc.show()
+        err_console.print(
+            f"[red]error:[/red] {_usage_message(exc, args)}", highlight=False, soft_wrap=True
+        )
         return 2
     return result if isinstance(result, int) else 0
 
