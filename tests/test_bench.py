@@ -89,6 +89,14 @@ def test_peak_memory_reads_the_child_process(tmp_path):
     assert bad["exit_code"] == 2 and "nope" in bad["stderr_tail"]
 
 
+def test_peak_memory_is_not_charged_with_the_parents_memory():
+    ballast = np.ones(100_000_000)  # 800 MB resident in this (the parent) process
+    res = bench.peak_memory_of_run(["--version"])
+    assert ballast.sum() == 100_000_000
+    assert res["exit_code"] == 0
+    assert res["peak_rss_mb"] < 400, res
+
+
 def _fake_result(**over):
     per_loss = {
         "keras-stock-ce": {"ratio_to_stock": 1.0, "fraction_of_peak": 0.35},
