@@ -385,7 +385,13 @@ class RichReporter:
 
 
 def _headline_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title, caption="macro averages on the test split", box=box.SIMPLE_HEAD)
+    table = Table(
+        title=title,
+        caption="macro averages on the test split",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     cols = ["macro_precision", "macro_recall", "macro_f1", "macro_auroc", "gmean", "brier", "ece"]
     heads = ["prec", "recall", "F1", "AUROC", "G-mean", "Brier", "ECE"]
     table.add_column("run", no_wrap=True)
@@ -729,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: maps InputError to exit code 2 with a one-line message."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("run", "compare", "bench"):
+    if args and args[0] in ("run", "compare", "bench", "losses"):
         _quiet_tensorflow_import()
     try:
         result = app(args=argv, prog_name="lossbench", standalone_mode=False)
