@@ -657,3 +657,46 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path):
         atomic_write_parquet(target, bad)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def _figure_parts(fig) -> dict:
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    axes = [ax for ax in fig.axes if ax.has_data() and ax.get_label() != "<colorbar>"]
+    return {
+        "suptitle": suptitle,
+        "axes": axes,
+        "legends": [ax.get_legend() for ax in axes if ax.get_legend() is not None] + fig.legends,
+    }
+
+
+def test_run_figures_have_titles_axis_labels_and_legends(experiment):
+    from lossbench.report.plots import (
+        plot_confusion,
+        plot_history,
+        plot_per_class,
+        plot_reliability,
+    )
+
+    exp, _ = experiment
+    run_dir = exp / "runs" / "focal_seed1"
+    figures = {
+        "history": plot_history(pd.read_csv(run_dir / "history.csv"), "focal: history", 2),
+        "reliability": plot_reliability(
+            json.loads((run_dir / "calibration.json").read_text()), "focal"
+        ),
+        "confusion": plot_confusion(pd.read_csv(run_dir / "confusion.csv"), "focal"),
+        "per_class": plot_per_class(pd.read_csv(run_dir / "per_class.csv"), "focal"),
+    }
+    need_legend = {"history", "reliability", "per_class"}  # several series on one axes
+    for name, fig in figures.items():
+        parts = _figure_parts(fig)
+        assert parts["axes"], name
+        for ax in parts["axes"]:
+            assert ax.get_title() or parts["suptitle"], (name, "title")
+            # an x label may sit on the panel below that shares the x axis
+            xlabels = [a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax)]
+            assert any(xlabels) and ax.get_ylabel(), (name, ax.get_title(), "axis labels")
+        if name in need_legend:
+            assert parts["legends"], (name, "legend")
+            texts = [t.get_text() for lg in parts["legends"] for t in lg.get_texts()]
+            assert all(texts), (name, texts)
