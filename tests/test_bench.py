@@ -146,3 +146,15 @@ def test_quick_bench_writes_json_and_markdown(cli, tmp_path):
     assert set(result["training"]["per_loss"]) == {"keras-stock-ce", "ce"}
     assert result["peak_memory"]["exit_code"] == 0
     assert np.isfinite(pd.Series([result["matmul_peak"]["gflops"]])).all()
+
+
+def test_ingest_in_a_child_process_reports_the_same_figures(tmp_path):
+    path = bench.write_cicids_csv(tmp_path / "gen.csv", target_mb=0.5)
+    here = bench.ingest_speed(path, reps=1, cache_dir=tmp_path / "c1", log=lambda m: None)
+    child = bench.ingest_speed_in_child(path, reps=1, cache_dir=tmp_path / "c2", log=lambda m: None)
+    assert child["measured_in"] == "a fresh child process"
+    assert set(child) == set(here) | {"measured_in"}
+    assert child["file_mb"] == here["file_mb"]
+    assert list((tmp_path / "c2").iterdir())  # the child used the cache folder it was given
+    with pytest.raises(RuntimeError, match="ingest benchmark failed"):
+        bench.ingest_speed_in_child(tmp_path / "missing.csv", reps=1, cache_dir=tmp_path / "c3")
