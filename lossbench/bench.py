@@ -439,7 +439,7 @@ def run_bench(
         log("CSV ingest ...")
         csv_path = write_cicids_csv(Path(tmp) / "cicids_bench.csv", 40 if quick else 210)
         result["ingest"] = ingest_speed_in_child(
-            csv_path, reps=2 if quick else 3, cache_dir=Path(tmp) / "cache", log=log
+            csv_path, reps=2 if quick else 5, cache_dir=Path(tmp) / "cache", log=log
         )
         csv_path.unlink()
         log("peak memory of a paper-scale run ...")

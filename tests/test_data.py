@@ -347,6 +347,48 @@ def test_scaler_sees_only_training_rows(tmp_path: Path) -> None:
     np.testing.assert_allclose(std.X_test, (raw_test - mean) / sd, rtol=1e-4)
 
 
+@pytest.mark.parametrize("block", [7, 64, 8192])
+def test_gather_rows_fills_scales_and_transposes_in_blocks(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    from lossbench.data import table
+    from lossbench.data.split import Scaler
+
+    monkeypatch.setattr(table, "_BLOCK_ROWS", block)
+    rng = np.random.default_rng(3)
+    n = 200
+    floats = rng.normal(5, 3, n)
+    floats[[3, 50, 199]] = [np.inf, np.nan, -np.inf]
+    huge = rng.normal(0, 1, n)
+    huge[10] = 1e300  # beyond float32: missing
+    ints = rng.integers(-50, 50, n)
+    columns = [floats, huge, ints]
+    perm = rng.permutation(n)
+    # Any order, with a partial last block; rows 3 and 10 hold missing values.
+    rows = np.concatenate([[10, 3], perm[~np.isin(perm, [10, 3])][:148]])
+    fill = np.array([2.5, np.nan, 0.0], dtype=np.float32)
+    stats = {"min": np.array([0.0, -1.0, -50.0]), "max": np.array([10.0, 1.0, 49.0])}
+    stats |= {"mean": np.zeros(3), "std": np.zeros(3)}
+    scaler = Scaler.from_stats("minmax", stats)
+
+    got = table.gather_rows(columns, rows, fill=fill, scaler=scaler)
+    ref = np.column_stack([c[rows] for c in columns]).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        missing = ~(np.abs(ref.astype(np.float32)) <= np.finfo(np.float32).max)
+    ref = np.where(missing, fill.astype(np.float64), ref)
+    ref = np.clip((ref - stats["min"]) / (stats["max"] - stats["min"]), 0, 1)
+    assert got.shape == (150, 3) and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    assert np.isnan(got[0, 1])  # row 10's value beyond float32 range, no fill for the column
+    assert got[1, 0] == np.float32(0.25)  # row 3's infinity filled with 2.5, then scaled
+
+    plain = table.gather_rows(columns, rows, check=False)
+    np.testing.assert_array_equal(
+        plain, np.column_stack([c[rows] for c in columns]).astype(np.float32)
+    )
+    assert table.gather_rows(columns, rows[:0]).shape == (0, 3)
+
+
 def test_nan_policies(tmp_path: Path) -> None:
     path = two_class_csv(tmp_path / "m.csv", n=30)
     df = pd.read_csv(path)

@@ -42,12 +42,10 @@ from lossbench.data.split import (
 )
 from lossbench.data.table import (
     Table,
-    compact_rows,
     finite_mask,
-    gather,
-    gather_fit,
+    fit_stats,
+    gather_rows,
     sort_class_names,
-    to_rows,
 )
 from lossbench.errors import InputError
 
@@ -497,14 +495,14 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
         rows, y, ids = rows[sub], y[sub], ids[sub]
     tr, va, te = stratified_split(y, opts.split, opts.seed)
 
-    # Gather, fit on and scale the training rows: every statistic comes from them alone.
+    # The scaler is fitted on the training rows: every statistic comes from them alone.
     columns, feature_names = list(table.columns), list(table.feature_names)
     check = opts.nan_policy != "drop"  # under drop the kept rows have no missing values
     median: list[int] = []
     if opts.nan_policy == "median":
         with_missing = set(info.get("columns_with_missing", []))
         median = [j for j, name in enumerate(feature_names) if name in with_missing]
-    train_T, stats, fill = gather_fit(columns, rows[tr], opts.scaler, check=check, median=median)
+    stats, fill = fit_stats(columns, rows[tr], opts.scaler, check=check, median=median)
     if median:
         info["median_fill"] = {feature_names[j]: float(fill[j]) for j in median}
 
@@ -514,7 +512,6 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
         if const.any():
             constant = [feature_names[j] for j in np.flatnonzero(const)]
             keep = np.flatnonzero(~const)
-            train_T = compact_rows(train_T, keep)
             stats = {k: v[keep] for k, v in stats.items()}
             fill = fill[keep]
             columns = [columns[j] for j in keep]
@@ -522,15 +519,10 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
     info["dropped"]["constant_columns"] = constant
 
     scaler = Scaler.from_stats(opts.scaler, stats)
-    X_train = to_rows(train_T)
-    # Validation and test rows reuse the training buffer.
-    X_val = to_rows(
-        gather(columns, rows[va], check=check, fill=fill, scaler=scaler, buffer=train_T)
+    X_train, X_val, X_test = (
+        gather_rows(columns, rows[part], check=check, fill=fill, scaler=scaler)
+        for part in (tr, va, te)
     )
-    X_test = to_rows(
-        gather(columns, rows[te], check=check, fill=fill, scaler=scaler, buffer=train_T)
-    )
-    del train_T
     info.update(
         {
             "n_rows": int(len(y)),

@@ -1,9 +1,10 @@
 """The intermediate form of a dataset, before the split: feature columns and class indices.
 
 Features stay as the loaded columns (pandas' own arrays, no copy) until the split is known;
-`gather` then builds each split's C-contiguous float32 matrix in one pass per column. Building
-one big float32 matrix first and cutting it up would copy the data two or three times more,
-which costs more than the CSV parse itself on a 2-core machine.
+`fit_stats` reads the training rows of each column for the scaler, and `gather_rows` then builds
+each split's C-contiguous float32 matrix in one pass, scaled on the way. Building one big float32
+matrix first and cutting it up would copy the data two or three times more, which costs more than
+the CSV parse itself on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lossbench.data.split import Scaler, affine
+from lossbench.data.split import Scaler
 
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 _WORKERS = max(1, min(8, _CPUS or 1))
@@ -24,6 +25,9 @@ _POOL: ThreadPoolExecutor | None = None
 
 #: Values beyond float32's range cannot be represented: they count as missing, like ±inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+#: Rows per block in `gather_rows`: a block of 80 float32 features is 2.6 MB, within cache.
+_BLOCK_ROWS = 8192
 
 
 @dataclass
@@ -83,7 +87,7 @@ class Table:
 
     def features(self) -> np.ndarray:
         """The kept rows as an (n, F) C-contiguous float32 matrix, missing values as NaN."""
-        return to_rows(gather(self.columns, self.rows))
+        return gather_rows(self.columns, self.rows)
 
 
 def finite_mask(col: np.ndarray) -> np.ndarray:
@@ -117,57 +121,68 @@ def _parallel(fn: Callable[[range], None], n: int) -> None:
         f.result()
 
 
-def gather(
+def gather_rows(
     columns: Sequence[np.ndarray],
     rows: np.ndarray,
     *,
     check: bool = True,
     fill: np.ndarray | None = None,
     scaler: Scaler | None = None,
-    buffer: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows of the columns as an (F, n) C-contiguous float32 matrix (one column per row).
+    """Rows of the columns as an (n, F) C-contiguous float32 matrix.
 
-    Per column, on parallel threads and while its values are in cache: missing values become
+    Works in blocks of `_BLOCK_ROWS` rows on parallel threads: each block is gathered column by
+    column into a small per-thread buffer that stays in cache, where missing values become
     `fill[j]` (else NaN; `check=False` skips looking for them when the rows are known to have
-    none), then the scaler is applied. The result is written into `buffer` (any float32 array
-    with enough elements) when given: fresh memory costs page faults.
+    none) and the scaler is applied, then written transposed into the result. The result is the
+    only large allocation: fresh memory costs page faults, which on a 2-core machine cost as
+    much as the arithmetic.
     """
-    shape = (len(columns), len(rows))
-    if buffer is not None and buffer.size >= shape[0] * shape[1]:
-        out_T = buffer.reshape(-1)[: shape[0] * shape[1]].reshape(shape)
-    else:
-        out_T = np.empty(shape, dtype=np.float32)
+    n, n_cols = len(rows), len(columns)
+    out = np.empty((n, n_cols), dtype=np.float32)
+    if n == 0 or n_cols == 0:
+        return out
+    offset = scale = None
+    if scaler is not None:
+        offset, scale = scaler.offset[:, None], scaler.scale[:, None]
     clip = scaler is not None and scaler.kind == "minmax"
+    fill_col = None if fill is None else np.asarray(fill, dtype=np.float32)[:, None]
+    block = min(_BLOCK_ROWS, n)
 
-    def work(js: range) -> None:
+    def work(blocks: range) -> None:
+        buf = np.empty((n_cols, block), dtype=np.float32)
         with np.errstate(all="ignore"):
-            for j in js:
-                col, row = columns[j], out_T[j]
-                row[:] = col[rows]
-                if check and col.dtype.kind == "f":
-                    bad = ~(np.abs(row) <= FLOAT32_MAX)
+            for b in blocks:
+                part = rows[b * block : (b + 1) * block]
+                t = buf[:, : len(part)]
+                for j, col in enumerate(columns):
+                    t[j] = col[part]
+                if check:
+                    bad = ~(np.abs(t) <= FLOAT32_MAX)
                     if bad.any():
-                        row[bad] = np.nan if fill is None else fill[j]
+                        t[bad] = (
+                            np.nan if fill_col is None else np.broadcast_to(fill_col, t.shape)[bad]
+                        )
                 if scaler is not None:
-                    row -= scaler.offset[j]
-                    row /= scaler.scale[j]
+                    t -= offset
+                    t /= scale
                     if clip:
-                        np.clip(row, 0.0, 1.0, out=row)
+                        np.clip(t, 0.0, 1.0, out=t)
+                out[b * block : b * block + len(part)] = t.T
 
-    _parallel(work, len(columns))
-    return out_T
+    _parallel(work, -(-n // block))
+    return out
 
 
-def gather_fit(
+def fit_stats(
     columns: Sequence[np.ndarray],
     rows: np.ndarray,
     kind: str,
     *,
     check: bool = True,
     median: Sequence[int] = (),
-) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """Gather the training rows, fit the scaler on them and scale them, column by column.
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Training statistics of each column over `rows`, for a scaler of `kind`.
 
     Args:
         columns: feature columns; rows: the training rows.
@@ -176,20 +191,20 @@ def gather_fit(
         median: columns whose missing values are filled with their training median.
 
     Returns:
-        The scaled rows (F, n) float32, the training statistics per column (`min`, `max`, and
-        for `standard` `mean`, `std`; zeros otherwise) and the fill value per column (NaN where
+        The statistics per column of the rows as float32 (`min`, `max`, and for `standard`
+        `mean`, `std`; zeros otherwise), after filling, and the fill value per column (NaN where
         not filled).
     """
     n_cols = len(columns)
-    out_T = np.empty((n_cols, len(rows)), dtype=np.float32)
     stats = {k: np.zeros(n_cols, dtype=np.float64) for k in ("min", "max", "mean", "std")}
     fill = np.full(n_cols, np.nan, dtype=np.float32)
     to_fill = set(median)
 
     def work(js: range) -> None:
+        row = np.empty(len(rows), dtype=np.float32)  # one buffer per thread, reused
         with np.errstate(all="ignore"):
             for j in js:
-                col, row = columns[j], out_T[j]
+                col = columns[j]
                 row[:] = col[rows]
                 if j in to_fill:
                     ok = np.abs(row) <= FLOAT32_MAX
@@ -199,40 +214,14 @@ def gather_fit(
                     bad = ~(np.abs(row) <= FLOAT32_MAX)
                     if bad.any():
                         row[bad] = np.nan
-                lo, hi = row.min(), row.max()
-                mean = std = 0.0
+                stats["min"][j], stats["max"][j] = row.min(), row.max()
                 if kind == "standard":
-                    mean, std = row.mean(dtype=np.float64), row.std(dtype=np.float64)
-                    stats["mean"][j], stats["std"][j] = mean, std
-                stats["min"][j], stats["max"][j] = lo, hi
-                offset, scale = affine(kind, lo, hi, mean, std)
-                row -= offset
-                row /= scale
+                    stats["mean"][j] = row.mean(dtype=np.float64)
+                    stats["std"][j] = row.std(dtype=np.float64)
 
-    _parallel(work, n_cols)
-    return out_T, stats, fill
-
-
-def compact_rows(a: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """`a[keep]` for increasing `keep`, moving rows within `a` (no new memory); a view."""
-    for i, j in enumerate(keep):
-        if i != j:
-            a[i] = a[j]
-    return a[: len(keep)]
-
-
-def to_rows(a_T: np.ndarray) -> np.ndarray:
-    """`a_T.T` as a C-contiguous copy, in blocks of rows on parallel threads."""
-    n = a_T.shape[1]
-    out = np.empty((n, a_T.shape[0]), dtype=a_T.dtype)
-    step = max(1, -(-n // _WORKERS))
-
-    def work(ks: range) -> None:
-        for k in ks:
-            out[k * step : (k + 1) * step] = a_T[:, k * step : (k + 1) * step].T
-
-    _parallel(work, _WORKERS)
-    return out
+    if len(rows):
+        _parallel(work, n_cols)
+    return stats, fill
 
 
 def sort_class_names(names: list[str]) -> list[str]:
