@@ -191,9 +191,9 @@ def fit_stats(
         median: columns whose missing values are filled with their training median.
 
     Returns:
-        The statistics per column of the rows as float32 (`min`, `max`, and for `standard`
-        `mean`, `std`; zeros otherwise), after filling, and the fill value per column (NaN where
-        not filled).
+        The statistics per column, computed on the rows' float32 values after filling (`min`,
+        `max`, and for `standard` `mean`, `std`; zeros otherwise), and the fill value per column
+        (NaN where not filled).
     """
     n_cols = len(columns)
     stats = {k: np.zeros(n_cols, dtype=np.float64) for k in ("min", "max", "mean", "std")}
