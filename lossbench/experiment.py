@@ -637,6 +637,7 @@ def compare_datasets(
         _positive_index(first, cfg.data.positive_label)
         validate_losses(losses, per_loss, first.class_counts("train"))
         firsts.append(first)
+    specs = plan_runs(losses, baselines, seeds, per_loss)
     exp_dirs: list[Path] = []
     jobs: list[tuple[RunSpec, RunConfig, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
@@ -659,7 +660,6 @@ def compare_datasets(
             meta["name"] = exp_dir.name
             atomic_write_json(exp_dir / "experiment.json", meta)
         exp_dirs.append(exp_dir)
-        specs = plan_runs(losses, baselines, seeds, per_loss)
         reporter.experiment_started(exp_dir, [s.name for s in specs])
         for spec in specs:
             if run_status(exp_dir / "runs" / spec.name) == "done":

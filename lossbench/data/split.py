@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -86,24 +85,6 @@ def stratified_subsample(y: np.ndarray, frac: float, seed: int, min_per_class: i
     return np.flatnonzero(rank < keep[y])
 
 
-def affine(kind: str, lo: Any, hi: Any, mean: Any, std: Any) -> tuple[Any, Any]:
-    """Offset and scale (float32, scalars or arrays) of a scaler from training statistics.
-
-    `minmax`: offset = min, scale = max - min; `standard`: offset = mean, scale = std. A scale
-    that is zero (a constant feature) is replaced by 1.
-    """
-    if kind == "minmax":
-        offset = np.float32(lo) if np.ndim(lo) == 0 else np.asarray(lo, dtype=np.float32)
-        scale = np.asarray(hi, dtype=np.float32) - offset
-    elif kind == "standard":
-        offset = np.asarray(mean, dtype=np.float32)
-        scale = np.asarray(std, dtype=np.float32)
-    else:
-        raise ValueError(f"unknown scaler {kind!r}")
-    scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
-    return (offset, scale) if np.ndim(scale) else (np.float32(offset), np.float32(scale))
-
-
 @dataclass
 class Scaler:
     """A per-feature affine map `(x - offset) / scale`, fitted on the training split only.
@@ -120,31 +101,18 @@ class Scaler:
     @classmethod
     def from_stats(cls, kind: str, stats: dict[str, np.ndarray]) -> Scaler:
         """The scaler for training statistics `min`, `max`, `mean`, `std` (arrays over F)."""
-        offset, scale = affine(kind, stats["min"], stats["max"], stats["mean"], stats["std"])
+        if kind == "minmax":
+            offset = np.asarray(stats["min"], dtype=np.float32)
+            scale = np.asarray(stats["max"], dtype=np.float32) - offset
+        elif kind == "standard":
+            offset = np.asarray(stats["mean"], dtype=np.float32)
+            scale = np.asarray(stats["std"], dtype=np.float32)
+        else:
+            raise ValueError(f"unknown scaler {kind!r}")
+        scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
         return cls(kind, offset, scale, dict(stats))
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Scale `X` (n, F) float32 in place and return it."""
-        X -= self.offset
-        X /= self.scale
-        if self.kind == "minmax":
-            np.clip(X, 0.0, 1.0, out=X)
-        return X
 
     def to_info(self) -> dict[str, object]:
         """JSON-able description: kind and the training statistics it uses, per feature."""
         keys = ("min", "max") if self.kind == "minmax" else ("mean", "std")
         return {"kind": self.kind, **{k: np.asarray(self.stats[k], float).tolist() for k in keys}}
-
-
-def fit_scaler(kind: str, X_train: np.ndarray) -> Scaler:
-    """Fit a `minmax` or `standard` scaler on training rows (n, F) without missing values."""
-    if len(X_train) == 0:
-        raise ValueError("cannot fit a scaler on an empty training split")
-    stats = {
-        "min": X_train.min(axis=0).astype(np.float64),
-        "max": X_train.max(axis=0).astype(np.float64),
-        "mean": X_train.mean(axis=0, dtype=np.float64),
-        "std": X_train.std(axis=0, dtype=np.float64),
-    }
-    return Scaler.from_stats(kind, stats)
