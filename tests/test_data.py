@@ -413,6 +413,20 @@ def test_nan_policies(tmp_path: Path) -> None:
         prepare(opts(path, cache=False, nan_policy="error"))
 
 
+def test_median_fill_without_training_values_warns(tmp_path: Path) -> None:
+    path = two_class_csv(tmp_path / "m.csv", n=30)
+    split = prepare(opts(path, cache=False))
+    df = pd.read_csv(path)
+    df["c"] = df["c"].astype(object)
+    df.loc[split.ids_train, "c"] = "Infinity"  # values of c only outside the training rows
+    df.to_csv(path, index=False)
+    filled = prepare(opts(path, cache=False, nan_policy="median"))
+    np.testing.assert_array_equal(filled.ids_train, split.ids_train)
+    assert filled.info["median_fill"] == {"c": 0.0}
+    assert any("no training values" in w and "'c'" in w for w in filled.info["warnings"])
+    assert np.isfinite(filled.X_train).all()
+
+
 def test_min_class_count_drops_small_classes_with_a_warning(tmp_path: Path) -> None:
     rows = [f"{i},{i % 7},{'x' if i < 20 else 'y' if i < 40 else 'rare'}" for i in range(42)]
     path = write_csv(tmp_path / "r.csv", "a,b,Label", rows)

@@ -505,6 +505,15 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
     stats, fill = fit_stats(columns, rows[tr], opts.scaler, check=check, median=median)
     if median:
         info["median_fill"] = {feature_names[j]: float(fill[j]) for j in median}
+        empty = [  # a fill of 0 is either a median of 0 or no training value at all
+            feature_names[j]
+            for j in median
+            if fill[j] == 0 and not finite_mask(columns[j][rows[tr]]).any()
+        ]
+        if empty:
+            info["warnings"].append(
+                f"no training values to take a median from in {empty}; filled with 0"
+            )
 
     constant: list[str] = []
     if info.get("preset") == "cicids2017":  # step 5: features constant on the training split

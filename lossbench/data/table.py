@@ -193,7 +193,7 @@ def fit_stats(
     Returns:
         The statistics per column, computed on the rows' float32 values after filling (`min`,
         `max`, and for `standard` `mean`, `std`; zeros otherwise), and the fill value per column
-        (NaN where not filled).
+        (NaN where not filled; 0 for a `median` column without any value in `rows`).
     """
     n_cols = len(columns)
     stats = {k: np.zeros(n_cols, dtype=np.float64) for k in ("min", "max", "mean", "std")}
@@ -208,7 +208,7 @@ def fit_stats(
                 row[:] = col[rows]
                 if j in to_fill:
                     ok = np.abs(row) <= FLOAT32_MAX
-                    fill[j] = np.median(row[ok]) if ok.any() else 0.0
+                    fill[j] = np.median(row[ok]) if ok.any() else 0.0  # see `Returns`
                     row[~ok] = fill[j]
                 elif check and col.dtype.kind == "f":
                     bad = ~(np.abs(row) <= FLOAT32_MAX)
