@@ -290,8 +290,9 @@ def execute_loss_run(
 ) -> dict[str, Any]:
     """Train one loss on `data` and write its run folder; returns metrics.json's content.
 
-    The seed fixes the initial weights (built right after seeding, before the loss exists) and the
-    batch order (`train.epoch_permutation`), so all losses under a seed start and step alike.
+    The seed fixes the initial weights (built right after seeding; the loss, built before, only
+    names the head, which does not change them) and the batch order (`train.epoch_permutation`),
+    so all losses under a seed start and step alike.
     """
     import keras
     import tensorflow as tf
@@ -321,6 +322,7 @@ def execute_loss_run(
             device,
         )
         with tf.device(device_scope(device)):
+            loss = get(spec.loss, data.class_counts("train"), **spec.params)
             seed_everything(spec.seed)
             model = build_model(
                 topts.model,
@@ -329,9 +331,10 @@ def execute_loss_run(
                 filters=topts.filters,
                 units=topts.units,
                 dropout=topts.dropout,
+                head=loss.head,  # the head the loss declares (ldam: cosine, s = 30)
+                scale=loss.scale,
             )
             checksum = weights_checksum(model)
-            loss = get(spec.loss, data.class_counts("train"), **spec.params)
             jit = resolve_jit(topts.jit_compile, device)
             trainer = Trainer(model, loss, topts, data.n_classes, jit_compile=jit)
             config = {

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 MODELS = ("cnn1d", "mlp")
+HEADS = ("linear", "cosine")
 
 
 @keras.saving.register_keras_serializable(package="lossbench")
@@ -39,6 +40,42 @@ class MaxPool1D(keras.layers.Layer):
         return {**super().get_config(), "pool_size": self.pool_size}
 
 
+@keras.saving.register_keras_serializable(package="lossbench")
+class CosineDense(keras.layers.Dense):
+    """The normalised (cosine) classifier head: logits s * cos(x, w_k) = s * x.w_k / (|x| |w_k|).
+
+    The head of LDAM's authors (kaidic/LDAM-DRW, models/resnet_cifar.py, NormedLinear) with the
+    scale s applied here, so the model's logits are the s * cos the loss sees. It builds exactly
+    the variables of `keras.layers.Dense` (kernel, then bias, drawn by the same initialisers), so
+    a model with this head starts from the same weights (and checksum) as the plain head; the bias
+    is frozen at 0 (not trainable) and unused, as the authors' head has none.
+    """
+
+    def __init__(self, units: int, scale: float = 30.0, **kwargs):
+        kwargs.pop("activation", None)
+        super().__init__(units, **kwargs)
+        self.scale = float(scale)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.bias is not None:
+            self.bias.trainable = False
+
+    def call(self, inputs, training=None):
+        x = keras.ops.convert_to_tensor(inputs)
+        x = x / keras.ops.sqrt(
+            keras.ops.maximum(keras.ops.sum(x * x, axis=-1, keepdims=True), 1e-24)
+        )
+        w = keras.ops.convert_to_tensor(self.kernel)
+        w = w / keras.ops.sqrt(
+            keras.ops.maximum(keras.ops.sum(w * w, axis=0, keepdims=True), 1e-24)
+        )
+        return self.scale * keras.ops.matmul(x, w)
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
 def build_model(
     name: str,
     n_features: int,
@@ -47,8 +84,15 @@ def build_model(
     filters: int = 64,
     units: int = 128,
     dropout: float = 0.2,
+    head: str = "linear",
+    scale: float = 1.0,
 ) -> keras.Model:
     """Build `cnn1d` (paper Fig. 4) or `mlp` for inputs of shape (n_features,).
+
+    head: "linear" (Dense(K) logits; `scale` != 1 multiplies them) or "cosine" (`CosineDense`,
+    logits scale * cos, LDAM's head). Both create the same variables from the same initialisers,
+    so under one seed the initial weights (and `weights_checksum`) do not depend on the head.
+    Pass the loss's declaration: `build_model(..., head=loss.head, scale=loss.scale)`.
 
     cnn1d: (F,) -> reshape (F, 1) -> Conv1D(filters, 3, ReLU) -> Conv1D(filters, 3, ReLU)
         -> MaxPool1D(2)
@@ -73,7 +117,14 @@ def build_model(
         x = keras.layers.Dense(32, activation="relu", name="dense2")(x)
     else:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
-    logits = keras.layers.Dense(n_classes, name="logits")(x)
+    if head == "cosine":
+        logits = CosineDense(n_classes, scale=scale, name="logits")(x)
+    elif head == "linear":
+        logits = keras.layers.Dense(n_classes, name="logits")(x)
+        if scale != 1.0:
+            logits = keras.layers.Rescaling(scale, name="logit_scale")(logits)
+    else:
+        raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
     return keras.Model(inputs, logits, name=name)
 
 

@@ -129,7 +129,7 @@ def test_same_initial_weights_and_batch_order_within_a_seed(cli, tmp_path):
         tmp_path,
         *FAST,
         "--losses",
-        "ce,focal,amrl",
+        "ce,focal,amrl,ldam",  # ldam trains the cosine head: same initial weights
         "--seeds",
         "0,1",
         "--quiet",
@@ -139,7 +139,7 @@ def test_same_initial_weights_and_batch_order_within_a_seed(cli, tmp_path):
     for seed in (0, 1):
         cfgs = [
             json.loads((exp / "runs" / f"{loss}_seed{seed}" / "config.json").read_text())
-            for loss in ("ce", "focal", "amrl")
+            for loss in ("ce", "focal", "amrl", "ldam")
         ]
         assert len({c["initial_weights_sha256"] for c in cfgs}) == 1
         assert len({c["batch_order_sha256"] for c in cfgs}) == 1

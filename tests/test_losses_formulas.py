@@ -101,13 +101,16 @@ def ref_la(z, y, n, tau=1.0):
     return -pick(np_log_softmax(z + tau * np.log(n / n.sum())), y)
 
 
-def ref_ldam(z, y, n, max_margin=0.5, s=1.0, drw_weights=None):
+def ref_ldam(z, y, n, max_margin=0.5, s=None, head="cosine", drw_weights=None):
+    """z: the model's logits (s * cos for the cosine head); margins scaled by s; the returned
+    per-sample values average (Keras' batch mean) to the weighted mean sum(w l) / sum(w)."""
+    s = (30.0 if head == "cosine" else 1.0) if s is None else s
     delta = n**-0.25
     delta = max_margin * delta / delta.max()
     zz = z.copy()
-    zz[np.arange(len(y)), y] -= delta[y]
+    zz[np.arange(len(y)), y] -= s * delta[y]
     w = np.ones(len(n)) if drw_weights is None else drw_weights
-    return -w[y] * pick(np_log_softmax(s * zz), y)
+    return -w[y] * pick(np_log_softmax(zz), y) / w[y].mean()
 
 
 def ref_vs(z, y, n, gamma=0.2, tau=1.0, weights="none", l=None, delta=None):  # noqa: E741
@@ -139,6 +142,7 @@ CASES = [
     ("la", {"tau": 0.5}, ref_la),
     ("ldam", {}, ref_ldam),
     ("ldam", {"max_margin": 1.0, "s": 3.0}, ref_ldam),
+    ("ldam", {"head": "linear"}, ref_ldam),
     ("vs", {}, ref_vs),
     ("vs", {"gamma": 0.5, "tau": 0.3, "weights": "inverse"}, ref_vs),
     ("autobalance", {}, ref_vs),

@@ -321,6 +321,10 @@ class LossbenchLoss(keras.losses.Loss):
     upper_variables: list[tf.Variable] | None = None
     upper_lr: float | None = None
     interval: int | None = None
+    #: the model head the loss needs (`lossbench.models.build_model(..., head=, scale=)`):
+    #: "linear" (the plain Dense logits) or "cosine" (s * cos, LDAM); `scale` multiplies it.
+    head: str = "linear"
+    scale: float = 1.0
 
     def __init__(
         self,
@@ -420,6 +424,20 @@ class LossbenchLoss(keras.losses.Loss):
     def learned_params(self) -> dict[str, float]:
         """Current values of the learned/adapted parameters, flat and JSON-able."""
         return {}
+
+    def selection_start(self, epochs: int) -> int:
+        """0-based epoch from which the loss's final training phase is active (0 by default).
+
+        Model selection only considers epochs from here on, and early stopping does not end a run
+        before `selection_start + patience` epochs.
+        """
+        return 0
+
+    def posterior(self, logits: Any) -> Any:
+        """Class probabilities `(batch, K)` that this loss's training makes consistent with the
+        data's prior: softmax(z) unless a subclass says otherwise (calibration uses these;
+        decisions use argmax z)."""
+        return keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
 
 
 def balanced_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, num_classes: int) -> tf.Tensor:

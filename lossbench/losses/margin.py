@@ -29,13 +29,18 @@ def ldam_loss(
     class_weights: tf.Tensor,
     scale: float = 1.0,
 ) -> tf.Tensor:
-    """Per-sample -w_y log softmax(s (z - Delta_y e_y))_y."""
+    """Per-sample w_y l_i / mean_batch(w), l_i = -log softmax(z - s Delta_y e_y)_y.
+
+    `z` are the model's logits (s * cos for the cosine head); the batch mean of the result is
+    the weighted mean sum(w l) / sum(w).
+    """
     shift = (
         tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
         * tf.gather(margins, labels)[:, None]
     )
-    log_p = true_class_log_probs(labels, scale * (logits - shift))
-    return -tf.gather(class_weights, labels) * log_p
+    log_p = true_class_log_probs(labels, logits - scale * shift)
+    w = tf.gather(class_weights, labels)
+    return -w * log_p / tf.reduce_mean(w)
 
 
 def vs_loss(
@@ -95,30 +100,46 @@ class LogitAdjustedLoss(LossbenchLoss):
         labels, logits = self.prepare(y_true, logits)
         return logit_adjusted_loss(labels, logits, self.offsets)
 
+    def posterior(self, logits: Any) -> Any:
+        """softmax(z + tau log pi): the training-prior posterior the loss is consistent with."""
+        z = keras.ops.cast(logits, "float32")
+        return keras.ops.softmax(z + keras.ops.cast(self.offsets, "float32"), axis=-1)
+
 
 @keras.saving.register_keras_serializable(package="lossbench")
 class LDAMLoss(LossbenchLoss):
     """Label-distribution-aware margin loss with deferred re-weighting (LDAM-DRW).
 
     ```
-    loss(z, y) = -w_y log softmax(s * (z - Delta_y e_y))_y
+    z = s * h(x)            the model's logits: h = cos(theta) of the normalised (cosine) head
+                            (head="cosine", s = 30) or the plain Dense logits (head="linear", s = 1)
+    loss_i = -w_y log softmax(z - s * Delta_y e_y)_y  =  -w_y log softmax(s (h - Delta_y e_y))_y
     Delta_k = C / n_k^(1/4),  C such that max_k Delta_k = max_margin (0.5)
+    reduction: sum_i w_i loss_i / sum_i w_i over the batch (PyTorch's weighted mean)
     w_k = 1 before the DRW epoch; from epoch int(drw_start * epochs) on (0-based),
     w_k = (1 - beta) / (1 - beta^n_k) normalised so sum_k w_k = K, beta = drw_beta (0.9999)
     ```
 
-    The scale s defaults to 1 (Cao et al. use s = 30 with normalised features; lossbench's
-    models emit plain logits). The DRW weights are a `tf.Variable` switched by
-    `on_epoch_begin(epoch)` after `on_train_begin(epochs)`; without those hooks (plain `fit`)
-    the weights stay 1. Reduction is Keras' mean over the batch, not PyTorch's weighted mean.
+    The loss declares the head it needs (`head`, `scale`); `lossbench.models.build_model(...,
+    head=loss.head, scale=loss.scale)` builds it, with the same initial weights as the plain head.
+    The model's logits are s * cos, so the posterior is softmax(z). In a plain `model.fit` use a
+    model with that head (`lossbench.models.CosineDense`) and `callbacks=loss.callbacks()` for
+    DRW; without the callback the DRW weights stay 1. The per-sample values returned by `call`
+    are w_i loss_i / mean_batch(w), so Keras' batch mean is the weighted mean.
 
     Source: Cao et al. 2019, "Learning Imbalanced Datasets with Label-Distribution-Aware Margin
-    Loss". Defaults: max_margin = 0.5, s = 1, drw = true, drw_beta = 0.9999, drw_start = 0.8.
+    Loss"; the authors' code (github.com/kaidic/LDAM-DRW, `losses.py` LDAMLoss, `models/
+    resnet_cifar.py` NormedLinear, `cifar_train.py` DRW weights). Differences: the cosine head's
+    weights start from the plain head's initialiser (so every loss starts from the same weights)
+    and keep its bias variable frozen at 0 (the authors' head has no bias).
+    Defaults: head = cosine, s = 30 (1 for head=linear), max_margin = 0.5, drw = true,
+    drw_beta = 0.9999, drw_start = 0.8.
 
     Args:
         class_counts: training samples per class, n_k.
+        head: "cosine" (normalised features and weights, the authors' head) or "linear".
         max_margin: the largest margin (that of the rarest class), > 0.
-        s: logit scale, > 0.
+        s: logit scale, > 0 (unset: 30 for head=cosine, 1 for head=linear).
         drw: enable deferred re-weighting.
         drw_beta: effective-number beta of the DRW weights, in [0, 1).
         drw_start: fraction of the epochs after which DRW starts, in [0, 1].
@@ -128,21 +149,29 @@ class LDAMLoss(LossbenchLoss):
     Example:
 
     ```python
-    loss = LDAMLoss(class_counts=[900, 100, 10])  # Delta = [0.163, 0.281, 0.5]
-    loss.on_train_begin(epochs=10)
-    loss.on_epoch_begin(8)                        # DRW weights on from epoch 8
+    loss = LDAMLoss(class_counts=[900, 100, 10])  # Delta = [0.163, 0.281, 0.5], s = 30
+    model = build_model("mlp", 8, 3, head=loss.head, scale=loss.scale)
+    model.compile("adam", loss=loss)
+    model.fit(x, y, epochs=10, callbacks=loss.callbacks())  # DRW weights on from epoch 8
     ```
     """
 
     NAME = "ldam"
     FORMULA = (
-        "-w_y log softmax(z - Delta_y e_y)_y, Delta_k = C / n_k^(1/4), max Delta = 0.5; "
-        "DRW: w = cb weights (beta = 0.9999) after 80% of the epochs"
+        "-w_y log softmax(s (cos - Delta_y e_y))_y with a cosine head, s = 30, Delta_k = C / "
+        "n_k^(1/4), max Delta = 0.5; DRW: w = cb weights (beta = 0.9999) after 80% of the "
+        "epochs, weighted mean sum(w l) / sum(w)"
     )
-    SOURCE = "Cao et al. 2019 (LDAM-DRW)"
+    SOURCE = (
+        "Cao et al. 2019 (LDAM-DRW); authors' code kaidic/LDAM-DRW losses.py (LDAMLoss), "
+        "models/resnet_cifar.py (NormedLinear)"
+    )
     PARAMS = {
+        "head": Param("cosine", "model head", scalar=False, choices=("cosine", "linear")),
         "max_margin": Param(0.5, "largest margin", low=0.0, low_open=True),
-        "s": Param(1.0, "logit scale", low=0.0, low_open=True),
+        "s": Param(
+            None, "logit scale (unset: 30 cosine, 1 linear)", nullable=True, low=0.0, low_open=True
+        ),
         "drw": Param(True, "deferred re-weighting", boolean=True),
         "drw_beta": Param(0.9999, "DRW effective-number beta", low=0.0, high=1.0, high_open=True),
         "drw_start": Param(0.8, "fraction of epochs before DRW", low=0.0, high=1.0),
@@ -151,8 +180,9 @@ class LDAMLoss(LossbenchLoss):
     def __init__(
         self,
         class_counts: Sequence[int] | np.ndarray,
+        head: str = "cosine",
         max_margin: float = 0.5,
-        s: float = 1.0,
+        s: float | None = None,
         drw: bool = True,
         drw_beta: float = 0.9999,
         drw_start: float = 0.8,
@@ -166,14 +196,20 @@ class LDAMLoss(LossbenchLoss):
             name=name,
             reduction=reduction,
             dtype=dtype,
+            head=head,
             max_margin=max_margin,
             s=s,
             drw=drw,
             drw_beta=drw_beta,
             drw_start=drw_start,
         )
-        self.margins = self.constant(self.stats.ldam_margins(self.params["max_margin"]))
-        self._drw_weights = self.stats.effective_weights(self.params["drw_beta"])
+        p = self.params
+        self.head = p["head"]
+        self.scale = float(
+            p["s"] if p["s"] is not None else (30.0 if self.head == "cosine" else 1.0)
+        )
+        self.margins = self.constant(self.stats.ldam_margins(p["max_margin"]))
+        self._drw_weights = self.stats.effective_weights(p["drw_beta"])
         self.class_weights = self.variable(np.ones(self.num_classes), "drw_weights")
         self._epochs: int | None = None
         self.drw_active = False
@@ -185,6 +221,14 @@ class LDAMLoss(LossbenchLoss):
         w = self._drw_weights if self.drw_active else np.ones(self.num_classes)
         self.class_weights.assign(w.astype(self.dtype))
 
+    def drw_epoch(self, epochs: int) -> int:
+        """The first DRW epoch (0-based), int(drw_start * epochs)."""
+        return int(self.params["drw_start"] * epochs)
+
+    def selection_start(self, epochs: int) -> int:
+        """With DRW, its first epoch (the final phase); else 0."""
+        return self.drw_epoch(epochs) if self.params["drw"] else 0
+
     def on_train_begin(self, epochs: int) -> None:
         """Remember the planned number of epochs (DRW starts at int(drw_start * epochs))."""
         self._epochs = int(epochs)
@@ -192,14 +236,14 @@ class LDAMLoss(LossbenchLoss):
     def on_epoch_begin(self, epoch: int) -> None:
         """Turn DRW on from epoch int(drw_start * epochs) (0-based)."""
         if self._epochs is not None:
-            self.set_drw(epoch >= int(self.params["drw_start"] * self._epochs))
+            self.set_drw(epoch >= self.drw_epoch(self._epochs))
 
     def learned_params(self) -> dict[str, float]:
         """{"drw": 1.0 while the DRW weights are in use, else 0.0}."""
         return {"drw": float(self.drw_active)}
 
     def state_config(self) -> dict[str, Any]:
-        return {"drw_active": self.drw_active}
+        return {"drw_active": self.drw_active, "s": self.scale}
 
     def call(self, y_true: Any, logits: Any) -> tf.Tensor:
         labels, logits = self.prepare(y_true, logits)
@@ -208,7 +252,7 @@ class LDAMLoss(LossbenchLoss):
             logits,
             self.margins,
             tf.cast(self.class_weights, logits.dtype),
-            self.params["s"],
+            self.scale,
         )
 
 
@@ -296,6 +340,12 @@ class VSLoss(LossbenchLoss):
         labels, logits = self.prepare(y_true, logits)
         return vs_loss(labels, logits, self.scales, self.offsets, self.class_weights)
 
+    def posterior(self, logits: Any) -> Any:
+        """softmax(Delta * z + l)."""
+        z = keras.ops.cast(logits, "float32")
+        scales = keras.ops.cast(self.scales, "float32")
+        return keras.ops.softmax(z * scales + keras.ops.cast(self.offsets, "float32"), axis=-1)
+
 
 @keras.saving.register_keras_serializable(package="lossbench")
 class AutoBalanceLoss(LossbenchLoss):
@@ -356,6 +406,7 @@ class AutoBalanceLoss(LossbenchLoss):
         ),
         "upper_lr": Param(1e-2, "Adam learning rate of the upper step", low=0.0, low_open=True),
         "interval": Param(None, "steps between upper steps", nullable=True, integer=True, low=1),
+        "warmup": Param(0.2, "fraction of epochs before the first upper step", low=0.0, high=1.0),
     }
 
     def __init__(
@@ -368,6 +419,7 @@ class AutoBalanceLoss(LossbenchLoss):
         delta: list[float] | None = None,
         upper_lr: float = 1e-2,
         interval: int | None = None,
+        warmup: float = 0.2,
         name: str | None = None,
         reduction: str | None = "sum_over_batch_size",
         dtype: str | None = None,
@@ -384,6 +436,7 @@ class AutoBalanceLoss(LossbenchLoss):
             delta=delta,
             upper_lr=upper_lr,
             interval=interval,
+            warmup=warmup,
         )
         p = self.params
         l0 = p["tau"] * self.stats.log_priors() if p["l"] is None else np.asarray(p["l"])
@@ -422,6 +475,16 @@ class AutoBalanceLoss(LossbenchLoss):
             tf.cast(self.l, logits.dtype),
             self.class_weights,
         )
+
+    def posterior(self, logits: Any) -> Any:
+        """softmax(Delta * z + l) with the current (learned) Delta and l."""
+        z = keras.ops.cast(logits, "float32")
+        delta = keras.ops.exp(keras.ops.cast(self.log_delta, "float32"))
+        return keras.ops.softmax(z * delta + keras.ops.cast(self.l, "float32"), axis=-1)
+
+    def selection_start(self, epochs: int) -> int:
+        """The end of the warm-up: the first epoch with upper steps, int(warmup * epochs)."""
+        return int(self.params["warmup"] * epochs)
 
 
 def upper_gradients(
