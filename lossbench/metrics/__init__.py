@@ -13,18 +13,34 @@ from lossbench.metrics.classification import (
     quick_scores,
     roc_auc_ovr,
 )
+from lossbench.metrics.protocol import (
+    apply_offsets,
+    calibration_scores,
+    far_threshold,
+    fit_offsets,
+    fit_temperature,
+    operating_points,
+    temperature_scale,
+)
 from lossbench.metrics.significance import paired_bootstrap_ci, paired_seed_test
 
 __all__ = [
     "PER_CLASS_COLUMNS",
     "Evaluation",
+    "apply_offsets",
     "average_precision_ovr",
     "brier_score",
     "calibration_bins",
+    "calibration_scores",
     "confusion_counts",
     "evaluate",
+    "far_threshold",
+    "fit_offsets",
+    "fit_temperature",
+    "operating_points",
     "paired_bootstrap_ci",
     "paired_seed_test",
     "quick_scores",
     "roc_auc_ovr",
+    "temperature_scale",
 ]
