@@ -86,6 +86,9 @@ SampleFracOpt = Annotated[
 SplitOpt = Annotated[str, typer.Option("--split", help="train,val,test fractions.")]
 ScalerOpt = Annotated[str, typer.Option("--scaler", help="minmax | standard.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Bypass the prepared-array cache.")]
+DedupeOpt = Annotated[
+    bool, typer.Option("--dedupe", help="Drop exact duplicate rows (features and label) first.")
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for split, weights and batch order.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 ConfigOpt = Annotated[
@@ -107,6 +110,7 @@ def data_options(
     scaler: str,
     no_cache: bool,
     seed: int,
+    dedupe: bool = False,
 ) -> DataOptions:
     """Build and validate DataOptions from command-line values."""
     if preset not in ("cicids2017", "none", "auto"):
@@ -132,6 +136,7 @@ def data_options(
         scaler=scaler,
         seed=seed,
         cache=not no_cache,
+        dedupe=bool(dedupe),
     )
 
 
@@ -156,6 +161,7 @@ def inspect(
     merge: MergeOpt = None,
     min_class_count: MinClassOpt = None,
     no_cache: NoCacheOpt = False,
+    dedupe: DedupeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Describe a dataset: class table, imbalance ratio, data-quality report, preset actions."""
@@ -174,6 +180,7 @@ def inspect(
         scaler="minmax",
         no_cache=no_cache,
         seed=0,
+        dedupe=dedupe,
     )
     info = inspect_dataset(opts)
     if as_json:
@@ -187,12 +194,36 @@ def inspect(
     for name, count in sorted(info["classes"].items(), key=lambda kv: -kv[1]):
         table.add_row(str(name), f"{count:,}", f"{100 * count / total:.3f}%")
     console.print(table)
+    console.print(_leakage_table(info["leakage"]))
     for key, value in info.items():
-        if key in ("classes",):
+        if key in ("classes", "leakage"):
             continue
         if isinstance(value, dict | list):
             value = json.dumps(value, default=str)
         console.print(f"[bold]{key}[/bold]: {value}")
+
+
+def _leakage_table(leakage: dict[str, Any]) -> Table:
+    """Validation/test rows duplicating a training row, per class and in total."""
+    table = Table(title="leakage: rows duplicating a training row (same / other label)")
+    table.add_column("class")
+    for split in ("val", "test"):
+        table.add_column(f"{split} rows", justify="right")
+        table.add_column(f"{split} duplicates", justify="right")
+    rows = [
+        (name, [leakage[s]["per_class"][name] for s in ("val", "test")])
+        for name in leakage["val"]["per_class"]
+    ]
+    rows.append(("total", [leakage[s] for s in ("val", "test")]))
+    for name, counts in rows:
+        cells = []
+        for c in counts:
+            cells += [
+                f"{c['rows']:,}",
+                f"{c['duplicates']:,} ({c['same_label']:,} / {c['conflicting_label']:,})",
+            ]
+        table.add_row(str(name), *cells)
+    return table
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,6 +340,7 @@ def _data_options_from(v: dict[str, Any], seed: int) -> DataOptions:
         scaler=v["scaler"],
         no_cache=v["no_cache"],
         seed=seed,
+        dedupe=v.get("dedupe", False),
     )
     opts.positive_label = v["positive_label"]
     return opts
@@ -423,6 +455,7 @@ def run(
     split: SplitOpt = "0.6,0.2,0.2",
     scaler: ScalerOpt = "minmax",
     no_cache: NoCacheOpt = False,
+    dedupe: DedupeOpt = False,
     positive_label: PositiveOpt = None,
     model: ModelOpt = "cnn1d",
     epochs: EpochsOpt = 20,
@@ -511,6 +544,7 @@ def compare(
     split: SplitOpt = "0.6,0.2,0.2",
     scaler: ScalerOpt = "minmax",
     no_cache: NoCacheOpt = False,
+    dedupe: DedupeOpt = False,
     positive_label: PositiveOpt = None,
     model: ModelOpt = "cnn1d",
     epochs: EpochsOpt = 20,

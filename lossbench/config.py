@@ -30,6 +30,7 @@ class DataOptions:
     cache_dir: str | None = None  # default: ~/.cache/lossbench (or $LOSSBENCH_CACHE)
     max_onehot_levels: int = 20
     positive_label: str | None = None  # binary tasks: the positive class (default: the minority)
+    dedupe: bool = False  # drop exact duplicate rows (features and label) before the split
 
 
 @dataclass

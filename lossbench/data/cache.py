@@ -47,6 +47,7 @@ _KEY_FIELDS = (
     "scaler",
     "seed",
     "max_onehot_levels",
+    "dedupe",
 )
 
 

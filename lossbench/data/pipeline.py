@@ -3,11 +3,13 @@
     prepare(opts)
       -> load_table (CSV/Parquet/folder) or load_builtin
       -> preprocess: preset columns, labels, feature columns (few-level text one-hot),
-         NaN/±inf as missing, missing rows (--nan-policy), merge/drop classes, class sizes
+         NaN/±inf as missing, missing rows (--nan-policy), merge/drop classes,
+         exact duplicate rows (--dedupe), class sizes
          (features stay pandas' columns until the split: see lossbench.data.table)
       -> stratified subsample (--sample-frac) -> stratified split
       -> median fill (nan-policy median), constant features dropped (CICIDS2017 preset)
          and scaling, all fitted on the training split only
+      -> leakage report (validation/test rows duplicating a training row)
       -> cache
 
 Bad input raises `InputError` with one message naming the file, column or value.
@@ -25,6 +27,7 @@ import pandas as pd
 from lossbench.config import DataOptions
 from lossbench.data import cache as cache_mod
 from lossbench.data.builtin import BUILTIN_DATASETS, BUILTIN_VERSION, load_builtin
+from lossbench.data.leakage import duplicate_rows, leakage_report
 from lossbench.data.load import (
     describe_row,
     fix_text,
@@ -210,6 +213,7 @@ def preprocess(
             y[row_missing] = -1
 
     y, names, dropped_classes, merged = _apply_label_rules(y, names, opts, preset, warn)
+    n_duplicate = _drop_duplicates(cols, y, opts)
     if check_classes:
         what = f"label column {label!r}"
         y, names, small = _check_classes(y, names, opts, source, warn, what)
@@ -229,6 +233,7 @@ def preprocess(
             "rows_empty": int(attrs.get("n_empty_rows", 0)),
             "rows_missing_label": n_no_label,
             "rows_missing": n_row_missing if opts.nan_policy == "drop" else 0,
+            "rows_duplicate": n_duplicate,
             "classes": dropped_classes,
         },
         "rows_with_missing": n_row_missing,
@@ -238,6 +243,17 @@ def preprocess(
         "warnings": warn,
     }
     return Table(name, cols, y[rows], ids, rows, names, feature_names, info)
+
+
+def _drop_duplicates(cols: list[np.ndarray], y: np.ndarray, opts: DataOptions) -> int:
+    """Under `opts.dedupe`, unlabel (y = -1) each row whose features and label repeat an earlier
+    labelled row's; returns how many rows that drops."""
+    if not opts.dedupe:
+        return 0
+    rows = np.flatnonzero(y >= 0)
+    dup = rows[duplicate_rows(cols, rows, y[rows])]
+    y[dup] = -1
+    return len(dup)
 
 
 def _parse_labels(
@@ -407,6 +423,7 @@ def _builtin_table(name: str, opts: DataOptions) -> Table:
     table = load_builtin(name)
     warn: list[str] = []
     y, names, dropped, merged = _apply_label_rules(table.y, table.class_names, opts, GENERIC, warn)
+    n_duplicate = _drop_duplicates(table.columns, y, opts)
     y, names, small = _check_classes(y, names, opts, name, warn)
     dropped.update(small)
     rows = np.flatnonzero(y >= 0)
@@ -417,7 +434,12 @@ def _builtin_table(name: str, opts: DataOptions) -> Table:
         "sources": [f"builtin:{name}"],
         "n_rows_raw": len(table.y),
         "raw_classes": _counts_dict(table.class_counts(), table.class_names),
-        "dropped": {"columns": [], "rows_missing": 0, "classes": dropped},
+        "dropped": {
+            "columns": [],
+            "rows_missing": 0,
+            "rows_duplicate": n_duplicate,
+            "classes": dropped,
+        },
         "rows_with_missing": 0,
         "merged": merged,
         "onehot_columns": {},
@@ -546,6 +568,10 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
             },
             "sample_frac": opts.sample_frac,
             "scaler": scaler.to_info(),
+            "dedupe": opts.dedupe,
+            "leakage": leakage_report(
+                X_train, y[tr], X_val, y[va], X_test, y[te], list(table.class_names)
+            ),
         }
     )
     return PreparedData(
@@ -574,9 +600,11 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
 
     Returns a JSON-able dict with at least: name, n_rows, n_features, classes (after
     preprocessing, largest first), raw_classes (before), imbalance_ratio (largest / smallest
-    class), n_missing and n_infinite (cells before cleaning), constant_columns, n_duplicate_rows,
-    preset, dropped and warnings. Constant columns are those constant over all preprocessed rows
-    (`prepare` decides on the training split only). Nothing is written.
+    class), n_missing and n_infinite (cells before cleaning), constant_columns, n_duplicate_rows
+    (of the loaded table, before --dedupe), preset, dropped, warnings, and split and leakage
+    (`lossbench.data.leakage.leakage_report` on the split `prepare` makes with these options).
+    Constant columns are those constant over all preprocessed rows (`prepare` decides on the
+    training split only). Nothing is written.
     """
     src = _resolve_source(opts)
     if src.path is None:
@@ -611,6 +639,7 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         n_features -= len(constant)
     counts = table.class_counts()
     classes = _counts_dict(counts, table.class_names)
+    split_info = _split_and_scale(table, opts).info
     return {
         "name": table.name,
         "sources": info["sources"],
@@ -633,6 +662,9 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         "merged": info["merged"],
         "onehot_columns": info["onehot_columns"],
         "warnings": info["warnings"],
+        "dedupe": opts.dedupe,
+        "split": split_info["split"],
+        "leakage": split_info["leakage"],
     }
 
 

@@ -1,0 +1,143 @@
+"""Train/test leakage through exact duplicates, and dropping duplicate rows (SPEC 5.1).
+
+A validation or test row *duplicates* a training row when its prepared feature vector (the
+float32 model input, after preprocessing and scaling) is bit-for-bit equal to that training row's
+(-0.0 counted as 0.0). CICIDS2017 holds many such rows (Engelen et al. 2021): a model can score
+them by memory. `duplicate_rows` marks exact duplicate rows (features and label) of a table before
+the split, for `--dedupe`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["duplicate_rows", "leakage_report"]
+
+
+_BLOCK = 65536  # rows hashed at a time
+_HASH_SEED = 20211  # fixed: the hash (and so the report) is the same on every call
+
+
+def _as_words(X: np.ndarray) -> np.ndarray:
+    """The rows' bytes as unsigned integers (-0.0 normalised to 0.0)."""
+    X = np.ascontiguousarray(np.asarray(X) + 0)  # + 0 turns -0.0 into 0.0
+    return X.view(np.dtype(f"u{X.dtype.itemsize}")).reshape(X.shape)
+
+
+def _row_hashes(W: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """sum_j coef_j * w_j mod 2**64 per row, in blocks (a random linear hash of the bytes)."""
+    out = np.empty(len(W), dtype=np.uint64)
+    for i in range(0, len(W), _BLOCK):
+        out[i : i + _BLOCK] = (W[i : i + _BLOCK].astype(np.uint64) * coef).sum(axis=1)
+    return out
+
+
+def _row_groups(mats: Sequence[np.ndarray]) -> np.ndarray:
+    """One group id per row of the stacked matrices: equal ids exactly when the rows are equal.
+
+    Rows are grouped by a 64-bit hash, then each row is compared with its group's first row;
+    should two different rows share a hash, the rows' bytes are grouped directly instead.
+    """
+    words = [_as_words(X) for X in mats]
+    coef = np.random.default_rng(_HASH_SEED).integers(
+        1, 2**63, size=words[0].shape[1], dtype=np.uint64
+    ) * np.uint64(2) + np.uint64(1)
+    hashes = np.concatenate([_row_hashes(W, coef) for W in words])
+    _, first, group = np.unique(hashes, return_index=True, return_inverse=True)
+    group = group.ravel().astype(np.int64)
+    offsets = np.cumsum([0] + [len(W) for W in words])
+
+    def row(i: np.ndarray) -> np.ndarray:  # rows by global position
+        part = np.searchsorted(offsets, i, side="right") - 1
+        out = np.empty((len(i), words[0].shape[1]), dtype=words[0].dtype)
+        for p, W in enumerate(words):
+            sel = part == p
+            out[sel] = W[i[sel] - offsets[p]]
+        return out
+
+    for i in range(0, len(hashes), _BLOCK):
+        pos = np.arange(i, min(i + _BLOCK, len(hashes)))
+        rep = first[group[pos]]
+        check = pos != rep
+        if check.any() and not np.array_equal(row(pos[check]), row(rep[check])):
+            stacked = np.concatenate(words)  # a hash collision: group the bytes themselves
+            keys = stacked.view(np.dtype((np.void, stacked.itemsize * stacked.shape[1])))
+            return np.unique(keys.ravel(), return_inverse=True)[1].ravel().astype(np.int64)
+    return group
+
+
+def leakage_report(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    class_names: Sequence[str],
+) -> dict[str, Any]:
+    """Validation and test rows whose feature vector exactly duplicates a training row.
+
+    For each of the splits 'val' and 'test', overall and per class (the row's own label):
+
+    - rows: the rows of that split (and class);
+    - duplicates: rows whose feature vector equals at least one training row's;
+    - same_label: duplicates with at least one such training row of the same label;
+    - conflicting_label: duplicates with at least one such training row of another label
+      (a row can count in both).
+
+    Args:
+        X_train, X_val, X_test: feature matrices with the same columns, shape (n, F).
+        y_train, y_val, y_test: class indices into `class_names`.
+        class_names: the K class names.
+
+    Returns:
+        A JSON-able dict {"val": {...}, "test": {...}}, each with rows, duplicates, same_label,
+        conflicting_label and per_class (class name -> the same four counts).
+    """
+    k = len(class_names)
+    n_train = len(y_train)
+    group = _row_groups([X_train, X_val, X_test])
+    g_train = group[:n_train]
+    # distinct (group, label) pairs among the training rows, and distinct labels per group
+    pairs = np.unique(g_train * k + np.asarray(y_train, dtype=np.int64))
+    labels_in_group = np.bincount(pairs // k, minlength=int(group.max(initial=-1)) + 1)
+
+    out: dict[str, Any] = {}
+    start = n_train
+    for split, y in (("val", y_val), ("test", y_test)):
+        y = np.asarray(y, dtype=np.int64)
+        g = group[start : start + len(y)]
+        start += len(y)
+        n_labels = labels_in_group[g]
+        dup = n_labels > 0
+        same = np.isin(g * k + y, pairs)
+        conflict = n_labels > same.astype(np.int64)
+        counts = {
+            "rows": np.bincount(y, minlength=k),
+            "duplicates": np.bincount(y[dup], minlength=k),
+            "same_label": np.bincount(y[same], minlength=k),
+            "conflicting_label": np.bincount(y[conflict], minlength=k),
+        }
+        out[split] = {name: int(c.sum()) for name, c in counts.items()}
+        out[split]["per_class"] = {
+            class_names[c]: {name: int(v[c]) for name, v in counts.items()} for c in range(k)
+        }
+    return out
+
+
+def duplicate_rows(columns: Sequence[np.ndarray], rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Mask over `rows`: True for a row whose features and label repeat an earlier row's exactly.
+
+    Args:
+        columns: feature columns (1-D arrays over all loaded rows); missing values (NaN) compare
+            equal to each other.
+        rows: positions of the rows considered, in order.
+        y: their labels.
+    """
+    frame = pd.DataFrame({j: col[rows] for j, col in enumerate(columns)})
+    frame["label"] = np.asarray(y)
+    return frame.duplicated(keep="first").to_numpy()
