@@ -14,7 +14,7 @@ from rich.table import Table
 from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
 
 from lossbench import __version__
-from lossbench.config import DataOptions, load_toml, parse_list, parse_split
+from lossbench.config import SELECT_CRITERIA, DataOptions, load_toml, parse_list, parse_split
 from lossbench.errors import InputError
 
 app = typer.Typer(
@@ -257,7 +257,24 @@ ModelOpt = Annotated[str, typer.Option("--model", help="cnn1d (paper Fig. 4) | m
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | gpu.")]
 OutOpt = Annotated[str, typer.Option("--out", help="Results folder.")]
 PatienceOpt = Annotated[
-    int, typer.Option("--patience", help="Early-stopping patience on val loss; 0 disables.", min=0)
+    int,
+    typer.Option(
+        "--patience", help="Early-stopping patience on the --select criterion; 0 disables.", min=0
+    ),
+]
+SelectOpt = Annotated[
+    str,
+    typer.Option(
+        "--select",
+        help="Selection criterion on the validation split, the same for every loss: macro_f1 "
+        "(validation NLL breaks ties) | nll | auprc | balanced_accuracy.",
+    ),
+]
+FarOpt = Annotated[
+    str,
+    typer.Option(
+        "--far", help="False-alarm-rate targets of the operating points, e.g. 0.01,0.001."
+    ),
 ]
 ParamOpt = Annotated[
     list[str] | None,
@@ -307,6 +324,14 @@ def _train_options(v: dict[str, Any], seed: int) -> Any:
         raise InputError(f"--device {v['device']!r}: expected auto, cpu or gpu")
     if not v["lr"] > 0:
         raise InputError(f"--lr {v['lr']}: expected a positive learning rate")
+    if v["select"] not in SELECT_CRITERIA:
+        raise InputError(f"--select {v['select']!r}: expected one of {', '.join(SELECT_CRITERIA)}")
+    try:
+        far_targets = tuple(float(x) for x in parse_list(str(v["far"])))
+    except ValueError:
+        far_targets = ()
+    if not far_targets or not all(0 < f < 1 for f in far_targets):
+        raise InputError(f"--far {v['far']!r}: expected rates in (0, 1) like 0.01,0.001")
     jit = {"auto": None, "on": True, "off": False}.get(v["jit"], "bad")
     if jit == "bad":
         raise InputError(f"--jit {v['jit']!r}: expected auto, on or off")
@@ -321,6 +346,8 @@ def _train_options(v: dict[str, Any], seed: int) -> Any:
         seed=seed,
         tensorboard=bool(v["tensorboard"]),
         jit_compile=jit,
+        select=v["select"],
+        far_targets=far_targets,
     )
 
 
@@ -440,6 +467,13 @@ def _headline_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
+    """The runs' warnings (e.g. "predicts only 1 of 2 classes"), one line each."""
+    for m in rows:
+        for text in m.get("warnings") or []:
+            err_console.print(f"warning: {m.get('name')}: {text}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def run(
     ctx: typer.Context,
@@ -458,11 +492,13 @@ def run(
     dedupe: DedupeOpt = False,
     positive_label: PositiveOpt = None,
     model: ModelOpt = "cnn1d",
-    epochs: EpochsOpt = 20,
+    epochs: EpochsOpt = 200,
     batch_size: BatchOpt = 256,
     lr: LrOpt = 1e-3,
     clipnorm: ClipOpt = 1.0,
-    patience: PatienceOpt = 10,
+    patience: PatienceOpt = 20,
+    select: SelectOpt = "macro_f1",
+    far: FarOpt = "0.01,0.001",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     jit: JitOpt = "auto",
@@ -498,6 +534,7 @@ def run(
         typer.echo(str(run_dir))
     else:
         console.print(_headline_table(f"{run_dir.parent.parent.name}", [metrics]))
+        _print_run_warnings([metrics])
         console.print(f"run folder: {run_dir}")
     if metrics.get("status") != "ok":
         err_console.print(
@@ -547,11 +584,13 @@ def compare(
     dedupe: DedupeOpt = False,
     positive_label: PositiveOpt = None,
     model: ModelOpt = "cnn1d",
-    epochs: EpochsOpt = 20,
+    epochs: EpochsOpt = 200,
     batch_size: BatchOpt = 256,
     lr: LrOpt = 1e-3,
     clipnorm: ClipOpt = 1.0,
-    patience: PatienceOpt = 10,
+    patience: PatienceOpt = 20,
+    select: SelectOpt = "macro_f1",
+    far: FarOpt = "0.01,0.001",
     device: DeviceOpt = "auto",
     jit: JitOpt = "auto",
     param: ParamOpt = None,
@@ -647,6 +686,7 @@ def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
         typer.echo(str(summary / "report.html"))
         return
     console.print(_headline_table(exp_dir.name, runs))
+    _print_run_warnings(runs)
     md = summary / "table_average.md"
     if md.exists():
         console.print()
@@ -668,9 +708,11 @@ def report(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rebuild the tables, plots and report page of an experiment from its stored runs."""
+    """Recompute every run's metrics from its stored predictions (no training), then rebuild the
+    tables, plots and report page of the experiment."""
     from pathlib import Path
 
+    from lossbench.evaluation import reevaluate_run
     from lossbench.report import build_summary, run_plots
 
     exp_dir = Path(results_dir)
@@ -678,6 +720,9 @@ def report(
         raise InputError(f"{exp_dir}: not an experiment folder (no experiment.json)")
     for run_dir in sorted((exp_dir / "runs").glob("*")):
         if (run_dir / "DONE").exists():
+            note = reevaluate_run(run_dir)
+            if note is not None and not as_json:
+                err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
             run_plots(run_dir)
     build_summary(exp_dir)
     if as_json:

@@ -10,6 +10,8 @@ from typing import Any
 
 from lossbench.errors import InputError
 
+SELECT_CRITERIA = ("macro_f1", "nll", "auprc", "balanced_accuracy")  # SPEC 5.1
+
 
 @dataclass
 class DataOptions:
@@ -38,11 +40,15 @@ class TrainOptions:
     """How to train one run (SPEC section 3)."""
 
     model: str = "cnn1d"  # cnn1d | mlp
-    epochs: int = 20
+    epochs: int = 200  # a budget: early stopping on the selection criterion ends most runs
     batch_size: int = 256
     lr: float = 1e-3
     clipnorm: float = 1.0
-    patience: int = 10  # 0 disables early stopping
+    patience: int = 20  # 0 disables early stopping
+    select: str = (
+        "macro_f1"  # selection criterion (SPEC 5.1): macro_f1 | nll | auprc | balanced_accuracy
+    )
+    far_targets: tuple[float, ...] = (0.01, 0.001)  # operating points: DR at these validation FARs
     device: str = "auto"  # auto | cpu | gpu
     seed: int = 0
     filters: int = 64

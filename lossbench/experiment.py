@@ -30,7 +30,6 @@ from lossbench.errors import InputError
 from lossbench.io import (
     atomic_write_csv,
     atomic_write_json,
-    atomic_write_parquet,
     atomic_write_text,
 )
 
@@ -227,39 +226,26 @@ def _positive_index(data: Any, positive_label: str | None) -> int | None:
 
 
 def write_evaluation(
-    run_dir: Path, data: Any, proba: np.ndarray, positive: int | None, metrics_base: dict[str, Any]
+    run_dir: Path,
+    data: Any,
+    test: Any,
+    val: Any,
+    positive: int | None,
+    metrics_base: dict[str, Any],
+    far_targets: Sequence[float] = (0.01, 0.001),
 ) -> dict[str, Any]:
-    """Write predictions.parquet, metrics.json, per_class.csv, calibration.json, confusion.csv.
+    """Write predictions.parquet, predictions_val.parquet, metrics.json, per_class.csv,
+    calibration.json and confusion.csv.
 
-    The metrics are computed from exactly the probabilities stored in predictions.parquet.
+    `test` and `val` are `lossbench.evaluation.SplitPredictions`; every metric is computed from
+    exactly what the prediction files store (`lossbench.evaluation.evaluate_predictions`), so
+    `lossbench report` recomputes the same numbers from them.
     """
-    from lossbench.metrics import evaluate
+    from lossbench.evaluation import write_predictions, write_run_evaluation
 
-    preds = pd.DataFrame(
-        {
-            "row_id": np.asarray(data.ids_test, dtype=np.int64),
-            "y_true": np.asarray(data.y_test, dtype=np.int64),
-        }
-    )
-    for k in range(proba.shape[1]):
-        preds[f"p_{k}"] = proba[:, k]
-    atomic_write_parquet(run_dir / "predictions.parquet", preds)
-    ev = evaluate(np.asarray(data.y_test), proba, data.class_names, positive=positive)
-    per_class = ev.per_class.reset_index()
-    atomic_write_csv(run_dir / "per_class.csv", per_class)
-    atomic_write_json(run_dir / "calibration.json", ev.calibration)
-    conf = pd.DataFrame(ev.confusion, columns=data.class_names)
-    conf.insert(0, "true", data.class_names)
-    atomic_write_csv(run_dir / "confusion.csv", conf)
-    metrics = {
-        **metrics_base,
-        "status": "ok",
-        "reason": None,
-        "summary": ev.summary,
-        "undefined": ev.undefined,
-    }
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    return metrics
+    write_predictions(run_dir, test, val)
+    metrics = {**metrics_base, "status": "ok", "reason": None, "far_targets": list(far_targets)}
+    return write_run_evaluation(run_dir, data.class_names, metrics, test, val, positive)
 
 
 def _finish(run_dir: Path, logger: logging.Logger) -> None:
@@ -297,9 +283,10 @@ def execute_loss_run(
     import keras
     import tensorflow as tf
 
+    from lossbench.evaluation import SplitPredictions
     from lossbench.losses import get
     from lossbench.models import build_model, weights_checksum
-    from lossbench.train import Trainer, device_scope, resolve_jit, seed_everything, softmax_np
+    from lossbench.train import Trainer, device_scope, posterior_np, resolve_jit, seed_everything
 
     reporter = reporter or Reporter()
     _prepare_run_dir(run_dir)
@@ -378,6 +365,7 @@ def execute_loss_run(
                 best_epoch=result.best_epoch,
                 train_seconds=result.train_seconds,
                 device=device,
+                selection=result.selection,
             )
             if result.status != "ok":
                 logger.error("run failed: %s", result.reason)
@@ -385,9 +373,20 @@ def execute_loss_run(
                 atomic_write_json(run_dir / "metrics.json", metrics)
                 reporter.run_finished(spec.name, metrics)
                 return metrics
-            proba = softmax_np(trainer.predict_logits(data.X_test))
+            splits = []
+            for ids, X, y in (
+                (data.ids_test, data.X_test, data.y_test),
+                (data.ids_val, data.X_val, data.y_val),
+            ):
+                z = trainer.predict_logits(X)
+                splits.append(SplitPredictions(ids, np.asarray(y), z, posterior_np(loss, z)))
             metrics = write_evaluation(
-                run_dir, data, proba, _positive_index(data, cfg.data.positive_label), base
+                run_dir,
+                data,
+                *splits,
+                _positive_index(data, cfg.data.positive_label),
+                base,
+                topts.far_targets,
             )
             model.compile(optimizer=trainer.optimizer, loss=loss)
             model.save(run_dir / ".model.keras.tmp.keras")
@@ -435,6 +434,8 @@ def execute_baseline_run(
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from lossbench.evaluation import SplitPredictions
+
     reporter = reporter or Reporter()
     _prepare_run_dir(run_dir)
     logger, handler = _run_logger(run_dir, spec.name)
@@ -469,9 +470,15 @@ def execute_baseline_run(
         reporter.run_started(spec.name, 0)
         t0 = time.perf_counter()
         clf.fit(np.asarray(data.X_train), np.asarray(data.y_train))
-        proba_present = clf.predict_proba(np.asarray(data.X_test))
-        proba = np.zeros((len(data.y_test), data.n_classes))
-        proba[:, clf.classes_.astype(int)] = proba_present
+        splits = []
+        for ids, X, y in (
+            (data.ids_test, data.X_test, data.y_test),
+            (data.ids_val, data.X_val, data.y_val),
+        ):
+            proba = np.zeros((len(y), data.n_classes))
+            proba[:, clf.classes_.astype(int)] = clf.predict_proba(np.asarray(X))
+            proba /= proba.sum(axis=1, keepdims=True)  # float32 models: rows sum to 1 in float64
+            splits.append(SplitPredictions(ids, np.asarray(y), None, proba))
         base.update(
             learned_params={},
             epochs_run=0,
@@ -480,7 +487,12 @@ def execute_baseline_run(
             device="CPU",
         )
         metrics = write_evaluation(
-            run_dir, data, proba, _positive_index(data, cfg.data.positive_label), base
+            run_dir,
+            data,
+            *splits,
+            _positive_index(data, cfg.data.positive_label),
+            base,
+            cfg.train.far_targets,
         )
         _finish(run_dir, logger)
         reporter.run_finished(spec.name, metrics)

@@ -2,7 +2,8 @@
 
 A compiled train step (Adam, global-norm clipping over model *and* loss variables, the loss's
 `post_step` after each step), per-epoch validation feeding the adaptive losses' hooks, AutoBalance's
-bi-level upper step, early stopping on validation loss with best-weight restore, and NaN detection.
+bi-level upper step, early stopping and best-weight restore on one selection criterion computed
+alike for every loss on the validation split (SPEC 5.1; never a loss's own value), NaN detection.
 Batch order is a function of (seed, epoch) only, so every loss under one seed sees the same batches.
 """
 
@@ -19,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lossbench.config import TrainOptions
+from lossbench.config import SELECT_CRITERIA, TrainOptions
 from lossbench.errors import InputError
 from lossbench.metrics import quick_scores
 
@@ -91,6 +92,7 @@ class TrainResult:
     train_seconds: float = 0.0
     learned_params: dict[str, float] = field(default_factory=dict)
     batch_order_sha256: str = ""
+    selection: dict[str, Any] = field(default_factory=dict)
 
 
 def softmax_np(logits: np.ndarray) -> np.ndarray:
@@ -100,6 +102,55 @@ def softmax_np(logits: np.ndarray) -> np.ndarray:
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
+
+
+def posterior_np(loss: Any, logits: np.ndarray) -> np.ndarray:
+    """The class probabilities the loss's training makes consistent with the data's prior
+    (SPEC 4.4), as float64 rows summing to 1.
+
+    softmax(z) (computed in float64) for a loss that does not redefine `posterior`; otherwise the
+    loss's own `posterior(logits)` (e.g. softmax(z + tau log pi) for `la`).
+    """
+    from lossbench.losses.base import LossbenchLoss
+
+    own = getattr(type(loss), "posterior", None)
+    if own is None or own is getattr(LossbenchLoss, "posterior", None):
+        return softmax_np(logits)
+    p = np.asarray(
+        keras.ops.convert_to_numpy(loss.posterior(np.asarray(logits, np.float32))), np.float64
+    )
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def selection_scores(y: np.ndarray, logits: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Validation scores the selection rule can use (SPEC 5.1), the same for every loss.
+
+    macro_f1 and balanced_accuracy (macro recall) of argmax(logits); nll (mean -log p_y) and auprc
+    (macro one-vs-rest average precision over the classes present) of the posterior.
+    """
+    from lossbench.metrics import average_precision_ovr
+
+    n_classes = proba.shape[1]
+    scores = quick_scores(y, logits.argmax(axis=1), n_classes)
+    p_true = proba[np.arange(len(y)), y] if len(y) else np.ones(0)
+    ap = average_precision_ovr(y, proba) if len(y) else np.full(n_classes, np.nan)
+    return {
+        "macro_f1": float(scores["macro_f1"]),
+        "balanced_accuracy": float(scores["macro_recall"]),
+        "nll": float(-np.mean(np.log(np.clip(p_true, 1e-15, None)))) if len(y) else math.nan,
+        "auprc": float(np.nanmean(ap)) if np.isfinite(ap).any() else math.nan,
+    }
+
+
+def selection_key(criterion: str, scores: dict[str, float]) -> tuple[float, float]:
+    """Larger is better: (criterion, tie-break). The tie-break is the validation NLL of the
+    posterior, so a plateau of macro-F1 still counts as progress while the NLL improves."""
+    nll = scores["nll"]
+    tie = -nll if math.isfinite(nll) else -math.inf
+    if criterion == "nll":
+        return (tie, 0.0)
+    value = scores[criterion]
+    return (value if math.isfinite(value) else -math.inf, tie)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,19 +351,27 @@ class Trainer:
         return None
 
     def validate(self, epoch: int) -> dict[str, Any]:
-        """Evaluate the validation split; feeds the loss's `on_epoch_end` hook."""
+        """Evaluate the validation split; feeds the loss's `on_epoch_end` hook.
+
+        Returns the history row's validation part: the loss's own mean value (`val_loss`, for
+        information only), and the selection scores of every criterion (`val_macro_f1`,
+        `val_balanced_accuracy`, `val_nll`, `val_auprc`), computed alike for every loss.
+        """
         y_val = self._y_val
         val_logits = self.predict_logits(self._X_val)
         val_losses = np.asarray(self._per_sample_losses(y_val, val_logits), dtype=np.float64)
         proba = softmax_np(val_logits)
-        scores = quick_scores(y_val, proba.argmax(axis=1), self.n_classes)
+        posterior = posterior_np(self.loss, val_logits)
+        scores = selection_scores(y_val, val_logits, posterior)
         hook = getattr(self.loss, "on_epoch_end", None)
         if hook is not None:
             hook(epoch, y_val, proba)
         row: dict[str, Any] = {
             "val_loss": float(np.mean(val_losses)) if len(val_losses) else math.nan,
-            "val_macro_f1": float(scores["macro_f1"]),
-            "val_macro_recall": float(scores["macro_recall"]),
+            "val_macro_f1": scores["macro_f1"],
+            "val_macro_recall": scores["balanced_accuracy"],
+            "val_nll": scores["nll"],
+            "val_auprc": scores["auprc"],
         }
         for k in range(self.n_classes):
             mask = y_val == k
@@ -337,7 +396,16 @@ class Trainer:
         result.batch_order_sha256 = hashlib.sha256(
             epoch_permutation(opts.seed, 0, self._n).astype(np.int64).tobytes()
         ).hexdigest()
-        best_val, best_weights, waited = math.inf, None, 0
+        criterion = opts.select
+        if criterion not in SELECT_CRITERIA:
+            raise InputError(
+                f"--select {criterion!r}: expected one of {', '.join(SELECT_CRITERIA)}"
+            )
+        start_hook = getattr(self.loss, "selection_start", None)
+        start = int(start_hook(opts.epochs)) if start_hook is not None else 0
+        start = min(max(start, 0), max(opts.epochs - 1, 0))
+        best_key: tuple[float, float] | None = None
+        best_weights, waited, stopped_by = None, 0, "max_epochs"
         hook = getattr(self.loss, "on_train_begin", None)
         if hook is not None:
             hook(opts.epochs)
@@ -361,25 +429,47 @@ class Trainer:
                             tf.summary.scalar(key, value)
             if on_epoch_end is not None:
                 on_epoch_end(row)
-            val_loss = row["val_loss"]
-            problem = self._divergence(train_loss, val_loss)
+            problem = self._divergence(train_loss, row["val_loss"])
             if problem is not None:
                 result.status = "failed"
                 result.reason = f"{problem} at epoch {epoch + 1}; the run was stopped"
+                stopped_by = "diverged"
                 break
-            if val_loss < best_val:
-                best_val, waited, result.best_epoch = val_loss, 0, epoch + 1
+            if epoch < start:
+                continue  # the loss's final phase (LDAM's DRW, AutoBalance's upper level) not on
+            key = selection_key(
+                criterion,
+                {
+                    "macro_f1": row["val_macro_f1"],
+                    "balanced_accuracy": row["val_macro_recall"],
+                    "nll": row["val_nll"],
+                    "auprc": row["val_auprc"],
+                },
+            )
+            if best_key is None or key > best_key:
+                best_key, waited, result.best_epoch = key, 0, epoch + 1
                 if opts.patience > 0:
                     best_weights = self.model.get_weights()
             elif opts.patience > 0:
                 waited += 1
                 if waited >= opts.patience:
+                    stopped_by = "early_stopping"
                     break
         result.train_seconds = time.perf_counter() - t_start
         if result.status == "ok" and opts.patience > 0 and best_weights is not None:
             self.model.set_weights(best_weights)
         elif opts.patience == 0:
             result.best_epoch = result.epochs_run
+        result.selection = {
+            "criterion": criterion,
+            "tie_break": "val_nll" if criterion != "nll" else None,
+            "selected_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "max_epochs": opts.epochs,
+            "patience": opts.patience,
+            "selection_start_epoch": start + 1,
+            "stopped_by": stopped_by,
+        }
         learned = getattr(self.loss, "learned_params", None)
         result.learned_params = {k: float(v) for k, v in learned().items()} if learned else {}
         return result

@@ -275,6 +275,7 @@ def evaluate(
     *,
     n_bins: int = 15,
     positive: int | None = None,
+    y_pred: np.ndarray | None = None,
 ) -> Evaluation:
     """Per-class, averaged, binary and calibration scores of class probabilities.
 
@@ -285,6 +286,9 @@ def evaluate(
         n_bins: bins of the top-label reliability table (ECE/MCE).
         positive: for K == 2 only, the index of the positive class; default the minority class
             of `y_true` (index 1 on a tie).
+        y_pred: the decisions the count-based metrics use (SPEC 5.1: argmax of the logits, or
+            the validation-tuned rule); default `argmax(proba)`. Probability-based metrics
+            (AUROC, AUPRC, Brier, ECE, MCE) always use `proba`.
 
     Returns:
         An `Evaluation`. `summary` has accuracy, balanced_accuracy, gmean, mcc, macro_precision,
@@ -303,7 +307,7 @@ def evaluate(
             f"{n_classes} class names, got {proba.shape}"
         )
 
-    y_pred = proba.argmax(axis=1)
+    y_pred = proba.argmax(axis=1) if y_pred is None else np.asarray(y_pred, dtype=np.int64)
     confusion = confusion_counts(y_true, y_pred, n_classes)
     tp, fp, fn, tn = _one_vs_rest(confusion)
     support = tp + fn

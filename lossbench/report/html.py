@@ -15,12 +15,11 @@ from typing import Any
 import pandas as pd
 
 from lossbench.report.tables import (
-    AVERAGE_METRICS,
-    CALIBRATION_METRICS,
     LOWER_IS_BETTER,
-    PER_CLASS_METRICS,
+    NOT_RANKED,
     ExperimentResults,
     display_table,
+    table_metrics,
 )
 
 __all__ = ["render_report"]
@@ -76,7 +75,7 @@ def _best_rows(table: pd.DataFrame, metric: str, group: str | None) -> set[int]:
     """Positions of the best mean per column (per group when given); ties all count."""
     col = f"{metric}_mean"
     best: set[int] = set()
-    if table.empty or col not in table:
+    if table.empty or col not in table or metric in NOT_RANKED:
         return best
     values = pd.to_numeric(table[col], errors="coerce").reset_index(drop=True)
     groups = table[group].reset_index(drop=True) if group else pd.Series([0] * len(table))
@@ -84,20 +83,17 @@ def _best_rows(table: pd.DataFrame, metric: str, group: str | None) -> set[int]:
         sub = values.loc[idx].dropna()
         if len(sub) < 2:
             continue
-        target = sub.min() if metric in LOWER_IS_BETTER else sub.max()
+        lower = metric in LOWER_IS_BETTER or metric.startswith("far@")
+        target = sub.min() if lower else sub.max()
         best.update(int(i) for i in sub.index[sub == target])
     return best
 
 
 def _summary_table_html(table: pd.DataFrame, which: str) -> str:
     """A summary table as HTML ("mean ± std" cells, best mean per column in bold)."""
-    metrics = {
-        "average": AVERAGE_METRICS,
-        "per_class": PER_CLASS_METRICS,
-        "calibration": CALIBRATION_METRICS,
-    }[which]
+    metrics = table_metrics(which, table)
     display = display_table(table, which)
-    group = "class" if which == "per_class" else None
+    group = "class" if which in ("per_class", "operating_points") else None
     best = {label: _best_rows(table, m, group) for m, label in metrics.items()}
     text_cols = {"Class", "Loss"}
     head = "".join(
@@ -216,6 +212,8 @@ def _runs_html(results: ExperimentResults) -> str:
                 f" — macro F1 {_num(r.summary.get('macro_f1'))}, "
                 f"Brier {_num(r.summary.get('brier'))}"
             )
+        if m.get("warnings"):
+            head += ' — <span class="status-failed">warning</span>'
         head += "</summary>"
         facts = [f"Loss <b>{_e(r.loss)}</b> ({_e(r.kind)})", f"seed {_e(r.seed)}"]
         if r.kind == "loss" and m.get("epochs_run") is not None:
@@ -225,6 +223,16 @@ def _runs_html(results: ExperimentResults) -> str:
         body = [f"<p>{', '.join(facts)}.</p>"]
         if r.reason:
             body.append(f"<p>Reason: {_e(r.reason)}</p>")
+        body.extend(
+            f'<p class="status-failed">Warning: {_e(w)}</p>' for w in m.get("warnings") or []
+        )
+        if m.get("selection"):
+            sel = m["selection"]
+            body.append(
+                f"<p>Selected by validation {_e(sel.get('criterion'))} at epoch "
+                f"{_e(sel.get('selected_epoch'))} of {_e(sel.get('epochs_run'))} run "
+                f"(stopped by {_e(sel.get('stopped_by'))}).</p>"
+            )
         if r.summary:
             cells = "".join(
                 f'<tr><th class="text">{_e(k)}</th><td>{_num(v, 4)}</td></tr>'
@@ -261,8 +269,14 @@ def render_report(
         f"<figcaption>{_e(_PLOT_CAPTIONS.get(name, name))}</figcaption></figure>"
         for name, path in plots.items()
     )
+    warned = [
+        f"<li>{_e(r.name)}: {_e(w)}</li>"
+        for r in results.runs
+        for w in r.metrics.get("warnings") or []
+    ]
     sections = [
         f"<h1>lossbench report: {_e(results.name)}</h1>",
+        (f"<h2>Warnings</h2><ul>{''.join(warned)}</ul>" if warned else ""),
         f'<p class="note">{_e(status_line)}. Cells are mean ± std over seeds (sample std); '
         "a single seed shows the mean alone; the best mean per column is in bold.</p>",
         "<h2>Settings</h2>",
@@ -271,8 +285,20 @@ def render_report(
         _summary_table_html(tables["average"], "average"),
         "<h2>Per-class test metrics</h2>",
         _summary_table_html(tables["per_class"], "per_class"),
+        "<h2>Average test metrics under the validation-tuned decision rule</h2>",
+        '<p class="note">Per-class logit offsets (binary: one threshold) fitted on validation '
+        "macro-F1 and applied unchanged to the test split, for every method alike: a loss that "
+        "wins above but not here bought a shift of the decision threshold.</p>",
+        _summary_table_html(tables["average_tuned"], "average_tuned"),
         "<h2>Calibration</h2>",
+        '<p class="note">Raw: the posterior of each loss. TS: after temperature scaling, one T '
+        "fitted on validation NLL.</p>",
         _summary_table_html(tables["calibration"], "calibration"),
+        "<h2>Operating points</h2>",
+        '<p class="note">Per class, one-vs-rest on the posterior: the threshold is the lowest '
+        "whose validation FAR is at most the target; test DR and the test FAR it gives. "
+        "pAUROC: standardised partial AUROC up to FAR 0.01.</p>",
+        _summary_table_html(tables["operating_points"], "operating_points"),
         "<h2>Significance</h2>",
         '<p class="note">Difference = loss − reference. Paired t-test over the seeds both '
         "completed; paired bootstrap on the test predictions pooled over those seeds. "

@@ -64,10 +64,24 @@ PER_CLASS_METRICS: dict[str, str] = {
     "f1": "F1",
     "far": "FAR",
 }
-CALIBRATION_METRICS: dict[str, str] = {"brier": "Brier", "ece": "ECE", "mce": "MCE"}
+CALIBRATION_METRICS: dict[str, str] = {
+    "brier": "Brier",
+    "ece": "ECE",
+    "mce": "MCE",
+    "nll": "NLL",
+    "temperature": "T",
+    "brier_ts": "Brier (TS)",
+    "ece_ts": "ECE (TS)",
+    "mce_ts": "MCE (TS)",
+    "nll_ts": "NLL (TS)",
+}
+# columns that are settings, not scores: never marked best
+NOT_RANKED: frozenset[str] = frozenset({"temperature"})
 SIGNIFICANCE_METRICS: tuple[str, ...] = ("macro_f1", "brier")
 # metrics where a smaller value is better (the report highlights the best row per column)
-LOWER_IS_BETTER: frozenset[str] = frozenset({"macro_far", "far", "brier", "ece", "mce"})
+LOWER_IS_BETTER: frozenset[str] = frozenset(
+    {"macro_far", "far", "brier", "ece", "mce", "nll", "brier_ts", "ece_ts", "mce_ts", "nll_ts"}
+)
 
 _SEED_RE = re.compile(r"^(?P<kind>.+)_seed(?P<seed>-?\d+)$")
 
@@ -257,7 +271,12 @@ def _mean_std(values: list[Any]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else math.nan
 
 
-def _average_table(results: ExperimentResults) -> pd.DataFrame:
+def _tuned_summary(run: RunRecord) -> dict[str, Any]:
+    """The test metrics under the validation-tuned decision rule (empty for older runs)."""
+    return (run.metrics.get("tuned") or {}).get("summary") or {}
+
+
+def _average_table(results: ExperimentResults, tuned: bool = False) -> pd.DataFrame:
     rows = []
     for kind in results.kinds:
         ok = results.ok_runs(kind)
@@ -269,7 +288,7 @@ def _average_table(results: ExperimentResults) -> pd.DataFrame:
         }
         for metric in AVERAGE_METRICS:
             row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(
-                [r.summary.get(metric) for r in ok]
+                [(_tuned_summary(r) if tuned else r.summary).get(metric) for r in ok]
             )
         rows.append(row)
     columns = ["loss", "kind", "n_seeds", "n_failed"] + [
@@ -288,8 +307,7 @@ def _calibration_table(results: ExperimentResults) -> pd.DataFrame:
             "n_seeds": len(ok),
             "n_failed": sum(1 for r in results.runs if r.loss == kind and not r.ok),
         }
-        # metrics.json's summary first; calibration.json for runs whose summary lacks them
-        sources = [r.summary if _has_calibration(r.summary) else r.calibration() or {} for r in ok]
+        sources = [_calibration_values(r) for r in ok]
         for metric in CALIBRATION_METRICS:
             values = [src.get(metric) for src in sources]
             row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(values)
@@ -300,8 +318,23 @@ def _calibration_table(results: ExperimentResults) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _calibration_values(run: RunRecord) -> dict[str, Any]:
+    """Raw and temperature-scaled calibration of a run: metrics.json's `calibration` (SPEC 5.1),
+    else its summary, else calibration.json (runs made before the protocol)."""
+    stored = run.metrics.get("calibration") or {}
+    raw = stored.get("raw") or (
+        run.summary if _has_calibration(run.summary) else run.calibration() or {}
+    )
+    values = {m: raw.get(m) for m in ("brier", "ece", "mce", "nll")}
+    scaled = stored.get("temperature") or {}
+    values["temperature"] = scaled.get("T")
+    for m in ("brier", "ece", "mce", "nll"):
+        values[f"{m}_ts"] = scaled.get(m)
+    return values
+
+
 def _has_calibration(summary: dict[str, Any]) -> bool:
-    return all(m in summary for m in CALIBRATION_METRICS)
+    return all(m in summary for m in ("brier", "ece", "mce"))
 
 
 def _per_class_table(results: ExperimentResults) -> pd.DataFrame:
@@ -341,24 +374,103 @@ def _per_class_table(results: ExperimentResults) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _operating_points_table(results: ExperimentResults) -> pd.DataFrame:
+    """Per (class, run kind): test DR and test FAR at each FAR target (thresholds chosen on
+    validation) and the standardised partial AUROC up to FAR max_fpr, mean and std over seeds."""
+    values: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    metric_keys: list[str] = []
+    for kind in results.kinds:
+        for r in results.ok_runs(kind):
+            ops = r.metrics.get("operating_points") or {}
+            for entry in ops.get("per_class") or []:
+                cell = values.setdefault((str(entry.get("class")), kind), {})
+                items = [("pauroc", entry.get("pauroc"))]
+                for point in entry.get("points") or []:
+                    t = f"{float(point['far_target']):g}"
+                    items += [
+                        (f"dr@{t}", point.get("test_dr")),
+                        (f"far@{t}", point.get("test_far")),
+                    ]
+                for key, value in items:
+                    cell.setdefault(key, []).append(value)
+                    if key not in metric_keys:
+                        metric_keys.append(key)
+    metric_keys = sorted(metric_keys, key=lambda k: (k == "pauroc", k.split("@")[-1], k))
+    columns = ["class", "loss", "kind", "n_seeds"] + [
+        f"{m}_{s}" for m in metric_keys for s in ("mean", "std")
+    ]
+    classes = list(results.class_names) + sorted({c for c, _ in values} - set(results.class_names))
+    rows = []
+    for cls in classes:
+        for kind in results.kinds:
+            cell = values.get((cls, kind))
+            if cell is None:
+                continue
+            row: dict[str, Any] = {
+                "class": cls,
+                "loss": kind,
+                "kind": results.kind_type(kind),
+                "n_seeds": max(len(v) for v in cell.values()),
+            }
+            for m in metric_keys:
+                row[f"{m}_mean"], row[f"{m}_std"] = _mean_std(cell.get(m, []))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def operating_point_metrics(table: pd.DataFrame) -> dict[str, str]:
+    """Column key -> label of an operating-points table ("DR@FAR 0.01", "pAUROC", ...)."""
+    labels: dict[str, str] = {}
+    for col in table.columns:
+        if not col.endswith("_mean"):
+            continue
+        key = col[: -len("_mean")]
+        name, _, target = key.partition("@")
+        labels[key] = {
+            "dr": f"DR@FAR≤{target}",
+            "far": f"test FAR@{target}",
+            "pauroc": "pAUROC(0.01)",
+        }.get(name, key)
+    return labels
+
+
+def table_metrics(which: str, table: pd.DataFrame) -> dict[str, str]:
+    """Metric key -> display label of one summary table."""
+    if which == "operating_points":
+        return operating_point_metrics(table)
+    return {
+        "average": AVERAGE_METRICS,
+        "average_tuned": AVERAGE_METRICS,
+        "per_class": PER_CLASS_METRICS,
+        "calibration": CALIBRATION_METRICS,
+    }[which]
+
+
 def tables_from(results: ExperimentResults) -> dict[str, pd.DataFrame]:
-    """The three summary tables of already-loaded results (see `summary_tables`)."""
+    """The summary tables of already-loaded results (see `summary_tables`)."""
     return {
         "average": _average_table(results),
+        "average_tuned": _average_table(results, tuned=True),
         "per_class": _per_class_table(results),
         "calibration": _calibration_table(results),
+        "operating_points": _operating_points_table(results),
     }
 
 
 def summary_tables(exp_dir: Path) -> dict[str, pd.DataFrame]:
-    """The three summary tables of an experiment, keyed "average", "per_class", "calibration".
+    """The summary tables of an experiment, keyed "average", "average_tuned", "per_class",
+    "calibration" and "operating_points".
 
     - average: one row per run kind; columns loss, kind, n_seeds, n_failed, then
       `<m>_mean`/`<m>_std` for m in macro_precision, macro_recall, macro_f1, macro_far, macro_auroc,
       macro_auprc.
     - per_class: one row per (class, run kind), classes in class order; columns class, loss, kind,
       n_seeds, then `<m>_mean`/`<m>_std` for m in precision, recall, f1, far.
-    - calibration: one row per run kind; loss, kind, n_seeds, n_failed, brier/ece/mce mean and std.
+    - average_tuned: as average, under the validation-tuned decision rule (SPEC 5.1).
+    - calibration: one row per run kind; loss, kind, n_seeds, n_failed, raw brier/ece/mce/nll,
+      the temperature T fitted on validation, and the temperature-scaled `<m>_ts`, mean and std.
+    - operating_points: one row per (class, run kind); `dr@<t>`/`far@<t>` (test detection rate and
+      test FAR at each validation FAR target t) and `pauroc`, mean and std.
 
     Means are over the completed seeds; std is the sample std (ddof=1), NaN for one seed.
     """
@@ -380,13 +492,9 @@ def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
 
 def display_table(table: pd.DataFrame, which: str) -> pd.DataFrame:
     """A summary table as display strings (the Markdown/HTML view): "mean ± std" cells."""
-    metrics = {
-        "average": AVERAGE_METRICS,
-        "per_class": PER_CLASS_METRICS,
-        "calibration": CALIBRATION_METRICS,
-    }[which]
+    metrics = table_metrics(which, table)
     out: dict[str, list[Any]] = {}
-    if which == "per_class":
+    if which in ("per_class", "operating_points"):
         out["Class"] = table["class"].astype(str).tolist()
     out["Loss"] = table["loss"].astype(str).tolist()
     for metric, label in metrics.items():

@@ -1,0 +1,269 @@
+"""From a run's stored predictions to everything its metrics.json reports (SPEC 5.1).
+
+The evaluation protocol applies to every loss and baseline alike and uses the validation split only
+for anything it fits:
+
+* decisions: `argmax` of the logits (the rule each loss was designed for), and `tuned`: per-class
+  logit offsets (binary: one threshold) fitted on validation macro-F1, applied unchanged to test;
+* probability-based metrics (AUROC, AUPRC, Brier, ECE, MCE, NLL, operating points) use the loss's
+  posterior;
+* operating points: per class, the detection rate at each false-alarm-rate target with the
+  threshold chosen on validation, and the partial AUROC up to FAR 0.01;
+* calibration raw and after temperature scaling fitted on validation NLL;
+* warnings, e.g. a run whose test predictions use fewer classes than the test split holds.
+
+`evaluate_predictions` is pure; `write_predictions` / `read_predictions` own the two prediction
+files (`predictions.parquet` for test, `predictions_val.parquet` for validation);
+`write_run_evaluation` writes the evaluation files of a run, and `reevaluate_run` recomputes them
+from the stored predictions, so `lossbench report` rebuilds every number without training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lossbench.errors import InputError
+from lossbench.io import atomic_write_csv, atomic_write_json, atomic_write_parquet
+from lossbench.metrics import calibration_bins, evaluate
+from lossbench.metrics.protocol import (
+    apply_offsets,
+    calibration_scores,
+    fit_offsets,
+    fit_temperature,
+    operating_points,
+    temperature_scale,
+)
+
+TEST_FILE = "predictions.parquet"
+VAL_FILE = "predictions_val.parquet"
+_TINY = 1e-300
+
+
+@dataclass
+class SplitPredictions:
+    """One split's stored predictions: labels, logits (None for baselines' older files) and the
+    posterior (class probabilities)."""
+
+    row_id: np.ndarray
+    y: np.ndarray
+    logits: np.ndarray | None
+    proba: np.ndarray
+
+    @property
+    def decisions(self) -> np.ndarray:
+        """argmax of the logits (of the posterior when no logits are stored)."""
+        scores = self.logits if self.logits is not None else self.proba
+        return scores.argmax(axis=1)
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {
+                "row_id": np.asarray(self.row_id, dtype=np.int64),
+                "y_true": np.asarray(self.y, dtype=np.int64),
+            }
+        )
+        if self.logits is not None:
+            for k in range(self.logits.shape[1]):
+                frame[f"z_{k}"] = np.asarray(self.logits[:, k], dtype=np.float32)
+        for k in range(self.proba.shape[1]):
+            frame[f"p_{k}"] = np.asarray(self.proba[:, k], dtype=np.float64)
+        return frame
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> SplitPredictions:
+        z_cols = sorted((c for c in frame.columns if c.startswith("z_")), key=lambda c: int(c[2:]))
+        p_cols = sorted((c for c in frame.columns if c.startswith("p_")), key=lambda c: int(c[2:]))
+        logits = frame[z_cols].to_numpy(np.float32) if z_cols else None
+        return cls(
+            row_id=frame["row_id"].to_numpy(np.int64),
+            y=frame["y_true"].to_numpy(np.int64),
+            logits=logits,
+            proba=frame[p_cols].to_numpy(np.float64),
+        )
+
+
+def write_predictions(run_dir: Path, test: SplitPredictions, val: SplitPredictions) -> None:
+    """Write predictions.parquet (test) and predictions_val.parquet (validation) atomically."""
+    atomic_write_parquet(run_dir / TEST_FILE, test.to_frame())
+    atomic_write_parquet(run_dir / VAL_FILE, val.to_frame())
+
+
+def read_predictions(run_dir: Path) -> tuple[SplitPredictions, SplitPredictions | None]:
+    """(test, validation) predictions of a run; validation is None for runs made before the
+    protocol stored it."""
+    test = SplitPredictions.from_frame(pd.read_parquet(run_dir / TEST_FILE))
+    val_path = run_dir / VAL_FILE
+    val = SplitPredictions.from_frame(pd.read_parquet(val_path)) if val_path.exists() else None
+    return test, val
+
+
+def log_posterior(proba: np.ndarray) -> np.ndarray:
+    """log p, with exact zeros (an underflowed probability) clipped to log(1e-300)."""
+    return np.log(np.clip(np.asarray(proba, dtype=np.float64), _TINY, None))
+
+
+def evaluate_predictions(
+    test: SplitPredictions,
+    val: SplitPredictions | None,
+    class_names: Sequence[str],
+    *,
+    positive: int | None = None,
+    far_targets: Sequence[float] = (0.01, 0.001),
+) -> tuple[dict[str, Any], Any]:
+    """Every metric of the evaluation protocol from stored predictions.
+
+    Returns:
+        `(fields, evaluation)`: `fields` holds metrics.json's `summary`, `undefined`, `tuned`,
+        `operating_points`, `calibration` and `warnings`; `evaluation` is the argmax
+        `lossbench.metrics.Evaluation` (per-class table, reliability bins, confusion).
+    """
+    names = [str(c) for c in class_names]
+    n_classes = len(names)
+    ev = evaluate(test.y, test.proba, names, positive=positive, y_pred=test.decisions)
+    fields: dict[str, Any] = {
+        "summary": ev.summary,
+        "undefined": ev.undefined,
+        "warnings": class_coverage_warnings(test.y, test.decisions, names),
+    }
+    raw = calibration_scores(test.y, test.proba)
+    if val is None:
+        fields["warnings"].append(
+            "no validation predictions stored (a run made before lossbench stored them): the "
+            "tuned rule, operating points and temperature scaling are not available"
+        )
+        fields.update(tuned=None, operating_points=None, calibration={"raw": raw})
+        return fields, ev
+
+    val_scores = val.logits if val.logits is not None else log_posterior(val.proba)
+    test_scores = test.logits if test.logits is not None else log_posterior(test.proba)
+    offsets = np.asarray(fit_offsets(val.y, val_scores), dtype=np.float64)
+    tuned_test = apply_offsets(test_scores, offsets)
+    tuned_ev = evaluate(test.y, test.proba, names, positive=positive, y_pred=tuned_test)
+    val_argmax = _macro_f1(val.y, val_scores.argmax(axis=1), n_classes)
+    val_tuned = _macro_f1(val.y, apply_offsets(val_scores, offsets), n_classes)
+    tuned: dict[str, Any] = {
+        "rule": "argmax(z + offsets), offsets fitted on validation macro-F1",
+        "scores": "logits" if val.logits is not None else "log posterior",
+        "offsets": offsets.tolist(),
+        "val_macro_f1_argmax": val_argmax,
+        "val_macro_f1": val_tuned,
+        "summary": tuned_ev.summary,
+        "undefined": tuned_ev.undefined,
+        "warnings": class_coverage_warnings(test.y, tuned_test, names),
+    }
+    if n_classes == 2:
+        # argmax(z + b) picks class 1 exactly when z_1 - z_0 > b_0 - b_1 (ties go to class 0)
+        tuned["threshold"] = float(offsets[0] - offsets[1])
+        tuned["rule"] = (
+            "class 1 when z_1 - z_0 > threshold, threshold fitted on validation macro-F1"
+        )
+    fields["tuned"] = tuned
+    ops = operating_points(val.y, val.proba, test.y, test.proba, far_targets=tuple(far_targets))
+    for entry in ops["per_class"]:
+        entry["class"] = names[entry["class_index"]]
+    fields["operating_points"] = ops
+    temperature = fit_temperature(log_posterior(val.proba), val.y)
+    scaled = temperature_scale(log_posterior(test.proba), temperature)
+    fields["calibration"] = {
+        "raw": raw,
+        "temperature": {"T": float(temperature), **calibration_scores(test.y, scaled)},
+    }
+    return fields, ev
+
+
+def scaled_posterior(test_proba: np.ndarray, temperature: float) -> np.ndarray:
+    """The temperature-scaled test posterior softmax(log p / T) (for the reliability plot)."""
+    return temperature_scale(log_posterior(test_proba), temperature)
+
+
+def class_coverage_warnings(y: np.ndarray, y_pred: np.ndarray, names: Sequence[str]) -> list[str]:
+    """ "predicts only N of K classes" when the decisions use fewer classes than `y` holds."""
+    present = np.unique(y)
+    predicted = np.intersect1d(np.unique(y_pred), present)
+    if len(predicted) >= len(present):
+        return []
+    missing = [names[k] for k in present if k not in predicted]
+    return [
+        f"predicts only {len(predicted)} of {len(present)} classes present in the test split "
+        f"(never predicts: {', '.join(missing)})"
+    ]
+
+
+def _macro_f1(y: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    from lossbench.metrics import quick_scores
+
+    return float(quick_scores(y, y_pred, n_classes)["macro_f1"])
+
+
+def write_run_evaluation(
+    run_dir: Path,
+    class_names: Sequence[str],
+    metrics: dict[str, Any],
+    test: Any,
+    val: Any,
+    positive: int | None,
+) -> dict[str, Any]:
+    """Evaluate stored predictions and write metrics.json, per_class.csv, calibration.json and
+    confusion.csv (the evaluation fields of `metrics` are replaced; the rest is kept)."""
+    fields, ev = evaluate_predictions(
+        test,
+        val,
+        class_names,
+        positive=positive,
+        far_targets=metrics.get("far_targets") or (0.01, 0.001),
+    )
+    per_class = ev.per_class.reset_index()
+    atomic_write_csv(run_dir / "per_class.csv", per_class)
+    calibration = dict(ev.calibration)
+    scaling = (fields.get("calibration") or {}).get("temperature")
+    if scaling is not None:
+        _, _, bins = calibration_bins(
+            test.y, scaled_posterior(test.proba, scaling["T"]), n_bins=ev.calibration["n_bins"]
+        )
+        calibration["temperature"] = {**scaling, "bins": bins}
+    atomic_write_json(run_dir / "calibration.json", calibration)
+    conf = pd.DataFrame(ev.confusion, columns=list(class_names))
+    conf.insert(0, "true", list(class_names))
+    atomic_write_csv(run_dir / "confusion.csv", conf)
+    metrics = {**metrics, **fields}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def reevaluate_run(run_dir: Path) -> str | None:
+    """Recompute a completed run's metrics.json, per_class.csv, calibration.json and
+    confusion.csv from its stored predictions (`lossbench report`); no training.
+
+    Returns a one-line note when the run's files predate stored logits or validation predictions
+    (the evaluation is then partial: the argmax metrics and raw calibration only), else None.
+
+    Raises:
+        InputError: an unreadable metrics.json or prediction file, naming it.
+    """
+    import json
+
+    meta_path = run_dir / "metrics.json"
+    try:
+        metrics = json.loads(meta_path.read_text(encoding="utf-8"))
+        test, val = read_predictions(run_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{run_dir}: unreadable run files ({type(exc).__name__}: {exc})") from None
+    names = [str(c) for c in metrics.get("class_names") or []]
+    if len(names) != test.proba.shape[1]:
+        raise InputError(f"{meta_path}: class_names do not match the stored predictions")
+    positive_name = (metrics.get("summary") or {}).get("positive_class")
+    positive = names.index(positive_name) if positive_name in names else None
+    write_run_evaluation(run_dir, names, metrics, test, val, positive)
+    if val is None:
+        return (
+            f"{run_dir.name}: made before lossbench stored validation predictions and logits; "
+            "its tuned, operating-point and temperature-scaled metrics are not available "
+            "(re-run the experiment with --fresh to get them)"
+        )
+    return None
