@@ -116,7 +116,10 @@ def test_tuned_rule_reproduced_and_never_worse_on_validation(experiment):
             s = z if z is not None else np.log(np.clip(p, 1e-300, None))
             scores[split] = (y, s)
         y_val, s_val = scores["val"]
-        f1 = lambda y, pred: f1_score(y, pred, labels=labels, average="macro", zero_division=0)  # noqa: E731
+
+        def f1(y, pred, labels=labels):
+            return f1_score(y, pred, labels=labels, average="macro", zero_division=0)
+
         tuned_val = f1(y_val, (s_val + offsets).argmax(axis=1))
         assert tuned_val >= f1(y_val, s_val.argmax(axis=1))
         assert m["tuned"]["val_macro_f1"] == pytest.approx(tuned_val, abs=1e-9)
@@ -164,8 +167,8 @@ def test_temperature_minimises_validation_nll_and_scaled_calibration_reproduced(
         logp = np.log(np.clip(p_val, 1e-300, None))
         labels = list(range(p_val.shape[1]))
 
-        def nll(log_t: float) -> float:
-            return -np.mean(log_softmax(logp / np.exp(log_t), axis=1)[np.arange(len(y_val)), y_val])
+        def nll(log_t: float, logp=logp, y=y_val) -> float:
+            return -np.mean(log_softmax(logp / np.exp(log_t), axis=1)[np.arange(len(y)), y])
 
         fit = minimize_scalar(nll, bounds=(-6, 6), method="bounded", options={"xatol": 1e-10})
         assert cal["temperature"]["T"] == pytest.approx(np.exp(fit.x), rel=1e-3)
@@ -232,9 +235,7 @@ def test_report_recomputes_from_predictions_without_training(experiment, tmp_pat
     assert again["operating_points"] == original["operating_points"]
 
 
-def test_report_on_runs_without_logits_or_validation_predictions_says_so(
-    experiment, tmp_path, cli
-):
+def test_report_on_runs_without_logits_or_validation_predictions_says_so(experiment, tmp_path, cli):
     exp = tmp_path / experiment.name
     shutil.copytree(experiment, exp)
     la = exp / "runs" / "la_seed0"
@@ -249,3 +250,51 @@ def test_report_on_runs_without_logits_or_validation_predictions_says_so(
     m = json.loads((la / "metrics.json").read_text())
     assert m["tuned"] is None and "raw" in m["calibration"]
     assert any("no validation predictions" in w for w in m["warnings"])
+
+
+def test_default_budget_trains_a_small_rare_event_set_until_early_stopping(tmp_path, cli):
+    """SPEC 5.1 "enough training": 1,500 rows, 2% positives, default settings, three seeds."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples=1500,
+        n_features=12,
+        n_informative=6,
+        weights=[0.98],
+        flip_y=0,
+        random_state=0,
+    )
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(12)]).assign(Label=y)
+    assert frame["Label"].mean() == pytest.approx(0.02)
+    csv = tmp_path / "rare.csv"
+    frame.to_csv(csv, index=False)
+    result = cli(
+        "compare",
+        "--data",
+        csv,
+        "--losses",
+        "ce,wce,focal,dwb",
+        "--seeds",
+        "0,1,2",
+        "--out",
+        tmp_path / "out",
+    )
+    assert result.code == 0, result.err
+    runs = sorted((tmp_path / "out").glob("*/runs/*"))
+    assert len(runs) == 12
+    stopped, single = [], 0
+    for run in runs:
+        m = json.loads((run / "metrics.json").read_text())
+        assert m["selection"]["max_epochs"] == 200
+        stopped.append(m["selection"]["stopped_by"])
+        predicted = np.unique(
+            pd.read_parquet(run / "predictions.parquet")[["z_0", "z_1"]].to_numpy().argmax(axis=1)
+        )
+        warned = any("predicts only 1 of 2 classes" in w for w in m["warnings"])
+        assert warned == (len(predicted) == 1), run.name
+        single += warned
+        if warned:
+            assert f"warning: {run.name}: predicts only 1 of 2 classes" in result.err
+    assert stopped.count("early_stopping") > len(runs) / 2, stopped
+    html = next((tmp_path / "out").glob("*/summary/report.html")).read_text()
+    assert html.count("predicts only 1 of 2") >= single

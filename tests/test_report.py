@@ -48,7 +48,7 @@ N_BOOT = 200
 
 CONTRACT_FILES = [
     f"table_{t}.{ext}"
-    for t in ("average", "per_class", "calibration")
+    for t in ("average", "average_tuned", "per_class", "calibration", "operating_points")
     for ext in ("csv", "md", "parquet")
 ] + [
     "significance.csv",
@@ -359,7 +359,13 @@ def test_per_class_and_calibration_tables(built):
 def test_summary_tables_match_the_written_csv(built):
     exp, _, _ = built
     tables = summary_tables(exp)
-    assert set(tables) == {"average", "per_class", "calibration"}
+    assert set(tables) == {
+        "average",
+        "average_tuned",
+        "per_class",
+        "calibration",
+        "operating_points",
+    }
     for which, df in tables.items():
         on_disk = pd.read_csv(exp / "summary" / f"table_{which}.csv")
         pd.testing.assert_frame_equal(df.reset_index(drop=True), on_disk, check_dtype=False)
