@@ -213,8 +213,11 @@ def test_summary_tables_and_report_show_the_protocol(experiment):
     cal = pd.read_csv(summary / "table_calibration.csv")
     assert {"brier_mean", "brier_ts_mean", "temperature_mean", "nll_ts_mean"} <= set(cal.columns)
     html = (summary / "report.html").read_text()
-    for heading in ("validation-tuned decision rule", "Operating points", "NLL (TS)"):
+    for heading in ("validation-tuned decision rule", "Operating points", "NLL (TS)", "Leakage"):
         assert heading in html
+    meta = json.loads((experiment / "experiment.json").read_text())
+    leak = meta["data_info"]["leakage"]
+    assert f"<td>{leak['test']['duplicates']}</td>" in html
 
 
 def test_report_recomputes_from_predictions_without_training(experiment, tmp_path, cli):
@@ -298,3 +301,35 @@ def test_default_budget_trains_a_small_rare_event_set_until_early_stopping(tmp_p
     assert stopped.count("early_stopping") > len(runs) / 2, stopped
     html = next((tmp_path / "out").glob("*/summary/report.html")).read_text()
     assert html.count("predicts only 1 of 2") >= single
+
+
+def test_ce_and_ldam_are_selected_by_one_criterion_and_ldam_within_its_drw_phase(tmp_path, cli):
+    result = cli(
+        "compare",
+        "--losses",
+        "ce,ldam",
+        "--seeds",
+        "0",
+        "--epochs",
+        "10",
+        "--patience",
+        "2",
+        "--out",
+        tmp_path,
+        "--quiet",
+    )
+    assert result.code == 0, result.err
+    (exp,) = list(tmp_path.glob("*_digits-lt"))
+    ce = json.loads((exp / "runs" / "ce_seed0" / "metrics.json").read_text())["selection"]
+    ldam = json.loads((exp / "runs" / "ldam_seed0" / "metrics.json").read_text())["selection"]
+    assert ce["criterion"] == ldam["criterion"] == "macro_f1"
+    assert ce["tie_break"] == ldam["tie_break"] == "val_nll"
+    drw_first_epoch = int(0.8 * 10) + 1  # DRW from 80% of the epochs (1-based epoch 9)
+    assert ldam["selection_start_epoch"] == drw_first_epoch
+    assert ldam["selected_epoch"] >= drw_first_epoch
+    # not stopped before DRW has run `patience` epochs
+    assert ldam["epochs_run"] >= min(10, drw_first_epoch - 1 + 2)
+    history = pd.read_csv(exp / "runs" / "ldam_seed0" / "history.csv")
+    drw = history[history["epoch"] >= drw_first_epoch]
+    best = drw.sort_values(["val_macro_f1", "val_nll"], ascending=[False, True]).iloc[0]
+    assert ldam["selected_epoch"] == int(best["epoch"])

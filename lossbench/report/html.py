@@ -250,6 +250,34 @@ def _runs_html(results: ExperimentResults) -> str:
     return "".join(parts) or '<p class="note">No runs.</p>'
 
 
+def _leakage_html(results: ExperimentResults) -> str:
+    """Validation/test rows that exactly duplicate a training row (experiment.json data_info)."""
+    info = results.meta.get("data_info") or {}
+    leak = info.get("leakage")
+    if not leak:
+        return (
+            '<p class="note">No leakage report (an experiment made before lossbench kept one).</p>'
+        )
+    rows = []
+    for split in ("val", "test"):
+        part = leak.get(split) or {}
+        classes = part.get("per_class") or {}
+        for name, c in [("all classes", part), *classes.items()]:
+            rows.append(
+                f'<tr><td class="text">{_e(split)}</td><td class="text">{_e(name)}</td>'
+                f"<td>{_e(c.get('rows'))}</td><td>{_e(c.get('duplicates'))}</td>"
+                f"<td>{_e(c.get('same_label'))}</td><td>{_e(c.get('conflicting_label'))}</td></tr>"
+            )
+    dedupe = "on" if info.get("dedupe") else "off (use --dedupe to drop duplicate rows)"
+    return (
+        f'<p class="note">Rows whose feature vector exactly duplicates a training row; --dedupe '
+        f"was {_e(dedupe)}.</p>"
+        '<table><thead><tr><th class="text">Split</th><th class="text">Class</th><th>Rows</th>'
+        "<th>Duplicate a training row</th><th>Same label</th><th>Conflicting label</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def render_report(
     results: ExperimentResults,
     tables: dict[str, pd.DataFrame],
@@ -306,6 +334,8 @@ def render_report(
         _significance_html(significance),
         "<h2>Plots</h2>",
         figures,
+        "<h2>Leakage</h2>",
+        _leakage_html(results),
         "<h2>Failed, incomplete and missing runs</h2>",
         _excluded_html(excluded),
         "<h2>Runs</h2>",
