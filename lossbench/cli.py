@@ -291,6 +291,22 @@ TensorboardOpt = Annotated[
 JitOpt = Annotated[
     str, typer.Option("--jit", help="XLA compilation of the train step: auto | on | off.")
 ]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="float32 | mixed_bfloat16 | mixed_float16 (Keras mixed precision for the network; "
+        "losses and metrics stay float32).",
+    ),
+]
+
+
+def _check_precision(value: str) -> str:
+    from lossbench.models import PRECISIONS
+
+    if value not in PRECISIONS:
+        raise InputError(f"--precision {value!r}: expected one of {', '.join(PRECISIONS)}")
+    return value
 
 
 def _apply_config_file(ctx: typer.Context, config: str | None, values: dict[str, Any]) -> None:
@@ -335,7 +351,9 @@ def _train_options(v: dict[str, Any], seed: int) -> Any:
     jit = {"auto": None, "on": True, "off": False}.get(v["jit"], "bad")
     if jit == "bad":
         raise InputError(f"--jit {v['jit']!r}: expected auto, on or off")
+    precision = _check_precision(v["precision"])
     return TrainOptions(
+        precision=precision,
         model=v["model"],
         epochs=int(v["epochs"]),
         batch_size=int(v["batch_size"]),
@@ -502,6 +520,7 @@ def run(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     jit: JitOpt = "auto",
+    precision: PrecisionOpt = "float32",
     param: ParamOpt = None,
     out: OutOpt = "results",
     tensorboard: TensorboardOpt = False,
@@ -556,6 +575,14 @@ def compare(
         str, typer.Option("--baselines", help="scikit-learn baselines: lr,rf,hgb.")
     ] = "",
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = False,
+    plots: Annotated[
+        str,
+        typer.Option(
+            "--plots",
+            help="summary: the summary's plots only (each run's: `lossbench report --plots "
+            "runs`) | runs: each run's plots too.",
+        ),
+    ] = "summary",
     executor: Annotated[str, typer.Option("--executor", help="local | ray.")] = "local",
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
@@ -593,6 +620,7 @@ def compare(
     far: FarOpt = "0.01,0.001",
     device: DeviceOpt = "auto",
     jit: JitOpt = "auto",
+    precision: PrecisionOpt = "float32",
     param: ParamOpt = None,
     out: OutOpt = "results",
     tensorboard: TensorboardOpt = False,
@@ -618,6 +646,7 @@ def compare(
         raise InputError(f"--seeds {v['seeds']!r}: expected integers like 0,1,2") from None
     if v["executor"] not in ("local", "ray"):
         raise InputError(f"--executor {v['executor']!r}: expected local or ray")
+    run_plots = _plots_choice(v["plots"])
     seed0 = seed_list[0] if seed_list else 0
     datasets = v["data"] if isinstance(v["data"], list) else [v["data"]]
     if len(datasets) == 0:
@@ -649,6 +678,7 @@ def compare(
             executor_options={"address": v["address"], "gpus_per_run": v["gpus_per_run"]}
             if v["executor"] == "ray"
             else None,
+            run_plots=run_plots,
         )
     if as_json:
         payloads = [_experiment_payload(d) for d in exp_dirs]
@@ -700,11 +730,22 @@ def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
     console.print(f"report:     {summary / 'report.html'}")
 
 
+def _plots_choice(value: str) -> bool:
+    """`--plots summary|runs`: whether each run's plots are drawn too."""
+    if value not in ("summary", "runs"):
+        raise InputError(f"--plots {value!r}: expected summary or runs")
+    return value == "runs"
+
+
 @app.command()
 def report(
     results_dir: Annotated[
         str, typer.Argument(help="An experiment folder (results/<experiment>).")
     ],
+    plots: Annotated[
+        str,
+        typer.Option("--plots", help="summary: the summary's plots | runs: each run's plots too."),
+    ] = "summary",
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -716,6 +757,7 @@ def report(
     from lossbench.report import build_summary, run_plots
 
     exp_dir = Path(results_dir)
+    draw_runs = _plots_choice(plots)
     if not (exp_dir / "experiment.json").is_file():
         raise InputError(f"{exp_dir}: not an experiment folder (no experiment.json)")
     for run_dir in sorted((exp_dir / "runs").glob("*")):
@@ -723,7 +765,8 @@ def report(
             note = reevaluate_run(run_dir)
             if note is not None and not as_json:
                 err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
-            run_plots(run_dir)
+            if draw_runs:
+                run_plots(run_dir)
     build_summary(exp_dir)
     if as_json:
         _print_json(_experiment_payload(exp_dir))
@@ -741,6 +784,14 @@ def bench(
     losses: Annotated[
         str | None, typer.Option("--losses", help="Losses to time (default: all).")
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="The mixed precision measured against float32 (epoch time, test macro-F1 over "
+            "3 seeds): mixed_bfloat16 | mixed_float16 | float32 (leaves it out).",
+        ),
+    ] = "mixed_bfloat16",
     as_json: JsonOpt = False,
 ) -> None:
     """Measure training speed against stock Keras, FLOP/s, CSV ingest and peak memory."""
@@ -754,11 +805,14 @@ def bench(
     unknown = [n for n in chosen if n not in names()]
     if unknown:
         raise InputError(f"--losses {','.join(unknown)}: unknown; see `lossbench losses`")
+    _check_precision(precision)
     device_desc = configure_device(device)
     log = (
         (lambda msg: err_console.print(msg, highlight=False)) if not as_json else (lambda msg: None)
     )
-    result = run_bench(Path(out), quick=quick, device=device_desc, losses=chosen, log=log)
+    result = run_bench(
+        Path(out), quick=quick, device=device_desc, losses=chosen, precision=precision, log=log
+    )
     if as_json:
         _print_json(result)
         return

@@ -55,6 +55,7 @@ class TrainOptions:
     units: int = 128
     dropout: float = 0.2
     jit_compile: bool | None = None  # None: XLA where it helps (auto)
+    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (SPEC 7)
     tensorboard: bool = False
 
 

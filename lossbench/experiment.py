@@ -248,13 +248,14 @@ def write_evaluation(
     return write_run_evaluation(run_dir, data.class_names, metrics, test, val, positive)
 
 
-def _finish(run_dir: Path, logger: logging.Logger) -> None:
+def _finish(run_dir: Path, logger: logging.Logger, plots: bool = True) -> None:
     from lossbench.report import run_plots
 
-    try:
-        run_plots(run_dir)
-    except Exception:  # a plot must never cost the numbers
-        logger.error("plotting failed:\n%s", traceback.format_exc())
+    if plots:
+        try:
+            run_plots(run_dir)
+        except Exception:  # a plot must never cost the numbers
+            logger.error("plotting failed:\n%s", traceback.format_exc())
     atomic_write_text(run_dir / "DONE", _dt.datetime.now().isoformat() + "\n")
 
 
@@ -273,8 +274,13 @@ def execute_loss_run(
     *,
     device: str,
     reporter: Reporter | None = None,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Train one loss on `data` and write its run folder; returns metrics.json's content.
+
+    The compiled steps come from `train.trainer_for_run`: traced once per process for each kind
+    of run and restarted with this run's weights and loss state. `plots=False` leaves the run's
+    plots to `lossbench report --plots runs`.
 
     The seed fixes the initial weights (built right after seeding; the loss, built before, only
     names the head, which does not change them) and the batch order (`train.epoch_permutation`),
@@ -285,8 +291,7 @@ def execute_loss_run(
 
     from lossbench.evaluation import SplitPredictions
     from lossbench.losses import get
-    from lossbench.models import build_model, weights_checksum
-    from lossbench.train import Trainer, device_scope, posterior_np, resolve_jit, seed_everything
+    from lossbench.train import device_scope, posterior_np, resolve_jit, trainer_for_run
 
     reporter = reporter or Reporter()
     _prepare_run_dir(run_dir)
@@ -298,6 +303,7 @@ def execute_loss_run(
         "kind": "loss",
         "seed": spec.seed,
         "class_names": list(data.class_names),
+        "precision": topts.precision,
     }
     try:
         logger.info(
@@ -310,20 +316,20 @@ def execute_loss_run(
         )
         with tf.device(device_scope(device)):
             loss = get(spec.loss, data.class_counts("train"), **spec.params)
-            seed_everything(spec.seed)
-            model = build_model(
-                topts.model,
-                data.n_features,
-                data.n_classes,
-                filters=topts.filters,
-                units=topts.units,
-                dropout=topts.dropout,
-                head=loss.head,  # the head the loss declares (ldam: cosine, s = 30)
-                scale=loss.scale,
-            )
-            checksum = weights_checksum(model)
+            arch = {
+                "name": topts.model,
+                "n_features": data.n_features,
+                "n_classes": data.n_classes,
+                "filters": topts.filters,
+                "units": topts.units,
+                "dropout": topts.dropout,
+                "head": loss.head,  # the head the loss declares (ldam: cosine, s = 30)
+                "scale": loss.scale,
+                "precision": topts.precision,
+            }
             jit = resolve_jit(topts.jit_compile, device)
-            trainer = Trainer(model, loss, topts, data.n_classes, jit_compile=jit)
+            trainer, checksum = trainer_for_run(arch, loss, topts, data.n_classes, jit_compile=jit)
+            model, loss = trainer.model, trainer.loss  # the cached instances, this run's state
             config = {
                 **base,
                 "params": spec.params,
@@ -388,11 +394,9 @@ def execute_loss_run(
                 base,
                 topts.far_targets,
             )
-            model.compile(optimizer=trainer.optimizer, loss=loss)
-            model.save(run_dir / ".model.keras.tmp.keras")
-            (run_dir / ".model.keras.tmp.keras").replace(run_dir / "model.keras")
+            _save_model(model, run_dir / "model.keras")
             logger.info("test summary: %s", json.dumps(metrics["summary"], default=str))
-        _finish(run_dir, logger)
+        _finish(run_dir, logger, plots)
         reporter.run_finished(spec.name, metrics)
         return metrics
     except InputError:
@@ -413,6 +417,17 @@ def execute_loss_run(
         keras.backend.clear_session(free_memory=False)
 
 
+def _save_model(model: Any, path: Path) -> None:
+    """The trained network (architecture and weights) as a `.keras` file, written atomically.
+
+    The model is not compiled: a compile per run re-serialised the loss and the optimizer, whose
+    slots doubled the file, for a file that is read back for inference.
+    """
+    tmp = path.with_name(".model.tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
+
+
 def _epoch0_order(seed: int, n: int) -> bytes:
     from lossbench.train import epoch_permutation
 
@@ -428,7 +443,13 @@ def _jsonable(obj: Any) -> Any:
 
 
 def execute_baseline_run(
-    spec: RunSpec, cfg: RunConfig, data: Any, run_dir: Path, *, reporter: Reporter | None = None
+    spec: RunSpec,
+    cfg: RunConfig,
+    data: Any,
+    run_dir: Path,
+    *,
+    reporter: Reporter | None = None,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Train a scikit-learn baseline (lr, rf, hgb) on the same split; same files minus history."""
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -494,7 +515,7 @@ def execute_baseline_run(
             base,
             cfg.train.far_targets,
         )
-        _finish(run_dir, logger)
+        _finish(run_dir, logger, plots)
         reporter.run_finished(spec.name, metrics)
         return metrics
     except Exception as exc:
@@ -601,14 +622,23 @@ def data_for_seed(opts: DataOptions, seed: int) -> Any:
 
 
 def execute(
-    spec: RunSpec, cfg: RunConfig, exp_dir: Path, *, device: str, reporter: Reporter | None = None
+    spec: RunSpec,
+    cfg: RunConfig,
+    exp_dir: Path,
+    *,
+    device: str,
+    reporter: Reporter | None = None,
+    data: Any = None,
+    plots: bool = True,
 ) -> dict[str, Any]:
-    """Run one planned run in-process (the local executor's unit of work)."""
-    data = data_for_seed(cfg.data, spec.seed)
+    """Run one planned run in-process (the local executor's unit of work); `data`: the seed's
+    prepared split when the caller holds it already."""
+    if data is None:
+        data = data_for_seed(cfg.data, spec.seed)
     run_dir = exp_dir / "runs" / spec.name
     if spec.kind == "baseline":
-        return execute_baseline_run(spec, cfg, data, run_dir, reporter=reporter)
-    return execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter)
+        return execute_baseline_run(spec, cfg, data, run_dir, reporter=reporter, plots=plots)
+    return execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter, plots=plots)
 
 
 def compare(cfg: RunConfig, **options: Any) -> Path:
@@ -632,11 +662,16 @@ def compare_datasets(
     reporter: Reporter | None = None,
     executor: str = "local",
     executor_options: dict[str, Any] | None = None,
+    run_plots: bool = False,
 ) -> list[Path]:
     """`compare` over one or more datasets: one experiment folder per dataset (same losses, seeds
     and options), every (loss, seed, dataset) run handed to the executor together, so that the Ray
     executor spreads all of them over the cluster at once. Every dataset is validated before any
-    folder is created. Returns the experiment folders in the order of `cfgs`."""
+    folder is created. Returns the experiment folders in the order of `cfgs`.
+
+    The summary's plots are always drawn; each run's own plots only with `run_plots` (else on
+    demand: `lossbench report --plots runs`), as drawing them cost more than training short runs.
+    """
     reporter = reporter or Reporter()
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -686,8 +721,23 @@ def compare_datasets(
 
         run_with_ray(jobs, device=device, reporter=reporter, **(executor_options or {}))
     else:
+        held: dict[tuple[int, int], Any] = {
+            (id(cfg), seeds[0]): first for cfg, first in zip(cfgs, firsts, strict=True)
+        }
         for spec, cfg, exp_dir in jobs:
-            execute(spec, cfg, exp_dir, device=device, reporter=reporter)
+            key = (id(cfg), spec.seed)
+            if key not in held:  # runs are seed-major: hold one seed's split at a time
+                held = {k: v for k, v in held.items() if k[0] != id(cfg)}
+                held[key] = data_for_seed(cfg.data, spec.seed)
+            execute(
+                spec,
+                cfg,
+                exp_dir,
+                device=device,
+                reporter=reporter,
+                data=held[key],
+                plots=run_plots,
+            )
     from lossbench.report import build_summary
 
     for exp_dir in exp_dirs:

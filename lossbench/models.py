@@ -12,6 +12,7 @@ import numpy as np
 
 MODELS = ("cnn1d", "mlp")
 HEADS = ("linear", "cosine")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @keras.saving.register_keras_serializable(package="lossbench")
@@ -86,6 +87,7 @@ def build_model(
     dropout: float = 0.2,
     head: str = "linear",
     scale: float = 1.0,
+    precision: str = "float32",
 ) -> keras.Model:
     """Build `cnn1d` (paper Fig. 4) or `mlp` for inputs of shape (n_features,).
 
@@ -100,7 +102,32 @@ def build_model(
     mlp: Dense(64, ReLU) -> Dropout -> Dense(32, ReLU) -> Dense(K) logits (the seed notebook's
         network).
     Weights are drawn from Keras' seeded initialisers: call `keras.utils.set_random_seed` first.
+    precision: the Keras dtype policy of every layer (float32, mixed_bfloat16, mixed_float16);
+    under a mixed policy the weights stay float32 (the same initial values) and the layers
+    compute, and output logits, in the low precision: the trainer casts the logits to float32.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
+        )
+    saved = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        return _build(name, n_features, n_classes, filters, units, dropout, head, scale)
+    finally:
+        keras.config.set_dtype_policy(saved)
+
+
+def _build(
+    name: str,
+    n_features: int,
+    n_classes: int,
+    filters: int,
+    units: int,
+    dropout: float,
+    head: str,
+    scale: float,
+) -> keras.Model:
     inputs = keras.Input(shape=(n_features,), name="features")
     if name == "cnn1d":
         if n_features < 6:

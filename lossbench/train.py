@@ -10,8 +10,10 @@ Batch order is a function of (seed, epoch) only, so every loss under one seed se
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,7 +185,16 @@ class Trainer:
         self.loss = loss
         self.opts = opts
         self.n_classes = n_classes
-        self.optimizer = keras.optimizers.Adam(learning_rate=opts.lr)
+        self.jit_compile = jit_compile
+        # float16 needs loss scaling; its clipping then happens inside the wrapped optimizer,
+        # after the gradients are unscaled (bfloat16 has float32's range and needs neither)
+        self._scaled = getattr(opts, "precision", "float32") == "mixed_float16"
+        if self._scaled:
+            self.optimizer = keras.optimizers.LossScaleOptimizer(
+                keras.optimizers.Adam(learning_rate=opts.lr, global_clipnorm=opts.clipnorm or None)
+            )
+        else:
+            self.optimizer = keras.optimizers.Adam(learning_rate=opts.lr)
         self.loss_vars = list(getattr(loss, "loss_variables", []) or [])
         self.upper_vars = list(getattr(loss, "upper_variables", None) or [])
         self.upper_optimizer = (
@@ -191,15 +202,70 @@ class Trainer:
             if self.upper_vars
             else None
         )
+        # built now so that their initial state can be restored when the step is reused
+        self.optimizer.build(self.model.trainable_variables + self.loss_vars)
+        if self.upper_optimizer is not None:
+            self.upper_optimizer.build(self.upper_vars)
+        self._optimizer_start = [
+            (v, np.array(keras.ops.convert_to_numpy(v))) for v in self._optimizer_variables()
+        ]
         self._loss_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
         self._train_step = tf.function(
             self._train_step_impl, jit_compile=jit_compile, reduce_retracing=True
         )
-        self._logits = tf.function(
-            self._logits_impl, jit_compile=jit_compile, reduce_retracing=True
-        )
+        self._logits = _logits_function(model, jit_compile)
         self._per_sample = tf.function(self._per_sample_impl, reduce_retracing=True)
         self._upper_step = tf.function(self._upper_step_impl, reduce_retracing=True)
+
+    def _optimizer_variables(self) -> list[Any]:
+        """Every variable of the optimizers (the wrapped one's too), each once."""
+        out: dict[int, Any] = {}
+        for opt in (self.optimizer, getattr(self.optimizer, "inner_optimizer", None)):
+            for v in getattr(opt, "variables", None) or []:
+                out.setdefault(id(v), v)
+        for v in getattr(self.upper_optimizer, "variables", None) or []:
+            out.setdefault(id(v), v)
+        return list(out.values())
+
+    def restart(
+        self, weights: list[np.ndarray], loss: keras.losses.Loss, opts: TrainOptions
+    ) -> bool:
+        """Make this trainer (its traced steps included) train a new run: the initial `weights`
+        (values of `model.variables`, in order), the state of `loss` (a fresh instance of the
+        same loss and configuration) and the options `opts`, with the optimizers back at their
+        initial state.
+
+        Returns False, changing nothing, when the new run's state cannot be carried over (a
+        variable the traced step does not know, a constant of another value): the caller then
+        builds a new trainer.
+        """
+        mine = self.model.variables
+        if len(mine) != len(weights) or any(
+            tuple(a.shape) != tuple(np.shape(b)) for a, b in zip(mine, weights, strict=True)
+        ):
+            return False
+        plan: list[tuple[Any, Any]] = []
+        updates: dict[str, Any] = {}
+        for name, fresh in vars(loss).items():
+            if name not in vars(self.loss):
+                updates[name] = fresh
+                if _holds_tf(fresh):
+                    return False
+                continue
+            ok, value = _carry(vars(self.loss)[name], fresh, plan)
+            if not ok:
+                return False
+            updates[name] = value
+        for a, b in zip(mine, weights, strict=True):
+            a.assign(b)
+        for target, value in plan:
+            target.assign(value)
+        vars(self.loss).update(updates)
+        for v, start in self._optimizer_start:
+            v.assign(start)
+        self.optimizer.learning_rate = opts.lr
+        self.opts = opts
+        return True
 
     # -- compiled pieces --------------------------------------------------------------------
 
@@ -211,13 +277,14 @@ class Trainer:
         x, y = tf.gather(X, idx), tf.gather(Y, idx)
         variables = self.model.trainable_variables + self.loss_vars
         with tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
+            logits = tf.cast(self.model(x, training=True), tf.float32)
             value = self.loss(y, logits)
-        grads = tape.gradient(value, variables)
+            scaled = self.optimizer.scale_loss(value) if self._scaled else value
+        grads = tape.gradient(scaled, variables)
         grads = [
             tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)
         ]
-        if self.opts.clipnorm and self.opts.clipnorm > 0:
+        if self.opts.clipnorm and self.opts.clipnorm > 0 and not self._scaled:
             grads, _ = tf.clip_by_global_norm(grads, self.opts.clipnorm)
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
         post = getattr(self.loss, "post_step", None)
@@ -225,9 +292,6 @@ class Trainer:
             post()
         loss_sum.assign_add(value * tf.cast(tf.shape(idx)[0], tf.float32))
         return value
-
-    def _logits_impl(self, x: tf.Tensor) -> tf.Tensor:
-        return self.model(x, training=False)
 
     def _per_sample_impl(self, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         return self.loss.call(y, logits)
@@ -239,14 +303,15 @@ class Trainer:
         lr = tf.cast(self.optimizer.learning_rate, tf.float32)
         with tf.GradientTape() as outer:
             with tf.GradientTape() as inner:
-                train_value = self.loss(y_tr, self.model(x_tr, training=True))
+                train_logits = tf.cast(self.model(x_tr, training=True), tf.float32)
+                train_value = self.loss(y_tr, train_logits)
             grads = inner.gradient(train_value, theta)
             ahead = [
                 t.value if g is None else t.value - lr * g
                 for t, g in zip(theta, grads, strict=True)
             ]
             val_logits, _ = self.model.stateless_call(ahead, non_trainable, x_val, training=False)
-            val_value = self.loss.val_objective(y_val, val_logits)
+            val_value = self.loss.val_objective(y_val, tf.cast(val_logits, tf.float32))
         upper_grads = outer.gradient(val_value, self.upper_vars)
         upper_grads = [
             tf.zeros_like(v) if g is None else g
@@ -485,3 +550,146 @@ def resolve_jit(jit_compile: bool | None, device: str) -> bool:
     if jit_compile is not None:
         return bool(jit_compile)
     return device.startswith("GPU")
+
+
+# ----------------------------------------------------------------------------------------------
+# traced steps reused across the runs of a process (SPEC 7, fixed cost per run)
+
+#: how many trainers (each a model, its optimizer, a loss and their traced steps) a process keeps
+STEP_CACHE_SIZE = 16
+_STEP_CACHE: OrderedDict[tuple[Any, ...], Trainer] = OrderedDict()
+_INITIAL_WEIGHTS: OrderedDict[tuple[str, int], tuple[list[np.ndarray], str]] = OrderedDict()
+_MODELS: OrderedDict[str, keras.Model] = OrderedDict()
+_LOGITS: OrderedDict[tuple[int, bool], tuple[keras.Model, Any]] = OrderedDict()
+
+
+def _logits_function(model: keras.Model, jit_compile: bool) -> Any:
+    """The compiled evaluation step of `model` (float32 logits), one per model and XLA setting:
+    the trainers that share a model share it too."""
+    key = (id(model), bool(jit_compile))
+    held = _LOGITS.get(key)
+    if held is not None and held[0] is model:
+        _LOGITS.move_to_end(key)
+        return held[1]
+
+    def logits(x: tf.Tensor) -> tf.Tensor:
+        return tf.cast(model(x, training=False), tf.float32)
+
+    fn = tf.function(logits, jit_compile=jit_compile, reduce_retracing=True)
+    _LOGITS[key] = (model, fn)
+    return fn
+
+
+def trainer_for_run(
+    arch: dict[str, Any],
+    loss: keras.losses.Loss,
+    opts: TrainOptions,
+    n_classes: int,
+    *,
+    jit_compile: bool = False,
+) -> tuple[Trainer, str]:
+    """A seeded trainer for one run whose compiled steps are traced at most once per process
+    for each kind of run; returns it and the SHA-256 of the run's initial weights.
+
+    `arch` holds the keyword arguments of `models.build_model`. A kind of run is the network
+    (`arch`), the loss (class and configuration, class counts included), the batch size, the
+    clipping, the precision and XLA; the seed, learning rate, epochs and patience are state set
+    per run. A cached trainer of the kind is restarted with this run's initial weights, the state
+    of `loss` and `opts`; otherwise a new one is built (and cached). The initial weights of an
+    (`arch`, seed) are drawn once too: `seed_everything(seed)` then `build_model(**arch)`, as
+    for a new model. Train with `trainer.model` and `trainer.loss`, the cached instances.
+    """
+    from lossbench.models import build_model, weights_checksum
+
+    arch_text = json.dumps(arch, sort_keys=True, default=str)
+    loss_cfg = {k: v for k, v in loss.get_config().items() if k != "name"}
+    key = (
+        arch_text,
+        type(loss).__module__,
+        type(loss).__qualname__,
+        json.dumps(loss_cfg, sort_keys=True, default=str),
+        int(opts.batch_size),
+        float(opts.clipnorm),
+        getattr(opts, "precision", "float32"),
+        bool(jit_compile),
+        int(n_classes),
+    )
+    weights_key = (arch_text, int(opts.seed))
+    seed_everything(opts.seed)
+    initial = _INITIAL_WEIGHTS.pop(weights_key, None)
+    cached = _STEP_CACHE.pop(key, None)
+    model = None
+    if initial is None or cached is None:
+        model = build_model(**arch)
+        values = [np.array(keras.ops.convert_to_numpy(v)) for v in model.variables]
+        initial = (values, weights_checksum(model))
+    _INITIAL_WEIGHTS[weights_key] = initial
+    if cached is not None and cached.restart(initial[0], loss, opts):
+        trainer = cached
+    else:  # losses of one network share its model (and its traced evaluation step)
+        shared = _MODELS.pop(arch_text, None)
+        if shared is not None:
+            for v, value in zip(shared.variables, initial[0], strict=True):
+                v.assign(value)
+            model = shared
+        elif model is None:
+            seed_everything(opts.seed)
+            model = build_model(**arch)
+        _MODELS[arch_text] = model
+        trainer = Trainer(model, loss, opts, n_classes, jit_compile=jit_compile)
+    _STEP_CACHE[key] = trainer
+    for cache in (_STEP_CACHE, _INITIAL_WEIGHTS, _MODELS, _LOGITS):
+        while len(cache) > STEP_CACHE_SIZE:
+            cache.popitem(last=False)
+    return trainer, initial[1]
+
+
+def clear_step_cache() -> None:
+    """Forget every cached trainer and initial weights (the next run of each kind traces its
+    steps afresh)."""
+    for cache in (_STEP_CACHE, _INITIAL_WEIGHTS, _MODELS, _LOGITS):
+        cache.clear()
+
+
+def _holds_tf(value: Any) -> bool:
+    if isinstance(value, tf.Variable | tf.Tensor) or hasattr(value, "assign"):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_holds_tf(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_tf(v) for v in value.values())
+    return False
+
+
+def _carry(mine: Any, fresh: Any, plan: list[tuple[Any, Any]]) -> tuple[bool, Any]:
+    """How one attribute of a cached loss takes the value of a fresh loss's: variables keep their
+    identity (the traced step reads them) and take the fresh values (added to `plan`); constants
+    must be equal; containers holding either are walked; plain Python values are replaced.
+    Returns (possible, the value the cached loss keeps)."""
+    if hasattr(mine, "assign") and hasattr(mine, "shape"):  # tf.Variable or keras.Variable
+        if not (hasattr(fresh, "assign") and tuple(fresh.shape) == tuple(mine.shape)):
+            return False, None
+        plan.append((mine, keras.ops.convert_to_numpy(fresh)))
+        return True, mine
+    if isinstance(mine, tf.Tensor):
+        if not isinstance(fresh, tf.Tensor) or fresh.dtype != mine.dtype:
+            return False, None
+        a, b = np.asarray(mine), np.asarray(fresh)
+        return (a.shape == b.shape and np.array_equal(a, b, equal_nan=True)), mine
+    if isinstance(mine, list | tuple) and _holds_tf(mine):
+        if type(fresh) is not type(mine) or len(fresh) != len(mine):
+            return False, None
+        for a, b in zip(mine, fresh, strict=True):
+            if not _carry(a, b, plan)[0]:
+                return False, None
+        return True, mine
+    if isinstance(mine, dict) and _holds_tf(mine):
+        if not isinstance(fresh, dict) or set(fresh) != set(mine):
+            return False, None
+        for k in mine:
+            if not _carry(mine[k], fresh[k], plan)[0]:
+                return False, None
+        return True, mine
+    if _holds_tf(fresh):
+        return False, None
+    return True, fresh

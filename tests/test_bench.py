@@ -144,6 +144,9 @@ def test_quick_bench_writes_json_and_markdown(cli, tmp_path):
         assert name in md
         assert isinstance(row["met"], bool)
     assert set(result["training"]["per_loss"]) == {"keras-stock-ce", "ce"}
+    assert set(result["training"]["per_precision"]["mixed_bfloat16"]) == {"ce"}
+    assert len(result["precision_quality"]["per_loss"]["ce"]["float32_macro_f1"]) == 3
+    assert result["fixed_cost"]["ratio"] > 0 and "--seeds 0,1,2" in md
     assert result["peak_memory"]["exit_code"] == 0
     assert np.isfinite(pd.Series([result["matmul_peak"]["gflops"]])).all()
 
@@ -158,3 +161,51 @@ def test_ingest_in_a_child_process_reports_the_same_figures(tmp_path):
     assert list((tmp_path / "c2").iterdir())  # the child used the cache folder it was given
     with pytest.raises(RuntimeError, match="ingest benchmark failed"):
         bench.ingest_speed_in_child(tmp_path / "missing.csv", reps=1, cache_dir=tmp_path / "c3")
+
+
+def test_training_speed_times_each_precision_against_float32():
+    data = prepare(DataOptions(data="digits-lt"))
+    res = bench.training_speed(
+        data,
+        ["ce"],
+        device="CPU",
+        reps=1,
+        precisions=("float32", "mixed_bfloat16"),
+        log=lambda m: None,
+    )
+    assert set(res["per_loss"]) == {"keras-stock-ce", "ce"}
+    row = res["per_precision"]["mixed_bfloat16"]["ce"]
+    stock = res["per_loss"]["keras-stock-ce"]["epoch_seconds_median"]
+    own = res["per_loss"]["ce"]["epoch_seconds_median"]
+    assert row["ratio_to_stock"] == pytest.approx(row["epoch_seconds_median"] / stock)
+    assert row["ratio_to_own_float32"] == pytest.approx(row["epoch_seconds_median"] / own)
+
+
+def test_precision_and_fixed_cost_targets():
+    r = _fake_result()
+    r["training"]["per_loss"]["autobalance"] = {"ratio_to_stock": 1.5, "fraction_of_peak": 0.5}
+    r["training"]["per_precision"] = {
+        "mixed_bfloat16": {
+            "ce": {"ratio_to_stock": 0.6, "ratio_to_own_float32": 0.66},
+            "autobalance": {"ratio_to_stock": 0.9, "ratio_to_own_float32": 0.7},
+        }
+    }
+    r["precision_quality"] = {
+        "precision": "mixed_bfloat16",
+        "per_loss": {
+            "ce": {"difference": 0.01, "float32_seed_std": 0.02, "within_seed_std": True},
+            "dwb": {"difference": -0.03, "float32_seed_std": 0.02, "within_seed_std": False},
+        },
+    }
+    r["fixed_cost"] = {"ratio": 5.0}
+    t = bench.targets(r)
+    assert t["epoch_time_vs_stock_max"]["loss"] == "dwb"  # autobalance has its own target
+    assert t["autobalance_epoch_vs_stock"]["met"]
+    bf16 = t["mixed_bfloat16_epoch_vs_float32_max"]
+    assert bf16["loss"] == "autobalance" and bf16["value"] == 0.7 and bf16["met"]
+    quality = t["mixed_bfloat16_macro_f1_difference_over_seed_std_max"]
+    assert quality["loss"] == "dwb" and quality["value"] == pytest.approx(1.5)
+    assert not quality["met"]
+    assert t["fixed_cost_ratio_33_runs_over_one"]["met"]
+    r["fixed_cost"]["ratio"] = 6.5
+    assert not bench.targets(r)["fixed_cost_ratio_33_runs_over_one"]["met"]

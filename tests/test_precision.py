@@ -1,0 +1,179 @@
+"""Mixed precision and the fixed cost of a run (issue 15): `--precision`, traced steps reused
+across runs, per-run plots on demand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from lossbench import train
+from lossbench.config import TrainOptions
+from lossbench.losses import get, names
+from lossbench.losses.ce import CrossEntropy
+from lossbench.models import build_model
+
+FAST = ("--device", "cpu", "--model", "mlp", "--quiet")
+
+
+def _run_dir(out: Path) -> Path:
+    (run_dir,) = list(out.glob("*/runs/*"))
+    return run_dir
+
+
+def _metrics(run_dir: Path) -> dict:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    m.pop("train_seconds")  # the one timing field
+    return m
+
+
+def _history(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_a_mixed_precision_run_trains_and_records_its_precision(cli, tmp_path, precision):
+    res = cli("run", "--out", tmp_path, *FAST, "--epochs", "3", "--precision", precision)
+    assert res.code == 0, res.err
+    run_dir = _run_dir(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["precision"] == precision
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train"]["precision"] == precision
+    meta = json.loads((run_dir.parent.parent / "experiment.json").read_text())
+    assert meta["train"]["precision"] == precision
+    history = pd.read_csv(run_dir / "history.csv")
+    assert np.isfinite(history["loss"]).all()
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]  # it learns
+
+
+def test_the_default_precision_is_float32(cli, tmp_path):
+    res = cli("run", "--out", tmp_path, *FAST, "--epochs", "1")
+    assert res.code == 0, res.err
+    assert json.loads((_run_dir(tmp_path) / "metrics.json").read_text())["precision"] == "float32"
+
+
+class _SpyLoss(CrossEntropy):
+    """Cross-entropy that records the dtype of every logits tensor it is given."""
+
+    seen: list[tf.DType]
+
+    def call(self, y_true, logits):
+        self.seen.append(tf.convert_to_tensor(logits).dtype)
+        return super().call(y_true, logits)
+
+
+@pytest.mark.parametrize(
+    ("precision", "compute"), [("mixed_bfloat16", tf.bfloat16), ("mixed_float16", tf.float16)]
+)
+def test_logits_reach_the_loss_as_float32(precision, compute):
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 8), dtype=np.float32)
+    y = rng.integers(0, 3, 300)
+    model = build_model("mlp", 8, 3, precision=precision)
+    assert model(x[:4]).dtype == compute  # the network itself computes in low precision
+    loss = _SpyLoss(np.bincount(y, minlength=3))
+    loss.seen = []
+    opts = TrainOptions(epochs=1, batch_size=64, patience=0, precision=precision)
+    trainer = train.Trainer(model, loss, opts, 3)
+    result = trainer.fit(x[:200], y[:200], x[200:], y[200:])
+    assert result.status == "ok"
+    assert trainer.predict_logits(x[:5]).dtype == np.float32
+    assert loss.seen and set(loss.seen) == {tf.float32}
+
+
+def _count_new_trainers(monkeypatch) -> list[int]:
+    """Empty the step cache; the returned list grows by one item per new `Trainer`."""
+    train.clear_step_cache()
+    built: list[int] = []
+    original = train.Trainer.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(train.Trainer, "__init__", counting_init)
+    return built
+
+
+@pytest.mark.parametrize("loss", names())
+def test_a_reused_traced_step_gives_the_metrics_of_a_fresh_trace(cli, tmp_path, monkeypatch, loss):
+    built = _count_new_trainers(monkeypatch)
+    args = (*FAST, "--loss", loss, "--epochs", "2", "--patience", "0")
+    outs = [tmp_path / "fresh", tmp_path / "other", tmp_path / "reused"]
+    for out, seed in zip(outs, ("0", "1", "0"), strict=True):
+        res = cli("run", "--out", out, *args, "--seed", seed)
+        assert res.code == 0, res.err
+        if out.name == "fresh":
+            assert len(built) == 1  # traced afresh
+    assert len(built) <= 2  # the third run trained with a step traced before it
+    fresh, reused = _run_dir(outs[0]), _run_dir(outs[2])
+    assert _metrics(fresh) == _metrics(reused)
+    pd.testing.assert_frame_equal(_history(fresh), _history(reused))
+    assert _metrics(_run_dir(outs[1])) != _metrics(fresh)  # the run between changed the state
+
+
+def test_a_step_is_traced_once_for_runs_of_one_kind(cli, tmp_path, monkeypatch):
+    built = _count_new_trainers(monkeypatch)
+    res = cli(
+        "compare", "--out", tmp_path, *FAST, "--losses", "ce,focal", "--seeds", "0,1,2",
+        "--epochs", "1",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    assert len(built) == 2  # one trainer per loss, not per run
+
+
+def test_a_changed_loss_configuration_is_traced_afresh(cli, tmp_path, monkeypatch):
+    train.clear_step_cache()
+    runs = []
+    for gamma in ("1.0", "3.0"):
+        out = tmp_path / gamma
+        res = cli("run", "--out", out, *FAST, "--loss", "focal", "--epochs", "1",
+                  "--param", f"gamma={gamma}")  # fmt: skip
+        assert res.code == 0, res.err
+        runs.append(_metrics(_run_dir(out)))
+    assert len(train._STEP_CACHE) == 2
+    assert runs[0]["summary"] != runs[1]["summary"]
+
+
+def test_compare_leaves_run_plots_to_report(cli, tmp_path):
+    res = cli("compare", "--out", tmp_path, *FAST, "--losses", "ce,wce", "--epochs", "1")
+    assert res.code == 0, res.err
+    (exp,) = [p for p in tmp_path.iterdir() if (p / "experiment.json").exists()]
+    assert (exp / "summary" / "plots" / "history_overlay.png").is_file()
+    assert not list(exp.glob("runs/*/plots/*.png"))
+    res = cli("report", str(exp), "--quiet")
+    assert res.code == 0, res.err
+    assert not list(exp.glob("runs/*/plots/*.png"))
+    res = cli("report", str(exp), "--plots", "runs", "--quiet")
+    assert res.code == 0, res.err
+    for run in ("ce_seed0", "wce_seed0"):
+        assert (exp / "runs" / run / "plots" / "history.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("run", "--precision", "float8"), "--precision"),
+        (("compare", "--plots", "some"), "--plots"),
+    ],
+)
+def test_bad_precision_or_plots_exit_2(cli, tmp_path, args, needle):
+    res = cli(*args, "--out", tmp_path / "res", "--device", "cpu")
+    assert res.code == 2
+    assert needle in res.err and len(res.err.strip().splitlines()) == 1
+    assert not (tmp_path / "res").exists()
+
+
+def test_every_loss_builds_with_a_mixed_precision_model():
+    counts = [50, 30, 20]
+    for name in names():
+        loss = get(name, counts)
+        model = build_model("mlp", 8, 3, head=loss.head, scale=loss.scale,
+                            precision="mixed_bfloat16")  # fmt: skip
+        value = loss(np.array([0, 1, 2]), tf.cast(model(np.ones((3, 8), np.float32)), tf.float32))
+        assert np.isfinite(float(value)), name
