@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
 
@@ -230,8 +231,28 @@ def _leakage_table(leakage: dict[str, Any]) -> Table:
 # losses
 
 
+def defaults_text(defaults: dict[str, Any]) -> str:
+    """A loss's defaults as they are written in a TOML config (`weights="inverse", beta=0.999`,
+    `alpha=null`), "–" when the loss has no parameters."""
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in defaults.items()) or "–"
+
+
+def losses_markdown(rows: list[dict[str, Any]]) -> str:
+    """The `lossbench losses` table in Markdown (as in the README)."""
+    lines = ["| name | formula | defaults | source |", "| --- | --- | --- | --- |"]
+    for row in rows:
+        cells = [f"`{row['name']}`", row["formula"], defaults_text(row["defaults"]), row["source"]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 @app.command()
-def losses(as_json: JsonOpt = False) -> None:
+def losses(
+    as_json: JsonOpt = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table in Markdown (as in the README).")
+    ] = False,
+) -> None:
     """List the available losses: name, formula, defaults and source."""
     from lossbench.losses import describe
 
@@ -239,11 +260,15 @@ def losses(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(rows)
         return
+    if markdown:
+        sys.stdout.write(losses_markdown(rows))
+        return
     table = Table(title="lossbench losses", show_lines=True)
     for col in ("name", "formula", "defaults", "source"):
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(row["name"], row["formula"], str(row["defaults"]), row["source"])
+        cells = (row["name"], row["formula"], defaults_text(row["defaults"]), row["source"])
+        table.add_row(*map(escape, cells))
     console.print(table)
 
 
@@ -689,7 +714,8 @@ def compare(
 
 
 def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
-    """The `--json` summary of an experiment: paths, runs, the average and calibration tables."""
+    """The `--json` summary of an experiment: paths, runs, the average, per-class and calibration
+    tables (undefined per-class values are null, counted in `<metric>_undefined`)."""
     from lossbench.experiment import load_metrics
     from lossbench.report import summary_tables
 
@@ -702,6 +728,7 @@ def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
             for r in load_metrics(exp_dir)
         ],
         "table_average": tables["average"].to_dict(orient="records"),
+        "table_per_class": tables["per_class"].to_dict(orient="records"),
         "table_calibration": tables["calibration"].to_dict(orient="records"),
     }
 

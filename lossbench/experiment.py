@@ -571,15 +571,12 @@ def experiment_meta(
     }
 
 
-def resolve_key(
-    command: str,
-    cfg: RunConfig,
-    losses: Sequence[str],
-    baselines: Sequence[str],
-    seeds: Sequence[int],
-    params: dict[str, Any],
-) -> str:
-    """Configuration key of an experiment: the same command resumes the same experiment."""
+def resolve_key(command: str, cfg: RunConfig, params: dict[str, Any]) -> str:
+    """Configuration key of an experiment: the same data and settings continue the same experiment.
+
+    The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
+    or more losses grows the existing experiment (training only the new runs) instead of starting
+    a new one; `--fresh` starts a new one."""
     train = dataclasses.asdict(cfg.train)
     for volatile in ("seed", "device", "tensorboard"):
         train.pop(volatile, None)
@@ -592,12 +589,24 @@ def resolve_key(
             "command": command,
             "data": data,
             "train": train,
-            "losses": list(losses),
-            "baselines": list(baselines),
-            "seeds": list(seeds),
             "params": params,
         }
     )
+
+
+def grow_experiment(
+    exp_dir: Path, losses: Sequence[str], baselines: Sequence[str], seeds: Sequence[int]
+) -> None:
+    """Add the losses, baselines and seeds a continued compare asks for to experiment.json's lists
+    (the existing entries first, in their order), so that the summary plans and reports them."""
+    path = exp_dir / "experiment.json"
+    meta = json.loads(path.read_text())
+    grown = {
+        key: list(dict.fromkeys([*(meta.get(key) or []), *new]))
+        for key, new in (("losses", losses), ("baselines", baselines), ("seeds", seeds))
+    }
+    if any(grown[key] != (meta.get(key) or []) for key in grown):
+        atomic_write_json(path, {**meta, **grown})
 
 
 def plan_runs(
@@ -691,7 +700,7 @@ def compare_datasets(
     exp_dirs: list[Path] = []
     jobs: list[tuple[RunSpec, RunConfig, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
-        key = resolve_key("compare", cfg, losses, baselines, seeds, params)
+        key = resolve_key("compare", cfg, params)
         exp_dir = None if fresh else find_experiment(out, key)
         if exp_dir is None or exp_dir in exp_dirs:
             exp_dir = new_experiment_dir(out, first.name)
@@ -709,6 +718,8 @@ def compare_datasets(
             )
             meta["name"] = exp_dir.name
             atomic_write_json(exp_dir / "experiment.json", meta)
+        else:
+            grow_experiment(exp_dir, losses, baselines, seeds)
         exp_dirs.append(exp_dir)
         reporter.experiment_started(exp_dir, [s.name for s in specs])
         for spec in specs:
@@ -753,7 +764,7 @@ def single_run(
     data = data_for_seed(cfg.data, cfg.train.seed)
     _positive_index(data, cfg.data.positive_label)
     validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"))
-    key = resolve_key("run", cfg, [cfg.loss], [], [cfg.train.seed], cfg.params)
+    key = resolve_key("run", cfg, cfg.params)
     exp_dir = new_experiment_dir(out, f"{data.name}_{cfg.loss}")
     meta = experiment_meta(
         command="run",

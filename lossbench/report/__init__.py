@@ -24,6 +24,7 @@ from lossbench.report.tables import (
     summary_tables,
     table_to_markdown,
     tables_from,
+    undefined_note,
 )
 
 __all__ = ["TABLE_CAPTIONS", "build_summary", "run_plots", "summary_tables"]
@@ -72,10 +73,9 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
         stem = f"table_{which}"
         written[f"{stem}.csv"] = atomic_write_csv(out / f"{stem}.csv", table)
         written[f"{stem}.parquet"] = atomic_write_parquet(out / f"{stem}.parquet", table)
+        note = " ".join(filter(None, [_NOTE, undefined_note(tables["per_class"], which)]))
         markdown = (
-            f"{TABLE_CAPTIONS[which]}\n\n"
-            f"{table_to_markdown(display_table(table, which))}\n"
-            f"{_NOTE}\n"
+            f"{TABLE_CAPTIONS[which]}\n\n{table_to_markdown(display_table(table, which))}\n{note}\n"
         )
         written[f"{stem}.md"] = atomic_write_text(out / f"{stem}.md", markdown)
     written["significance.csv"] = atomic_write_csv(out / "significance.csv", significance)

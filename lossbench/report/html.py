@@ -19,7 +19,9 @@ from lossbench.report.tables import (
     NOT_RANKED,
     ExperimentResults,
     display_table,
+    fully_defined,
     table_metrics,
+    undefined_note,
 )
 
 __all__ = ["render_report"]
@@ -78,6 +80,7 @@ def _best_rows(table: pd.DataFrame, metric: str, group: str | None) -> set[int]:
     if table.empty or col not in table or metric in NOT_RANKED:
         return best
     values = pd.to_numeric(table[col], errors="coerce").reset_index(drop=True)
+    values = values.where(fully_defined(table, metric))  # undefined values never rank
     groups = table[group].reset_index(drop=True) if group else pd.Series([0] * len(table))
     for _, idx in groups.groupby(groups).groups.items():
         sub = values.loc[idx].dropna()
@@ -108,6 +111,12 @@ def _summary_table_html(table: pd.DataFrame, which: str) -> str:
             cells.append(f'<td class="{cls}">{_e(value)}</td>' if cls else f"<td>{_e(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _undefined_html(tables: dict[str, pd.DataFrame], which: str) -> str:
+    """The footnote on undefined values under a summary table ("" when there are none)."""
+    note = undefined_note(tables["per_class"], which)
+    return f'<p class="note">{_e(note)}</p>' if note else ""
 
 
 def _significance_html(sig: pd.DataFrame) -> str:
@@ -169,16 +178,57 @@ def _settings_html(results: ExperimentResults) -> str:
         for k, v in items
         if v not in (None, "")
     )
-    extra = {
-        k: v for k, v in (("data", data), ("train", train), ("versions", meta.get("versions")))
-    }
     details = "".join(
-        f"<details><summary>{_e(k)} options</summary><pre>{_e(json.dumps(v, indent=2))}</pre>"
-        "</details>"
-        for k, v in extra.items()
-        if v
+        f"<details><summary>{title}</summary>{_options_html(options, meta)}</details>"
+        for title, options in (
+            ("Data options", data),
+            ("Training options", train),
+            ("Versions", meta.get("versions")),
+        )
+        if options
     )
     return f"<table>{rows}</table>{details}"
+
+
+# what an option left at None means, as a person would say it
+_NONE_MEANS = {
+    "data": "the built-in default dataset",
+    "label_col": "Label, else the last column",
+    "drop_classes": "the preset's default",
+    "merge": "the preset's default",
+    "sample_frac": "all rows",
+    "min_class_count": "none",
+    "positive_label": "the minority class",
+    "cache_dir": "$LOSSBENCH_CACHE or ~/.cache/lossbench",
+    "jit_compile": "auto",
+}
+
+
+def _option_text(key: str, value: Any, meta: dict[str, Any]) -> str:
+    """An option's value as it would be written on the command line ("digits-lt", "0.6,0.2,0.2",
+    "yes"), never a JSON literal such as null."""
+    if value is None:
+        if key == "data" and meta.get("dataset"):
+            return f"{meta['dataset']} (the default)"
+        return _NONE_MEANS.get(key, "default")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_option_text(k, v, meta)}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def _options_html(options: dict[str, Any], meta: dict[str, Any]) -> str:
+    """One option per row: its name as a flag or a package (`sample-frac`, `tensorflow`), and its
+    value."""
+    rows = "".join(
+        f'<tr><th class="text">{_e(str(k).replace("_", "-"))}</th>'
+        f'<td class="text">{_e(_option_text(str(k), v, meta))}</td></tr>'
+        for k, v in options.items()
+    )
+    return f"<table>{rows}</table>"
 
 
 def _excluded_html(excluded: pd.DataFrame) -> str:
@@ -311,8 +361,10 @@ def render_report(
         _settings_html(results),
         "<h2>Average test metrics (macro over classes)</h2>",
         _summary_table_html(tables["average"], "average"),
+        _undefined_html(tables, "average"),
         "<h2>Per-class test metrics</h2>",
         _summary_table_html(tables["per_class"], "per_class"),
+        _undefined_html(tables, "per_class"),
         "<h2>Average test metrics under the validation-tuned decision rule</h2>",
         '<p class="note">Per-class logit offsets (binary: one threshold) fitted on validation '
         "macro-F1 and applied unchanged to the test split, for every method alike: a loss that "

@@ -12,6 +12,11 @@ Conventions (documented here once, used by the CSV/Parquet/Markdown tables and t
 - `<metric>_mean` is the mean over seeds, `<metric>_std` the sample standard deviation over seeds
   (ddof = 1); with a single seed the std is NaN and the Markdown cell shows the mean alone
   ("0.912", no "±" part). Missing (null) metric values of a seed are skipped.
+- Undefined values (`undefined_cells`): a per-class value that is 0/0 (metrics.json's `undefined`
+  list, or per_class.csv's counts) and the FAR of a class a run never predicts are left out of the
+  per-class means (NaN, shown "–" with a footnote) and counted in `<metric>_undefined`; a summary
+  metric listed as undefined is left out of the average table's mean. Only values defined in every
+  seed may be marked best (`fully_defined`).
 - Significance (`significance_table`): every kind other than the reference ("ce", else the first
   loss with results) against the reference, for `macro_f1` and `brier`. The seed test is paired
   over the seeds both kinds completed (difference = kind - reference). The bootstrap CI is computed
@@ -288,7 +293,12 @@ def _average_table(results: ExperimentResults, tuned: bool = False) -> pd.DataFr
         }
         for metric in AVERAGE_METRICS:
             row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(
-                [(_tuned_summary(r) if tuned else r.summary).get(metric) for r in ok]
+                [
+                    None
+                    if not tuned and metric in (r.metrics.get("undefined") or ())
+                    else (_tuned_summary(r) if tuned else r.summary).get(metric)
+                    for r in ok
+                ]
             )
         rows.append(row)
     columns = ["loss", "kind", "n_seeds", "n_failed"] + [
@@ -344,10 +354,10 @@ def _per_class_table(results: ExperimentResults) -> pd.DataFrame:
             pc = r.per_class()
             if pc is None:
                 continue
-            pc = pc.assign(loss=kind, seed=r.seed, **{"class": pc["class"].astype(str)})
-            frames.append(pc)
+            pc = mask_undefined(pc.assign(**{"class": pc["class"].astype(str)}), r)
+            frames.append(pc.assign(loss=kind, seed=r.seed))
     columns = ["class", "loss", "kind", "n_seeds"] + [
-        f"{m}_{s}" for m in PER_CLASS_METRICS for s in ("mean", "std")
+        f"{m}_{s}" for m in PER_CLASS_METRICS for s in ("mean", "std", "undefined")
     ]
     if not frames:
         return pd.DataFrame(columns=columns)
@@ -370,6 +380,7 @@ def _per_class_table(results: ExperimentResults) -> pd.DataFrame:
             for metric in PER_CLASS_METRICS:
                 vals = sub[metric].tolist() if metric in sub else []
                 row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(vals)
+                row[f"{metric}_undefined"] = int(sub[f"{metric}_undefined"].sum())
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
@@ -465,7 +476,8 @@ def summary_tables(exp_dir: Path) -> dict[str, pd.DataFrame]:
       `<m>_mean`/`<m>_std` for m in macro_precision, macro_recall, macro_f1, macro_far, macro_auroc,
       macro_auprc.
     - per_class: one row per (class, run kind), classes in class order; columns class, loss, kind,
-      n_seeds, then `<m>_mean`/`<m>_std` for m in precision, recall, f1, far.
+      n_seeds, then `<m>_mean`/`<m>_std`/`<m>_undefined` (seeds where the value is undefined)
+      for m in precision, recall, f1, far.
     - average_tuned: as average, under the validation-tuned decision rule (SPEC 5.1).
     - calibration: one row per run kind; loss, kind, n_seeds, n_failed, raw brier/ece/mce/nll,
       the temperature T fitted on validation, and the temperature-scaled `<m>_ts`, mean and std.
@@ -502,6 +514,7 @@ def display_table(table: pd.DataFrame, which: str) -> pd.DataFrame:
             format_mean_std(m, s)
             for m, s in zip(table[f"{metric}_mean"], table[f"{metric}_std"], strict=True)
         ]
+        out[label] = mark_partly_undefined(out[label], table, metric)
     out["Seeds"] = table["n_seeds"].astype(int).tolist()
     if "n_failed" in table:
         out["Failed"] = table["n_failed"].astype(int).tolist()
@@ -639,3 +652,98 @@ def significance_table(
 ) -> pd.DataFrame:
     """significance.csv's content for an experiment folder (see `significance_from`)."""
     return significance_from(load_experiment(Path(exp_dir)), n_boot=n_boot, seed=seed, alpha=alpha)
+
+
+# ------------------------------------------------------------------------------------------------
+# undefined values (issue 18)
+
+UNDEFINED_MARK = "*"
+_UNDEFINED_RE = re.compile(r"^(?P<metric>[a-z_]+)\[(?P<cls>.*)\]$")
+
+
+def undefined_cells(per_class: pd.DataFrame, run: RunRecord) -> set[tuple[str, str]]:
+    """(metric, class) pairs of one run's per-class table whose value is undefined or meaningless.
+
+    From metrics.json's `undefined` list ("precision[DoS Hulk]": a 0/0 ratio reported as 0) and
+    from per_class.csv's counts: precision when the run never predicts the class (TP + FP = 0),
+    recall when the class is absent from the test split (TP + FN = 0), FAR when no test row is
+    outside the class (FP + TN = 0); and the FAR of a class the run never predicts, which is 0 by
+    abstention, not by skill, so it must not compete with real false-alarm rates.
+    """
+    cells: set[tuple[str, str]] = set()
+    for name in run.metrics.get("undefined") or []:
+        m = _UNDEFINED_RE.match(str(name))
+        if m:
+            cells.add((m["metric"], m["cls"]))
+    if {"tp", "fp", "fn", "tn", "class"} <= set(per_class.columns):
+        counts = per_class[["tp", "fp", "fn", "tn"]].apply(pd.to_numeric, errors="coerce")
+        classes = per_class["class"].astype(str)
+        never_predicted = (counts["tp"] + counts["fp"]) == 0
+        for metric, mask in (
+            ("precision", never_predicted),
+            ("far", never_predicted | ((counts["fp"] + counts["tn"]) == 0)),
+            ("recall", (counts["tp"] + counts["fn"]) == 0),
+        ):
+            cells.update((metric, c) for c in classes[mask.to_numpy()])
+    return cells
+
+
+def mask_undefined(per_class: pd.DataFrame, run: RunRecord) -> pd.DataFrame:
+    """One run's per-class table with its undefined values (see `undefined_cells`) set to NaN and a
+    boolean `<metric>_undefined` column per metric of PER_CLASS_METRICS."""
+    out = per_class.copy()
+    cells = undefined_cells(per_class, run)
+    classes = out["class"].astype(str)
+    for metric in PER_CLASS_METRICS:
+        flagged = classes.isin({c for m, c in cells if m == metric}).to_numpy()
+        if metric in out:
+            out[metric] = pd.to_numeric(out[metric], errors="coerce").mask(flagged)
+        out[f"{metric}_undefined"] = flagged
+    return out
+
+
+def mark_partly_undefined(cells: list[str], table: pd.DataFrame, metric: str) -> list[str]:
+    """Display cells with UNDEFINED_MARK where the value is undefined in some of the seeds (the
+    mean is then over the others); a value undefined in every seed is already "–"."""
+    col = f"{metric}_undefined"
+    if col not in table:
+        return cells
+    partly = (pd.to_numeric(table[col], errors="coerce").fillna(0) > 0) & table[
+        f"{metric}_mean"
+    ].notna()
+    return [f"{c}{UNDEFINED_MARK}" if p else c for c, p in zip(cells, partly, strict=True)]
+
+
+def fully_defined(table: pd.DataFrame, metric: str) -> pd.Series:
+    """Rows whose `metric` is defined in every seed: the only ones that may be marked best."""
+    col = f"{metric}_undefined"
+    defined = table[f"{metric}_mean"].notna()
+    if col in table:
+        defined &= pd.to_numeric(table[col], errors="coerce").fillna(0) == 0
+    return defined.reset_index(drop=True)
+
+
+def undefined_note(per_class_table: pd.DataFrame, which: str) -> str:
+    """The footnote about undefined values of summary table `which` ("" when the experiment has
+    none): "per_class" explains the "–" and UNDEFINED_MARK cells, "average" how the macro
+    averages count undefined per-class values."""
+    cols = [f"{m}_undefined" for m in PER_CLASS_METRICS if f"{m}_undefined" in per_class_table]
+    flags = per_class_table[cols].apply(pd.to_numeric, errors="coerce").fillna(0)
+    if not cols or not (flags.to_numpy() > 0).any():
+        return ""
+    if which == "per_class":
+        return (
+            "– also marks an undefined value: the precision of a class the run never predicts "
+            "(0/0), the recall of a class absent from the test split, and the FAR of a class the "
+            "run never predicts (0 by abstention, not a real false-alarm rate). per_class.csv "
+            "keeps them as 0 (metrics.json lists the 0/0 ones under `undefined`); here they are "
+            "left out of the means and never marked best. "
+            f"{UNDEFINED_MARK}: undefined in some seeds, the mean is over the seeds where the "
+            "value is defined (and it is not marked best)."
+        )
+    if which == "average":
+        return (
+            "Macro averages follow scikit-learn's zero_division=0: a per-class value that is "
+            "undefined (– in the per-class table) counts as 0 in them."
+        )
+    return ""
