@@ -283,3 +283,120 @@ def test_json_includes_per_class_metrics_with_undefined_as_null(cli, never_predi
     ce = next(r for r in rows if r["class"] == "class 0" and r["loss"] == "ce")
     pcs = [pd.read_csv(never_predicts / "runs" / f"ce_seed{s}" / "per_class.csv") for s in (0, 1)]
     assert ce["f1_mean"] == pytest.approx(np.mean([pc.loc[0, "f1"] for pc in pcs]), abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# figures: size, labels, legends outside the data, legible fonts
+
+REPORT_WIDTH_IN = 11.5  # report.html's content width (1150 px) at the figures' 100 dpi
+TEN = ["ce", "wce", "focal", "cb", "dwb", "amrl", "pgfl", "la", "ldam", "vs"]
+
+
+def _overlap(a, b) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(0.0, w) * max(0.0, h)
+
+
+def _check_figure(name: str, fig) -> None:
+    from matplotlib.text import Text
+
+    width, height = fig.get_size_inches()
+    assert 4.0 <= width <= REPORT_WIDTH_IN, (name, width)
+    assert 3.0 <= height <= 16.0, (name, height)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    colorbars = [ax for ax in fig.axes if getattr(ax, "_colorbar", None) is not None]
+    data_axes = [ax for ax in fig.axes if ax.get_visible() and ax not in colorbars]
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    assert data_axes, name
+    for ax in data_axes:
+        assert ax.get_title() or suptitle, (name, "title")
+        # an x label may sit on the panel below that shares the x axis
+        xlabels = [a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax)]
+        assert any(xlabels) and ax.get_ylabel(), (name, ax.get_title(), "axis labels")
+        for tick in ax.get_xticklabels() + ax.get_yticklabels():
+            if tick.get_text():
+                assert tick.get_fontsize() >= 8, (name, "tick font", tick.get_fontsize())
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None] + fig.legends
+    assert legends or colorbars, (name, "no legend or colour scale")
+    fig_box = fig.bbox
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert all(t.get_text() for t in legend.get_texts()), name
+        assert box.x0 >= -1 and box.y0 >= -1, (name, "legend cut off")
+        assert box.x1 <= fig_box.x1 + 1 and box.y1 <= fig_box.y1 + 1, (name, "legend cut off")
+        for ax in data_axes:
+            data_area = ax.get_window_extent(renderer)
+            assert _overlap(box, data_area) <= 1.0, (name, ax.get_title(), "legend over the data")
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text().strip():
+            assert text.get_fontsize() >= 7, (name, text.get_text(), text.get_fontsize())
+
+
+@pytest.mark.parametrize(
+    ("losses", "seeds", "n_classes"),
+    [(["amrl"], [0], 2), (TEN[:5] + ["amrl"], [0], 10), (TEN, [0, 1, 2], 30)],
+    ids=["1 run, 2 classes", "6 runs, 10 classes", "30 runs, 30 classes"],
+)
+def test_figures_fit_the_report_with_labels_and_legends_outside_the_data(
+    tmp_path, losses, seeds, n_classes
+):
+    from lossbench.report.plots import run_figures, summary_figures
+    from lossbench.report.tables import load_experiment, tables_from
+
+    exp = make_experiment(tmp_path, losses, seeds, n_classes, {losses[-1]: 1}, n_test=60)
+    results = load_experiment(exp)
+    figures = summary_figures(results, tables_from(results)["per_class"])
+    for name, fig in run_figures(exp / "runs" / "amrl_seed0").items():
+        figures[f"amrl_seed0/{name}"] = fig
+    assert len(figures) == 8
+    for name, fig in figures.items():
+        _check_figure(name, fig)
+
+
+def test_history_gives_each_learned_parameter_its_own_panel(tmp_path):
+    from lossbench.report.plots import plot_history
+
+    epochs = np.arange(1, 6)
+    history = pd.DataFrame({"epoch": epochs, "loss": 1.0 / epochs, "val_loss": 1.0 / epochs})
+    for k in range(4):
+        history[f"m_{k}"] = 1.0 + k
+        history[f"lambda_{k}"] = 0.1 * k * epochs
+        history[f"g_{k}"] = 0.01 * epochs
+    history["drw"] = 0.0
+    fig = plot_history(history, "amrl", 2, ["a", "b", "c", "d"])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    for name in ("m", "lambda", "g", "drw"):
+        panel = next(ax for ax in fig.axes if ax.get_title().startswith(f"learned {name}"))
+        lines = [ln for ln in panel.get_lines() if "best epoch" not in str(ln.get_label())]
+        assert len(lines) == (1 if name == "drw" else 4), (name, titles)
+    m_panel = next(ax for ax in fig.axes if ax.get_title() == "learned m per class")
+    colors = {tuple(ln.get_color()) for ln in m_panel.get_lines()[:4]}
+    assert len(colors) == 4  # one colour per class
+    legend_texts = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    assert legend_texts == ["a", "b", "c", "d"]
+
+
+def test_a_zero_bar_is_drawn_and_an_undefined_one_is_labelled(tmp_path):
+    from lossbench.report.plots import plot_per_class
+
+    per_class = pd.DataFrame(
+        {
+            "class": ["x", "y"],
+            "precision": [0.5, 0.0],
+            "recall": [1.0, 0.0],
+            "f1": [0.667, 0.0],
+            "tp": [4, 0],
+            "fp": [4, 0],
+            "fn": [0, 4],
+            "tn": [4, 8],
+        }
+    )
+    fig = plot_per_class(per_class, "run")
+    ax = fig.axes[0]
+    stubs = [p for p in ax.patches if p.get_hatch() and p.get_height() > 0]
+    assert len(stubs) == 2  # recall and F1 of class y are 0: visible hatched stubs
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("0/0") == 1  # precision of y: never predicted
+    assert texts.count("0") == 2

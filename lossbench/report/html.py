@@ -46,10 +46,16 @@ details { margin: 0.3em 0; } summary { cursor: pointer; }
 """
 
 _PLOT_CAPTIONS = {
-    "history_overlay.png": "Validation macro F1 and validation loss per epoch, mean over seeds.",
-    "per_class_f1.png": "Test F1 per class and loss, mean ± std over seeds.",
-    "reliability_overlay.png": "Reliability curves per loss, bins pooled over seeds.",
-    "pr_curves.png": "Precision-recall curves per class on the test predictions pooled over seeds.",
+    "history_overlay.png": "Validation macro F1 per epoch, one panel per loss: mean over seeds, "
+    "band ± 1 std, the other losses in grey. Each run's training and validation loss (and its "
+    "learned loss parameters) are in its plots/history.png.",
+    "per_class_f1.png": "Test F1 per class and loss, mean over seeds: bars with ± std error bars "
+    "for up to five losses, a heatmap with the values in its cells beyond that. A hatched stub "
+    "marks an F1 of 0.",
+    "reliability_overlay.png": "Reliability per loss (top-label confidence), one panel per loss, "
+    "bins pooled over seeds.",
+    "pr_curves.png": "Precision-recall curves per class on the test predictions pooled over seeds "
+    "(at most 12 classes, the rarest; beyond six losses, the reference and the best by macro F1).",
 }
 
 

@@ -1,40 +1,62 @@
 """Plots of one run (`run_plots`) and of a whole experiment (`summary_plots`).
 
 Figures are built as bare `matplotlib.figure.Figure` objects rendered by the Agg canvas: no pyplot
-state, no display, nothing to close. Every figure has a title and axis labels, and a legend when it
-shows more than one series. PNG at 100 dpi, written atomically.
+state, no display, nothing to close. PNG at 100 dpi, written atomically.
+
+Readable from 1 to 30 runs and 2 to 30 classes (issue 18):
+- every figure is at most MAX_WIDTH inches wide, so the report (1150 px of content) shows it at
+  its own size and its fonts (9-12 pt, `_RC`) stay legible;
+- every figure has a title and axis labels, and a legend whenever it shows more than one series;
+  legends sit outside the axes' data area (beside or below the panels);
+- many series are split into small multiples (one panel per loss, one panel per learned
+  parameter) or, for the precision-recall curves, a selection (the reference and the best losses);
+  per-class F1 of many losses is a heatmap with the values written in the cells;
+- a bar of value 0 is drawn as a hatched stub, so it reads as 0 and not as missing data; an
+  undefined value is labelled "0/0" (a run's bars) or shown "–" (the heatmap);
+- distinct things get distinct styles: a colour and a line style per loss (`kind_styles`), a colour
+  per class and one panel per parameter name (AMRL's m, lambda and g never share a panel).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import average_precision_score, precision_recall_curve
+from sklearn.metrics import precision_recall_curve
 
 from lossbench.io import atomic_savefig
 from lossbench.report.tables import ExperimentResults, RunRecord
 
 __all__ = [
+    "MAX_OVERLAY_KINDS",
     "MAX_PR_CLASSES",
+    "MAX_WIDTH",
     "RUN_PLOTS",
     "SUMMARY_PLOTS",
     "kind_colors",
+    "kind_styles",
+    "run_figures",
     "run_plots",
+    "summary_figures",
     "summary_plots",
 ]
 
 DPI = 100
+MAX_WIDTH = 11.5  # inches: the report's content width (1150 px) at DPI
 RUN_PLOTS = ("history.png", "reliability.png", "confusion.png", "per_class_f1.png")
 SUMMARY_PLOTS = (
     "history_overlay.png",
@@ -43,6 +65,9 @@ SUMMARY_PLOTS = (
     "pr_curves.png",
 )
 MAX_PR_CLASSES = 12  # pr_curves.png shows at most this many classes: the rarest in the test set
+MAX_OVERLAY_KINDS = (
+    6  # pr_curves.png overlays at most this many losses (the reference and the best)
+)
 # history.csv columns that are not learned loss parameters
 _HISTORY_STANDARD = {
     "epoch",
@@ -53,10 +78,35 @@ _HISTORY_STANDARD = {
     "lr",
     "seconds",
 }
+_PER_CLASS_PARAM = re.compile(r"^(?P<name>.+?)_(?P<k>\d+)$")
+_RC = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "legend.title_fontsize": 9,
+    "figure.titlesize": 12,
+}
+_LINESTYLES = ("-", "--", ":", "-.")
+_EXTRA_COLORS = ("black", "#6a3d9a", "#b15928", "#01665e")  # after tab10's ten
+_ZERO_STUB = 0.03  # height of the hatched stub that shows a bar of value 0
+
+
+def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Build the figure under the report's font sizes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with mpl.rc_context(_RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(min(width, MAX_WIDTH), height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -73,24 +123,74 @@ def _no_data(ax: Axes, message: str) -> None:
 
 def _class_ticks(ax: Axes, x: np.ndarray, classes: list[str]) -> None:
     """Class names under grouped bars, slanted when they would collide."""
-    if len(classes) > 4 or sum(len(c) for c in classes) > 40:
+    longest = max((len(c) for c in classes), default=0)
+    if sum(len(c) for c in classes) > 40 or (len(classes) > 4 and longest > 3):
         ax.set_xticks(x, classes, rotation=35, ha="right", rotation_mode="anchor")
     else:
         ax.set_xticks(x, classes)
 
 
 def kind_colors(kinds: list[str]) -> dict[str, Any]:
-    """A stable colour per run kind (tab10, or tab20 beyond ten kinds)."""
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if len(kinds) <= 10 else "tab20"]
-    return {k: cmap(i % cmap.N) for i, k in enumerate(kinds)}
+    """A stable colour per run kind (tab10, repeating after ten: see `kind_styles`)."""
+    return {k: style["color"] for k, style in kind_styles(kinds).items()}
 
 
-def _legend(ax: Axes, **kwargs: Any) -> None:
-    handles, _ = ax.get_legend_handles_labels()
+def kind_styles(kinds: list[str]) -> dict[str, dict[str, Any]]:
+    """A distinct style per run kind: the ten tab10 colours, then four darker ones, each with
+    a solid line; from the 11th kind on the line is also dashed (then dotted, dash-dotted), so
+    that no two kinds share both colour and line style."""
+    colors = [mpl.colormaps["tab10"](i) for i in range(10)] + list(_EXTRA_COLORS)
+    return {
+        k: {
+            "color": colors[i % len(colors)],
+            "linestyle": _LINESTYLES[(i // 10) % len(_LINESTYLES)],
+        }
+        for i, k in enumerate(kinds)
+    }
+
+
+def _class_colors(n: int) -> list[Any]:
+    """One colour per class index: tab10/tab20 up to 20 classes, viridis beyond."""
+    if n <= 10:
+        return [mpl.colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        return [mpl.colormaps["tab20"](i) for i in range(n)]
+    return [mpl.colormaps["viridis"](i / max(1, n - 1)) for i in range(n)]
+
+
+def _legend_below(fig: Figure, handles: list[Any], labels: list[str], **kwargs: Any) -> None:
+    """One legend for the whole figure, under the panels (outside every data area)."""
+    if handles:
+        ncol = kwargs.pop("ncol", min(len(handles), 4))
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol, **kwargs)
+
+
+def _legend_beside(ax: Axes, **kwargs: Any) -> None:
+    """The axes' legend to the right of its data area (only when it has more than one entry)."""
+    handles, labels = ax.get_legend_handles_labels()
     if len(handles) > 1:
-        ax.legend(**kwargs)
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), **kwargs)
+
+
+def _zero_stubs(ax: Axes, x: np.ndarray, values: np.ndarray, width: float, color: Any) -> None:
+    """A hatched stub where a bar's value is exactly 0, so that it reads as 0, not as missing."""
+    zero = np.isclose(np.nan_to_num(values, nan=1.0), 0.0)
+    if zero.any():
+        ax.bar(
+            x[zero],
+            _ZERO_STUB,
+            width,
+            facecolor="white",
+            edgecolor=color,
+            hatch="////",
+            linewidth=1.2,
+        )
+        for xz in x[zero]:
+            ax.text(xz, _ZERO_STUB, "0", ha="center", va="bottom", fontsize=8, color=color)
+
+
+def _zero_stub_handle() -> Patch:
+    return Patch(facecolor="white", edgecolor="0.3", hatch="////", label="value 0")
 
 
 def _bins_frame(calibration: dict[str, Any]) -> pd.DataFrame:
@@ -112,53 +212,126 @@ def _fmt(value: Any) -> str:
     return "n/a" if math.isnan(v) else f"{v:.3f}"
 
 
+def _grid(n: int, max_cols: int) -> tuple[int, int]:
+    ncols = max(1, min(max_cols, n))
+    return math.ceil(n / ncols), ncols
+
+
 # ------------------------------------------------------------------------------------------------
 # one run
 
 
-def plot_history(history: pd.DataFrame, title: str, best_epoch: int | None = None) -> Figure:
-    """Loss and val_loss, validation macro F1/recall, and learned loss parameters (when logged)."""
-    learned = [
-        c
-        for c in history.columns
-        if c not in _HISTORY_STANDARD
-        and not c.startswith("val_class_loss_")
-        and pd.to_numeric(history[c], errors="coerce").notna().any()
-    ]
-    n_panels = 3 if learned else 2
-    fig = _figure(5.0 * n_panels, 4.0)
-    axes = fig.subplots(1, n_panels, squeeze=False)[0]
+def learned_groups(history: pd.DataFrame) -> dict[str, list[tuple[int | None, str]]]:
+    """The learned loss parameters of a history.csv, grouped by name: `m_0, m_1, lambda_0, g_0`
+    -> {"m": [(0, "m_0"), (1, "m_1")], "lambda": [(0, "lambda_0")], "g": [(0, "g_0")]}; a column
+    without a class index (LDAM's `drw`) is a group of its own with index None."""
+    groups: dict[str, list[tuple[int | None, str]]] = {}
+    for col in history.columns:
+        if col in _HISTORY_STANDARD or col.startswith("val_class_loss_"):
+            continue
+        if not pd.to_numeric(history[col], errors="coerce").notna().any():
+            continue
+        m = _PER_CLASS_PARAM.match(col)
+        name, k = (m["name"], int(m["k"])) if m else (col, None)
+        groups.setdefault(name, []).append((k, col))
+    return groups
+
+
+@_styled
+def plot_history(
+    history: pd.DataFrame,
+    title: str,
+    best_epoch: int | None = None,
+    class_names: list[str] | None = None,
+) -> Figure:
+    """Training and validation loss, validation macro F1/recall, and one panel per learned loss
+    parameter (AMRL's m, lambda, g; PGFL's alpha, pod, mc; AutoBalance's l, delta; ...), each
+    with one line per class in the class's colour."""
+    groups = learned_groups(history)
+    n_panels = 2 + len(groups)
+    nrows, ncols = _grid(n_panels, 3)
+    fig = _figure(3.8 * ncols, 3.0 * nrows + 1.0)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     epoch = history["epoch"] if "epoch" in history else pd.Series(range(1, len(history) + 1))
-    panels = [
-        (axes[0], ["loss", "val_loss"], "loss", "Training and validation loss"),
-        (axes[1], ["val_macro_f1", "val_macro_recall"], "score", "Validation macro F1 / recall"),
-    ]
-    if learned:
-        panels.append((axes[2], learned, "value", "Learned loss parameters"))
-    for ax, cols, ylabel, panel_title in panels:
-        drawn = 0
-        for col in cols:
-            if col in history and history[col].notna().any():
-                ax.plot(epoch, history[col], marker="." if len(history) < 40 else None, label=col)
-                drawn += 1
-        if not drawn:
-            _no_data(ax, "not logged")
-        if best_epoch is not None and drawn:
+    marker = "." if len(history) < 40 else None
+
+    def best_line(ax: Axes) -> None:
+        if best_epoch is not None:
             ax.axvline(best_epoch, color="0.5", linestyle=":", label=f"best epoch ({best_epoch})")
+
+    standard = [
+        (axes[0], (("loss", "-"), ("val_loss", "--")), "loss", "Training and validation loss"),
+        (
+            axes[1],
+            (("val_macro_f1", "-"), ("val_macro_recall", "--")),
+            "score",
+            "Validation macro F1 / recall",
+        ),
+    ]
+    for ax, cols, ylabel, panel_title in standard:
+        drawn = [c for c, _ in cols if c in history and history[c].notna().any()]
+        for col, style in cols:
+            if col in drawn:
+                ax.plot(epoch, history[col], linestyle=style, marker=marker, label=col)
+        if drawn:
+            best_line(ax)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8)
+        else:
+            _no_data(ax, "not logged")
+        ax.set_title(panel_title)
+        ax.set_ylabel(ylabel)
+
+    n_classes = 1 + max(
+        (k for cols in groups.values() for k, _ in cols if k is not None), default=0
+    )
+    names = list(class_names or [])
+    names += [str(k) for k in range(len(names), n_classes)]
+    colors = _class_colors(n_classes)
+    for ax, (name, cols) in zip(axes[2:], groups.items(), strict=False):
+        for k, col in cols:
+            color = colors[k] if k is not None else "tab:blue"
+            ax.plot(epoch, history[col], color=color, marker=marker, markersize=3, linewidth=1.2)
+        best_line(ax)
+        ax.set_title(f"learned {name}" + (" per class" if cols[0][0] is not None else ""))
+        ax.set_ylabel(name)
+    for ax in axes[:n_panels]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.set_title(panel_title, fontsize=10)
-        ncol = max(1, math.ceil(len(cols) / 12))
-        _legend(ax, fontsize=7 if len(cols) > 4 else 8, ncol=ncol)
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    per_class = any(k is not None for cols in groups.values() for k, _ in cols)
+    if per_class and n_classes <= 20:
+        handles = [Line2D([], [], color=colors[k], label=names[k]) for k in range(n_classes)]
+        _legend_below(
+            fig,
+            handles,
+            [h.get_label() for h in handles],
+            ncol=min(n_classes, 6),
+            title="class (learned-parameter panels)",
+            fontsize=8,
+        )
+    elif per_class:  # too many classes for a legend: a colour scale of the class index
+        norm = mpl.colors.Normalize(vmin=0, vmax=n_classes - 1)
+        mappable = mpl.cm.ScalarMappable(norm=norm, cmap="viridis")
+        fig.colorbar(
+            mappable,
+            ax=list(axes[2:n_panels]),
+            orientation="horizontal",
+            location="bottom",
+            label="class index (learned-parameter panels)",
+            shrink=0.6,
+            fraction=0.04,
+            aspect=40,
+        )
     fig.suptitle(title)
     return fig
 
 
+@_styled
 def plot_reliability(calibration: dict[str, Any], title: str) -> Figure:
     """Reliability diagram (accuracy vs confidence per bin) over the confidence histogram."""
     bins = _bins_frame(calibration)
-    fig = _figure(6.0, 6.0)
+    fig = _figure(6.0, 6.8)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     filled = bins[bins["count"] > 0]
     width = (bins["upper"] - bins["lower"]).to_numpy()
@@ -181,17 +354,19 @@ def plot_reliability(calibration: dict[str, Any], title: str) -> Figure:
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
-    top.set_title("Reliability diagram", fontsize=10)
-    top.legend(loc="upper left", fontsize=8)
+    top.set_title("Reliability diagram")
+    handles, labels = top.get_legend_handles_labels()
     bottom.bar(centers, bins["count"], width=width, color="0.5", edgecolor="black")
     bottom.set_xlabel("confidence (top-label probability)")
     bottom.set_ylabel("count")
-    bottom.set_title("Confidence histogram", fontsize=10)
+    bottom.set_title("Confidence histogram")
+    _legend_below(fig, handles, labels, ncol=3)
     ece, mce = calibration.get("ece"), calibration.get("mce")
     fig.suptitle(f"{title}\nECE = {_fmt(ece)}, MCE = {_fmt(mce)}")
     return fig
 
 
+@_styled
 def plot_confusion(confusion: pd.DataFrame, title: str) -> Figure:
     """Row-normalised confusion matrix with the counts, from confusion.csv (first column "true")."""
     labels_true = confusion.iloc[:, 0].astype(str).tolist()
@@ -200,12 +375,12 @@ def plot_confusion(confusion: pd.DataFrame, title: str) -> Figure:
     totals = counts.sum(axis=1, keepdims=True)
     frac = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     k = max(len(labels_true), len(labels_pred))
-    size = min(14.0, 3.0 + 0.7 * k)
-    fig = _figure(size + 1.2, size)
+    size = min(MAX_WIDTH - 1.5, 3.5 + 0.6 * k)
+    fig = _figure(size + 1.5, size + 0.6)
     ax = fig.subplots()
     image = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
-    if k <= 20:
-        fontsize = 9 if k <= 6 else 7 if k <= 12 else 5
+    if k <= 16:
+        fontsize = 9 if k <= 6 else 8 if k <= 12 else 7
         for i in range(counts.shape[0]):
             for j in range(counts.shape[1]):
                 ax.text(
@@ -217,151 +392,259 @@ def plot_confusion(confusion: pd.DataFrame, title: str) -> Figure:
                     fontsize=fontsize,
                     color="white" if frac[i, j] > 0.5 else "black",
                 )
-    ax.set_xticks(range(len(labels_pred)), labels_pred, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels_true)), labels_true)
+    ticks = 9 if k <= 20 else 8
+    ax.set_xticks(range(len(labels_pred)), labels_pred, rotation=45, ha="right", fontsize=ticks)
+    ax.set_yticks(range(len(labels_true)), labels_true, fontsize=ticks)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     fig.colorbar(image, ax=ax, label="fraction of the true class", shrink=0.8)
-    ax.set_title(f"{title}\nconfusion matrix (row-normalised; counts in brackets)")
+    counts_note = "counts in brackets" if k <= 16 else "counts in confusion.csv"
+    ax.set_title(f"{title}\nconfusion matrix (row-normalised; {counts_note})")
     return fig
 
 
+def _undefined_mask(per_class: pd.DataFrame, metric: str) -> np.ndarray:
+    """Where a run's per-class precision or recall is 0/0 (from the TP/FP/FN counts)."""
+    cols = {"precision": ("tp", "fp"), "recall": ("tp", "fn")}.get(metric)
+    if cols is None or not set(cols) <= set(per_class.columns):
+        return np.zeros(len(per_class), dtype=bool)
+    return per_class[list(cols)].to_numpy(dtype=np.float64).sum(axis=1) == 0
+
+
+@_styled
 def plot_per_class(per_class: pd.DataFrame, title: str) -> Figure:
-    """Grouped bars of precision, recall and F1 per class, from per_class.csv."""
+    """Grouped bars of precision, recall and F1 per class, from per_class.csv; a 0 is a hatched
+    stub, an undefined value a "0/0" label."""
     classes = per_class["class"].astype(str).tolist()
     metrics = [m for m in ("precision", "recall", "f1") if m in per_class]
-    fig = _figure(max(6.0, 1.0 + 0.8 * len(classes)), 4.5)
+    fig = _figure(max(6.5, 2.5 + 0.3 * len(metrics) * len(classes)), 4.8)
     ax = fig.subplots()
     x = np.arange(len(classes))
     width = 0.8 / max(1, len(metrics))
+    colors = {"precision": "tab:blue", "recall": "tab:orange", "f1": "tab:green"}
+    any_zero = any_undefined = False
     for i, metric in enumerate(metrics):
-        ax.bar(x + (i - (len(metrics) - 1) / 2) * width, per_class[metric], width, label=metric)
+        xs = x + (i - (len(metrics) - 1) / 2) * width
+        values = pd.to_numeric(per_class[metric], errors="coerce").to_numpy(np.float64)
+        undefined = _undefined_mask(per_class, metric)
+        values = np.where(undefined, np.nan, values)
+        ax.bar(xs, np.nan_to_num(values), width, color=colors[metric], label=metric)
+        _zero_stubs(ax, xs, values, width, colors[metric])
+        any_zero |= bool(np.isclose(np.nan_to_num(values, nan=1.0), 0.0).any())
+        for xu in xs[undefined]:
+            ax.text(xu, 0.01, "0/0", ha="center", va="bottom", rotation=90, color="0.3", fontsize=8)
+        any_undefined |= bool(undefined.any())
     _class_ticks(ax, x, classes)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("class")
     ax.set_ylabel("score")
     ax.set_title(f"{title}\nper-class precision, recall and F1 (test split)")
-    _legend(ax, fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if any_zero:
+        handles.append(_zero_stub_handle())
+        labels.append("value 0")
+    if any_undefined:
+        handles.append(Line2D([], [], linestyle="none", marker="$0/0$", markersize=16, color="0.3"))
+        labels.append("undefined")
+    fig.legend(handles, labels, loc="outside right upper")
     return fig
 
 
-def run_plots(run_dir: Path) -> list[Path]:
-    """Write a run's plots/ (history, reliability, confusion, per-class F1); return their paths.
-
-    A plot whose input file is absent is skipped: baseline runs have no history.csv (3 plots),
-    failed runs may have none of the files.
-    """
+def run_figures(run_dir: Path) -> dict[str, Figure]:
+    """A run's figures by file name (history, reliability, confusion, per-class F1). A figure
+    whose input file is absent is left out: baseline runs have no history.csv, failed runs may
+    have none of the files."""
     run_dir = Path(run_dir)
-    out = run_dir / "plots"
     name = run_dir.name
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    written: list[Path] = []
-
+    figures: dict[str, Figure] = {}
     if (run_dir / "history.csv").is_file():
         history = pd.read_csv(run_dir / "history.csv")
-        best = metrics.get("best_epoch")
-        fig = plot_history(history, f"{name}: training history", best)
-        written.append(_save(fig, out / "history.png"))
+        figures["history.png"] = plot_history(
+            history,
+            f"{name}: training history",
+            metrics.get("best_epoch"),
+            [str(c) for c in metrics.get("class_names") or []],
+        )
     if (run_dir / "calibration.json").is_file():
         calibration = json.loads((run_dir / "calibration.json").read_text())
-        written.append(_save(plot_reliability(calibration, name), out / "reliability.png"))
+        figures["reliability.png"] = plot_reliability(calibration, name)
     if (run_dir / "confusion.csv").is_file():
         confusion = pd.read_csv(run_dir / "confusion.csv")
-        written.append(_save(plot_confusion(confusion, name), out / "confusion.png"))
+        figures["confusion.png"] = plot_confusion(confusion, name)
     if (run_dir / "per_class.csv").is_file():
         per_class = pd.read_csv(run_dir / "per_class.csv")
-        written.append(_save(plot_per_class(per_class, name), out / "per_class_f1.png"))
-    return written
+        figures["per_class_f1.png"] = plot_per_class(per_class, name)
+    return figures
+
+
+def run_plots(run_dir: Path) -> list[Path]:
+    """Write a run's plots/ (see `run_figures`); return their paths."""
+    out = Path(run_dir) / "plots"
+    return [_save(fig, out / name) for name, fig in run_figures(run_dir).items()]
 
 
 # ------------------------------------------------------------------------------------------------
 # the experiment
 
 
-def plot_history_overlay(results: ExperimentResults, colors: dict[str, Any]) -> Figure:
-    """Validation macro F1 and validation loss per epoch, one line per loss (mean over seeds,
-    band: ± one std where at least two seeds reached that epoch)."""
-    fig = _figure(12.0, 4.5)
-    ax_f1, ax_loss = fig.subplots(1, 2)
-    drawn = False
+def _panel_axes(fig: Figure, n: int, max_cols: int) -> list[Axes]:
+    nrows, ncols = _grid(n, max_cols)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return list(axes[:n])
+
+
+@_styled
+def plot_history_overlay(results: ExperimentResults, styles: dict[str, dict[str, Any]]) -> Figure:
+    """Validation macro F1 per epoch: one panel per loss (mean over seeds, band ± 1 std where at
+    least two seeds reached the epoch), the other losses in grey behind it for comparison."""
+    curves: dict[str, tuple[pd.DataFrame, int]] = {}
     for kind in results.kinds:
         frames = [h for r in results.ok_runs(kind) if (h := r.history()) is not None]
-        if not frames:
-            continue
-        hist = pd.concat(frames, ignore_index=True)
-        n_runs = len(frames)
-        for ax, col in ((ax_f1, "val_macro_f1"), (ax_loss, "val_loss")):
-            if col not in hist or hist[col].isna().all():
-                continue
-            stats = hist.groupby("epoch")[col].agg(["mean", "std", "count"])
-            label = f"{kind} (n={n_runs})"
-            ax.plot(stats.index, stats["mean"], color=colors[kind], label=label)
-            band = stats[stats["count"] > 1]
-            if not band.empty and len(results.kinds) <= 4:  # bands of many kinds are unreadable
-                ax.fill_between(
-                    band.index,
-                    band["mean"] - band["std"],
-                    band["mean"] + band["std"],
-                    color=colors[kind],
-                    alpha=0.15,
-                    linewidth=0,
-                )
-            drawn = True
-    for ax, ylabel, panel in (
-        (ax_f1, "macro F1", "Validation macro F1"),
-        (ax_loss, "loss", "Validation loss (each run's own loss)"),
-    ):
+        frames = [h for h in frames if "val_macro_f1" in h and h["val_macro_f1"].notna().any()]
+        if frames:
+            hist = pd.concat(frames, ignore_index=True)
+            stats = hist.groupby("epoch")["val_macro_f1"].agg(["mean", "std", "count"])
+            curves[kind] = (stats, len(frames))
+    if not curves:
+        fig = _figure(6.0, 4.0)
+        ax = fig.subplots()
+        _no_data(ax, "no training history")
         ax.set_xlabel("epoch")
+        ax.set_ylabel("validation macro F1")
+        ax.set_title(f"{results.name}: validation macro F1")
+        return fig
+    nrows, ncols = _grid(len(curves), 4)
+    fig = _figure(max(5.0, 2.9 * ncols), 2.5 * nrows + 1.2)
+    axes = _panel_axes(fig, len(curves), 4)
+    for ax, (kind, (stats, n_runs)) in zip(axes, curves.items(), strict=True):
+        for other, (ostats, _) in curves.items():
+            if other != kind:
+                ax.plot(ostats.index, ostats["mean"], color="0.8", linewidth=0.8, zorder=1)
+        style = styles[kind]
+        ax.plot(stats.index, stats["mean"], color=style["color"], linewidth=2.0, zorder=3)
+        band = stats[stats["count"] > 1]
+        if not band.empty:
+            ax.fill_between(
+                band.index,
+                band["mean"] - band["std"],
+                band["mean"] + band["std"],
+                color=style["color"],
+                alpha=0.2,
+                linewidth=0,
+                zorder=2,
+            )
+        ax.set_title(f"{kind} (n={n_runs})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("val macro F1")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.set_title(panel, fontsize=10)
-        if not drawn:
-            _no_data(ax, "no training history")
-    handles: dict[str, Any] = {}
-    for ax in (ax_f1, ax_loss):
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    if handles:  # both panels show the same losses: one legend beside them
-        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
-    band = " (band: ± 1 std)" if len(results.kinds) <= 4 else ""
-    fig.suptitle(f"{results.name}: training curves, mean over seeds{band}")
+        ax.set_ylim(0, 1.02)
+    handles = [
+        Line2D([], [], color="0.2", linewidth=2.0, label="this loss, mean over seeds"),
+        Patch(color="0.2", alpha=0.2, label="± 1 std over seeds"),
+    ]
+    if len(curves) > 1:
+        handles.append(Line2D([], [], color="0.8", label="the other losses"))
+    _legend_below(fig, handles, [h.get_label() for h in handles], ncol=len(handles))
+    fig.suptitle(f"{results.name}: validation macro F1 per epoch, one panel per loss")
     return fig
 
 
-def plot_per_class_overlay(
-    per_class_table: pd.DataFrame, results: ExperimentResults, colors: dict[str, Any]
-) -> Figure:
-    """Grouped bars of the test F1 per class, one bar per run kind (mean over seeds, std bars)."""
-    table = per_class_table
-    classes = list(dict.fromkeys(table["class"].astype(str))) if not table.empty else []
-    kinds = [k for k in results.kinds if k in set(table["loss"])] if not table.empty else []
-    fig = _figure(min(18.0, max(7.0, 1.5 + 0.25 * len(classes) * max(1, len(kinds)))), 4.8)
-    ax = fig.subplots()
+def _bars_per_class(
+    ax: Axes, table: pd.DataFrame, kinds: list[str], classes: list[str], styles: dict
+) -> bool:
+    """Grouped bars of F1 per class (a bar per loss, std error bars); returns whether a bar is 0."""
     x = np.arange(len(classes))
     width = 0.8 / max(1, len(kinds))
+    any_zero = False
     for i, kind in enumerate(kinds):
         sub = table[table["loss"] == kind].set_index("class").reindex(classes)
+        values = sub["f1_mean"].to_numpy(np.float64)
+        xs = x + (i - (len(kinds) - 1) / 2) * width
+        color = styles[kind]["color"]
         ax.bar(
-            x + (i - (len(kinds) - 1) / 2) * width,
-            sub["f1_mean"].fillna(0.0),
+            xs,
+            np.nan_to_num(values),
             width,
             yerr=sub["f1_std"].to_numpy(),  # NaN (one seed): no error bar
-            color=colors[kind],
+            color=color,
             label=kind,
             error_kw={"elinewidth": 0.8, "capsize": 1.5},
         )
-    if not kinds:
-        _no_data(ax, "no per-class results")
+        _zero_stubs(ax, xs, values, width, color)
+        any_zero |= bool(np.isclose(np.nan_to_num(values, nan=1.0), 0.0).any())
     _class_ticks(ax, x, classes)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("class")
     ax.set_ylabel("F1 (test)")
-    ax.set_title(f"{results.name}: per-class test F1 by loss, mean ± std over seeds")
-    if len(kinds) > 5:
-        fig.legend(loc="outside right upper", fontsize=8)
+    return any_zero
+
+
+def _heatmap_per_class(
+    fig: Figure, ax: Axes, table: pd.DataFrame, kinds: list[str], classes: list[str]
+) -> None:
+    """F1 per (loss, class) as a heatmap with the mean written in each cell."""
+    grid = (
+        table.pivot_table(index="loss", columns="class", values="f1_mean", aggfunc="first")
+        .reindex(index=kinds, columns=classes)
+        .to_numpy(np.float64)
+    )
+    cmap = mpl.colormaps["viridis"].with_extremes(bad="0.85")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+    fontsize = 8 if len(classes) <= 20 else 7
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            v = grid[i, j]
+            text = "–" if np.isnan(v) else f"{v:.2f}"
+            color = "black" if np.isnan(v) or v > 0.6 else "white"
+            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=color)
+    rotation = (
+        {"rotation": 45, "ha": "right", "rotation_mode": "anchor"} if len(classes) > 4 else {}
+    )
+    ax.set_xticks(range(len(classes)), classes, **rotation)
+    ax.set_yticks(range(len(kinds)), kinds)
+    ax.set_xlabel("class")
+    ax.set_ylabel("loss")
+    fig.colorbar(image, ax=ax, label="F1 (test, mean over seeds)", shrink=0.9, pad=0.01)
+
+
+@_styled
+def plot_per_class_overlay(
+    per_class_table: pd.DataFrame, results: ExperimentResults, styles: dict[str, dict[str, Any]]
+) -> Figure:
+    """Test F1 per class and loss, mean over seeds: grouped bars (std error bars) for a few losses
+    and classes, a heatmap with the values in its cells beyond that."""
+    table = per_class_table
+    classes = list(dict.fromkeys(table["class"].astype(str))) if not table.empty else []
+    kinds = [k for k in results.kinds if k in set(table["loss"])] if not table.empty else []
+    as_bars = len(kinds) <= 5 and len(kinds) * len(classes) <= 60
+    if not kinds:
+        fig = _figure(6.0, 4.0)
+        ax = fig.subplots()
+        _no_data(ax, "no per-class results")
+        ax.set_xlabel("class")
+        ax.set_ylabel("F1 (test)")
+        ax.set_title(f"{results.name}: per-class test F1")
+        return fig
+    if as_bars:
+        fig = _figure(max(6.5, 2.5 + 0.3 * len(classes) * len(kinds)), 4.8)
+        ax = fig.subplots()
+        any_zero = _bars_per_class(ax, table, kinds, classes, styles)
+        handles, labels = ax.get_legend_handles_labels()
+        if any_zero:
+            handles.append(_zero_stub_handle())
+            labels.append("value 0")
+        fig.legend(handles, labels, loc="outside right upper", title="loss")
+        what = "mean ± std over seeds"
     else:
-        _legend(ax, fontsize=8)
+        fig = _figure(max(7.5, 3.0 + 0.36 * len(classes)), 2.2 + 0.32 * len(kinds))
+        ax = fig.subplots()
+        _heatmap_per_class(fig, ax, table, kinds, classes)
+        what = "mean over seeds; – no value"
+    ax.set_title(f"{results.name}: per-class test F1 by loss\n({what})")
     return fig
 
 
@@ -381,38 +664,51 @@ def _pooled_bins(runs: list[RunRecord]) -> pd.DataFrame | None:
     return g
 
 
-def plot_reliability_overlay(results: ExperimentResults, colors: dict[str, Any]) -> Figure:
-    """One reliability curve per run kind, bins pooled over its seeds."""
-    fig = _figure(6.5 if len(results.kinds) <= 5 else 8.5, 6.0)
-    ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], linestyle="--", color="0.3", label="perfect calibration")
-    drawn = False
-    for kind in results.kinds:
-        bins = _pooled_bins(results.ok_runs(kind))
-        if bins is None or bins.empty:
-            continue
+@_styled
+def plot_reliability_overlay(
+    results: ExperimentResults, styles: dict[str, dict[str, Any]]
+) -> Figure:
+    """Reliability curves, one panel per loss (bins pooled over its seeds; marker area grows
+    with the bin's count), with the pooled ECE in the panel title."""
+    pooled = {k: b for k in results.kinds if (b := _pooled_bins(results.ok_runs(k))) is not None}
+    pooled = {k: b for k, b in pooled.items() if not b.empty}
+    if not pooled:
+        fig = _figure(6.0, 4.0)
+        ax = fig.subplots()
+        _no_data(ax, "no calibration results")
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{results.name}: reliability")
+        return fig
+    nrows, ncols = _grid(len(pooled), 4)
+    side = 2.75 if ncols > 1 else 4.5
+    fig = _figure(max(5.0, side * ncols), side * nrows + 1.2)
+    axes = _panel_axes(fig, len(pooled), 4)
+    for ax, (kind, bins) in zip(axes, pooled.items(), strict=True):
         total = bins["count"].sum()
         ece = float(((bins["accuracy"] - bins["confidence"]).abs() * bins["count"]).sum() / total)
-        ax.plot(
+        ax.plot([0, 1], [0, 1], linestyle="--", color="0.5", linewidth=1.0)
+        color = styles[kind]["color"]
+        ax.plot(bins["confidence"], bins["accuracy"], color=color, linewidth=1.5)
+        ax.scatter(
             bins["confidence"],
             bins["accuracy"],
-            marker="o",
-            markersize=3,
-            color=colors[kind],
-            label=f"{kind} (pooled ECE {ece:.3f})",
+            s=8 + 60 * bins["count"] / total,
+            color=color,
+            zorder=3,
         )
-        drawn = True
-    if not drawn:
-        ax.text(0.5, 0.3, "no calibration results", ha="center", color="0.4")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence (top-label probability, bin mean)")
-    ax.set_ylabel("accuracy (bin mean)")
-    ax.set_title(f"{results.name}\nreliability by loss (bins pooled over seeds)", fontsize=10)
-    if len(results.kinds) > 5:
-        fig.legend(loc="outside right upper", fontsize=8)
-    else:
-        _legend(ax, fontsize=8, loc="upper left")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_title(f"{kind} (ECE {ece:.3f})")
+        ax.set_xlabel("confidence")
+        ax.set_ylabel("accuracy")
+    handles = [
+        Line2D([], [], color="0.5", linestyle="--", label="perfect calibration"),
+        Line2D([], [], color="0.2", marker="o", label="bin (area ∝ count)"),
+    ]
+    _legend_below(fig, handles, [h.get_label() for h in handles], ncol=2)
+    fig.suptitle(f"{results.name}: reliability per loss (top-label; bins pooled over seeds)")
     return fig
 
 
@@ -432,10 +728,31 @@ def _pooled_predictions(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray] 
     return np.concatenate(ys), np.concatenate(ps)
 
 
-def plot_pr_curves(results: ExperimentResults, colors: dict[str, Any]) -> Figure:
+def overlay_selection(results: ExperimentResults, limit: int = MAX_OVERLAY_KINDS) -> list[str]:
+    """The run kinds an overlay shows: all of them up to `limit`; beyond, the reference ("ce", else
+    the first kind) and the best by mean macro F1 over seeds, in table order."""
+    kinds = [k for k in results.kinds if results.ok_runs(k)]
+    if len(kinds) <= limit:
+        return kinds
+    reference = "ce" if "ce" in kinds else kinds[0]
+
+    def mean_f1(kind: str) -> float:
+        values = [r.summary.get("macro_f1") for r in results.ok_runs(kind)]
+        values = [float(v) for v in values if v is not None]
+        return float(np.mean(values)) if values else -math.inf
+
+    ranked = sorted((k for k in kinds if k != reference), key=mean_f1, reverse=True)
+    chosen = {reference, *ranked[: limit - 1]}
+    return [k for k in kinds if k in chosen]
+
+
+@_styled
+def plot_pr_curves(results: ExperimentResults, styles: dict[str, dict[str, Any]]) -> Figure:
     """Precision-recall curves, one panel per class (the MAX_PR_CLASSES rarest when there are
-    more), one curve per run kind on its test predictions pooled over seeds."""
-    pooled = {k: p for k in results.kinds if (p := _pooled_predictions(results.ok_runs(k)))}
+    more), one curve per run kind (`overlay_selection`) on its test predictions pooled over
+    seeds."""
+    shown = overlay_selection(results)
+    pooled = {k: p for k in shown if (p := _pooled_predictions(results.ok_runs(k)))}
     if not pooled:
         fig = _figure(6.0, 4.0)
         ax = fig.subplots()
@@ -451,40 +768,47 @@ def plot_pr_curves(results: ExperimentResults, colors: dict[str, Any]) -> Figure
     if n_classes > MAX_PR_CLASSES:
         classes = sorted(np.argsort(support, kind="stable")[:MAX_PR_CLASSES].tolist())
     names = results.class_names
-    ncols = min(4, len(classes))
-    nrows = math.ceil(len(classes) / ncols)
-    per_panel_legend = len(pooled) <= 5  # curve labels with the AP inside each panel
-    fig = _figure(3.8 * ncols + (0 if per_panel_legend else 1.5), 3.4 * nrows + 0.4)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, k in zip(axes, classes, strict=False):
+    nrows, ncols = _grid(len(classes), 4)
+    fig = _figure(max(5.0, 2.85 * ncols), 2.6 * nrows + 1.4)
+    axes = _panel_axes(fig, len(classes), 4)
+    for ax, k in zip(axes, classes, strict=True):
         name = names[k] if k < len(names) else str(k)
         for kind, (y, p) in pooled.items():
             positive = y == k
             if k >= p.shape[1] or not positive.any():
                 continue
             precision, recall, _ = precision_recall_curve(positive, p[:, k])
-            ap = average_precision_score(positive, p[:, k])
-            label = f"{kind} (AP {ap:.2f})" if per_panel_legend else kind
-            ax.plot(recall, precision, color=colors[kind], linewidth=1.1, label=label)
+            ax.plot(recall, precision, linewidth=1.3, **styles[kind])
         prevalence = float(np.mean(y_any == k)) if len(y_any) else 0.0
-        ax.axhline(prevalence, color="0.6", linestyle=":", linewidth=0.8, label="prevalence")
-        if per_panel_legend:
-            ax.legend(loc="best", fontsize=6, framealpha=0.7)
+        ax.axhline(prevalence, color="0.6", linestyle=":", linewidth=1.0)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("recall", fontsize=8)
-        ax.set_ylabel("precision", fontsize=8)
-        ax.set_title(f"{name} (n={int(support[k])})", fontsize=9)
-        ax.tick_params(labelsize=7)
-    for ax in axes[len(classes) :]:
-        ax.set_visible(False)
-    if not per_panel_legend:  # many kinds: one legend; macro AUPRC is in table_average
-        handles = [Line2D([], [], color=colors[kind], label=kind) for kind in pooled]
-        handles.append(Line2D([], [], color="0.6", linestyle=":", label="prevalence"))
-        fig.legend(handles=handles, loc="outside right upper", fontsize=8)
-    shown = "" if len(classes) == n_classes else f", the {len(classes)} rarest classes"
-    fig.suptitle(f"{results.name}: precision-recall curves (test, pooled over seeds{shown})")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title(f"{name} (n={int(support[k])})")
+    handles = [Line2D([], [], linewidth=1.5, label=kind, **styles[kind]) for kind in pooled]
+    handles.append(Line2D([], [], color="0.6", linestyle=":", label="prevalence"))
+    _legend_below(fig, handles, [h.get_label() for h in handles], ncol=min(len(handles), 7))
+    all_kinds = [k for k in results.kinds if results.ok_runs(k)]
+    parts = []
+    if len(classes) != n_classes:
+        parts.append(f"the {len(classes)} rarest classes")
+    if len(pooled) < len(all_kinds):
+        parts.append(f"{len(pooled)} of {len(all_kinds)} losses: the reference and the best by F1")
+    extra = f"\n({'; '.join(parts)})" if parts else ""
+    fig.suptitle(f"{results.name}: precision-recall curves (test, pooled over seeds){extra}")
     return fig
+
+
+def summary_figures(results: ExperimentResults, per_class_table: pd.DataFrame) -> dict[str, Figure]:
+    """The four summary figures by file name."""
+    styles = kind_styles(results.kinds)
+    return {
+        "history_overlay.png": plot_history_overlay(results, styles),
+        "per_class_f1.png": plot_per_class_overlay(per_class_table, results, styles),
+        "reliability_overlay.png": plot_reliability_overlay(results, styles),
+        "pr_curves.png": plot_pr_curves(results, styles),
+    }
 
 
 def summary_plots(
@@ -492,11 +816,5 @@ def summary_plots(
 ) -> dict[str, Path]:
     """Write the four summary plots into `out_dir`; return {file name: path}."""
     out_dir = Path(out_dir)
-    colors = kind_colors(results.kinds)
-    figures = {
-        "history_overlay.png": plot_history_overlay(results, colors),
-        "per_class_f1.png": plot_per_class_overlay(per_class_table, results, colors),
-        "reliability_overlay.png": plot_reliability_overlay(results, colors),
-        "pr_curves.png": plot_pr_curves(results, colors),
-    }
+    figures = summary_figures(results, per_class_table)
     return {name: _save(fig, out_dir / name) for name, fig in figures.items()}
