@@ -115,6 +115,17 @@ def _save(fig: Figure, path: Path) -> Path:
     return atomic_savefig(fig, path, dpi=DPI)
 
 
+def _empty_figure(message: str, xlabel: str, ylabel: str, title: str) -> Figure:
+    """A small figure that says there is nothing to plot."""
+    fig = _figure(6.0, 4.0)
+    ax = fig.subplots()
+    _no_data(ax, message)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return fig
+
+
 def _no_data(ax: Axes, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
@@ -510,13 +521,12 @@ def plot_history_overlay(results: ExperimentResults, styles: dict[str, dict[str,
             stats = hist.groupby("epoch")["val_macro_f1"].agg(["mean", "std", "count"])
             curves[kind] = (stats, len(frames))
     if not curves:
-        fig = _figure(6.0, 4.0)
-        ax = fig.subplots()
-        _no_data(ax, "no training history")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("validation macro F1")
-        ax.set_title(f"{results.name}: validation macro F1")
-        return fig
+        return _empty_figure(
+            "no training history",
+            "epoch",
+            "validation macro F1",
+            f"{results.name}: validation macro F1",
+        )
     nrows, ncols = _grid(len(curves), 4)
     fig = _figure(max(5.0, 2.9 * ncols), 2.5 * nrows + 1.2)
     axes = _panel_axes(fig, len(curves), 4)
@@ -622,13 +632,9 @@ def plot_per_class_overlay(
     kinds = [k for k in results.kinds if k in set(table["loss"])] if not table.empty else []
     as_bars = len(kinds) <= 5 and len(kinds) * len(classes) <= 60
     if not kinds:
-        fig = _figure(6.0, 4.0)
-        ax = fig.subplots()
-        _no_data(ax, "no per-class results")
-        ax.set_xlabel("class")
-        ax.set_ylabel("F1 (test)")
-        ax.set_title(f"{results.name}: per-class test F1")
-        return fig
+        return _empty_figure(
+            "no per-class results", "class", "F1 (test)", f"{results.name}: per-class test F1"
+        )
     if as_bars:
         fig = _figure(max(6.5, 2.5 + 0.3 * len(classes) * len(kinds)), 4.8)
         ax = fig.subplots()
@@ -673,13 +679,9 @@ def plot_reliability_overlay(
     pooled = {k: b for k in results.kinds if (b := _pooled_bins(results.ok_runs(k))) is not None}
     pooled = {k: b for k, b in pooled.items() if not b.empty}
     if not pooled:
-        fig = _figure(6.0, 4.0)
-        ax = fig.subplots()
-        _no_data(ax, "no calibration results")
-        ax.set_xlabel("confidence")
-        ax.set_ylabel("accuracy")
-        ax.set_title(f"{results.name}: reliability")
-        return fig
+        return _empty_figure(
+            "no calibration results", "confidence", "accuracy", f"{results.name}: reliability"
+        )
     nrows, ncols = _grid(len(pooled), 4)
     side = 2.75 if ncols > 1 else 4.5
     fig = _figure(max(5.0, side * ncols), side * nrows + 1.2)
@@ -754,13 +756,9 @@ def plot_pr_curves(results: ExperimentResults, styles: dict[str, dict[str, Any]]
     shown = overlay_selection(results)
     pooled = {k: p for k in shown if (p := _pooled_predictions(results.ok_runs(k)))}
     if not pooled:
-        fig = _figure(6.0, 4.0)
-        ax = fig.subplots()
-        _no_data(ax, "no test predictions")
-        ax.set_xlabel("recall")
-        ax.set_ylabel("precision")
-        ax.set_title(f"{results.name}: precision-recall curves")
-        return fig
+        return _empty_figure(
+            "no test predictions", "recall", "precision", f"{results.name}: precision-recall curves"
+        )
     n_classes = max(p.shape[1] for _, p in pooled.values())
     y_any = next(iter(pooled.values()))[0]
     support = np.bincount(y_any, minlength=n_classes)
