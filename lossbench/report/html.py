@@ -362,7 +362,8 @@ def render_report(
         f"<h1>lossbench report: {_e(results.name)}</h1>",
         (f"<h2>Warnings</h2><ul>{''.join(warned)}</ul>" if warned else ""),
         f'<p class="note">{_e(status_line)}. Cells are mean ± std over seeds (sample std); '
-        "a single seed shows the mean alone; the best mean per column is in bold.</p>",
+        "a single seed shows the mean alone; the best mean per column is in bold; – is a value "
+        "that is missing or undefined (see the notes under the tables), never marked best.</p>",
         "<h2>Settings</h2>",
         _settings_html(results),
         "<h2>Average test metrics (macro over classes)</h2>",

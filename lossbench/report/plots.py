@@ -260,7 +260,7 @@ def plot_history(
     with one line per class in the class's colour."""
     groups = learned_groups(history)
     n_panels = 2 + len(groups)
-    nrows, ncols = _grid(n_panels, 3)
+    nrows, ncols = _grid(n_panels, 2 if n_panels == 4 else 3)  # 4 panels: 2 x 2, no gaps
     fig = _figure(3.8 * ncols, 3.0 * nrows + 1.0)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     epoch = history["epoch"] if "epoch" in history else pd.Series(range(1, len(history) + 1))
