@@ -23,7 +23,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 demo: $(STAMP)
-	$(BIN)/lossbench compare --epochs 15
+	$(BIN)/lossbench compare --epochs 15 --seeds 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check lossbench tests

@@ -595,7 +595,9 @@ def compare(
     losses: Annotated[
         str, typer.Option("--losses", help="Comma-separated losses, or 'all'.")
     ] = "ce,wce,focal,cb,dwb",
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
+    ] = "0,1,2",
     baselines: Annotated[
         str, typer.Option("--baselines", help="scikit-learn baselines: lr,rf,hgb.")
     ] = "",
@@ -705,12 +707,31 @@ def compare(
             else None,
             run_plots=run_plots,
         )
+    board = _compare_leaderboard(exp_dirs, Path(v["out"])) if len(exp_dirs) > 1 else None
     if as_json:
         payloads = [_experiment_payload(d) for d in exp_dirs]
         _print_json(payloads[0] if len(payloads) == 1 else payloads)
         return
     for exp_dir in exp_dirs:
         _print_experiment(exp_dir, quiet=quiet)
+    if board is not None and quiet:
+        typer.echo(str(board))
+    elif board is not None:
+        console.print(f"leaderboard: {board}")
+
+
+def _compare_leaderboard(exp_dirs: list[Any], out: Any) -> Any:
+    """The leaderboard of a compare over several datasets, in `<out>/leaderboard_<time stamp of
+    the first experiment>`; None (with a warning) when it cannot be built."""
+    from lossbench.report.leaderboard import build_leaderboard
+
+    folder = out / f"leaderboard_{exp_dirs[0].name.split('_', 1)[0]}"
+    try:
+        written = build_leaderboard(exp_dirs, folder)
+    except InputError as exc:
+        err_console.print(f"[yellow]warning:[/yellow] no leaderboard: {exc}", highlight=False)
+        return None
+    return written["leaderboard.html"]
 
 
 def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
@@ -799,6 +820,58 @@ def report(
         _print_json(_experiment_payload(exp_dir))
     else:
         _print_experiment(exp_dir, quiet=quiet)
+
+
+@app.command()
+def leaderboard(
+    experiments: Annotated[
+        list[str], typer.Argument(help="Experiment folders, one per dataset (two or more).")
+    ],
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Output folder (default: leaderboard/ beside the experiments)."),
+    ] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank the methods across datasets: average ranks, Friedman and post-hoc tests, CD diagrams."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from lossbench.report.leaderboard import build_leaderboard
+
+    written = build_leaderboard([Path(e) for e in experiments], Path(out) if out else None)
+    folder = written["leaderboard.html"].parent
+    ranks = pd.read_csv(folder / "average_ranks.csv")
+    friedman = pd.read_csv(folder / "friedman.csv").set_index("metric")
+    if as_json:
+        _print_json(
+            {
+                "folder": str(folder),
+                "average_ranks": ranks.to_dict(orient="records"),
+                "friedman": friedman.reset_index().to_dict(orient="records"),
+            }
+        )
+        return
+    if not quiet:
+        n = int(friedman["n_datasets"].max())
+        table = Table(title=f"Average rank over {n} datasets (1 = best)", box=box.SIMPLE_HEAD)
+        table.add_column("method")
+        wide = ranks.pivot(index="method", columns="metric", values="avg_rank")
+        metrics = list(friedman.index)
+        for metric in metrics:
+            table.add_column(metric, justify="right")
+        order = wide[metrics[0]].sort_values(kind="stable").index
+        for method in order:
+            table.add_row(method, *(f"{wide.loc[method, m]:.2f}" for m in metrics))
+        table.add_section()
+        table.add_row("Friedman p", *(f"{friedman.loc[m, 'p_value']:.3g}" for m in metrics))
+        console.print(table)
+    if quiet:
+        typer.echo(str(folder / "leaderboard.html"))
+    else:
+        console.print(f"leaderboard: {folder / 'leaderboard.html'}")
 
 
 @app.command()

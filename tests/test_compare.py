@@ -32,7 +32,7 @@ SUMMARY_FILES = [
     "plots/reliability_overlay.png",
     "plots/pr_curves.png",
 ]
-FAST = ("--device", "cpu", "--epochs", "2", "--model", "mlp")
+FAST = ("--seeds", "0", "--device", "cpu", "--epochs", "2", "--model", "mlp")
 
 
 def _experiment(out: Path) -> Path:

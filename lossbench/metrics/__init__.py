@@ -22,7 +22,7 @@ from lossbench.metrics.protocol import (
     operating_points,
     temperature_scale,
 )
-from lossbench.metrics.significance import paired_bootstrap_ci, paired_seed_test
+from lossbench.metrics.significance import hierarchical_bootstrap_ci, holm, paired_seed_test
 
 __all__ = [
     "PER_CLASS_COLUMNS",
@@ -37,8 +37,9 @@ __all__ = [
     "far_threshold",
     "fit_offsets",
     "fit_temperature",
+    "hierarchical_bootstrap_ci",
+    "holm",
     "operating_points",
-    "paired_bootstrap_ci",
     "paired_seed_test",
     "quick_scores",
     "roc_auc_ovr",

@@ -1,8 +1,20 @@
-"""Paired comparisons of two losses: over seeds (t-test, Wilcoxon) and on one test set (bootstrap).
+"""Paired comparisons of two methods over seeds, and the hierarchical test-set bootstrap (SPEC 5.2).
 
-Both are paired: seed s of loss A is compared with seed s of loss B (same split, initial weights
-and batch order), and every bootstrap resample uses the same test rows for A and B, so the shared
-difficulty of the rows cancels out of the difference.
+A seed fixes the split, the initial weights and the batch order, so seed s of method A and seed s
+of method B are a pair. Over the seeds:
+
+- `paired_seed_test`: mean difference with a t-based 95% interval, the paired t-test
+  (`scipy.stats.ttest_rel`) from `MIN_TEST_SEEDS` seeds, and the Wilcoxon signed-rank test
+  (`scipy.stats.wilcoxon`) from `MIN_WILCOXON_SEEDS` seeds (with 5 pairs its smallest two-sided
+  p-value is 0.0625, so it could never reject at 0.05).
+- `holm`: Holm-Bonferroni adjusted p-values of one family of comparisons.
+
+On the test rows (`hierarchical_bootstrap_ci`), a two-level bootstrap: each replicate draws the
+seeds with replacement, then, inside each drawn seed, that seed's own test rows with replacement,
+the same rows for A and B; the replicate's value is the mean over the drawn seeds of
+metric(A) - metric(B). Rows of different seeds are never pooled: each seed has its own split, and
+a metric such as macro F1 on pooled rows is not the mean of the per-seed values. With one seed it
+is the ordinary paired bootstrap of that seed's test set.
 """
 
 from __future__ import annotations
@@ -13,30 +25,44 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from lossbench.metrics.calibration import brier_score
-from lossbench.metrics.classification import quick_scores
+__all__ = [
+    "BOOTSTRAP_METRICS",
+    "MIN_TEST_SEEDS",
+    "MIN_WILCOXON_SEEDS",
+    "bootstrap_summary",
+    "combine_seed_replicates",
+    "hierarchical_bootstrap_ci",
+    "holm",
+    "metric_value",
+    "paired_seed_test",
+    "resample_counts",
+    "resampled_metric",
+    "seed_replicates",
+]
 
-__all__ = ["BOOTSTRAP_METRICS", "paired_bootstrap_ci", "paired_seed_test"]
-
-BOOTSTRAP_METRICS = ("macro_f1", "brier")
-MIN_WILCOXON_PAIRS = 5
+BOOTSTRAP_METRICS = ("macro_f1", "macro_recall", "macro_auprc", "brier")
+MIN_TEST_SEEDS = 3
+MIN_WILCOXON_SEEDS = 6
 ZERO_STD = 1e-12  # a std of the differences below this counts as zero variance (rounding noise)
-_CHUNK_ELEMENTS = 2_000_000  # resampled row indices held in memory at once
+_CHUNK_ELEMENTS = 2_000_000  # resample-by-row cells held in memory at once
 
 
-def paired_seed_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """Paired test of `a - b` over seeds (one score per seed for each of two losses).
+def paired_seed_test(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> dict[str, Any]:
+    """Paired comparison of `a - b` over seeds (one score per seed for each of two methods).
 
     Args:
-        a: a score of loss A, one per seed.
-        b: the same score of loss B, for the same seeds in the same order.
+        a: a score of method A, one per seed.
+        b: the same score of method B, for the same seeds in the same order.
+        alpha: 1 - confidence level of the interval of the mean difference.
 
     Returns:
-        `n` pairs, `mean_diff` and `std_diff` (ddof = 1) of `a - b`, `t_stat` and `p_value` of the
-        two-sided paired t-test (`scipy.stats.ttest_rel`; NaN with fewer than 2 pairs or when the
-        differences have zero variance, i.e. a std below `ZERO_STD`), and `wilcoxon_p`, the
-        two-sided Wilcoxon signed-rank p-value (NaN with fewer than `MIN_WILCOXON_PAIRS` pairs or
-        when every difference is 0).
+        `n` pairs; `mean_diff` and `std_diff` (ddof = 1) of `a - b`; `ci_low`/`ci_high`, the
+        t-based interval `mean ± t_{1-alpha/2, n-1} std / sqrt(n)` (NaN below 2 pairs); `t_stat`
+        and `p_value` of the two-sided paired t-test (NaN below `MIN_TEST_SEEDS` pairs or when the
+        differences have zero variance, i.e. a std below `ZERO_STD`); `wilcoxon_p`, the two-sided
+        Wilcoxon signed-rank p-value (NaN below `MIN_WILCOXON_SEEDS` pairs or when every
+        difference is 0); `tested` (True when `p_value` is defined) and `note`, why a value is
+        missing ("" when nothing is).
 
     Raises:
         ValueError: when `a` and `b` differ in length.
@@ -48,113 +74,287 @@ def paired_seed_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]
     diff = a_arr - b_arr
     n = len(diff)
     nan = float("nan")
+    mean = float(diff.mean()) if n else nan
     std = float(np.std(diff, ddof=1)) if n >= 2 else nan
-    t_stat = p_value = wilcoxon_p = nan
-    if n >= 2 and std > ZERO_STD:
+    ci_low = ci_high = t_stat = p_value = wilcoxon_p = nan
+    notes = []
+    if n >= 2:
+        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * std / np.sqrt(n)
+        ci_low, ci_high = mean - half, mean + half
+    if n < MIN_TEST_SEEDS:
+        notes.append(f"no test possible: {n} seed(s), at least {MIN_TEST_SEEDS} needed")
+    elif std <= ZERO_STD:
+        notes.append("no t-test: the differences have zero variance")
+    else:
         result = stats.ttest_rel(a_arr, b_arr)
         t_stat, p_value = float(result.statistic), float(result.pvalue)
-    if n >= MIN_WILCOXON_PAIRS and np.any(diff != 0):
-        wilcoxon_p = float(stats.wilcoxon(a_arr, b_arr).pvalue)
+    if MIN_TEST_SEEDS <= n < MIN_WILCOXON_SEEDS:
+        notes.append(f"no Wilcoxon test: {n} seeds, at least {MIN_WILCOXON_SEEDS} needed")
+    elif n >= MIN_WILCOXON_SEEDS:
+        if np.any(diff != 0):
+            wilcoxon_p = float(stats.wilcoxon(a_arr, b_arr).pvalue)
+        else:
+            notes.append("no Wilcoxon test: every difference is 0")
     return {
         "n": n,
-        "mean_diff": float(diff.mean()) if n else nan,
+        "mean_diff": mean,
         "std_diff": std,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
         "t_stat": t_stat,
         "p_value": p_value,
         "wilcoxon_p": wilcoxon_p,
+        "tested": not np.isnan(p_value),
+        "note": "; ".join(notes),
     }
 
 
-def _boot_macro_f1(
-    y_true: np.ndarray, y_pred: np.ndarray, index: np.ndarray, n_classes: int
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values of one family; NaN entries are not part of the family.
+
+    ```
+    p_adj(i) = max_{j <= i} min(1, (m - j + 1) p_(j))     p_(1) <= ... <= p_(m)
+    ```
+
+    Returns:
+        An array of the input's shape, NaN where the input is NaN.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    defined = np.flatnonzero(~np.isnan(p))
+    m = len(defined)
+    if m == 0:
+        return out
+    order = defined[np.argsort(p[defined], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# test-set bootstrap
+
+
+def resample_counts(n_rows: int, n_resamples: int, seed: int | Sequence[int]) -> np.ndarray:
+    """How often each of `n_rows` rows is drawn in each of `n_resamples` bootstrap resamples.
+
+    Returns:
+        float64 array of shape (n_resamples, n_rows); each row sums to `n_rows`. The same `seed`
+        gives the same resamples, so two methods evaluated with it see the same rows.
+    """
+    index = np.random.default_rng(seed).integers(0, n_rows, size=(n_resamples, n_rows))
+    codes = (np.arange(n_resamples)[:, None] * n_rows + index).ravel()
+    counts = np.bincount(codes, minlength=n_resamples * n_rows)
+    return counts.reshape(n_resamples, n_rows).astype(np.float64)
+
+
+class _Scorer:
+    """The metrics of one method's predictions on one test set, under row weights.
+
+    A weight is how often a row is drawn in a resample; with all weights 1 each metric is the one
+    `lossbench.metrics.evaluate` reports (argmax predictions): macro F1 and macro recall over all
+    K classes with 0/0 = 0, macro AUPRC over the classes that have a positive row (step-wise
+    average precision, tied scores one threshold), Brier not halved (eq. 19).
+    """
+
+    def __init__(self, y_true: np.ndarray, proba: np.ndarray) -> None:
+        y = np.asarray(y_true, dtype=np.int64)
+        proba = np.asarray(proba, dtype=np.float64)
+        n, n_classes = proba.shape
+        self.n = n
+        self.truth = np.eye(n_classes)[y]
+        self.pred = np.eye(n_classes)[proba.argmax(axis=1)]
+        self.hit = self.truth * self.pred
+        sq = proba.copy()
+        sq[np.arange(n), y] -= 1.0
+        self.row_brier = np.sum(sq * sq, axis=1)
+        self.ranking = []  # per class: row order by decreasing score, tie ends, positives
+        for k in range(n_classes):
+            order = np.argsort(-proba[:, k], kind="stable")
+            scores = proba[order, k]
+            ends = np.flatnonzero(np.append(scores[:-1] != scores[1:], True))
+            self.ranking.append((order, ends, (y[order] == k).astype(np.float64)))
+
+    def score(self, metric: str, w: np.ndarray) -> np.ndarray:
+        """`metric` under each row of the weights `w` (shape (R, n)); shape (R,)."""
+        if metric == "brier":
+            return w @ self.row_brier / self.n
+        if metric == "macro_auprc":
+            ap = np.column_stack([self._average_precision(w, *rk) for rk in self.ranking])
+            return _nanmean(ap, axis=1)
+        tp = w @ self.hit
+        support = w @ self.truth
+        if metric == "macro_recall":
+            score = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+        else:  # macro_f1: 2 TP / (2 TP + FP + FN), and 2 TP + FP + FN = support + predicted
+            den = support + w @ self.pred
+            score = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+        return score.mean(axis=1)
+
+    @staticmethod
+    def _average_precision(
+        w: np.ndarray, order: np.ndarray, ends: np.ndarray, positive: np.ndarray
+    ) -> np.ndarray:
+        wk = w[:, order]
+        tp = np.cumsum(wk * positive, axis=1)[:, ends]
+        drawn = np.cumsum(wk, axis=1)[:, ends]
+        gained = np.diff(tp, axis=1, prepend=0.0)
+        precision = np.divide(tp, drawn, out=np.zeros_like(tp), where=drawn > 0)
+        total = tp[:, -1]
+        area = (gained * precision).sum(axis=1)
+        return np.divide(area, total, out=np.full_like(area, np.nan), where=total > 0)
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in BOOTSTRAP_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(BOOTSTRAP_METRICS)}, got {metric!r}")
+
+
+def resampled_metric(
+    y_true: np.ndarray, proba: np.ndarray, metric: str, counts: np.ndarray | None = None
 ) -> np.ndarray:
-    """Macro F1 (zero_division = 0, all K classes) of each resample; index has shape (B, n)."""
-    n_boot = index.shape[0]
-    codes = (
-        np.arange(n_boot)[:, None] * n_classes * n_classes
-        + y_true[index] * n_classes
-        + y_pred[index]
-    )
-    confusion = np.bincount(codes.ravel(), minlength=n_boot * n_classes * n_classes)
-    confusion = confusion.reshape(n_boot, n_classes, n_classes)
-    tp = np.diagonal(confusion, axis1=1, axis2=2).astype(np.float64)
-    fp = confusion.sum(axis=1) - tp
-    fn = confusion.sum(axis=2) - tp
-    den = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
-    return f1.mean(axis=1)
+    """`metric` of the predictions on each resample given by `counts` (see `resample_counts`).
+
+    Args:
+        y_true: integer labels, shape (n,).
+        proba: class probabilities, shape (n, K).
+        metric: one of `BOOTSTRAP_METRICS` (definitions: those of `evaluate`, see `_Scorer`).
+        counts: (R, n) draw counts; None for the full set once.
+
+    Returns:
+        Shape (R,) (or (1,) without counts).
+
+    Raises:
+        ValueError: for an unknown metric.
+    """
+    _check_metric(metric)
+    n = len(y_true)
+    w = np.ones((1, n)) if counts is None else np.asarray(counts, dtype=np.float64)
+    return _Scorer(y_true, proba).score(metric, w)
 
 
-def paired_bootstrap_ci(
+def metric_value(y_true: np.ndarray, proba: np.ndarray, metric: str) -> float:
+    """`metric` on the full set (see `resampled_metric` for the definitions)."""
+    return float(resampled_metric(y_true, proba, metric)[0])
+
+
+def seed_replicates(
     y_true: np.ndarray,
-    proba_a: np.ndarray,
-    proba_b: np.ndarray,
+    probas: dict[str, np.ndarray],
+    metrics: Sequence[str],
+    n_resamples: int,
+    seed: Sequence[int],
+) -> dict[tuple[str, str], np.ndarray]:
+    """Every method's metrics on the same `n_resamples` row resamples of one seed's test set.
+
+    Args:
+        y_true: the seed's test labels, shape (n,).
+        probas: method name -> its class probabilities on the same rows, shape (n, K).
+        metrics: names from `BOOTSTRAP_METRICS`.
+        n_resamples: number of row resamples.
+        seed: entropy of the resampling; resample r is the same for every method.
+
+    Returns:
+        {(method, metric): shape (n_resamples,)}. Resamples are drawn in chunks (each from the
+        generator seeded with `[*seed, chunk]`), so memory stays bounded on large test sets.
+    """
+    for metric in metrics:
+        _check_metric(metric)
+    n = len(y_true)
+    scorers = {name: _Scorer(y_true, proba) for name, proba in probas.items()}
+    chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    parts: dict[tuple[str, str], list[np.ndarray]] = {
+        (name, m): [] for name in probas for m in metrics
+    }
+    for i, start in enumerate(range(0, n_resamples, chunk)):
+        counts = resample_counts(n, min(chunk, n_resamples - start), [*seed, i])
+        for name, scorer in scorers.items():
+            for metric in metrics:
+                parts[(name, metric)].append(scorer.score(metric, counts))
+    return {key: np.concatenate(vals) for key, vals in parts.items()}
+
+
+def combine_seed_replicates(
+    reps_a: Sequence[np.ndarray],
+    reps_b: Sequence[np.ndarray],
+    n_boot: int,
+    seed: int = 0,
+) -> np.ndarray:
+    """The hierarchical bootstrap replicates of mean-over-seeds(A - B).
+
+    Args:
+        reps_a: per seed, method A's metric on that seed's row resamples, shape (R,) with
+            R >= n_boot * S (S = number of seeds); resample r of A and of B must use the same rows.
+        reps_b: the same for method B, same seeds in the same order.
+        n_boot: number of replicates.
+        seed: seed of the generator that draws the seeds.
+
+    Returns:
+        Shape (n_boot,): replicate b draws S seeds with replacement; its j-th draw, seed s, takes
+        resample b * S + j of seed s (so a seed drawn twice gets two different row resamples);
+        the value is the mean of A - B over the draws (NaN draws, e.g. AUPRC without positives,
+        are skipped).
+    """
+    n_seeds = len(reps_a)
+    if n_seeds != len(reps_b) or n_seeds == 0:
+        raise ValueError("reps_a and reps_b need the same, non-zero number of seeds")
+    diffs = np.stack([np.asarray(a) - np.asarray(b) for a, b in zip(reps_a, reps_b, strict=True)])
+    if diffs.shape[1] < n_boot * n_seeds:
+        raise ValueError(f"need {n_boot * n_seeds} resamples per seed, got {diffs.shape[1]}")
+    slots = np.random.default_rng(seed).integers(0, n_seeds, size=(n_boot, n_seeds))
+    resample = np.arange(n_boot)[:, None] * n_seeds + np.arange(n_seeds)[None, :]
+    return _nanmean(diffs[slots, resample], axis=1)
+
+
+def hierarchical_bootstrap_ci(
+    seeds: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     metric: str,
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """Percentile bootstrap confidence interval of `metric(A) - metric(B)` on one test set.
-
-    Test rows are resampled with replacement, the same rows for A and B in each resample.
+    """Percentile interval of mean-over-seeds(metric(A) - metric(B)) by the hierarchical bootstrap.
 
     Args:
-        y_true: integer labels, shape (n,).
-        proba_a: class probabilities of model A, shape (n, K).
-        proba_b: class probabilities of model B, shape (n, K).
-        metric: "macro_f1" (as `evaluate`, argmax predictions) or "brier" (eq. 19).
-        n_boot: number of resamples.
-        seed: seed of the resampling generator.
+        seeds: per seed, `(y_true, proba_a, proba_b)` on that seed's test rows (rows aligned).
+        metric: one of `BOOTSTRAP_METRICS`.
+        n_boot: number of replicates.
+        seed: seed of the resampling.
         alpha: 1 - confidence level; the interval is the [alpha/2, 1 - alpha/2] quantiles.
 
     Returns:
-        `{"diff": metric(A) - metric(B) on the full set, "ci_low", "ci_high", "n_boot"}`.
-
-    Raises:
-        ValueError: for an unknown metric.
+        `{"diff": mean over seeds of metric(A) - metric(B) on each full test set, "ci_low",
+        "ci_high", "n_boot", "n_test": test rows summed over seeds}`.
     """
-    if metric not in BOOTSTRAP_METRICS:
-        raise ValueError(f"metric must be one of {', '.join(BOOTSTRAP_METRICS)}, got {metric!r}")
-    y_true = np.asarray(y_true, dtype=np.int64)
-    proba_a = np.asarray(proba_a, dtype=np.float64)
-    proba_b = np.asarray(proba_b, dtype=np.float64)
-    n, n_classes = proba_a.shape
+    reps_a, reps_b, full = [], [], []
+    for i, (y, pa, pb) in enumerate(seeds):
+        reps = seed_replicates(y, {"a": pa, "b": pb}, [metric], n_boot * len(seeds), [seed, i])
+        reps_a.append(reps[("a", metric)])
+        reps_b.append(reps[("b", metric)])
+        full.append(metric_value(y, pa, metric) - metric_value(y, pb, metric))
+    boot = combine_seed_replicates(reps_a, reps_b, n_boot, seed)
+    return bootstrap_summary(full, boot, alpha) | {"n_test": sum(len(s[0]) for s in seeds)}
 
-    if metric == "brier":
-        rows = np.arange(n)
-        sq_a, sq_b = proba_a.copy(), proba_b.copy()
-        sq_a[rows, y_true] -= 1.0
-        sq_b[rows, y_true] -= 1.0
-        row_diff = np.sum(sq_a * sq_a, axis=1) - np.sum(sq_b * sq_b, axis=1)
-        diff = brier_score(y_true, proba_a) - brier_score(y_true, proba_b)
 
-        def resampled(index: np.ndarray) -> np.ndarray:
-            return row_diff[index].mean(axis=1)
+def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Mean over the non-NaN entries, NaN where there are none (without numpy's warning)."""
+    defined = ~np.isnan(values)
+    total = np.where(defined, values, 0.0).sum(axis=axis)
+    count = defined.sum(axis=axis)
+    return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0)
 
+
+def bootstrap_summary(
+    full_diffs: Sequence[float], boot: np.ndarray, alpha: float = 0.05
+) -> dict[str, Any]:
+    """`diff` (mean of the per-seed full-set differences), the percentile interval `ci_low`,
+    `ci_high` of the replicates `boot`, and `n_boot` (replicates with a value)."""
+    boot = np.asarray(boot, dtype=np.float64)
+    boot = boot[~np.isnan(boot)]
+    diffs = np.asarray(full_diffs, dtype=np.float64)
+    diff = float(_nanmean(diffs)) if diffs.size else float("nan")
+    if boot.size == 0:
+        low = high = float("nan")
     else:
-        pred_a, pred_b = proba_a.argmax(axis=1), proba_b.argmax(axis=1)
-        diff = (
-            quick_scores(y_true, pred_a, n_classes)["macro_f1"]
-            - quick_scores(y_true, pred_b, n_classes)["macro_f1"]
-        )
-
-        def resampled(index: np.ndarray) -> np.ndarray:
-            return _boot_macro_f1(y_true, pred_a, index, n_classes) - _boot_macro_f1(
-                y_true, pred_b, index, n_classes
-            )
-
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
-    boot = np.concatenate(
-        [
-            resampled(rng.integers(0, n, size=(min(chunk, n_boot - start), n)))
-            for start in range(0, n_boot, chunk)
-        ]
-    )
-    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    return {
-        "diff": float(diff),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "n_boot": int(n_boot),
-    }
+        low, high = (float(q) for q in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+    return {"diff": diff, "ci_low": low, "ci_high": high, "n_boot": int(boot.size)}

@@ -2,7 +2,8 @@
 
 - `run_plots(run_dir)`: the four plots of one run (three for baselines, which have no history).
 - `summary_tables(exp_dir)`: the average, per-class and calibration tables as DataFrames.
-- `build_summary(exp_dir)`: writes summary/ (tables, significance.csv, plots, report.html).
+- `build_summary(exp_dir)`: writes summary/ (tables, significance.csv, ranks.csv, plots,
+  report.html).
 
 Conventions (row order, mean ± std, failed runs, significance) are documented in
 `lossbench.report.tables`.
@@ -16,11 +17,11 @@ from lossbench.errors import InputError
 from lossbench.io import atomic_write_csv, atomic_write_parquet, atomic_write_text
 from lossbench.report.html import render_report
 from lossbench.report.plots import run_plots, summary_plots
+from lossbench.report.stats import ranks_from, significance_from
 from lossbench.report.tables import (
     display_table,
     excluded_runs,
     load_experiment,
-    significance_from,
     summary_tables,
     table_to_markdown,
     tables_from,
@@ -48,10 +49,10 @@ _NOTE = (
 
 def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
     """Write `exp_dir/summary/` from every `runs/*/` folder: the three tables as CSV, Markdown and
-    Parquet, significance.csv, plots/ (history_overlay, per_class_f1, reliability_overlay,
-    pr_curves) and report.html. Failed and incomplete runs are left out of the numbers, counted in
-    n_failed and listed in the report with their reason. `n_boot`: bootstrap resamples for the
-    confidence intervals in significance.csv.
+    Parquet, significance.csv and ranks.csv (`lossbench.report.stats`), plots/ (history_overlay,
+    per_class_f1, reliability_overlay, pr_curves) and report.html. Failed and incomplete runs are
+    left out of the numbers, counted in n_failed and listed in the report with their reason.
+    `n_boot`: hierarchical bootstrap replicates for the intervals in significance.csv.
 
     Returns:
         {path relative to summary/ (e.g. "table_average.csv", "plots/pr_curves.png"): path}.
@@ -66,6 +67,7 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
     results = load_experiment(exp_dir)
     tables = tables_from(results)
     significance = significance_from(results, n_boot=n_boot)
+    ranks = ranks_from(results)
     excluded = excluded_runs(results)
 
     written: dict[str, Path] = {}
@@ -79,8 +81,9 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
         )
         written[f"{stem}.md"] = atomic_write_text(out / f"{stem}.md", markdown)
     written["significance.csv"] = atomic_write_csv(out / "significance.csv", significance)
+    written["ranks.csv"] = atomic_write_csv(out / "ranks.csv", ranks)
     plots = summary_plots(results, tables["per_class"], out / "plots")
     written.update({f"plots/{name}": path for name, path in plots.items()})
-    page = render_report(results, tables, significance, excluded, plots)
+    page = render_report(results, tables, significance, excluded, plots, ranks=ranks)
     written["report.html"] = atomic_write_text(out / "report.html", page)
     return written

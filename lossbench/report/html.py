@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from lossbench.metrics.significance import MIN_TEST_SEEDS
+from lossbench.report.stats import HEADLINE_METRICS, LOWER_IS_BETTER_HEADLINE
 from lossbench.report.tables import (
     LOWER_IS_BETTER,
     NOT_RANKED,
@@ -35,7 +37,7 @@ table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f0f0f0; } td.text, th.text { text-align: left; }
 td.best { font-weight: bold; background: #eaf4ea; }
-td.sig { font-weight: bold; }
+td.sig, tr.sig td { font-weight: bold; }
 tr.failed td, tr.incomplete td, tr.missing td { background: #fbecec; }
 .note { color: #555; font-size: 0.9em; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
@@ -126,36 +128,77 @@ def _undefined_html(tables: dict[str, pd.DataFrame], which: str) -> str:
 
 
 def _significance_html(sig: pd.DataFrame) -> str:
+    """significance.csv as one table per metric; a row is bold only when `significant` (tested
+    with >= 3 seeds and Holm-adjusted p < 0.05)."""
     if sig.empty:
-        return '<p class="note">No comparison: fewer than two run kinds with results.</p>'
-    head = (
-        '<th class="text">Loss</th><th class="text">vs</th><th class="text">Metric</th>'
-        "<th>Seeds</th><th>Mean diff</th><th>Std diff</th><th>t</th><th>p (paired t)</th>"
-        "<th>p (Wilcoxon)</th>"
-        "<th>Bootstrap diff</th><th>95% CI</th><th>Test rows</th>"
-    )
-    rows = []
-    for r in sig.to_dict("records"):
-        p = r.get("p_value")
-        p_sig = p is not None and not (isinstance(p, float) and math.isnan(p)) and p < 0.05
-        lo, hi = r.get("boot_ci_low"), r.get("boot_ci_high")
-        ci_sig = lo is not None and hi is not None and (lo > 0 or hi < 0)
-        ci = "–" if lo is None or math.isnan(float(lo)) else f"[{_num(lo, 4)}, {_num(hi, 4)}]"
-        n_test = r.get("n_test")
-        rows.append(
-            "<tr>"
-            f'<td class="text">{_e(r["loss"])}</td><td class="text">{_e(r["reference"])}</td>'
-            f'<td class="text">{_e(r["metric"])}</td><td>{_e(r["n_seeds"])}</td>'
-            f"<td>{_num(r.get('mean_diff'), 4)}</td><td>{_num(r.get('std_diff'), 4)}</td>"
-            f"<td>{_num(r.get('t'), 3)}</td>"
-            f'<td class="{"sig" if p_sig else ""}">{_num(p, 4)}</td>'
-            f"<td>{_num(r.get('wilcoxon_p'), 4)}</td>"
-            f"<td>{_num(r.get('boot_diff'), 4)}</td>"
-            f'<td class="{"sig" if ci_sig else ""}">{_e(ci)}</td>'
-            f"<td>{_num(n_test, 0)}</td>"
-            "</tr>"
+        return '<p class="note">No comparison: fewer than two methods with results.</p>'
+    parts = []
+    max_seeds = int(pd.to_numeric(sig["n_seeds"]).max())
+    if max_seeds < MIN_TEST_SEEDS:
+        parts.append(
+            f'<p class="note"><b>No test possible</b>: {max_seeds} seed(s) per pair, at least '
+            f"{MIN_TEST_SEEDS} needed (run with --seeds 0,1,2 or more). Nothing is marked "
+            "significant; the differences below are descriptive only.</p>"
         )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    head = (
+        '<th class="text">A</th><th class="text">B</th><th>Seeds</th><th>Mean diff A − B</th>'
+        "<th>95% CI (t)</th><th>p (paired t)</th><th>p Holm</th><th>p (Wilcoxon)</th>"
+        '<th>Bootstrap 95% CI</th><th class="text">Better</th><th class="text">Note</th>'
+    )
+    for metric, group in sig.groupby("metric", sort=False):
+        rows = []
+        for r in group.to_dict("records"):
+            cls = ' class="sig"' if bool(r.get("significant")) else ""
+            rows.append(
+                f"<tr{cls}>"
+                f'<td class="text">{_e(r["method_a"])}</td>'
+                f'<td class="text">{_e(r["method_b"])}</td>'
+                f"<td>{_e(r['n_seeds'])}</td><td>{_num(r.get('mean_diff'), 4)}</td>"
+                f"<td>{_interval(r.get('ci_low'), r.get('ci_high'))}</td>"
+                f"<td>{_num(r.get('p_value'), 4)}</td><td>{_num(r.get('p_holm'), 4)}</td>"
+                f"<td>{_num(r.get('wilcoxon_p'), 4)}</td>"
+                f"<td>{_interval(r.get('boot_ci_low'), r.get('boot_ci_high'))}</td>"
+                f'<td class="text">{_e(r.get("better") or "")}</td>'
+                f'<td class="text">{_e(r.get("note") or "")}</td>'
+                "</tr>"
+            )
+        label = HEADLINE_METRICS.get(str(metric), str(metric))
+        lower = " (lower is better)" if metric in LOWER_IS_BETTER_HEADLINE else ""
+        parts.append(
+            f"<h3>{_e(label)}{lower}</h3><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+def _interval(low: Any, high: Any) -> str:
+    if _num(low) == "–" or _num(high) == "–":
+        return "–"
+    return f"[{_num(low, 4)}, {_num(high, 4)}]"
+
+
+def _ranks_html(ranks: pd.DataFrame | None) -> str:
+    """ranks.csv as one table: methods x metrics, average rank over seeds (1 = best)."""
+    if ranks is None or ranks.empty:
+        return '<p class="note">No ranks: no method with results.</p>'
+    wide = ranks.pivot(index="method", columns="metric", values="avg_rank")
+    methods = list(dict.fromkeys(ranks["method"]))
+    metrics = list(dict.fromkeys(ranks["metric"]))
+    seeds = ranks.groupby("metric", sort=False)["n_seeds"].first()
+    head = '<th class="text">Method</th>' + "".join(
+        f"<th>{_e(HEADLINE_METRICS.get(m, m))} ({_e(seeds[m])} seeds)</th>" for m in metrics
+    )
+    body = []
+    for method in methods:
+        cells = []
+        for m in metrics:
+            col = pd.to_numeric(wide[m], errors="coerce")
+            best = col.notna().sum() > 1 and col[method] == col.min()
+            cells.append(f'<td class="{"best" if best else ""}">{_num(col[method], 2)}</td>')
+        body.append(f'<tr><td class="text">{_e(method)}</td>{"".join(cells)}</tr>')
+    notes = sorted({n for n in ranks["note"].fillna("") if n})
+    note = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
 
 
 def _settings_html(results: ExperimentResults) -> str:
@@ -340,9 +383,11 @@ def render_report(
     significance: pd.DataFrame,
     excluded: pd.DataFrame,
     plots: dict[str, Path],
+    ranks: pd.DataFrame | None = None,
 ) -> str:
-    """The report page as a string: settings, the three tables, significance, the summary plots
-    (embedded as base64 PNG), excluded runs with their reasons, one collapsible section per run."""
+    """The report page as a string: settings, the three tables, significance and average ranks
+    over seeds, the summary plots (embedded as base64 PNG), excluded runs with their reasons, one
+    collapsible section per run."""
     n_ok = sum(r.ok for r in results.runs)
     counts = excluded["status"].value_counts().to_dict() if not excluded.empty else {}
     status_line = f"{n_ok} completed run(s)" + "".join(
@@ -386,11 +431,19 @@ def render_report(
         "whose validation FAR is at most the target; test DR and the test FAR it gives. "
         "pAUROC: standardised partial AUROC up to FAR 0.01.</p>",
         _summary_table_html(tables["operating_points"], "operating_points"),
-        "<h2>Significance</h2>",
-        '<p class="note">Difference = loss − reference. Paired t-test over the seeds both '
-        "completed; paired bootstrap on the test predictions pooled over those seeds. "
-        "Bold: p &lt; 0.05 or a CI that excludes 0.</p>",
+        "<h2>Significance over seeds</h2>",
+        '<p class="note">Every pair of methods, difference = A − B over the seeds both completed '
+        "(runs of one seed share the split, initial weights and batch order). Paired t-test from "
+        "3 seeds, Wilcoxon signed-rank test from 6 seeds; p Holm: Holm-adjusted within each "
+        "metric. Bootstrap: hierarchical (seeds, then each seed's own test rows, the same rows "
+        "for A and B). A row is bold only when it was tested (at least 3 seeds) and its "
+        "Holm-adjusted p &lt; 0.05.</p>",
         _significance_html(significance),
+        "<h2>Average rank over seeds</h2>",
+        '<p class="note">Per seed the methods are ranked (1 = best; Brier ascending, the others '
+        "descending), then the ranks are averaged over the seeds where every method has a "
+        "value.</p>",
+        _ranks_html(ranks),
         "<h2>Plots</h2>",
         figures,
         "<h2>Leakage</h2>",

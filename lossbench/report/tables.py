@@ -17,12 +17,7 @@ Conventions (documented here once, used by the CSV/Parquet/Markdown tables and t
   per-class means (NaN, shown "–" with a footnote) and counted in `<metric>_undefined`; a summary
   metric listed as undefined is left out of the average table's mean. Only values defined in every
   seed may be marked best (`fully_defined`).
-- Significance (`significance_table`): every kind other than the reference ("ce", else the first
-  loss with results) against the reference, for `macro_f1` and `brier`. The seed test is paired
-  over the seeds both kinds completed (difference = kind - reference). The bootstrap CI is computed
-  on the test predictions pooled over those seeds: for each common seed the two runs'
-  predictions are aligned by `row_id`, and the aligned rows of all seeds are concatenated and
-  resampled together (each seed has its own split, so pooling adds test rows).
+- Significance and ranks (significance.csv, ranks.csv): see `lossbench.report.stats`.
 """
 
 from __future__ import annotations
@@ -37,19 +32,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lossbench.metrics.significance import paired_bootstrap_ci, paired_seed_test
-
 __all__ = [
     "AVERAGE_METRICS",
     "CALIBRATION_METRICS",
     "PER_CLASS_METRICS",
-    "SIGNIFICANCE_METRICS",
     "ExperimentResults",
     "RunRecord",
     "excluded_runs",
     "format_mean_std",
     "load_experiment",
-    "significance_table",
     "summary_tables",
     "table_to_markdown",
 ]
@@ -82,7 +73,6 @@ CALIBRATION_METRICS: dict[str, str] = {
 }
 # columns that are settings, not scores: never marked best
 NOT_RANKED: frozenset[str] = frozenset({"temperature"})
-SIGNIFICANCE_METRICS: tuple[str, ...] = ("macro_f1", "brier")
 # metrics where a smaller value is better (the report highlights the best row per column)
 LOWER_IS_BETTER: frozenset[str] = frozenset(
     {"macro_far", "far", "brier", "ece", "mce", "nll", "brier_ts", "ece_ts", "mce_ts", "nll_ts"}
@@ -536,122 +526,6 @@ def table_to_markdown(display: pd.DataFrame) -> str:
     for row in display.itertuples(index=False):
         lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
-
-
-# ------------------------------------------------------------------------------------------------
-# significance
-
-SIGNIFICANCE_COLUMNS = [
-    "loss",
-    "reference",
-    "metric",
-    "n_seeds",
-    "mean_diff",
-    "std_diff",
-    "t",
-    "p_value",
-    "wilcoxon_p",
-    "boot_diff",
-    "boot_ci_low",
-    "boot_ci_high",
-    "n_boot",
-    "n_test",
-]
-
-
-def reference_kind(results: ExperimentResults) -> str | None:
-    """The kind every other is compared against: "ce" when it has results, else the first loss."""
-    with_results = [k for k in results.kinds if results.ok_runs(k)]
-    if "ce" in with_results:
-        return "ce"
-    losses = [k for k in with_results if results.kind_type(k) == "loss"]
-    return (losses or with_results or [None])[0]
-
-
-def _pooled_pairs(
-    a_runs: list[RunRecord], b_runs: list[RunRecord]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Test predictions of seed-matched runs, aligned by row_id and concatenated over seeds."""
-    ys, pas, pbs = [], [], []
-    for a, b in zip(a_runs, b_runs, strict=True):
-        pa, pb = a.predictions(), b.predictions()
-        if pa is None or pb is None:
-            continue
-        merged = pa.merge(pb, on="row_id", suffixes=("_a", "_b"), validate="one_to_one")
-        if merged.empty or not (merged["y_true_a"] == merged["y_true_b"]).all():
-            continue
-        pcols = sorted(
-            (c for c in pa.columns if re.fullmatch(r"p_\d+", c)), key=lambda c: int(c[2:])
-        )
-        ys.append(merged["y_true_a"].to_numpy(np.int64))
-        pas.append(merged[[f"{c}_a" for c in pcols]].to_numpy(np.float64))
-        pbs.append(merged[[f"{c}_b" for c in pcols]].to_numpy(np.float64))
-    if not ys:
-        return None
-    return np.concatenate(ys), np.concatenate(pas), np.concatenate(pbs)
-
-
-def significance_from(
-    results: ExperimentResults, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
-) -> pd.DataFrame:
-    """Each run kind against the reference kind (see the module docstring) for macro_f1 and brier.
-
-    Columns: loss, reference, metric, n_seeds (paired seeds), mean_diff and std_diff over seeds
-    (kind - reference, std ddof=1), t and p_value of the paired t-test (NaN with fewer than two
-    seeds or zero-variance differences), wilcoxon_p (signed-rank test, NaN below five seeds),
-    boot_diff/boot_ci_low/boot_ci_high/n_boot of the paired bootstrap on the pooled test
-    predictions, and n_test (pooled test rows).
-    """
-
-    ref = reference_kind(results)
-    rows: list[dict[str, Any]] = []
-    if ref is None:
-        return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
-    ref_by_seed = {r.seed: r for r in results.ok_runs(ref)}
-    for kind in results.kinds:
-        if kind == ref:
-            continue
-        pairs = [(r, ref_by_seed[r.seed]) for r in results.ok_runs(kind) if r.seed in ref_by_seed]
-        pooled = _pooled_pairs([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
-        for metric in SIGNIFICANCE_METRICS:
-            a = [p[0].summary.get(metric) for p in pairs]
-            b = [p[1].summary.get(metric) for p in pairs]
-            keep = [i for i in range(len(pairs)) if a[i] is not None and b[i] is not None]
-            a_arr = np.array([a[i] for i in keep], dtype=np.float64)
-            b_arr = np.array([b[i] for i in keep], dtype=np.float64)
-            row: dict[str, Any] = dict.fromkeys(SIGNIFICANCE_COLUMNS, math.nan)
-            row.update(loss=kind, reference=ref, metric=metric, n_seeds=len(keep))
-            if len(keep):
-                test = paired_seed_test(a_arr, b_arr)
-                row.update(
-                    mean_diff=test["mean_diff"],
-                    std_diff=test["std_diff"],
-                    t=test["t_stat"],
-                    p_value=test["p_value"],
-                    wilcoxon_p=test["wilcoxon_p"],
-                )
-            if pooled is not None:
-                y, pa, pb = pooled
-                ci = paired_bootstrap_ci(y, pa, pb, metric, n_boot=n_boot, seed=seed, alpha=alpha)
-                row.update(
-                    boot_diff=ci["diff"],
-                    boot_ci_low=ci["ci_low"],
-                    boot_ci_high=ci["ci_high"],
-                    n_boot=ci["n_boot"],
-                    n_test=len(y),
-                )
-            rows.append(row)
-    table = pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
-    for col in ("n_seeds", "n_boot", "n_test"):  # counts stay integers next to NaN rows
-        table[col] = pd.to_numeric(table[col]).astype("Int64")
-    return table
-
-
-def significance_table(
-    exp_dir: Path, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
-) -> pd.DataFrame:
-    """significance.csv's content for an experiment folder (see `significance_from`)."""
-    return significance_from(load_experiment(Path(exp_dir)), n_boot=n_boot, seed=seed, alpha=alpha)
 
 
 # ------------------------------------------------------------------------------------------------
