@@ -100,21 +100,29 @@ def _count_new_trainers(monkeypatch) -> list[int]:
     return built
 
 
-@pytest.mark.parametrize("loss", names())
-def test_a_reused_traced_step_gives_the_metrics_of_a_fresh_trace(cli, tmp_path, monkeypatch, loss):
+def test_a_reused_traced_step_gives_the_metrics_of_a_fresh_trace(cli, tmp_path, monkeypatch):
     built = _count_new_trainers(monkeypatch)
-    args = (*FAST, "--loss", loss, "--epochs", "2", "--patience", "0")
-    outs = [tmp_path / "fresh", tmp_path / "other", tmp_path / "reused"]
-    for out, seed in zip(outs, ("0", "1", "0"), strict=True):
-        res = cli("run", "--out", out, *args, "--seed", seed)
-        assert res.code == 0, res.err
-        if out.name == "fresh":
-            assert len(built) == 1  # traced afresh
-    assert len(built) <= 2  # the third run trained with a step traced before it
-    fresh, reused = _run_dir(outs[0]), _run_dir(outs[2])
-    assert _metrics(fresh) == _metrics(reused)
-    pd.testing.assert_frame_equal(_history(fresh), _history(reused))
-    assert _metrics(_run_dir(outs[1])) != _metrics(fresh)  # the run between changed the state
+    args = (*FAST, "--losses", "all", "--epochs", "2", "--fresh")
+    exps = []
+    # reference: nothing kept between runs, every run builds and traces afresh
+    monkeypatch.setattr(train, "STEP_CACHE_SIZE", 0)
+    res = cli("compare", "--out", tmp_path / "fresh", *args, "--seeds", "0")
+    assert res.code == 0, res.err
+    assert len(built) == len(names())
+    # then seed 1 traces each loss's step and seed 0 restarts the step seed 1 left trained
+    monkeypatch.setattr(train, "STEP_CACHE_SIZE", 16)
+    res = cli("compare", "--out", tmp_path / "reused", *args, "--seeds", "1,0")
+    assert res.code == 0, res.err
+    assert len(built) == 2 * len(names())
+    for out in (tmp_path / "fresh", tmp_path / "reused"):
+        (exp,) = [p for p in out.iterdir() if (p / "experiment.json").exists()]
+        exps.append(exp)
+    for loss in names():
+        fresh, reused = (exp / "runs" / f"{loss}_seed0" for exp in exps)
+        assert _metrics(fresh) == _metrics(reused), loss
+        pd.testing.assert_frame_equal(_history(fresh), _history(reused))
+    seed1 = exps[1] / "runs" / "ce_seed1"
+    assert _metrics(seed1)["summary"] != _metrics(exps[1] / "runs" / "ce_seed0")["summary"]
 
 
 def test_a_step_is_traced_once_for_runs_of_one_kind(cli, tmp_path, monkeypatch):
