@@ -562,7 +562,7 @@ def experiment_meta(
         "params": params,
         "data": dataclasses.asdict(cfg.data),
         "train": dataclasses.asdict(cfg.train),
-        "data_info": data.info,
+        "data_info": {**data.info, "leakage": data.leakage()},
         "data_fingerprint": data.fingerprint,
         "device": device,
         "executor": executor,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from lossbench.config import DataOptions
 from lossbench.data import cache as cache_mod
@@ -55,7 +54,9 @@ def test_leakage_finds_duplicates_whatever_the_hash(monkeypatch):
     train = {tuple(r) for r in X[:200]}
     assert ref["val"]["duplicates"] == sum(tuple(r) in train for r in X[200:300])
     # every row hashed alike: the collision check must still group by the exact bytes
-    monkeypatch.setattr(leakage, "_row_hashes", lambda W, coef: np.zeros(len(W), np.uint64))
+    monkeypatch.setattr(
+        leakage, "_row_hashes", lambda words, _: np.zeros(sum(map(len, words)), np.uint64)
+    )
     same = leakage_report(X[:200], y[:200], X[200:300], y[200:300], X[300:], y[300:], ["a", "b"])
     assert same == ref
 
@@ -88,13 +89,13 @@ def test_dedupe_drops_exact_repeats_and_leaves_no_same_label_leak(tmp_path):
     plain = prepare(DataOptions(data=str(path), cache=False))
     assert plain.info["dedupe"] is False
     assert plain.info["dropped"]["rows_duplicate"] == 0
-    leak = plain.info["leakage"]
+    leak = plain.leakage()
     assert leak["val"]["same_label"] + leak["test"]["same_label"] > 0
 
     dedup = prepare(DataOptions(data=str(path), cache=False, dedupe=True))
     assert dedup.info["dropped"]["rows_duplicate"] == n_repeats
     assert dedup.info["n_rows"] == plain.info["n_rows"] - n_repeats == 310
-    leak = dedup.info["leakage"]
+    leak = dedup.leakage()
     assert leak["val"]["same_label"] == leak["test"]["same_label"] == 0
     # rows with the same features and another label are not duplicates: they stay
     assert leak["val"]["conflicting_label"] + leak["test"]["conflicting_label"] > 0
@@ -114,7 +115,8 @@ def test_dedupe_is_part_of_the_cache_key(tmp_path):
     again = prepare(DataOptions(data=str(path), cache_dir=str(tmp_path / "c"), dedupe=True))
     assert not first.info["cache_hit"] and not other.info["cache_hit"] and again.info["cache_hit"]
     assert len(again.y_train) < len(first.y_train)
-    assert again.info["leakage"] == other.info["leakage"]
+    assert "leakage" not in again.info  # computed on demand, not on the ingest path
+    assert again.leakage() == other.leakage() == again.info["leakage"]
 
 
 def test_inspect_shows_leakage_and_dedupe(cli, tmp_path):
@@ -147,7 +149,15 @@ def test_inspect_leakage_on_the_cicids_sample(cli):
         )
 
 
-@pytest.mark.parametrize("cmd", ["run", "compare"])
-def test_run_and_compare_accept_dedupe(cli, cmd):
-    res = cli(cmd, "--help")
-    assert "--dedupe" in res.out
+def test_run_records_dedupe_and_leakage_in_experiment_json(cli, tmp_path):
+    path, n_repeats = _csv_with_duplicates(tmp_path)
+    out = tmp_path / "out"
+    args = ("--data", path, "--out", out, "--device", "cpu", "--epochs", "1", "--model", "mlp")
+    res = cli("run", *args, "--dedupe", "--quiet")
+    assert res.code == 0, res.err
+    (exp,) = out.glob("*/experiment.json")
+    saved = json.loads(exp.read_text())
+    assert saved["data"]["dedupe"] is True
+    assert saved["data_info"]["dropped"]["rows_duplicate"] == n_repeats
+    assert saved["data_info"]["leakage"]["test"]["same_label"] == 0
+    assert "--dedupe" in cli("compare", "--help").out

@@ -18,54 +18,71 @@ import pandas as pd
 __all__ = ["duplicate_rows", "leakage_report"]
 
 
-_BLOCK = 65536  # rows hashed at a time
+_BLOCK = 8192  # rows hashed at a time (a block of uint64 words stays in cache)
 _HASH_SEED = 20211  # fixed: the hash (and so the report) is the same on every call
 
 
-def _as_words(X: np.ndarray) -> np.ndarray:
-    """The rows' bytes as unsigned integers (-0.0 normalised to 0.0)."""
-    X = np.ascontiguousarray(np.asarray(X) + 0)  # + 0 turns -0.0 into 0.0
-    return X.view(np.dtype(f"u{X.dtype.itemsize}")).reshape(X.shape)
+def _as_words(X: np.ndarray) -> tuple[np.ndarray, int]:
+    """The rows' bytes as unsigned integers, and the word of -0.0 (0 for non-float data)."""
+    X = np.ascontiguousarray(X)
+    size = X.dtype.itemsize
+    neg_zero = 1 << (8 * size - 1) if X.dtype.kind == "f" else 0
+    return X.view(np.dtype(f"u{size}")).reshape(X.shape), neg_zero
 
 
-def _row_hashes(W: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """sum_j coef_j * w_j mod 2**64 per row, in blocks (a random linear hash of the bytes)."""
-    out = np.empty(len(W), dtype=np.uint64)
-    for i in range(0, len(W), _BLOCK):
-        out[i : i + _BLOCK] = (W[i : i + _BLOCK].astype(np.uint64) * coef).sum(axis=1)
+def _normalised(words: np.ndarray, neg_zero: int) -> np.ndarray:
+    """A uint64 copy of some rows' words with -0.0 turned into 0.0."""
+    out = words.astype(np.uint64)
+    if neg_zero:
+        out[out == neg_zero] = 0
     return out
+
+
+def _row_hashes(words: Sequence[np.ndarray], neg_zero: int) -> np.ndarray:
+    """sum_j c_j w_j mod 2**64 over each row's words w (fixed random odd c), rows stacked."""
+    coef = np.random.default_rng(_HASH_SEED).integers(
+        1, 2**63, size=words[0].shape[1], dtype=np.uint64
+    ) * np.uint64(2) + np.uint64(1)
+    hashes = np.empty(sum(len(W) for W in words), dtype=np.uint64)
+    start = 0
+    for W in words:
+        for i in range(0, len(W), _BLOCK):
+            block = _normalised(W[i : i + _BLOCK], neg_zero)
+            hashes[start + i : start + i + len(block)] = block @ coef
+        start += len(W)
+    return hashes
 
 
 def _row_groups(mats: Sequence[np.ndarray]) -> np.ndarray:
     """One group id per row of the stacked matrices: equal ids exactly when the rows are equal.
 
-    Rows are grouped by a 64-bit hash, then each row is compared with its group's first row;
-    should two different rows share a hash, the rows' bytes are grouped directly instead.
+    Rows are grouped by a 64-bit hash of their words (`_row_hashes`), then each row is compared
+    with its group's first row; should two different rows share a hash, the rows' bytes are
+    grouped directly instead.
     """
-    words = [_as_words(X) for X in mats]
-    coef = np.random.default_rng(_HASH_SEED).integers(
-        1, 2**63, size=words[0].shape[1], dtype=np.uint64
-    ) * np.uint64(2) + np.uint64(1)
-    hashes = np.concatenate([_row_hashes(W, coef) for W in words])
+    parts = [_as_words(X) for X in mats]
+    neg_zero = parts[0][1]
+    words = [W for W, _ in parts]
+    hashes = _row_hashes(words, neg_zero)
     _, first, group = np.unique(hashes, return_index=True, return_inverse=True)
     group = group.ravel().astype(np.int64)
     offsets = np.cumsum([0] + [len(W) for W in words])
 
-    def row(i: np.ndarray) -> np.ndarray:  # rows by global position
+    def row(i: np.ndarray) -> np.ndarray:  # rows by global position, normalised
         part = np.searchsorted(offsets, i, side="right") - 1
-        out = np.empty((len(i), words[0].shape[1]), dtype=words[0].dtype)
+        out = np.empty((len(i), words[0].shape[1]), dtype=np.uint64)
         for p, W in enumerate(words):
             sel = part == p
-            out[sel] = W[i[sel] - offsets[p]]
+            out[sel] = _normalised(W[i[sel] - offsets[p]], neg_zero)
         return out
 
-    for i in range(0, len(hashes), _BLOCK):
-        pos = np.arange(i, min(i + _BLOCK, len(hashes)))
-        rep = first[group[pos]]
-        check = pos != rep
-        if check.any() and not np.array_equal(row(pos[check]), row(rep[check])):
-            stacked = np.concatenate(words)  # a hash collision: group the bytes themselves
-            keys = stacked.view(np.dtype((np.void, stacked.itemsize * stacked.shape[1])))
+    dup = np.flatnonzero(np.arange(len(hashes)) != first[group])
+    for i in range(0, len(dup), _BLOCK):
+        pos = dup[i : i + _BLOCK]
+        if not np.array_equal(row(pos), row(first[group[pos]])):
+            # a hash collision: group the bytes themselves
+            stacked = np.concatenate([_normalised(W, neg_zero) for W in words])
+            keys = stacked.view(np.dtype((np.void, 8 * stacked.shape[1])))
             return np.unique(keys.ravel(), return_inverse=True)[1].ravel().astype(np.int64)
     return group
 

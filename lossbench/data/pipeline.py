@@ -9,8 +9,8 @@
       -> stratified subsample (--sample-frac) -> stratified split
       -> median fill (nan-policy median), constant features dropped (CICIDS2017 preset)
          and scaling, all fitted on the training split only
-      -> leakage report (validation/test rows duplicating a training row)
       -> cache
+    (the leakage report, `PreparedData.leakage()`, is computed on demand: not on the ingest path)
 
 Bad input raises `InputError` with one message naming the file, column or value.
 """
@@ -88,6 +88,21 @@ class PreparedData:
     def n_features(self) -> int:
         """Number of features F."""
         return len(self.feature_names)
+
+    def leakage(self) -> dict[str, Any]:
+        """Validation and test rows duplicating a training row (`leakage_report`), computed on
+        the first call and kept in `info["leakage"]`."""
+        if "leakage" not in self.info:
+            self.info["leakage"] = leakage_report(
+                self.X_train,
+                self.y_train,
+                self.X_val,
+                self.y_val,
+                self.X_test,
+                self.y_test,
+                list(self.class_names),
+            )
+        return self.info["leakage"]
 
     def class_counts(self, split: str = "train") -> np.ndarray:
         """Rows per class in `split` ('train', 'val' or 'test'): int64 of length K."""
@@ -569,9 +584,6 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
             "sample_frac": opts.sample_frac,
             "scaler": scaler.to_info(),
             "dedupe": opts.dedupe,
-            "leakage": leakage_report(
-                X_train, y[tr], X_val, y[va], X_test, y[te], list(table.class_names)
-            ),
         }
     )
     return PreparedData(
@@ -639,7 +651,7 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         n_features -= len(constant)
     counts = table.class_counts()
     classes = _counts_dict(counts, table.class_names)
-    split_info = _split_and_scale(table, opts).info
+    prepared = _split_and_scale(table, opts)
     return {
         "name": table.name,
         "sources": info["sources"],
@@ -663,8 +675,8 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         "onehot_columns": info["onehot_columns"],
         "warnings": info["warnings"],
         "dedupe": opts.dedupe,
-        "split": split_info["split"],
-        "leakage": split_info["leakage"],
+        "split": prepared.info["split"],
+        "leakage": prepared.leakage(),
     }
 
 
