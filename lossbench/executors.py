@@ -19,6 +19,13 @@ from typing import Any
 from lossbench.config import RunConfig
 from lossbench.errors import InputError
 from lossbench.io import atomic_write_bytes, atomic_write_json
+from lossbench.runner import (
+    Reporter,
+    data_for_seed,
+    execute_baseline_run,
+    execute_loss_run,
+    prepare_run_dir,
+)
 
 # Fault injection for tests: a task whose run name is listed here kills its own worker process
 # with SIGKILL, as an out-of-memory killer or a lost node would.
@@ -30,8 +37,7 @@ def _task(spec: Any, cfg: RunConfig, data: Any, device_pref: str) -> tuple[dict,
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if spec.name in os.environ.get(KILL_ENV, "").split(","):
         os.kill(os.getpid(), signal.SIGKILL)
-    from lossbench.experiment import execute_baseline_run, execute_loss_run
-    from lossbench.train import configure_device
+    from lossbench.train import configure_device  # lazy: TensorFlow, only inside the task
 
     with tempfile.TemporaryDirectory(prefix="lossbench-ray-") as tmp:
         run_dir = Path(tmp) / spec.name
@@ -50,9 +56,7 @@ def _task(spec: Any, cfg: RunConfig, data: Any, device_pref: str) -> tuple[dict,
 
 def _store(run_dir: Path, files: dict[str, bytes]) -> None:
     """Write a finished task's files atomically; DONE goes last so a crash leaves no false DONE."""
-    from lossbench.experiment import _prepare_run_dir
-
-    _prepare_run_dir(run_dir)
+    prepare_run_dir(run_dir)
     for rel, payload in files.items():
         if rel != "DONE":
             atomic_write_bytes(run_dir / rel, payload)
@@ -61,9 +65,7 @@ def _store(run_dir: Path, files: dict[str, bytes]) -> None:
 
 
 def _record_failure(run_dir: Path, spec: Any, cfg_classes: list[str], reason: str) -> dict:
-    from lossbench.experiment import _prepare_run_dir
-
-    _prepare_run_dir(run_dir)
+    prepare_run_dir(run_dir)
     metrics = {
         "name": spec.name,
         "loss": spec.loss,
@@ -96,8 +98,6 @@ def run_with_ray(
         raise InputError(
             "--executor ray needs the ray extra: pip install 'lossbench[ray]' (or make install-ray)"
         ) from None
-    from lossbench.experiment import Reporter, data_for_seed
-
     reporter = reporter or Reporter()
     if not jobs:
         return

@@ -1,5 +1,7 @@
-"""Run and compare: experiment folders, one run's files, resume, baselines, executors (SPEC 6, 8).
+"""Run and compare: plan the runs, experiment folders, provenance and resume (SPEC 6, 8).
 
+Each planned run goes to an executor (local: `runner.execute` in this process; Ray:
+`executors.run_with_ray`); `runner` trains one run and writes its folder.
 Library code: it reports progress through a `Reporter` and never prints.
 The folder layout is documented in the README ("Results layout").
 """
@@ -10,14 +12,9 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-import logging
 import platform
-import shutil
 import subprocess
-import time
-import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,48 +22,23 @@ import numpy as np
 import pandas as pd
 
 from lossbench import __version__
-from lossbench.config import DataOptions, RunConfig, TrainOptions
+from lossbench.config import RunConfig, TrainOptions
 from lossbench.errors import InputError
-from lossbench.io import (
-    atomic_write_csv,
-    atomic_write_json,
-    atomic_write_text,
+from lossbench.executors import run_with_ray
+from lossbench.io import atomic_write_json
+from lossbench.runner import (
+    Reporter,
+    RunSpec,
+    _positive_index,
+    data_for_seed,
+    execute,
+    execute_baseline_run,
+    execute_loss_run,
+    write_evaluation,
 )
 
 BASELINES = ("lr", "rf", "hgb")
 DEFAULT_LOSSES = ("ce", "wce", "focal", "cb", "dwb")
-
-
-# ----------------------------------------------------------------------------------------------
-# progress reporting
-
-
-class Reporter:
-    """Progress callbacks; the CLI subclasses it to draw rich progress bars. Defaults do nothing."""
-
-    def experiment_started(self, exp_dir: Path, runs: list[str]) -> None: ...
-    def run_skipped(self, name: str) -> None: ...
-    def run_started(self, name: str, epochs: int) -> None: ...
-    def epoch_end(self, name: str, row: dict[str, Any]) -> None: ...
-    def run_finished(self, name: str, metrics: dict[str, Any]) -> None: ...
-
-
-# ----------------------------------------------------------------------------------------------
-# run specifications
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One (loss or baseline, seed) run of an experiment."""
-
-    loss: str
-    seed: int
-    kind: str = "loss"  # loss | baseline
-    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def name(self) -> str:
-        return f"{self.loss}_seed{self.seed}"
 
 
 def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -75,7 +47,7 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
     `loss.key=value` targets one loss; a plain `key=value` goes to every selected loss that has
     that parameter (an error if none has it). Validation of values happens in `losses.get`.
     """
-    from lossbench.losses import describe
+    from lossbench.losses import describe  # lazy: the losses import TensorFlow
 
     accepted = {row["name"]: set(row["defaults"]) for row in describe()}
     out: dict[str, dict[str, Any]] = {name: {} for name in losses}
@@ -101,7 +73,7 @@ def validate_losses(
     losses: Sequence[str], per_loss_params: dict[str, dict[str, Any]], class_counts: np.ndarray
 ) -> None:
     """Build every loss once so bad names or parameters fail before any folder is created."""
-    from lossbench.losses import get, names
+    from lossbench.losses import get, names  # lazy: TensorFlow
 
     known = names()
     for name in losses:
@@ -201,335 +173,6 @@ def run_status(run_dir: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# one run
-
-
-def _run_logger(run_dir: Path, name: str) -> tuple[logging.Logger, logging.Handler]:
-    logger = logging.getLogger(f"lossbench.run.{name}.{id(run_dir)}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    return logger, handler
-
-
-def _positive_index(data: Any, positive_label: str | None) -> int | None:
-    if data.n_classes != 2 or positive_label is None:
-        return None
-    if positive_label not in data.class_names:
-        raise InputError(
-            f"--positive-label {positive_label!r}: not a class; classes are "
-            f"{', '.join(data.class_names)}"
-        )
-    return data.class_names.index(positive_label)
-
-
-def write_evaluation(
-    run_dir: Path,
-    data: Any,
-    test: Any,
-    val: Any,
-    positive: int | None,
-    metrics_base: dict[str, Any],
-    far_targets: Sequence[float] = (0.01, 0.001),
-) -> dict[str, Any]:
-    """Write predictions.parquet, predictions_val.parquet, metrics.json, per_class.csv,
-    calibration.json and confusion.csv.
-
-    `test` and `val` are `lossbench.evaluation.SplitPredictions`; every metric is computed from
-    exactly what the prediction files store (`lossbench.evaluation.evaluate_predictions`), so
-    `lossbench report` recomputes the same numbers from them.
-    """
-    from lossbench.evaluation import write_predictions, write_run_evaluation
-
-    write_predictions(run_dir, test, val)
-    metrics = {**metrics_base, "status": "ok", "reason": None, "far_targets": list(far_targets)}
-    return write_run_evaluation(run_dir, data.class_names, metrics, test, val, positive)
-
-
-def _finish(run_dir: Path, logger: logging.Logger, plots: bool = True) -> None:
-    from lossbench.report import run_plots
-
-    if plots:
-        try:
-            run_plots(run_dir)
-        except Exception:  # a plot must never cost the numbers
-            logger.error("plotting failed:\n%s", traceback.format_exc())
-    atomic_write_text(run_dir / "DONE", _dt.datetime.now().isoformat() + "\n")
-
-
-def _prepare_run_dir(run_dir: Path) -> None:
-    """A run folder without DONE holds no result: clear it before (re)training."""
-    if run_dir.exists() and not (run_dir / "DONE").exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
-def execute_loss_run(
-    spec: RunSpec,
-    cfg: RunConfig,
-    data: Any,
-    run_dir: Path,
-    *,
-    device: str,
-    reporter: Reporter | None = None,
-    plots: bool = True,
-) -> dict[str, Any]:
-    """Train one loss on `data` and write its run folder; returns metrics.json's content.
-
-    The compiled steps come from `train.trainer_for_run`: traced once per process for each kind
-    of run and restarted with this run's weights and loss state. `plots=False` leaves the run's
-    plots to `lossbench report --plots runs`.
-
-    The seed fixes the initial weights (built right after seeding; the loss, built before, only
-    names the head, which does not change them) and the batch order (`train.epoch_permutation`),
-    so all losses under a seed start and step alike.
-    """
-    import keras
-    import tensorflow as tf
-
-    from lossbench.evaluation import SplitPredictions
-    from lossbench.losses import get
-    from lossbench.train import device_scope, posterior_np, resolve_jit, trainer_for_run
-
-    reporter = reporter or Reporter()
-    _prepare_run_dir(run_dir)
-    logger, handler = _run_logger(run_dir, spec.name)
-    topts = dataclasses.replace(cfg.train, seed=spec.seed)
-    base = {
-        "name": spec.name,
-        "loss": spec.loss,
-        "kind": "loss",
-        "seed": spec.seed,
-        "class_names": list(data.class_names),
-        "precision": topts.precision,
-    }
-    try:
-        logger.info(
-            "run %s: loss=%s params=%s seed=%d device=%s",
-            spec.name,
-            spec.loss,
-            spec.params,
-            spec.seed,
-            device,
-        )
-        with tf.device(device_scope(device)):
-            loss = get(spec.loss, data.class_counts("train"), **spec.params)
-            arch = {
-                "name": topts.model,
-                "n_features": data.n_features,
-                "n_classes": data.n_classes,
-                "filters": topts.filters,
-                "units": topts.units,
-                "dropout": topts.dropout,
-                "head": loss.head,  # the head the loss declares (ldam: cosine, s = 30)
-                "scale": loss.scale,
-                "precision": topts.precision,
-            }
-            jit = resolve_jit(topts.jit_compile, device)
-            trainer, checksum = trainer_for_run(arch, loss, topts, data.n_classes, jit_compile=jit)
-            model, loss = trainer.model, trainer.loss  # the cached instances, this run's state
-            config = {
-                **base,
-                "params": spec.params,
-                "train": dataclasses.asdict(topts),
-                "data": dataclasses.asdict(cfg.data),
-                "dataset": data.name,
-                "data_fingerprint": data.fingerprint,
-                "initial_weights_sha256": checksum,
-                "batch_order_sha256": hashlib.sha256(
-                    _epoch0_order(spec.seed, len(data.y_train))
-                ).hexdigest(),
-                "device": device,
-                "loss_config": _jsonable(loss.get_config()),
-            }
-            atomic_write_json(run_dir / "config.json", config)
-            writer = (
-                tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-                if topts.tensorboard
-                else None
-            )
-            reporter.run_started(spec.name, topts.epochs)
-            result = trainer.fit(
-                data.X_train,
-                data.y_train,
-                data.X_val,
-                data.y_val,
-                on_epoch_end=lambda row: (
-                    logger.info("epoch %s", _fmt_row(row)),
-                    reporter.epoch_end(spec.name, row),
-                ),
-                summary_writer=writer,
-            )
-            if writer is not None:
-                writer.close()
-            atomic_write_csv(run_dir / "history.csv", pd.DataFrame(result.history))
-            base.update(
-                learned_params=result.learned_params,
-                epochs_run=result.epochs_run,
-                best_epoch=result.best_epoch,
-                train_seconds=result.train_seconds,
-                device=device,
-                selection=result.selection,
-            )
-            if result.status != "ok":
-                logger.error("run failed: %s", result.reason)
-                metrics = {**base, "status": "failed", "reason": result.reason}
-                atomic_write_json(run_dir / "metrics.json", metrics)
-                reporter.run_finished(spec.name, metrics)
-                return metrics
-            splits = []
-            for ids, X, y in (
-                (data.ids_test, data.X_test, data.y_test),
-                (data.ids_val, data.X_val, data.y_val),
-            ):
-                z = trainer.predict_logits(X)
-                splits.append(SplitPredictions(ids, np.asarray(y), z, posterior_np(loss, z)))
-            metrics = write_evaluation(
-                run_dir,
-                data,
-                *splits,
-                _positive_index(data, cfg.data.positive_label),
-                base,
-                topts.far_targets,
-            )
-            _save_model(model, run_dir / "model.keras")
-            logger.info("test summary: %s", json.dumps(metrics["summary"], default=str))
-        _finish(run_dir, logger, plots)
-        reporter.run_finished(spec.name, metrics)
-        return metrics
-    except InputError:
-        raise
-    except Exception as exc:
-        logger.error("internal error:\n%s", traceback.format_exc())
-        metrics = {
-            **base,
-            "status": "failed",
-            "reason": f"internal error: {type(exc).__name__}: {exc} (traceback in log.txt)",
-        }
-        atomic_write_json(run_dir / "metrics.json", metrics)
-        reporter.run_finished(spec.name, metrics)
-        return metrics
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-        keras.backend.clear_session(free_memory=False)
-
-
-def _save_model(model: Any, path: Path) -> None:
-    """The trained network (architecture and weights) as a `.keras` file, written atomically.
-
-    The model is not compiled: a compile per run re-serialised the loss and the optimizer, whose
-    slots doubled the file, for a file that is read back for inference.
-    """
-    tmp = path.with_name(".model.tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
-
-
-def _epoch0_order(seed: int, n: int) -> bytes:
-    from lossbench.train import epoch_permutation
-
-    return epoch_permutation(seed, 0, n).astype(np.int64).tobytes()
-
-
-def _fmt_row(row: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: getattr(o, "tolist", lambda: str(o))()))
-
-
-def execute_baseline_run(
-    spec: RunSpec,
-    cfg: RunConfig,
-    data: Any,
-    run_dir: Path,
-    *,
-    reporter: Reporter | None = None,
-    plots: bool = True,
-) -> dict[str, Any]:
-    """Train a scikit-learn baseline (lr, rf, hgb) on the same split; same files minus history."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-
-    from lossbench.evaluation import SplitPredictions
-
-    reporter = reporter or Reporter()
-    _prepare_run_dir(run_dir)
-    logger, handler = _run_logger(run_dir, spec.name)
-    base = {
-        "name": spec.name,
-        "loss": spec.loss,
-        "kind": "baseline",
-        "seed": spec.seed,
-        "class_names": list(data.class_names),
-    }
-    try:
-        models = {
-            "lr": lambda: LogisticRegression(max_iter=1000),
-            "rf": lambda: RandomForestClassifier(
-                n_estimators=100, n_jobs=-1, random_state=spec.seed
-            ),
-            "hgb": lambda: HistGradientBoostingClassifier(random_state=spec.seed),
-        }
-        clf = models[spec.loss]()
-        atomic_write_json(
-            run_dir / "config.json",
-            {
-                **base,
-                "params": clf.get_params(),
-                "data": dataclasses.asdict(cfg.data),
-                "dataset": data.name,
-                "data_fingerprint": data.fingerprint,
-                "initial_weights_sha256": None,
-                "device": "CPU",
-            },
-        )
-        reporter.run_started(spec.name, 0)
-        t0 = time.perf_counter()
-        clf.fit(np.asarray(data.X_train), np.asarray(data.y_train))
-        splits = []
-        for ids, X, y in (
-            (data.ids_test, data.X_test, data.y_test),
-            (data.ids_val, data.X_val, data.y_val),
-        ):
-            proba = np.zeros((len(y), data.n_classes))
-            proba[:, clf.classes_.astype(int)] = clf.predict_proba(np.asarray(X))
-            proba /= proba.sum(axis=1, keepdims=True)  # float32 models: rows sum to 1 in float64
-            splits.append(SplitPredictions(ids, np.asarray(y), None, proba))
-        base.update(
-            learned_params={},
-            epochs_run=0,
-            best_epoch=0,
-            train_seconds=time.perf_counter() - t0,
-            device="CPU",
-        )
-        metrics = write_evaluation(
-            run_dir,
-            data,
-            *splits,
-            _positive_index(data, cfg.data.positive_label),
-            base,
-            cfg.train.far_targets,
-        )
-        _finish(run_dir, logger, plots)
-        reporter.run_finished(spec.name, metrics)
-        return metrics
-    except Exception as exc:
-        logger.error("internal error:\n%s", traceback.format_exc())
-        metrics = {**base, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-        atomic_write_json(run_dir / "metrics.json", metrics)
-        reporter.run_finished(spec.name, metrics)
-        return metrics
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-
-
-# ----------------------------------------------------------------------------------------------
 # experiments
 
 
@@ -623,33 +266,6 @@ def plan_runs(
     return runs
 
 
-def data_for_seed(opts: DataOptions, seed: int) -> Any:
-    """The prepared split of one seed (served from the cache after the first time)."""
-    from lossbench.data import prepare
-
-    return prepare(dataclasses.replace(opts, seed=seed))
-
-
-def execute(
-    spec: RunSpec,
-    cfg: RunConfig,
-    exp_dir: Path,
-    *,
-    device: str,
-    reporter: Reporter | None = None,
-    data: Any = None,
-    plots: bool = True,
-) -> dict[str, Any]:
-    """Run one planned run in-process (the local executor's unit of work); `data`: the seed's
-    prepared split when the caller holds it already."""
-    if data is None:
-        data = data_for_seed(cfg.data, spec.seed)
-    run_dir = exp_dir / "runs" / spec.name
-    if spec.kind == "baseline":
-        return execute_baseline_run(spec, cfg, data, run_dir, reporter=reporter, plots=plots)
-    return execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter, plots=plots)
-
-
 def compare(cfg: RunConfig, **options: Any) -> Path:
     """Run every (loss, seed) and baseline on one dataset, resuming a previous identical compare;
     build the summary. Validates everything before creating a folder; returns the experiment
@@ -728,8 +344,6 @@ def compare_datasets(
             else:
                 jobs.append((spec, cfg, exp_dir))
     if executor == "ray":
-        from lossbench.executors import run_with_ray
-
         run_with_ray(jobs, device=device, reporter=reporter, **(executor_options or {}))
     else:
         held: dict[tuple[int, int], Any] = {
@@ -749,7 +363,7 @@ def compare_datasets(
                 data=held[key],
                 plots=run_plots,
             )
-    from lossbench.report import build_summary
+    from lossbench.report import build_summary  # lazy: Matplotlib
 
     for exp_dir in exp_dirs:
         build_summary(exp_dir)
@@ -811,6 +425,10 @@ __all__ = [
     "compare_datasets",
     "single_run",
     "execute",
+    "execute_baseline_run",
+    "execute_loss_run",
+    "write_evaluation",
+    "data_for_seed",
     "run_status",
     "load_metrics",
     "TrainOptions",

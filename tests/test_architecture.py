@@ -1,0 +1,160 @@
+"""The module structure: no import cycle among lossbench's modules, and a light CLI start-up.
+
+The import graph is read from the source (every `import` / `from ... import` of a lossbench
+module, at module level or inside a function, except under `if TYPE_CHECKING:`), so a cycle
+hidden by a function-level import is found too.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "lossbench"
+
+
+def _modules(package: Path) -> dict[str, Path]:
+    out = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _imported(node: ast.AST, package: str, modules: dict[str, Path]) -> list[str]:
+    """The lossbench modules one import statement loads (the most specific existing one)."""
+    names: list[str] = []
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+            parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+            base = ".".join(parent + ([node.module] if node.module else []))
+        # `from pkg import name`: the submodule pkg.name if there is one, else pkg itself
+        names = [f"{base}.{alias.name}" for alias in node.names]
+    found = []
+    for name in names:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        if name:
+            found.append(name)
+    return found
+
+
+def import_graph(package_dir: Path = PACKAGE) -> dict[str, set[str]]:
+    """module -> the package's modules it imports anywhere in its body."""
+    modules = _modules(package_dir)
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        stack: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+        while stack:
+            node = stack.pop()
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                    continue
+                if isinstance(child, ast.Import | ast.ImportFrom):
+                    edges.update(_imported(child, package, modules))
+                stack.append(child)
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, nxt])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_a_cycle_and_accepts_a_dag():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from pkg.sub import b\n")
+    (pkg / "sub" / "__init__.py").write_text("from . import b\n")
+    (pkg / "sub" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.a\nimport pkg.a\n"
+    )
+    graph = import_graph(pkg)
+    assert graph["pkg.a"] == {"pkg.sub.b"}
+    assert graph["pkg.sub"] == {"pkg.sub.b"}
+    assert graph["pkg.sub.b"] == {"pkg.a"}
+    assert find_cycle(graph) == ["pkg.a", "pkg.sub.b", "pkg.a"]
+    (pkg / "sub" / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.a\n"
+    )
+    assert find_cycle(import_graph(pkg)) is None
+
+
+def test_no_import_cycle_among_lossbench_modules():
+    assert find_cycle(import_graph()) is None
+
+
+MODULES = ("tensorflow", "keras", "sklearn", "matplotlib", "ray")
+
+
+def _loaded_after(program: str) -> dict[str, bool]:
+    """Which heavy libraries a fresh interpreter has imported after running `program`."""
+    report = f"import json, sys\nprint(json.dumps({{m: m in sys.modules for m in {MODULES}}}))"
+    code = f"{program}\n{report}"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE.parent,
+        timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_cli_loads_no_tensorflow():
+    loaded = _loaded_after("import lossbench.cli")
+    assert loaded == dict.fromkeys(MODULES, False)
+
+
+def test_help_loads_no_tensorflow():
+    loaded = _loaded_after(
+        "import contextlib, io\n"
+        "from lossbench.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])"
+    )
+    assert not loaded["tensorflow"] and not loaded["keras"]
+
+
+def test_inspect_loads_no_tensorflow():
+    loaded = _loaded_after(
+        "import contextlib, io\n"
+        "from lossbench.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['inspect', '--data', 'digits-lt']) == 0"
+    )
+    assert not loaded["tensorflow"] and not loaded["keras"]
