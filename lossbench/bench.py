@@ -24,29 +24,12 @@ from typing import Any
 import numpy as np
 
 from lossbench.config import DataOptions, TrainOptions
+from lossbench.data.presets import CICIDS2017_FEATURES
 from lossbench.io import atomic_write_json, atomic_write_text
 
-# The 79 columns of a MachineLearningCVE day file, spelled as distributed (leading spaces and the
-# duplicated " Fwd Header Length" included).
-CICIDS_HEADER = (
-    " Destination Port, Flow Duration, Total Fwd Packets, Total Backward Packets,"
-    "Total Length of Fwd Packets, Total Length of Bwd Packets, Fwd Packet Length Max,"
-    " Fwd Packet Length Min, Fwd Packet Length Mean, Fwd Packet Length Std,Bwd Packet Length Max,"
-    " Bwd Packet Length Min, Bwd Packet Length Mean, Bwd Packet Length Std,Flow Bytes/s,"
-    " Flow Packets/s, Flow IAT Mean, Flow IAT Std, Flow IAT Max, Flow IAT Min,Fwd IAT Total,"
-    " Fwd IAT Mean, Fwd IAT Std, Fwd IAT Max, Fwd IAT Min,Bwd IAT Total, Bwd IAT Mean,"
-    " Bwd IAT Std, Bwd IAT Max, Bwd IAT Min,Fwd PSH Flags, Bwd PSH Flags, Fwd URG Flags,"
-    " Bwd URG Flags, Fwd Header Length, Bwd Header Length,Fwd Packets/s, Bwd Packets/s,"
-    " Min Packet Length, Max Packet Length, Packet Length Mean, Packet Length Std,"
-    " Packet Length Variance,FIN Flag Count, SYN Flag Count, RST Flag Count, PSH Flag Count,"
-    " ACK Flag Count, URG Flag Count, CWE Flag Count, ECE Flag Count, Down/Up Ratio,"
-    " Average Packet Size, Avg Fwd Segment Size, Avg Bwd Segment Size, Fwd Header Length,"
-    "Fwd Avg Bytes/Bulk, Fwd Avg Packets/Bulk, Fwd Avg Bulk Rate, Bwd Avg Bytes/Bulk,"
-    " Bwd Avg Packets/Bulk,Bwd Avg Bulk Rate,Subflow Fwd Packets, Subflow Fwd Bytes,"
-    " Subflow Bwd Packets, Subflow Bwd Bytes,Init_Win_bytes_forward, Init_Win_bytes_backward,"
-    " act_data_pkt_fwd, min_seg_size_forward,Active Mean, Active Std, Active Max, Active Min,"
-    "Idle Mean, Idle Std, Idle Max, Idle Min, Label"
-)
+# The 79 columns of a MachineLearningCVE day file as distributed: the preset's feature names with
+# the leading space most of them carry and the duplicated " Fwd Header Length" spelled twice.
+CICIDS_HEADER = ",".join(" " + name.removesuffix(".1") for name in CICIDS2017_FEATURES) + ", Label"
 CICIDS_LABELS = (
     ["BENIGN"] * 40
     + ["DoS Hulk"] * 5

@@ -142,9 +142,9 @@ def data_options(
 
 
 def _print_json(obj: Any) -> None:
-    from lossbench.io import _json_safe
+    from lossbench.io import jsonable
 
-    sys.stdout.write(json.dumps(_json_safe(obj), indent=2, default=str, allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(jsonable(obj), indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

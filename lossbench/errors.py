@@ -7,7 +7,3 @@ with code 2, without a traceback. Anything else that escapes is an internal erro
 
 class InputError(ValueError):
     """Bad input or usage: a file, column, option or value the user can fix."""
-
-
-class RunFailed(RuntimeError):
-    """A training run stopped abnormally (for example its loss became NaN)."""

@@ -38,7 +38,6 @@ from lossbench.runner import (
 )
 
 BASELINES = ("lr", "rf", "hgb")
-DEFAULT_LOSSES = ("ce", "wce", "focal", "cb", "dwb")
 
 
 def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -266,14 +265,6 @@ def plan_runs(
     return runs
 
 
-def compare(cfg: RunConfig, **options: Any) -> Path:
-    """Run every (loss, seed) and baseline on one dataset, resuming a previous identical compare;
-    build the summary. Validates everything before creating a folder; returns the experiment
-    folder. `options` are those of `compare_datasets`."""
-    (exp_dir,) = compare_datasets([cfg], **options)
-    return exp_dir
-
-
 def compare_datasets(
     cfgs: Sequence[RunConfig],
     *,
@@ -418,10 +409,8 @@ def load_metrics(exp_dir: Path) -> list[dict[str, Any]]:
 
 __all__ = [
     "BASELINES",
-    "DEFAULT_LOSSES",
     "Reporter",
     "RunSpec",
-    "compare",
     "compare_datasets",
     "single_run",
     "execute",

@@ -28,6 +28,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_parquet",
     "atomic_write_text",
+    "jsonable",
 ]
 
 
@@ -79,7 +80,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
     """Write `obj` as JSON (NaN/inf become null, other values via `str`); returns the path."""
-    text = json.dumps(_json_safe(obj), indent=indent, default=str, allow_nan=False)
+    text = json.dumps(jsonable(obj), indent=indent, default=str, allow_nan=False)
     return atomic_write_text(path, text + "\n")
 
 
@@ -109,16 +110,17 @@ def atomic_savefig(
     return Path(path)
 
 
-def _json_safe(obj: Any) -> Any:
-    """Non-finite floats (at any depth) to None; NumPy scalars and arrays to Python values."""
+def jsonable(obj: Any) -> Any:
+    """A JSON-able copy of `obj`: non-finite floats (at any depth) become None, NumPy scalars
+    and arrays Python values, tuples lists and keys strings; anything else is left as it is."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if hasattr(obj, "item") and hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0:
         obj = obj.item()  # NumPy scalar
     elif hasattr(obj, "tolist") and hasattr(obj, "dtype"):
-        return _json_safe(obj.tolist())  # NumPy array
+        return jsonable(obj.tolist())  # NumPy array
     if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
         return None
     return obj

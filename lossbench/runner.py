@@ -195,7 +195,7 @@ def execute_loss_run(
                     _epoch0_order(spec.seed, len(data.y_train))
                 ).hexdigest(),
                 "device": device,
-                "loss_config": _jsonable(loss.get_config()),
+                "loss_config": loss.get_config(),
             }
             atomic_write_json(run_dir / "config.json", config)
             writer = (
@@ -278,10 +278,6 @@ def _epoch0_order(seed: int, n: int) -> bytes:
 
 def _fmt_row(row: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: getattr(o, "tolist", lambda: str(o))()))
 
 
 def execute_baseline_run(

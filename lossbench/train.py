@@ -384,7 +384,7 @@ class Trainer:
         for start in range(0, self._n, b):
             yield perm[start : start + b]
 
-    def train_epoch(self, epoch: int, on_step: Callable[[int, int], None] | None = None) -> float:
+    def train_epoch(self, epoch: int) -> float:
         """One pass over the training split (no validation); returns the mean training loss."""
         hook = getattr(self.loss, "on_epoch_begin", None)
         if hook is not None:
@@ -400,8 +400,6 @@ class Trainer:
                     tf.constant(np.asarray(self._X_val[vidx], np.float32)),
                     tf.constant(self._y_val[vidx]),
                 )
-            if on_step is not None:
-                on_step(step + 1, self._steps)
         return float(self._loss_sum.numpy()) / max(self._n, 1)
 
     def _divergence(self, train_loss: float, val_loss: float) -> str | None:
@@ -451,7 +449,6 @@ class Trainer:
         y_val: np.ndarray,
         *,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
-        on_step: Callable[[int, int], None] | None = None,
         summary_writer: Any = None,
     ) -> TrainResult:
         """Train for `opts.epochs` epochs (fewer with early stopping); returns the history."""
@@ -477,7 +474,7 @@ class Trainer:
         t_start = time.perf_counter()
         for epoch in range(opts.epochs):
             t0 = time.perf_counter()
-            train_loss = self.train_epoch(epoch, on_step)
+            train_loss = self.train_epoch(epoch)
             val = self.validate(epoch)
             row: dict[str, Any] = {"epoch": epoch + 1, "loss": train_loss, **val}
             row["lr"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))

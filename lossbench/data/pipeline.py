@@ -36,7 +36,7 @@ from lossbench.data.load import (
     normalise_label,
     resolve_label_col,
 )
-from lossbench.data.presets import GENERIC, Preset, label_mapping, resolve_preset
+from lossbench.data.presets import GENERIC, PRESETS, Preset, label_mapping, resolve_preset
 from lossbench.data.split import (
     Scaler,
     split_min_count,
@@ -553,7 +553,7 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
             )
 
     constant: list[str] = []
-    if info.get("preset") == "cicids2017":  # step 5: features constant on the training split
+    if PRESETS[info["preset"]].drop_constant:  # step 5: features constant on the training split
         const = stats["min"] == stats["max"]
         if const.any():
             constant = [feature_names[j] for j in np.flatnonzero(const)]
@@ -646,7 +646,7 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
     info = table.info
     dropped = dict(info["dropped"])
     n_features = len(table.feature_names)
-    if info["preset"] == "cicids2017":
+    if PRESETS[info["preset"]].drop_constant:
         dropped["constant_columns"] = constant
         n_features -= len(constant)
     counts = table.class_counts()

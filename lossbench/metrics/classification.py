@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from lossbench.io import jsonable
 from lossbench.metrics.calibration import brier_score, calibration_bins
 
 __all__ = [
@@ -80,27 +81,12 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able view: NumPy scalars become Python numbers and NaN becomes None."""
         return {
-            "summary": _jsonable(self.summary),
-            "calibration": _jsonable(self.calibration),
+            "summary": jsonable(self.summary),
+            "calibration": jsonable(self.calibration),
             "undefined": list(self.undefined),
-            "per_class": _jsonable(self.per_class.reset_index().to_dict(orient="records")),
+            "per_class": jsonable(self.per_class.reset_index().to_dict(orient="records")),
             "confusion": self.confusion.tolist(),
         }
-
-
-def _jsonable(value: Any) -> Any:
-    """Recursively turn NumPy scalars into Python ones and NaN/inf floats into None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
