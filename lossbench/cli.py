@@ -737,8 +737,8 @@ def _compare_leaderboard(exp_dirs: list[Any], out: Any) -> Any:
 def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
     """The `--json` summary of an experiment: paths, runs, the average, per-class and calibration
     tables (undefined per-class values are null, counted in `<metric>_undefined`)."""
-    from lossbench.experiment import load_metrics
     from lossbench.report import summary_tables
+    from lossbench.store import load_metrics
 
     tables = summary_tables(exp_dir)
     return {
@@ -755,7 +755,7 @@ def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
 
 
 def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
-    from lossbench.experiment import load_metrics
+    from lossbench.store import load_metrics
 
     summary = exp_dir / "summary"
     runs = load_metrics(exp_dir)

@@ -24,8 +24,8 @@ from lossbench.runner import (
     data_for_seed,
     execute_baseline_run,
     execute_loss_run,
-    prepare_run_dir,
 )
+from lossbench.store import prepare_run_dir
 
 # Fault injection for tests: a task whose run name is listed here kills its own worker process
 # with SIGKILL, as an out-of-memory killer or a lost node would.

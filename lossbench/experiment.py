@@ -36,6 +36,13 @@ from lossbench.runner import (
     execute_loss_run,
     write_evaluation,
 )
+from lossbench.store import (
+    find_experiment,
+    load_metrics,
+    new_experiment_dir,
+    run_status,
+    write_experiment,
+)
 
 BASELINES = ("lr", "rf", "hgb")
 
@@ -126,49 +133,6 @@ def config_key(payload: dict[str, Any]) -> str:
     """A stable hash of an experiment's resolved configuration (what `compare` resumes by)."""
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def new_experiment_dir(out: Path, label: str) -> Path:
-    """Create `out/<timestamp>_<label>`, never reusing an existing folder."""
-    stamp = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
-    out.mkdir(parents=True, exist_ok=True)
-    base = out / f"{stamp}_{label}"
-    candidate, n = base, 1
-    while True:
-        try:
-            candidate.mkdir(parents=False, exist_ok=False)
-            return candidate
-        except FileExistsError:
-            n += 1
-            candidate = Path(f"{base}-{n}")
-
-
-def find_experiment(out: Path, key: str) -> Path | None:
-    """The most recent experiment folder under `out` whose configuration key is `key`."""
-    if not out.is_dir():
-        return None
-    matches = []
-    for meta in out.glob("*/experiment.json"):
-        try:
-            if json.loads(meta.read_text()).get("config_key") == key:
-                matches.append(meta.parent)
-        except (OSError, json.JSONDecodeError):
-            continue
-    return max(matches, key=lambda p: p.name) if matches else None
-
-
-def run_status(run_dir: Path) -> str:
-    """`done`, `failed` or `incomplete` (or `missing`) for a run folder."""
-    if (run_dir / "DONE").exists():
-        return "done"
-    meta = run_dir / "metrics.json"
-    if meta.exists():
-        try:
-            if json.loads(meta.read_text()).get("status") == "failed":
-                return "failed"
-        except (OSError, json.JSONDecodeError):
-            pass
-    return "incomplete" if run_dir.exists() else "missing"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -324,7 +288,7 @@ def compare_datasets(
                 executor=executor,
             )
             meta["name"] = exp_dir.name
-            atomic_write_json(exp_dir / "experiment.json", meta)
+            write_experiment(exp_dir, meta)
         else:
             grow_experiment(exp_dir, losses, baselines, seeds)
         exp_dirs.append(exp_dir)
@@ -383,28 +347,11 @@ def single_run(
         key=key,
     )
     meta["name"] = exp_dir.name
-    atomic_write_json(exp_dir / "experiment.json", meta)
+    write_experiment(exp_dir, meta)
     spec = RunSpec(cfg.loss, cfg.train.seed, "loss", dict(cfg.params))
     run_dir = exp_dir / "runs" / spec.name
     metrics = execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter)
     return run_dir, metrics
-
-
-def load_metrics(exp_dir: Path) -> list[dict[str, Any]]:
-    """metrics.json of every run of an experiment (incomplete runs as status `incomplete`)."""
-    rows = []
-    for run_dir in sorted((exp_dir / "runs").glob("*")):
-        if not run_dir.is_dir():
-            continue
-        status = run_status(run_dir)
-        try:
-            m = json.loads((run_dir / "metrics.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            m = {"name": run_dir.name}
-        if status == "incomplete":
-            m = {**m, "status": "incomplete", "reason": "no DONE file (interrupted)"}
-        rows.append(m)
-    return rows
 
 
 __all__ = [

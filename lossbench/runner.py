@@ -9,11 +9,9 @@ Library code: it reports progress through a `Reporter` and never prints.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
 import json
 import logging
-import shutil
 import time
 import traceback
 from collections.abc import Sequence
@@ -29,8 +27,8 @@ from lossbench.errors import InputError
 from lossbench.io import (
     atomic_write_csv,
     atomic_write_json,
-    atomic_write_text,
 )
+from lossbench.store import mark_done, prepare_run_dir, run_name
 
 
 class Reporter:
@@ -54,7 +52,7 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.loss}_seed{self.seed}"
+        return run_name(self.loss, self.seed)
 
 
 def _run_logger(run_dir: Path, name: str) -> tuple[logging.Logger, logging.Handler]:
@@ -109,14 +107,7 @@ def _finish(run_dir: Path, logger: logging.Logger, plots: bool = True) -> None:
             run_plots(run_dir)
         except Exception:  # a plot must never cost the numbers
             logger.error("plotting failed:\n%s", traceback.format_exc())
-    atomic_write_text(run_dir / "DONE", _dt.datetime.now().isoformat() + "\n")
-
-
-def prepare_run_dir(run_dir: Path) -> None:
-    """A run folder without DONE holds no result: clear it before (re)training."""
-    if run_dir.exists() and not (run_dir / "DONE").exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    mark_done(run_dir)
 
 
 def execute_loss_run(

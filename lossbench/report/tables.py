@@ -22,15 +22,15 @@ Conventions (documented here once, used by the CSV/Parquet/Markdown tables and t
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from lossbench.store import ExperimentResults, RunRecord, load_experiment, run_name
 
 __all__ = [
     "AVERAGE_METRICS",
@@ -78,156 +78,6 @@ LOWER_IS_BETTER: frozenset[str] = frozenset(
     {"macro_far", "far", "brier", "ece", "mce", "nll", "brier_ts", "ece_ts", "mce_ts", "nll_ts"}
 )
 
-_SEED_RE = re.compile(r"^(?P<kind>.+)_seed(?P<seed>-?\d+)$")
-
-
-@dataclass
-class RunRecord:
-    """One folder under runs/, with its status and whatever result files it has."""
-
-    name: str
-    path: Path
-    loss: str  # the run kind: loss name or baseline name
-    kind: str  # "loss" | "baseline"
-    seed: int | None
-    status: str  # "ok" | "failed" | "incomplete"
-    reason: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """True when the run completed (DONE) with status ok."""
-        return self.status == "ok"
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """The run's `Evaluation.summary` from metrics.json (empty when absent)."""
-        return self.metrics.get("summary") or {}
-
-    def per_class(self) -> pd.DataFrame | None:
-        """per_class.csv, or None when the file is absent."""
-        p = self.path / "per_class.csv"
-        return pd.read_csv(p) if p.is_file() else None
-
-    def calibration(self) -> dict[str, Any] | None:
-        """calibration.json, or None when the file is absent."""
-        return _read_json(self.path / "calibration.json")
-
-    def history(self) -> pd.DataFrame | None:
-        """history.csv (loss runs only), or None when absent."""
-        p = self.path / "history.csv"
-        return pd.read_csv(p) if p.is_file() else None
-
-    def predictions(self) -> pd.DataFrame | None:
-        """predictions.parquet (row_id, y_true, p_0..p_{K-1}), or None when absent."""
-        p = self.path / "predictions.parquet"
-        return pd.read_parquet(p) if p.is_file() else None
-
-
-@dataclass
-class ExperimentResults:
-    """An experiment folder as read from disk: its experiment.json and its runs."""
-
-    path: Path
-    meta: dict[str, Any]
-    runs: list[RunRecord]
-    kinds: list[str]  # run kinds in table order
-    class_names: list[str]
-
-    @property
-    def name(self) -> str:
-        """The experiment's name (experiment.json "name", else the folder name)."""
-        return str(self.meta.get("name") or self.path.name)
-
-    def ok_runs(self, kind: str | None = None) -> list[RunRecord]:
-        """Completed runs (of one kind when given), ordered by seed."""
-        runs = [r for r in self.runs if r.ok and (kind is None or r.loss == kind)]
-        return sorted(runs, key=lambda r: (r.seed is None, r.seed or 0, r.name))
-
-    def kind_type(self, kind: str) -> str:
-        """ "loss" or "baseline" for a run kind."""
-        if kind in (self.meta.get("baselines") or []):
-            return "baseline"
-        for r in self.runs:
-            if r.loss == kind:
-                return r.kind
-        return "loss"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _read_run(run_dir: Path) -> RunRecord:
-    """Classify one run folder as ok, failed or incomplete (results contract)."""
-    name = run_dir.name
-    m = _SEED_RE.match(name)
-    loss, seed = (m["kind"], int(m["seed"])) if m else (name, None)
-    kind = "loss"
-    config: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
-    problem = None
-    try:
-        config = _read_json(run_dir / "config.json") or {}
-    except (OSError, ValueError) as exc:
-        problem = f"unreadable config.json ({exc})"
-    try:
-        metrics = _read_json(run_dir / "metrics.json") or {}
-    except (OSError, ValueError) as exc:
-        problem = f"unreadable metrics.json ({exc})"
-    for src in (config, metrics):  # metrics.json, written later, has the last word
-        loss = src.get("loss") or loss
-        kind = src.get("kind") or kind
-        if src.get("seed") is not None:
-            seed = src["seed"]
-
-    done = (run_dir / "DONE").is_file()
-    status = metrics.get("status")
-    if status == "failed":
-        state, reason = "failed", str(metrics.get("reason") or "failed (no reason recorded)")
-    elif problem is not None:
-        state, reason = "failed", problem
-    elif not done:
-        state, reason = "incomplete", "incomplete: no DONE file (interrupted or still running)"
-    elif status != "ok":
-        state, reason = "failed", f"metrics.json missing or status {status!r}"
-    else:
-        state, reason = "ok", None
-    return RunRecord(
-        name=name,
-        path=run_dir,
-        loss=str(loss),
-        kind=str(kind),
-        seed=None if seed is None else int(seed),
-        status=state,
-        reason=reason,
-        metrics=metrics,
-    )
-
-
-def load_experiment(exp_dir: Path) -> ExperimentResults:
-    """Read experiment.json (optional) and every runs/*/ folder of an experiment."""
-    exp_dir = Path(exp_dir)
-    meta = _read_json(exp_dir / "experiment.json") or {}
-    runs_dir = exp_dir / "runs"
-    dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
-    runs = [_read_run(d) for d in dirs]
-
-    declared = list(meta.get("losses") or []) + list(meta.get("baselines") or [])
-    seen = {r.loss: r.kind for r in runs}
-    extra = sorted((k for k in seen if k not in declared), key=lambda k: (seen[k] != "loss", k))
-    kinds = [k for k in dict.fromkeys(declared + extra) if k in seen]
-
-    class_names = list(meta.get("class_names") or [])
-    if not class_names:
-        for r in runs:
-            if r.metrics.get("class_names"):
-                class_names = list(r.metrics["class_names"])
-                break
-    return ExperimentResults(exp_dir, meta, runs, kinds, [str(c) for c in class_names])
-
 
 def excluded_runs(results: ExperimentResults) -> pd.DataFrame:
     """Failed and incomplete runs (name, loss, seed, status, reason), plus planned runs that have
@@ -241,7 +91,7 @@ def excluded_runs(results: ExperimentResults) -> pd.DataFrame:
     planned = list(results.meta.get("losses") or []) + list(results.meta.get("baselines") or [])
     for kind in planned:
         for seed in results.meta.get("seeds") or []:
-            name = f"{kind}_seed{seed}"
+            name = run_name(kind, seed)
             if name not in present:
                 rows.append(
                     {

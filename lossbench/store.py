@@ -1,0 +1,270 @@
+"""The results store: the one owner of the experiment folder layout (README "Results layout").
+
+```
+<out>/<timestamp>_<label>/            an experiment (`new_experiment_dir`, `find_experiment`)
+  experiment.json                     what was planned, provenance, the configuration key
+  runs/<method>_seed<k>/              one run (`run_name`, `parse_run_name`)
+    config.json, metrics.json, ...    written by `lossbench.runner` through `lossbench.io`
+    DONE                              written last (`mark_done`): the run is complete
+  summary/                            tables, plots, report.html (`lossbench.report`)
+```
+
+Writers: `prepare_run_dir` (a folder without DONE holds no result and is cleared), `mark_done`,
+`write_failed_run`, `write_experiment`. Readers: `read_run` -> `RunRecord`, `load_experiment` ->
+`ExperimentResults` (the report's view), `run_status` (what resume needs), `load_metrics` (the
+CLI's view).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lossbench.io import atomic_write_json, atomic_write_text
+
+DONE = "DONE"
+_SEED_SEP = "_seed"
+
+
+def run_name(method: str, seed: int) -> str:
+    """The folder name of one run: `<method>_seed<k>` (a method may contain '+', '-', '_')."""
+    return f"{method}{_SEED_SEP}{seed}"
+
+
+def parse_run_name(name: str) -> tuple[str, int] | None:
+    """(method, seed) of a run folder name, or None when it does not follow `run_name`."""
+    method, sep, seed = name.rpartition(_SEED_SEP)
+    digits = seed[1:] if seed.startswith("-") else seed
+    if not sep or not method or not digits.isdigit():
+        return None
+    return method, int(seed)
+
+
+def mark_done(run_dir: Path) -> None:
+    """Write DONE (the time it finished): the last file of a complete run."""
+    atomic_write_text(run_dir / DONE, _dt.datetime.now().isoformat() + "\n")
+
+
+def write_failed_run(run_dir: Path, base: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Write metrics.json of a failed run (`base` plus status "failed" and the reason; no DONE);
+    returns its content."""
+    metrics = {**base, "status": "failed", "reason": reason}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def write_experiment(exp_dir: Path, meta: dict[str, Any]) -> None:
+    """Write experiment.json."""
+    atomic_write_json(exp_dir / "experiment.json", meta)
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """A run folder without DONE holds no result: clear it before (re)training."""
+    if run_dir.exists() and not (run_dir / DONE).exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def new_experiment_dir(out: Path, label: str) -> Path:
+    """Create `out/<timestamp>_<label>`, never reusing an existing folder."""
+    stamp = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / f"{stamp}_{label}"
+    candidate, n = base, 1
+    while True:
+        try:
+            candidate.mkdir(parents=False, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = Path(f"{base}-{n}")
+
+
+def find_experiment(out: Path, key: str) -> Path | None:
+    """The most recent experiment folder under `out` whose configuration key is `key`."""
+    if not out.is_dir():
+        return None
+    matches = []
+    for meta in out.glob("*/experiment.json"):
+        try:
+            if json.loads(meta.read_text()).get("config_key") == key:
+                matches.append(meta.parent)
+        except (OSError, json.JSONDecodeError):
+            continue
+    return max(matches, key=lambda p: p.name) if matches else None
+
+
+def run_status(run_dir: Path) -> str:
+    """`done`, `failed` or `incomplete` (or `missing`) for a run folder."""
+    if (run_dir / DONE).exists():
+        return "done"
+    meta = run_dir / "metrics.json"
+    if meta.exists():
+        try:
+            if json.loads(meta.read_text()).get("status") == "failed":
+                return "failed"
+        except (OSError, json.JSONDecodeError):
+            pass
+    return "incomplete" if run_dir.exists() else "missing"
+
+
+def load_metrics(exp_dir: Path) -> list[dict[str, Any]]:
+    """metrics.json of every run of an experiment, with the status and reason `read_run` gives it
+    (ok, failed, incomplete)."""
+    return [
+        {**r.metrics, "name": r.name, "status": r.status, "reason": r.reason}
+        for r in load_experiment(exp_dir).runs
+    ]
+
+
+@dataclass
+class RunRecord:
+    """One folder under runs/, with its status and whatever result files it has."""
+
+    name: str
+    path: Path
+    loss: str  # the run kind: loss name or baseline name
+    kind: str  # "loss" | "baseline"
+    seed: int | None
+    status: str  # "ok" | "failed" | "incomplete"
+    reason: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run completed (DONE) with status ok."""
+        return self.status == "ok"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The run's `Evaluation.summary` from metrics.json (empty when absent)."""
+        return self.metrics.get("summary") or {}
+
+    def per_class(self) -> pd.DataFrame | None:
+        """per_class.csv, or None when the file is absent."""
+        p = self.path / "per_class.csv"
+        return pd.read_csv(p) if p.is_file() else None
+
+    def calibration(self) -> dict[str, Any] | None:
+        """calibration.json, or None when the file is absent."""
+        return _read_json(self.path / "calibration.json")
+
+    def history(self) -> pd.DataFrame | None:
+        """history.csv (loss runs only), or None when absent."""
+        p = self.path / "history.csv"
+        return pd.read_csv(p) if p.is_file() else None
+
+    def predictions(self) -> pd.DataFrame | None:
+        """predictions.parquet (row_id, y_true, p_0..p_{K-1}), or None when absent."""
+        p = self.path / "predictions.parquet"
+        return pd.read_parquet(p) if p.is_file() else None
+
+
+@dataclass
+class ExperimentResults:
+    """An experiment folder as read from disk: its experiment.json and its runs."""
+
+    path: Path
+    meta: dict[str, Any]
+    runs: list[RunRecord]
+    kinds: list[str]  # run kinds in table order
+    class_names: list[str]
+
+    @property
+    def name(self) -> str:
+        """The experiment's name (experiment.json "name", else the folder name)."""
+        return str(self.meta.get("name") or self.path.name)
+
+    def ok_runs(self, kind: str | None = None) -> list[RunRecord]:
+        """Completed runs (of one kind when given), ordered by seed."""
+        runs = [r for r in self.runs if r.ok and (kind is None or r.loss == kind)]
+        return sorted(runs, key=lambda r: (r.seed is None, r.seed or 0, r.name))
+
+    def kind_type(self, kind: str) -> str:
+        """ "loss" or "baseline" for a run kind."""
+        if kind in (self.meta.get("baselines") or []):
+            return "baseline"
+        for r in self.runs:
+            if r.loss == kind:
+                return r.kind
+        return "loss"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    """Classify one run folder as ok, failed or incomplete (results contract)."""
+    name = run_dir.name
+    loss, seed = parse_run_name(name) or (name, None)
+    kind = "loss"
+    config: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    problem = None
+    try:
+        config = _read_json(run_dir / "config.json") or {}
+    except (OSError, ValueError) as exc:
+        problem = f"unreadable config.json ({exc})"
+    try:
+        metrics = _read_json(run_dir / "metrics.json") or {}
+    except (OSError, ValueError) as exc:
+        problem = f"unreadable metrics.json ({exc})"
+    for src in (config, metrics):  # metrics.json, written later, has the last word
+        loss = src.get("loss") or loss
+        kind = src.get("kind") or kind
+        if src.get("seed") is not None:
+            seed = src["seed"]
+
+    done = (run_dir / DONE).is_file()
+    status = metrics.get("status")
+    if status == "failed":
+        state, reason = "failed", str(metrics.get("reason") or "failed (no reason recorded)")
+    elif problem is not None:
+        state, reason = "failed", problem
+    elif not done:
+        state, reason = "incomplete", "incomplete: no DONE file (interrupted or still running)"
+    elif status != "ok":
+        state, reason = "failed", f"metrics.json missing or status {status!r}"
+    else:
+        state, reason = "ok", None
+    return RunRecord(
+        name=name,
+        path=run_dir,
+        loss=str(loss),
+        kind=str(kind),
+        seed=None if seed is None else int(seed),
+        status=state,
+        reason=reason,
+        metrics=metrics,
+    )
+
+
+def load_experiment(exp_dir: Path) -> ExperimentResults:
+    """Read experiment.json (optional) and every runs/*/ folder of an experiment."""
+    exp_dir = Path(exp_dir)
+    meta = _read_json(exp_dir / "experiment.json") or {}
+    runs_dir = exp_dir / "runs"
+    dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    runs = [read_run(d) for d in dirs]
+
+    declared = list(meta.get("losses") or []) + list(meta.get("baselines") or [])
+    seen = {r.loss: r.kind for r in runs}
+    extra = sorted((k for k in seen if k not in declared), key=lambda k: (seen[k] != "loss", k))
+    kinds = [k for k in dict.fromkeys(declared + extra) if k in seen]
+
+    class_names = list(meta.get("class_names") or [])
+    if not class_names:
+        for r in runs:
+            if r.metrics.get("class_names"):
+                class_names = list(r.metrics["class_names"])
+                break
+    return ExperimentResults(exp_dir, meta, runs, kinds, [str(c) for c in class_names])

@@ -1,0 +1,111 @@
+"""The results store (lossbench.store): run names, resume state, reading runs back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lossbench.store import (
+    find_experiment,
+    load_experiment,
+    load_metrics,
+    mark_done,
+    new_experiment_dir,
+    parse_run_name,
+    prepare_run_dir,
+    read_run,
+    run_name,
+    run_status,
+    write_experiment,
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "seed"),
+    [("ce", 0), ("ce+ros", 3), ("ce+balanced-batches", 12), ("my_loss", 1), ("x_seed2", -1)],
+)
+def test_run_name_round_trips(method, seed):
+    assert parse_run_name(run_name(method, seed)) == (method, seed)
+
+
+def test_run_name_format():
+    assert run_name("ce+ros", 2) == "ce+ros_seed2"
+
+
+@pytest.mark.parametrize("name", ["ce", "ce_seed", "_seed1", "ce_seedx", "ce_seed1a", "ce_seed-"])
+def test_other_folder_names_do_not_parse(name):
+    assert parse_run_name(name) is None
+
+
+def _ok_run(run_dir: Path, **metrics) -> None:
+    prepare_run_dir(run_dir)
+    base = {"name": run_dir.name, "status": "ok", "reason": None, "summary": {"macro_f1": 0.5}}
+    (run_dir / "metrics.json").write_text(json.dumps({**base, **metrics}))
+    mark_done(run_dir)
+
+
+def test_resume_state_of_each_kind_of_run_folder(tmp_path):
+    runs = tmp_path / "runs"
+    _ok_run(runs / "ce_seed0")
+    failed = runs / "dwb_seed0"
+    prepare_run_dir(failed)
+    (failed / "metrics.json").write_text(json.dumps({"status": "failed", "reason": "nan"}))
+    interrupted = runs / "focal_seed0"
+    prepare_run_dir(interrupted)
+    (interrupted / "config.json").write_text("{}")
+    assert run_status(runs / "ce_seed0") == "done"
+    assert run_status(failed) == "failed"
+    assert run_status(interrupted) == "incomplete"
+    assert run_status(runs / "cb_seed0") == "missing"
+
+
+def test_prepare_run_dir_clears_an_unfinished_run_and_keeps_a_done_one(tmp_path):
+    unfinished = tmp_path / "a_seed0"
+    prepare_run_dir(unfinished)
+    (unfinished / "history.csv").write_text("epoch\n1\n")
+    prepare_run_dir(unfinished)
+    assert list(unfinished.iterdir()) == []
+    done = tmp_path / "b_seed0"
+    _ok_run(done)
+    prepare_run_dir(done)
+    assert sorted(p.name for p in done.iterdir()) == ["DONE", "metrics.json"]
+
+
+def test_read_run_classifies_ok_failed_incomplete_and_garbled(tmp_path):
+    runs = tmp_path / "runs"
+    _ok_run(runs / "ce+ros_seed1", loss="ce+ros", kind="loss", seed=1)
+    ok = read_run(runs / "ce+ros_seed1")
+    assert (ok.status, ok.loss, ok.seed, ok.summary) == ("ok", "ce+ros", 1, {"macro_f1": 0.5})
+    garbled = runs / "dwb_seed2"
+    prepare_run_dir(garbled)
+    (garbled / "metrics.json").write_text('{"status": "ok", "summ')
+    mark_done(garbled)
+    bad = read_run(garbled)
+    assert bad.status == "failed" and bad.reason.startswith("unreadable metrics.json")
+    assert (bad.loss, bad.seed) == ("dwb", 2)  # from the folder name
+    interrupted = runs / "lr_seed0"
+    prepare_run_dir(interrupted)
+    assert read_run(interrupted).status == "incomplete"
+
+
+def test_experiment_round_trip(tmp_path):
+    exp = new_experiment_dir(tmp_path / "results", "digits-lt")
+    assert exp.parent == tmp_path / "results" and exp.name.endswith("_digits-lt")
+    assert new_experiment_dir(tmp_path / "results", "digits-lt") != exp  # never reused
+    write_experiment(
+        exp,
+        {"name": exp.name, "config_key": "k1", "losses": ["ce"], "baselines": ["lr"], "seeds": [0]},
+    )
+    _ok_run(exp / "runs" / "ce_seed0", loss="ce", kind="loss", seed=0, class_names=["a", "b"])
+    results = load_experiment(exp)
+    assert results.name == exp.name
+    assert [r.name for r in results.runs] == ["ce_seed0"]
+    assert results.kinds == ["ce"] and results.class_names == ["a", "b"]
+    assert find_experiment(tmp_path / "results", "k1") == exp
+    assert find_experiment(tmp_path / "results", "other") is None
+    rows = load_metrics(exp)
+    assert [(r["name"], r["status"], r["summary"]) for r in rows] == [
+        ("ce_seed0", "ok", {"macro_f1": 0.5})
+    ]
