@@ -18,14 +18,14 @@ from typing import Any
 
 from lossbench.config import RunConfig
 from lossbench.errors import InputError
-from lossbench.io import atomic_write_bytes, atomic_write_json
+from lossbench.io import atomic_write_bytes
 from lossbench.runner import (
     Reporter,
     data_for_seed,
     execute_baseline_run,
     execute_loss_run,
 )
-from lossbench.store import prepare_run_dir
+from lossbench.store import prepare_run_dir, write_failed_run
 
 # Fault injection for tests: a task whose run name is listed here kills its own worker process
 # with SIGKILL, as an out-of-memory killer or a lost node would.
@@ -66,16 +66,14 @@ def _store(run_dir: Path, files: dict[str, bytes]) -> None:
 
 def _record_failure(run_dir: Path, spec: Any, cfg_classes: list[str], reason: str) -> dict:
     prepare_run_dir(run_dir)
-    metrics = {
+    base = {
         "name": spec.name,
         "loss": spec.loss,
         "kind": spec.kind,
         "seed": spec.seed,
         "class_names": cfg_classes,
-        "status": "failed",
-        "reason": reason,
     }
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    metrics = write_failed_run(run_dir, base, reason)
     (run_dir / "log.txt").write_text(f"ray task failed: {reason}\n", encoding="utf-8")
     return metrics
 

@@ -28,7 +28,7 @@ from lossbench.io import (
     atomic_write_csv,
     atomic_write_json,
 )
-from lossbench.store import mark_done, prepare_run_dir, run_name
+from lossbench.store import mark_done, prepare_run_dir, run_name, write_failed_run
 
 
 class Reporter:
@@ -219,10 +219,7 @@ def execute_loss_run(
             )
             if result.status != "ok":
                 logger.error("run failed: %s", result.reason)
-                metrics = {**base, "status": "failed", "reason": result.reason}
-                atomic_write_json(run_dir / "metrics.json", metrics)
-                reporter.run_finished(spec.name, metrics)
-                return metrics
+                return _failed(run_dir, base, result.reason, reporter)
             splits = []
             for ids, X, y in (
                 (data.ids_test, data.X_test, data.y_test),
@@ -247,18 +244,19 @@ def execute_loss_run(
         raise
     except Exception as exc:
         logger.error("internal error:\n%s", traceback.format_exc())
-        metrics = {
-            **base,
-            "status": "failed",
-            "reason": f"internal error: {type(exc).__name__}: {exc} (traceback in log.txt)",
-        }
-        atomic_write_json(run_dir / "metrics.json", metrics)
-        reporter.run_finished(spec.name, metrics)
-        return metrics
+        reason = f"internal error: {type(exc).__name__}: {exc} (traceback in log.txt)"
+        return _failed(run_dir, base, reason, reporter)
     finally:
         logger.removeHandler(handler)
         handler.close()
         keras.backend.clear_session(free_memory=False)
+
+
+def _failed(run_dir: Path, base: dict[str, Any], reason: str, reporter: Reporter) -> dict[str, Any]:
+    """Record the run as failed (metrics.json, no DONE) and report it; returns its metrics."""
+    metrics = write_failed_run(run_dir, base, reason)
+    reporter.run_finished(base["name"], metrics)
+    return metrics
 
 
 def _epoch0_order(seed: int, n: int) -> bytes:
@@ -350,10 +348,7 @@ def execute_baseline_run(
         return metrics
     except Exception as exc:
         logger.error("internal error:\n%s", traceback.format_exc())
-        metrics = {**base, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-        atomic_write_json(run_dir / "metrics.json", metrics)
-        reporter.run_finished(spec.name, metrics)
-        return metrics
+        return _failed(run_dir, base, f"{type(exc).__name__}: {exc}", reporter)
     finally:
         logger.removeHandler(handler)
         handler.close()

@@ -121,16 +121,21 @@ def _tuned_summary(run: RunRecord) -> dict[str, Any]:
     return (run.metrics.get("tuned") or {}).get("summary") or {}
 
 
+def _kind_row(results: ExperimentResults, kind: str, ok: list[RunRecord]) -> dict[str, Any]:
+    """The columns every per-kind table starts with: loss, kind, n_seeds, n_failed."""
+    return {
+        "loss": kind,
+        "kind": results.kind_type(kind),
+        "n_seeds": len(ok),
+        "n_failed": sum(1 for r in results.runs if r.loss == kind and not r.ok),
+    }
+
+
 def _average_table(results: ExperimentResults, tuned: bool = False) -> pd.DataFrame:
     rows = []
     for kind in results.kinds:
         ok = results.ok_runs(kind)
-        row: dict[str, Any] = {
-            "loss": kind,
-            "kind": results.kind_type(kind),
-            "n_seeds": len(ok),
-            "n_failed": sum(1 for r in results.runs if r.loss == kind and not r.ok),
-        }
+        row = _kind_row(results, kind, ok)
         for metric in AVERAGE_METRICS:
             row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(
                 [
@@ -151,12 +156,7 @@ def _calibration_table(results: ExperimentResults) -> pd.DataFrame:
     rows = []
     for kind in results.kinds:
         ok = results.ok_runs(kind)
-        row: dict[str, Any] = {
-            "loss": kind,
-            "kind": results.kind_type(kind),
-            "n_seeds": len(ok),
-            "n_failed": sum(1 for r in results.runs if r.loss == kind and not r.ok),
-        }
+        row = _kind_row(results, kind, ok)
         sources = [_calibration_values(r) for r in ok]
         for metric in CALIBRATION_METRICS:
             values = [src.get(metric) for src in sources]
