@@ -20,7 +20,7 @@ from sklearn.datasets import load_digits
 from lossbench.config import DataOptions
 from lossbench.data import BUILTIN_DATASETS, PreparedData, load_table, prepare, preprocess
 from lossbench.data.builtin import synthetic_cicids
-from lossbench.data.load import normalise_label
+from lossbench.data.load import normalise_label, read_table
 from lossbench.data.split import split_min_count, stratified_split
 from lossbench.errors import InputError
 from tests.conftest import RAW_GLF, RAW_MLCVE, need_shared
@@ -99,12 +99,12 @@ def test_normalise_label(raw: object, expected: str) -> None:
 
 def test_raw_machinelearningcve_head_loads_under_the_preset() -> None:
     path = need_shared(RAW_MLCVE)
-    df = load_table(path)
+    df, loaded = read_table(path)
     ref = pd.read_csv(path)
     ref_cols = [c.strip() for c in ref.columns]
     assert list(df.columns)[:3] == ref_cols[:3]  # leading spaces stripped
     assert "Fwd Header Length.1" in df.columns
-    table = preprocess(df, opts(path), check_classes=False)
+    table = preprocess(df, opts(path), check_classes=False, loaded=loaded)
     assert table.info["preset"] == "cicids2017"  # auto-detected
     assert "Fwd Header Length.1" not in table.feature_names
     assert "Destination Port" in table.feature_names
@@ -237,10 +237,11 @@ def test_folder_with_disagreeing_columns_names_the_file(tmp_path: Path) -> None:
 def test_cp1252_header_and_blank_rows(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_bytes(b"caf\xe9 , b ,Label\n1,2,x\n\n3,4,y\n,,\n5,6,x\n")
-    df = load_table(path)
+    df, loaded = read_table(path)
     assert list(df.columns) == ["café", "b", "Label"]
     assert df["café"].tolist() == [1, 3, 5]
-    assert df.attrs["lossbench"]["n_empty_rows"] == 2
+    assert loaded.n_empty_rows == 2
+    assert not df.attrs  # what the read found travels in LoadInfo, not in the DataFrame
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 column names stripped of surrounding whitespace (duplicates renamed `X.1`, `X.2` as pandas does),
 bytes that are not UTF-8 read as cp1252 in the header and labels (elsewhere replaced by U+FFFD),
 and fully empty rows dropped. `Infinity`, `inf` and `NaN` cells arrive as ±inf and NaN; the
-pipeline treats both as missing. What it found is recorded in `df.attrs["lossbench"]`.
+pipeline treats both as missing. What it found (`LoadInfo`: the source files, their row offsets,
+the empty rows dropped, the duplicated column names) comes back from `read_table` with the table.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import gzip
 import re
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +111,31 @@ def list_data_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.name)
 
 
+@dataclass(frozen=True)
+class LoadInfo:
+    """What `read_table` found besides the table itself.
+
+    Attributes:
+        path: the file or folder that was read.
+        sources: one {path, offset, rows} per file (offset: the row id of its first data row).
+        n_empty_rows: fully empty rows dropped.
+        duplicate_columns: names that occur more than once in the header -> how often.
+        label_col: the label column.
+    """
+
+    path: str
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    n_empty_rows: int = 0
+    duplicate_columns: dict[str, int] = field(default_factory=dict)
+    label_col: str | None = None
+
+
 def load_table(path: str | Path, *, label_col: str | None = None) -> pd.DataFrame:
+    """The table of `read_table` (see there), without what the read found."""
+    return read_table(path, label_col=label_col)[0]
+
+
+def read_table(path: str | Path, *, label_col: str | None = None) -> tuple[pd.DataFrame, LoadInfo]:
     """Load a CSV, `.csv.gz`, Parquet file or a folder of CSV files as one DataFrame.
 
     Args:
@@ -118,10 +144,8 @@ def load_table(path: str | Path, *, label_col: str | None = None) -> pd.DataFram
             so that undecodable bytes in labels survive to be repaired by `normalise_label`.
 
     Returns:
-        The raw table. Its index holds the row ids (0-based data rows, counted across the files of
-        a folder in name order, fully empty rows included), and `df.attrs["lossbench"]` holds
-        `sources` (path, offset, rows per file), `n_empty_rows`, `duplicate_columns` and
-        `label_col`.
+        The raw table, whose index holds the row ids (0-based data rows, counted across the files
+        of a folder in name order, fully empty rows included), and a `LoadInfo`.
 
     Raises:
         InputError: missing, empty, header-only, unreadable or non-CSV/Parquet input; files of a
@@ -144,15 +168,14 @@ def load_table(path: str | Path, *, label_col: str | None = None) -> pd.DataFram
     offset = 0
     label = None
     for f in files:
-        df, dups = _read_one(f, label_col, offset)
+        df, dups, file_label, n_raw, file_empty = _read_one(f, label_col, offset)
         if frames:
             _check_same_columns(f, list(df.columns), files[0], list(frames[0].columns))
             df = df[frames[0].columns]
         else:
-            label = df.attrs["label_col"]
+            label = file_label
             duplicates = dups
-        n_raw = df.attrs["n_raw_rows"]
-        n_empty += df.attrs["n_empty_rows"]
+        n_empty += file_empty
         sources.append({"path": str(f), "offset": offset, "rows": n_raw})
         offset += n_raw
         frames.append(df)
@@ -160,21 +183,12 @@ def load_table(path: str | Path, *, label_col: str | None = None) -> pd.DataFram
     df = frames[0] if len(frames) == 1 else pd.concat(frames, copy=False)
     if len(df) == 0:
         raise InputError(f"{p}: no data rows (only empty lines after the header)")
-    df.attrs = {
-        "lossbench": {
-            "path": str(p),
-            "sources": sources,
-            "n_empty_rows": n_empty,
-            "duplicate_columns": duplicates,
-            "label_col": label,
-        }
-    }
-    return df
+    return df, LoadInfo(str(p), sources, n_empty, duplicates, label)
 
 
-def describe_row(attrs: dict[str, Any], row_id: int) -> str:
-    """Where a row id of `load_table`'s result lives, for messages: 'row 5 (line 6) of x.csv'."""
-    for src in reversed(attrs.get("sources", [])):
+def describe_row(loaded: LoadInfo | None, row_id: int) -> str:
+    """Where a row id of `read_table`'s result lives, for messages: 'row 5 (line 6) of x.csv'."""
+    for src in reversed(loaded.sources if loaded is not None else []):
         if row_id >= src["offset"]:
             row = row_id - src["offset"] + 1
             name = Path(src["path"]).name
@@ -261,7 +275,10 @@ def _dedupe(names: list[str]) -> tuple[list[str], dict[str, int]]:
     return out, dups
 
 
-def _read_one(path: Path, label_col: str | None, offset: int) -> tuple[pd.DataFrame, dict]:
+def _read_one(
+    path: Path, label_col: str | None, offset: int
+) -> tuple[pd.DataFrame, dict[str, int], str, int, int]:
+    """One file: (table, duplicated names, label column, data rows read, empty rows dropped)."""
     kind, head = _sniff(path)
     if kind == "parquet":
         df, dups = _read_parquet(path)
@@ -282,8 +299,7 @@ def _read_one(path: Path, label_col: str | None, offset: int) -> tuple[pd.DataFr
         n_empty = int(empty.sum())
         if n_empty:
             df = df.loc[~empty]
-    df.attrs = {"label_col": label, "n_raw_rows": n_raw, "n_empty_rows": n_empty}
-    return df, dups
+    return df, dups, label, n_raw, n_empty
 
 
 def _read_csv(

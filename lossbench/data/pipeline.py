@@ -1,7 +1,7 @@
 """From a source to prepared arrays: load, preset, sample, split, scale, cache (SPEC 2.1-2.5).
 
     prepare(opts)
-      -> load_table (CSV/Parquet/folder) or load_builtin
+      -> read_table (CSV/Parquet/folder) or load_builtin
       -> preprocess: preset columns, labels, feature columns (few-level text one-hot),
          NaN/±inf as missing, missing rows (--nan-policy), merge/drop classes,
          exact duplicate rows (--dedupe), class sizes
@@ -29,11 +29,12 @@ from lossbench.data import cache as cache_mod
 from lossbench.data.builtin import BUILTIN_DATASETS, BUILTIN_VERSION, load_builtin
 from lossbench.data.leakage import duplicate_rows, leakage_report
 from lossbench.data.load import (
+    LoadInfo,
     describe_row,
     fix_text,
     list_data_files,
-    load_table,
     normalise_label,
+    read_table,
     resolve_label_col,
 )
 from lossbench.data.presets import GENERIC, PRESETS, Preset, label_mapping, resolve_preset
@@ -148,27 +149,33 @@ def _resolve_source(opts: DataOptions) -> _Source:
 
 
 def preprocess(
-    df: pd.DataFrame, opts: DataOptions, name: str | None = None, *, check_classes: bool = True
+    df: pd.DataFrame,
+    opts: DataOptions,
+    name: str | None = None,
+    *,
+    check_classes: bool = True,
+    loaded: LoadInfo | None = None,
 ) -> Table:
     """Steps 1-4 of the preset (or the generic path) and the class checks, on a loaded table.
 
     Args:
-        df: the result of `load_table`.
+        df: the table `read_table` returns.
         opts: label column, preset, nan policy, merges, drops, min class count, split,
             one-hot limit.
         name: dataset name for the Table (default: from the source path).
         check_classes: require two classes, each big enough for the stratified split (or drop
             the small ones under `opts.min_class_count`); False describes any table.
+        loaded: what `read_table` found (source files for messages and info, empty rows,
+            duplicated column names); None for a table from elsewhere.
 
     Returns:
         A Table whose kept rows have missing values only under `nan_policy='median'`, with
         `info` recording the preset, raw and final class counts, dropped columns/rows/classes,
         merges and warnings. Its columns may share memory with `df` (never written to).
     """
-    attrs = df.attrs.get("lossbench", {})
     df = df.copy(deep=False)  # no data copied
     df.attrs = {}  # else pandas deep-copies them on every column access
-    source = attrs.get("path", name or "data")
+    source = loaded.path if loaded is not None else name or "data"
     if name is None:
         name = Path(source).name.split(".")[0] or source
     columns = [str(c) for c in df.columns]
@@ -176,7 +183,7 @@ def preprocess(
     preset = resolve_preset(opts.preset, columns)
     warn: list[str] = []
 
-    for col, n in attrs.get("duplicate_columns", {}).items():
+    for col, n in (loaded.duplicate_columns if loaded is not None else {}).items():
         if not (col in preset.allowed_duplicates and n == 2):
             raise InputError(
                 f"{source}: duplicate column name {col!r} ({n} columns have it); "
@@ -193,7 +200,9 @@ def preprocess(
     n_no_label = int((y < 0).sum())
     if n_no_label:
         warn.append(f"{n_no_label} rows without a label were dropped")
-    cols, feature_names, onehot = _features(df, feature_cols, attrs, opts.max_onehot_levels, source)
+    cols, feature_names, onehot = _features(
+        df, feature_cols, loaded, opts.max_onehot_levels, source
+    )
 
     # Step 3: NaN, ±inf (and values beyond float32) are missing; all-missing columns are an error.
     labelled = y >= 0
@@ -219,7 +228,7 @@ def preprocess(
         if opts.nan_policy == "error":
             r = int(np.flatnonzero(row_missing)[0])
             c = next(j for j, col in enumerate(cols) if not finite_mask(col[r : r + 1])[0])
-            where = describe_row(attrs, int(df.index[r]))
+            where = describe_row(loaded, int(df.index[r]))
             raise InputError(
                 f"{source}: missing or infinite value in column {feature_names[c]!r} at {where} "
                 "(--nan-policy error; use drop or median)"
@@ -240,12 +249,12 @@ def preprocess(
     info: dict[str, Any] = {
         "preset": preset.name,
         "label_col": label,
-        "sources": [s["path"] for s in attrs.get("sources", [])],
+        "sources": [s["path"] for s in loaded.sources] if loaded is not None else [],
         "n_rows_raw": len(df),
         "raw_classes": _counts_dict(raw_counts, raw_names),
         "dropped": {
             "columns": dropped_cols,
-            "rows_empty": int(attrs.get("n_empty_rows", 0)),
+            "rows_empty": loaded.n_empty_rows if loaded is not None else 0,
             "rows_missing_label": n_no_label,
             "rows_missing": n_row_missing if opts.nan_policy == "drop" else 0,
             "rows_duplicate": n_duplicate,
@@ -298,7 +307,7 @@ def _parse_labels(
 
 
 def _features(
-    df: pd.DataFrame, cols: list[str], attrs: dict, max_levels: int, source: str
+    df: pd.DataFrame, cols: list[str], loaded: LoadInfo | None, max_levels: int, source: str
 ) -> tuple[list[np.ndarray], list[str], dict[str, list[str]]]:
     """Feature columns as 1-D arrays: numbers as loaded (no copy), few-level text one-hot encoded.
 
@@ -330,7 +339,7 @@ def _features(
             value = value if len(value) <= 40 else value[:37] + "..."
             raise InputError(
                 f"{source}: column {c!r} is numeric but holds the non-numeric value {value!r} "
-                f"at {describe_row(attrs, int(row))}"
+                f"at {describe_row(loaded, int(row))}"
             )
         else:
             codes, uniques = pd.factorize(s, use_na_sentinel=True)
@@ -499,7 +508,9 @@ def prepare(opts: DataOptions) -> PreparedData:
     if src.path is None:
         table = _builtin_table(src.name, opts)
     else:
-        table = preprocess(load_table(src.path, label_col=opts.label_col), opts, src.name)
+        df, loaded = read_table(src.path, label_col=opts.label_col)
+        table = preprocess(df, opts, src.name, loaded=loaded)
+        del df
     data = _split_and_scale(table, opts)
     data.fingerprint = key
     data.info["fingerprint"] = key
@@ -627,7 +638,7 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         n_dup = int(frame.duplicated().sum())
         n_columns_raw = len(table.columns) + 1
     else:
-        df = load_table(src.path, label_col=opts.label_col)
+        df, loaded = read_table(src.path, label_col=opts.label_col)
         n_missing = int(df.isna().to_numpy().sum())
         n_infinite = 0
         for c in df.columns:
@@ -635,7 +646,7 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
                 n_infinite += int(np.isinf(df[c].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
         n_dup = int(df.duplicated().sum())
         n_columns_raw = df.shape[1]
-        table = preprocess(df, opts, src.name)
+        table = preprocess(df, opts, src.name, loaded=loaded)
         del df
 
     constant = [
