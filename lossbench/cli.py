@@ -239,9 +239,18 @@ def defaults_text(defaults: dict[str, Any]) -> str:
 
 def losses_markdown(rows: list[dict[str, Any]]) -> str:
     """The `lossbench losses` table in Markdown (as in the README)."""
-    lines = ["| name | formula | defaults | source |", "| --- | --- | --- | --- |"]
+    lines = [
+        "| name | formula | defaults | source | posterior / head |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
-        cells = [f"`{row['name']}`", row["formula"], defaults_text(row["defaults"]), row["source"]]
+        cells = [
+            f"`{row['name']}`",
+            row["formula"],
+            defaults_text(row["defaults"]),
+            row["source"],
+            f"{row['posterior']} / {row['head']}",
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -253,7 +262,8 @@ def losses(
         bool, typer.Option("--markdown", help="Print the table in Markdown (as in the README).")
     ] = False,
 ) -> None:
-    """List the available losses: name, formula, defaults and source."""
+    """List the available losses: name, formula, defaults, source (and what differs from it),
+    the posterior used for calibration (decisions are argmax z) and the model head."""
     from lossbench.losses import describe
 
     rows = describe()
@@ -264,10 +274,16 @@ def losses(
         sys.stdout.write(losses_markdown(rows))
         return
     table = Table(title="lossbench losses", show_lines=True)
-    for col in ("name", "formula", "defaults", "source"):
+    for col in ("name", "formula", "defaults", "source", "posterior / head"):
         table.add_column(col, overflow="fold")
     for row in rows:
-        cells = (row["name"], row["formula"], defaults_text(row["defaults"]), row["source"])
+        cells = (
+            row["name"],
+            row["formula"],
+            defaults_text(row["defaults"]),
+            row["source"],
+            f"{row['posterior']} / {row['head']}",
+        )
         table.add_row(*map(escape, cells))
     console.print(table)
 

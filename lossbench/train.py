@@ -1,9 +1,10 @@
 """The one training loop every loss uses (SPEC sections 3 and 4.1-4.3).
 
-A compiled train step (Adam, global-norm clipping over model *and* loss variables, the loss's
-`post_step` after each step), per-epoch validation feeding the adaptive losses' hooks, AutoBalance's
-bi-level upper step, early stopping and best-weight restore on one selection criterion computed
-alike for every loss on the validation split (SPEC 5.1; never a loss's own value), NaN detection.
+A compiled train step (Adam, global-norm clipping, the training batch handed to the loss's
+`observe_batch`), per-epoch validation feeding the adaptive losses' hooks, AutoBalance's bi-level
+upper step (`autobalance_hypergradient`, on a stratified 20% carved from the training split),
+early stopping and best-weight restore on one selection criterion computed alike for every loss
+on the validation split (SPEC 5.1; never a loss's own value), NaN detection.
 Batch order is a function of (seed, epoch) only, so every loss under one seed sees the same batches.
 """
 
@@ -165,9 +166,9 @@ class Trainer:
     Args:
         model: a Keras model that outputs logits.
         loss: a `lossbench.losses` loss (or any `keras.losses.Loss`); the optional hooks
-            `loss_variables`, `post_step`, `on_train_begin`, `on_epoch_begin`, `on_epoch_end`,
-            `learned_params` and AutoBalance's `upper_variables`/`val_objective` are used when
-            present.
+            `observe_batch`, `on_train_begin`, `on_epoch_begin`, `on_epoch_end`,
+            `learned_params`, `selection_start` and AutoBalance's `upper_variables`/
+            `val_objective`/`upper_pairs` are used when present.
         opts: the training options.
         n_classes: number of classes K.
     """
@@ -195,7 +196,6 @@ class Trainer:
             )
         else:
             self.optimizer = keras.optimizers.Adam(learning_rate=opts.lr)
-        self.loss_vars = list(getattr(loss, "loss_variables", []) or [])
         self.upper_vars = list(getattr(loss, "upper_variables", None) or [])
         self.upper_optimizer = (
             keras.optimizers.Adam(learning_rate=getattr(loss, "upper_lr", 1e-2))
@@ -203,7 +203,7 @@ class Trainer:
             else None
         )
         # built now so that their initial state can be restored when the step is reused
-        self.optimizer.build(self.model.trainable_variables + self.loss_vars)
+        self.optimizer.build(self.model.trainable_variables)
         if self.upper_optimizer is not None:
             self.upper_optimizer.build(self.upper_vars)
         self._optimizer_start = [
@@ -275,11 +275,14 @@ class Trainer:
         """One optimiser step on the rows `idx` of (X, Y); adds the batch's loss x size to
         `loss_sum`. The gather and the bookkeeping run in the graph: no per-step eager ops."""
         x, y = tf.gather(X, idx), tf.gather(Y, idx)
-        variables = self.model.trainable_variables + self.loss_vars
+        variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(x, training=True), tf.float32)
             value = self.loss(y, logits)
             scaled = self.optimizer.scale_loss(value) if self._scaled else value
+        observe = getattr(self.loss, "observe_batch", None)
+        if observe is not None:  # AMRL's per-epoch constraint estimate
+            observe(y, tf.stop_gradient(logits))
         grads = tape.gradient(scaled, variables)
         grads = [
             tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)
@@ -287,38 +290,33 @@ class Trainer:
         if self.opts.clipnorm and self.opts.clipnorm > 0 and not self._scaled:
             grads, _ = tf.clip_by_global_norm(grads, self.opts.clipnorm)
         self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-        post = getattr(self.loss, "post_step", None)
-        if post is not None:
-            post()
         loss_sum.assign_add(value * tf.cast(tf.shape(idx)[0], tf.float32))
         return value
 
     def _per_sample_impl(self, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         return self.loss.call(y, logits)
 
-    def _upper_step_impl(self, x_tr, y_tr, x_val, y_val) -> tf.Tensor:
-        """AutoBalance (SPEC 4.3): one-step look-ahead, then Adam on (l, log Delta)."""
-        theta = self.model.trainable_variables
-        non_trainable = [v.value for v in self.model.non_trainable_variables]
-        lr = tf.cast(self.optimizer.learning_rate, tf.float32)
-        with tf.GradientTape() as outer:
-            with tf.GradientTape() as inner:
-                train_logits = tf.cast(self.model(x_tr, training=True), tf.float32)
-                train_value = self.loss(y_tr, train_logits)
-            grads = inner.gradient(train_value, theta)
-            ahead = [
-                t.value if g is None else t.value - lr * g
-                for t, g in zip(theta, grads, strict=True)
-            ]
-            val_logits, _ = self.model.stateless_call(ahead, non_trainable, x_val, training=False)
-            val_value = self.loss.val_objective(y_val, tf.cast(val_logits, tf.float32))
-        upper_grads = outer.gradient(val_value, self.upper_vars)
-        upper_grads = [
-            tf.zeros_like(v) if g is None else g
-            for g, v in zip(upper_grads, self.upper_vars, strict=True)
-        ]
-        self.upper_optimizer.apply_gradients(zip(upper_grads, self.upper_vars, strict=True))
-        return val_value
+    def _upper_step_impl(self, x_tr, y_tr, x_up, y_up) -> tf.Tensor:
+        """AutoBalance (SPEC 4.3): the hypergradient averaged over the k batch pairs stacked on
+        axis 0 of the arguments, then one Adam step on (l, log Delta)."""
+        pairs = int(x_tr.shape[0])
+        total, values = None, []
+        for i in range(pairs):
+            value, grads = autobalance_hypergradient(
+                self.model,
+                self.loss,
+                self.optimizer,
+                x_tr[i],
+                y_tr[i],
+                x_up[i],
+                y_up[i],
+                clipnorm=self.opts.clipnorm,
+            )
+            total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
+            values.append(value)
+        mean = [g / pairs for g in total]
+        self.upper_optimizer.apply_gradients(zip(mean, self.upper_vars, strict=True))
+        return tf.add_n(values) / pairs
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -362,7 +360,17 @@ class Trainer:
     def set_training_data(
         self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
     ) -> None:
-        """Hold the training split as device tensors and the validation split for the hooks."""
+        """Hold the training split as device tensors and the validation split for the hooks.
+
+        With a bi-level loss (AutoBalance) a stratified 20% of the training split, fixed by the
+        seed, becomes the upper-level data and the model trains on the other 80% (SPEC 4.3).
+        """
+        X_train, y_train = np.asarray(X_train), np.asarray(y_train)
+        if self.upper_vars:
+            lower, upper = carve_upper_split(y_train, self.opts.seed, self.n_classes)
+            self._X_up = np.asarray(X_train[upper], dtype=np.float32)
+            self._y_up = np.asarray(y_train[upper], dtype=np.int64)
+            X_train, y_train = X_train[lower], y_train[lower]
         self._X_tr = tf.constant(np.asarray(X_train, dtype=np.float32))
         self._y_tr = tf.constant(np.asarray(y_train, dtype=np.int64))
         self._n = len(y_train)
@@ -371,6 +379,25 @@ class Trainer:
         self._steps = max(1, math.ceil(self._n / self.opts.batch_size))
         self._interval = getattr(self.loss, "interval", None) or max(1, int(0.1 * self._steps))
         self._upper_rng = np.random.default_rng([self.opts.seed, 7])
+        start = getattr(self.loss, "selection_start", None)
+        self._upper_start = start(self.opts.epochs) if start is not None else 0
+        self.upper_updates = 0
+
+    def _upper_batches(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """k pairs (random lower-level training batch, stratified upper batch), stacked."""
+        k = int(getattr(self.loss, "upper_pairs", 4) or 4)
+        size = self.opts.batch_size
+        rng = self._upper_rng
+        tr = [rng.choice(self._n, size=min(size, self._n), replace=False) for _ in range(k)]
+        up = [self._balanced_val_batch(rng, self._y_up, size) for _ in range(k)]
+        m = min(len(i) for i in up)  # equal sizes, so the pairs stack
+        up = [i[:m] for i in up]
+        return (
+            tf.stack([tf.gather(self._X_tr, i) for i in tr]),
+            tf.stack([tf.gather(self._y_tr, i) for i in tr]),
+            tf.constant(np.stack([self._X_up[i] for i in up])),
+            tf.constant(np.stack([self._y_up[i] for i in up])),
+        )
 
     def epoch_batches(self, epoch: int) -> Iterator[tf.Tensor]:
         """Row indices of each batch of one epoch, in the order `epoch_permutation(seed, epoch)`.
@@ -392,14 +419,9 @@ class Trainer:
         self._loss_sum.assign(0.0)
         for step, idx in enumerate(self.epoch_batches(epoch)):
             self._train_step(self._X_tr, self._y_tr, idx, self._loss_sum)
-            if self.upper_vars and (step + 1) % self._interval == 0:
-                vidx = self._balanced_val_batch(self._upper_rng, self._y_val, self.opts.batch_size)
-                self._upper_step(
-                    tf.gather(self._X_tr, idx),
-                    tf.gather(self._y_tr, idx),
-                    tf.constant(np.asarray(self._X_val[vidx], np.float32)),
-                    tf.constant(self._y_val[vidx]),
-                )
+            if self.upper_vars and epoch >= self._upper_start and (step + 1) % self._interval == 0:
+                self._upper_step(*self._upper_batches())
+                self.upper_updates += 1
         return float(self._loss_sum.numpy()) / max(self._n, 1)
 
     def _divergence(self, train_loss: float, val_loss: float) -> str | None:
@@ -535,6 +557,110 @@ class Trainer:
         learned = getattr(self.loss, "learned_params", None)
         result.learned_params = {k: float(v) for k, v in learned().items()} if learned else {}
         return result
+
+
+# ----------------------------------------------------------------------------------------------
+# AutoBalance's upper level (SPEC 4.3): the one implementation, used by Trainer and the tests
+
+
+def carve_upper_split(
+    y: np.ndarray, seed: int, n_classes: int, fraction: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) row indices: a stratified `fraction` of every class, fixed by the seed.
+
+    A class with a single training row stays in the lower level (it cannot be split).
+    """
+    rng = np.random.default_rng([seed, 4301])
+    lower, upper = [], []
+    for k in range(n_classes):
+        rows = rng.permutation(np.flatnonzero(y == k))
+        take = int(round(fraction * len(rows))) if len(rows) > 1 else 0
+        take = min(max(take, 1 if len(rows) > 1 else 0), len(rows) - 1)
+        upper.append(rows[:take])
+        lower.append(rows[take:])
+    return np.sort(np.concatenate(lower)), np.sort(np.concatenate(upper))
+
+
+def adam_lookahead(
+    optimizer: keras.optimizers.Adam, variables: list, grads: list
+) -> list[tf.Tensor]:
+    """The weights after the Adam step `optimizer` would take with `grads`, as tensors that are
+    differentiable in `grads` (the optimizer's state is not changed).
+
+    Keras' Adam: m' = m + (g - m)(1 - beta_1), v' = v + (g^2 - v)(1 - beta_2),
+    theta' = theta - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m' / (sqrt(v') + epsilon),
+    t = iterations + 1; the current moments m, v are constants, m' and v' depend on g.
+    """
+    if not optimizer.built:
+        optimizer.build(variables)
+    t = tf.cast(optimizer.iterations + 1, tf.float32)
+    out = []
+    for var, g in zip(variables, grads, strict=True):
+        dtype = var.dtype
+        lr = tf.cast(optimizer.learning_rate, dtype)
+        b1, b2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
+        alpha = lr * tf.sqrt(1 - b2 ** tf.cast(t, dtype)) / (1 - b1 ** tf.cast(t, dtype))
+        index = optimizer._get_variable_index(var)
+        m = optimizer._momentums[index].value
+        v = optimizer._velocities[index].value
+        m_new = m + (g - m) * (1 - b1)
+        v_new = v + (tf.square(g) - v) * (1 - b2)
+        positive = v_new > 0  # sqrt'(0) is infinite: keep the gradient finite where v' = 0
+        root = tf.where(
+            positive, tf.sqrt(tf.where(positive, v_new, tf.ones_like(v_new))), tf.zeros_like(v_new)
+        )
+        out.append(var.value - alpha * m_new / (root + tf.cast(optimizer.epsilon, dtype)))
+    return out
+
+
+def autobalance_hypergradient(
+    model: keras.Model,
+    loss: Any,
+    optimizer: keras.optimizers.Adam,
+    x_train: tf.Tensor,
+    y_train: tf.Tensor,
+    x_upper: tf.Tensor,
+    y_upper: tf.Tensor,
+    *,
+    clipnorm: float | None = None,
+) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    """AutoBalance's upper-level objective and its gradient in `loss.upper_variables`.
+
+    ```
+    g      = clip_by_global_norm(grad_theta loss(y_train, model(x_train; theta)), clipnorm)
+    theta' = the optimizer's real next Adam step with g (`adam_lookahead`)
+    value  = loss.val_objective(y_upper, model(x_upper; theta'))   (class-balanced CE)
+    returns (value, d value / d (l, log Delta))
+    ```
+
+    Two nested tapes: the inner gives g as a function of (l, log Delta), the outer
+    differentiates the upper objective through theta' (evaluated with `model.stateless_call`,
+    so neither the model's weights nor the optimizer's state are touched). Graph-safe.
+
+    Raises:
+        ValueError: an upper variable gets no gradient (the loss does not use it), instead of a
+            silent zero.
+    """
+    theta = model.trainable_variables
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    upper = list(loss.upper_variables)
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            train_value = loss(y_train, model(x_train, training=True))
+        grads = inner.gradient(train_value, theta)
+        grads = [tf.zeros_like(t) if g is None else g for g, t in zip(grads, theta, strict=True)]
+        if clipnorm:
+            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+        ahead = adam_lookahead(optimizer, theta, grads)
+        logits, _ = model.stateless_call(ahead, non_trainable, x_upper, training=False)
+        value = loss.val_objective(y_upper, logits)
+    hyper = outer.gradient(value, upper)
+    missing = [v.name for v, g in zip(upper, hyper, strict=True) if g is None]
+    if missing:
+        raise ValueError(
+            f"AutoBalance: no gradient reaches {', '.join(missing)} through the look-ahead step"
+        )
+    return value, hyper
 
 
 def resolve_jit(jit_compile: bool | None, device: str) -> bool:

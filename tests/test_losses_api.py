@@ -120,8 +120,14 @@ def test_describe_covers_every_loss():
     by_name = {r["name"]: r for r in rows}
     assert by_name["focal"]["defaults"]["gamma"] == 2.0
     assert by_name["cb"]["defaults"]["beta"] == 0.999
-    assert by_name["vs"]["defaults"] == {"gamma": 0.2, "tau": 1.0, "weights": "none"}
+    assert by_name["vs"]["defaults"] == {"gamma": 0.3, "tau": 1.0, "weights": "none"}
     assert "log(n_max / n_k) + 1" in by_name["dwb"]["formula"]
+    assert by_name["la"]["posterior"] == "softmax(z + tau log pi)"
+    assert by_name["ldam"]["head"].startswith("cosine, s = 30")
+    assert "kaidic/LDAM-DRW" in by_name["ldam"]["source"]
+    assert "orparask/VS-Loss" in by_name["vs"]["source"]
+    assert "sigmoid" in by_name["cb"]["source"]
+    assert "training split" in by_name["autobalance"]["formula"]
 
 
 def test_cli_losses_table(cli):

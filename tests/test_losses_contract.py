@@ -26,7 +26,7 @@ def logits() -> np.ndarray:
 def test_posterior_of_each_loss(logits):
     n = np.array(COUNTS, dtype=np.float64)
     log_pi = np.log(n / n.sum())
-    vs_delta = (n / n.max()) ** 0.2
+    vs_delta = (n / n.max()) ** 0.3  # the authors' default gamma
     expected = {
         "la": np_softmax(logits + log_pi),
         "vs": np_softmax(logits * vs_delta + log_pi),

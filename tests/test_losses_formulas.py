@@ -83,12 +83,12 @@ def ref_dwb(z, y, n, reg_weight=1.0):
     return -(w[y] ** (1.0 - p)) * np.log(p) - reg_weight * p * (1.0 - p)
 
 
-def ref_amrl(z, y, n, m=1.0, lam=None, beta=None, weights="prior"):
+def ref_amrl(z, y, n, m=1.0, lam=1.0, beta=None, weights="prior"):
     k = len(n)
     minority = n < n.sum() / k
-    lam_v = np.where(minority, 2.0, 1.0) if lam is None else np.broadcast_to(lam, k)
+    lam_v = np.broadcast_to(lam, k)
     beta_v = np.where(minority, 2.0, 1.0) if beta is None else np.broadcast_to(beta, k)
-    m_v = np.broadcast_to(m, k)
+    m_v = np.array(m) if isinstance(m, list) else m * (n.min() / n) ** 0.25
     w = 1.0 - n / n.sum() if weights == "prior" else np.ones(k)
     others = z.copy()
     others[np.arange(len(y)), y] = -np.inf
@@ -113,7 +113,7 @@ def ref_ldam(z, y, n, max_margin=0.5, s=None, head="cosine", drw_weights=None):
     return -w[y] * pick(np_log_softmax(zz), y) / w[y].mean()
 
 
-def ref_vs(z, y, n, gamma=0.2, tau=1.0, weights="none", l=None, delta=None):  # noqa: E741
+def ref_vs(z, y, n, gamma=0.3, tau=1.0, weights="none", l=None, delta=None):  # noqa: E741
     k = len(n)
     d = (n / n.max()) ** gamma if delta is None else np.array(delta)
     off = tau * np.log(n / n.sum()) if l is None else np.array(l)
@@ -316,7 +316,8 @@ def test_amrl_k2_equals_notebook_binary_form(seed):
     z2 = rng.normal(scale=2.5, size=(64, 2))
     y = rng.integers(0, 2, size=64)
     n0, n1 = 900, 37
-    loss = L.AMRLLoss([n0, n1], dtype="float64")
+    # the notebook's constants: m1 = 1, m0 = -1 (m_0 = 1), lambda1 = 2, lambda0 = 1
+    loss = L.AMRLLoss([n0, n1], m=[1.0, 1.0], lam=[1.0, 2.0], dtype="float64")
     expected = notebook_binary_amrl(z2[:, 1] - z2[:, 0], y, n0, n1)
     np.testing.assert_allclose(per_sample(loss, y, z2), expected, rtol=1e-9)
     # both hinge branches are exercised
@@ -376,7 +377,7 @@ def test_finite_for_huge_logits_and_single_sample_class(name, k):
     loss = L.get(name, counts)
     z, y = extreme_logits(k, seed=k)
     zt = tf.constant(z)
-    extra = list(loss.loss_variables) + list(loss.upper_variables or [])
+    extra = list(loss.upper_variables or [])
     with tf.GradientTape() as tape:
         tape.watch(zt)
         values = loss.call(y, zt)

@@ -1,6 +1,6 @@
 """The losses inside Keras: plain compile/fit, .keras round-trips, and the training-loop hooks
-(AMRL's variables and clipping, PGFL's alpha update, AutoBalance's upper gradient, graph updates
-without retracing)."""
+(PGFL's alpha update, graph updates without retracing, the static losses' no-op hooks).
+AMRL's dual ascent, LDAM's head and AutoBalance's upper step: test_losses_adaptive.py."""
 
 from __future__ import annotations
 
@@ -38,7 +38,6 @@ def tiny_model(seed: int = 0, dtype: str = "float32") -> keras.Model:
 def change_state(loss: L.LossbenchLoss, x: np.ndarray, y: np.ndarray) -> None:
     """Move a stateful loss away from its initial state, as training would."""
     if isinstance(loss, L.AMRLLoss):
-        loss.margins.assign([0.3, 1.4, -0.2])
         loss.lambdas.assign([0.5, 2.5, 4.0])
     elif isinstance(loss, L.PGFLoss):
         proba = np.tile([[0.8, 0.1, 0.1]], (len(y), 1))  # always predicts class 0
@@ -79,59 +78,15 @@ def test_fit_then_save_and_load_roundtrip(name, tiny_data, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# AMRL: variables trained with the model, clipped after each step
-
-
-def test_amrl_training_step_contract(tiny_data):
-    x, y = tiny_data
-    model = tiny_model(1)
-    loss = L.AMRLLoss(COUNTS, lambda_max=3.0, m_max=2.0)
-    assert [v.shape for v in loss.loss_variables] == [(K,), (K,)]
-    opt = keras.optimizers.Adam(0.5)  # big steps so the clip must act
-    variables = model.trainable_variables + loss.loss_variables
-
-    @tf.function
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            value = loss(yb, model(xb, training=True))
-        grads = tape.gradient(value, variables)
-        grads, _ = tf.clip_by_global_norm(grads, 1.0)
-        opt.apply_gradients(zip(grads, variables, strict=True))
-        loss.post_step()
-        return value
-
-    m0, lam0 = loss.margins.numpy().copy(), loss.lambdas.numpy().copy()
-    step(x, y)
-    assert not np.allclose(loss.margins.numpy(), m0)
-    assert not np.allclose(loss.lambdas.numpy(), lam0)
-    loss.lambdas.assign([-1.0, 7.0, 1.0])  # out of bounds: the next post_step clips
-    loss.margins.assign([9.0, -9.0, 0.0])
-    for _ in range(5):
-        step(x, y)
-        lam, m = loss.lambdas.numpy(), loss.margins.numpy()
-        assert np.all((lam >= 0) & (lam <= 3.0)), lam
-        assert np.all(np.abs(m) <= 2.0), m
-    params = loss.learned_params()
-    assert set(params) == {f"m_{k}" for k in range(K)} | {f"lambda_{k}" for k in range(K)}
-    assert params["lambda_1"] == pytest.approx(float(loss.lambdas.numpy()[1]))
-
-
-def test_amrl_post_step_clips_exactly():
-    loss = L.AMRLLoss(COUNTS)  # lambda_max 10, m_max 5
-    loss.lambdas.assign([-0.5, 12.0, 3.0])
-    loss.margins.assign([6.0, -7.5, 0.25])
-    loss.post_step()
-    np.testing.assert_allclose(loss.lambdas.numpy(), [0.0, 10.0, 3.0])
-    np.testing.assert_allclose(loss.margins.numpy(), [5.0, -5.0, 0.25])
+# AMRL: defaults
 
 
 def test_amrl_defaults_follow_minority_rule():
     loss = L.AMRLLoss([70, 20, 10])  # n/K = 33.3: classes 1 and 2 are minority
-    np.testing.assert_allclose(loss.lambdas.numpy(), [1.0, 2.0, 2.0])
+    np.testing.assert_allclose(loss.lambdas.numpy(), [1.0, 1.0, 1.0])
     np.testing.assert_allclose(loss.betas.numpy(), [1.0, 2.0, 2.0])
-    np.testing.assert_allclose(loss.margins.numpy(), [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(loss.margins.numpy(), (10 / np.array([70, 20, 10])) ** 0.25)
     np.testing.assert_allclose(loss.class_weights.numpy(), [0.3, 0.8, 0.9], rtol=1e-6)
-    assert L.AMRLLoss([70, 20, 10], trainable=False).loss_variables == []
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,15 +162,44 @@ def test_hooks_are_noops_on_static_losses():
         loss = L.get(name, COUNTS)
         loss.on_train_begin(3)
         loss.on_epoch_begin(0)
+        loss.observe_batch(np.array([0, 1]), np.zeros((2, 3), np.float32))
         loss.on_epoch_end(0, np.array([0, 1, 2]), np.eye(3))
-        loss.post_step()
         assert loss.learned_params() == {}
-        assert loss.loss_variables == []
+        assert loss.state_variables == []
+        assert loss.callbacks() == []
         assert getattr(loss, "upper_variables", None) is None
 
 
+def test_pgfl_callback_adapts_alpha_in_plain_fit(tiny_data):
+    x, y = tiny_data
+    loss = L.get("pgfl", COUNTS)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
+    with pytest.raises(ValueError, match="validation_data"):
+        loss.callbacks()
+    model.fit(
+        x, y, epochs=2, batch_size=16, verbose=0, callbacks=loss.callbacks(validation_data=(x, y))
+    )
+    alpha = loss.alpha.numpy()
+    assert not np.allclose(alpha, 1.0)
+    assert alpha.mean() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_ldam_callback_switches_drw_in_plain_fit(tiny_data):
+    x, y = tiny_data
+    loss = L.get("ldam", COUNTS, head="linear")
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda e, logs: seen.append(loss.drw_active)
+    )
+    model.fit(x, y, epochs=5, batch_size=16, verbose=0, callbacks=[*loss.callbacks(), record])
+    assert seen == [False, False, False, False, True]  # DRW from int(0.8 * 5) = 4
+
+
 # ----------------------------------------------------------------------------------------------
-# AutoBalance: upper-level gradient through the look-ahead weights
+# AutoBalance: the upper objective
 
 
 def np_balanced_ce(logits: np.ndarray, y: np.ndarray) -> float:
@@ -223,62 +207,6 @@ def np_balanced_ce(logits: np.ndarray, y: np.ndarray) -> float:
     logp = logits - m - np.log(np.exp(logits - m).sum(1, keepdims=True))
     ce = -logp[np.arange(len(y)), y]
     return float(np.mean([ce[y == k].mean() for k in np.unique(y)]))
-
-
-def np_upper_objective(W, b, x, y, xv, yv, n, lr, l, log_delta):  # noqa: E741
-    """NumPy reference: CE_bal at theta' = theta - lr * grad of the mean VS loss (linear model)."""
-    delta = np.exp(log_delta)
-    z = x @ W + b
-    a = z * delta + l
-    a = a - a.max(1, keepdims=True)
-    p = np.exp(a) / np.exp(a).sum(1, keepdims=True)
-    g = delta * (p - np.eye(len(n))[y]) / len(y)  # d(mean VS)/dz
-    W2, b2 = W - lr * x.T @ g, b - lr * g.sum(0)
-    return np_balanced_ce(xv @ W2 + b2, yv)
-
-
-def test_autobalance_upper_gradients_match_finite_differences():
-    rng = np.random.default_rng(5)
-    n = np.array([40, 16, 8])
-    x = rng.normal(size=(24, 4))
-    y = rng.integers(0, K, size=24)
-    xv = rng.normal(size=(12, 4))
-    yv = np.repeat(np.arange(K), 4)
-    keras.utils.set_random_seed(3)
-    model = keras.Sequential(
-        [keras.Input((4,), dtype="float64"), keras.layers.Dense(K, dtype="float64")]
-    )
-    loss = L.AutoBalanceLoss(n, dtype="float64", interval=7)
-    assert loss.upper_lr == 1e-2 and loss.interval == 7
-    assert loss.upper_variables == [loss.l, loss.log_delta]
-    lr = 0.5
-    value, grads = L.upper_gradients(model, loss, x, y, xv, yv, inner_lr=lr)
-
-    W, b = (w.astype(np.float64) for w in model.get_weights())
-    l0, ld0 = loss.l.numpy(), loss.log_delta.numpy()
-    assert float(value) == pytest.approx(np_upper_objective(W, b, x, y, xv, yv, n, lr, l0, ld0))
-    eps = 1e-6
-    for var_index, base in enumerate((l0, ld0)):
-        fd = np.zeros(K)
-        for k in range(K):
-            hi, lo = base.copy(), base.copy()
-            hi[k] += eps
-            lo[k] -= eps
-            args = [(hi, ld0), (lo, ld0)] if var_index == 0 else [(l0, hi), (l0, lo)]
-            f_hi = np_upper_objective(W, b, x, y, xv, yv, n, lr, *args[0])
-            f_lo = np_upper_objective(W, b, x, y, xv, yv, n, lr, *args[1])
-            fd[k] = (f_hi - f_lo) / (2 * eps)
-        np.testing.assert_allclose(grads[var_index].numpy(), fd, rtol=1e-4, atol=1e-9)
-        assert np.abs(fd).max() > 1e-4  # the gradient is not trivially zero
-    # the model's own weights are untouched
-    np.testing.assert_array_equal(model.get_weights()[0], W)
-
-    opt = keras.optimizers.Adam(loss.upper_lr)
-    opt.apply_gradients(zip(grads, loss.upper_variables, strict=True))
-    assert not np.allclose(loss.l.numpy(), l0)
-    params = loss.learned_params()
-    assert params["delta_2"] == pytest.approx(float(np.exp(loss.log_delta.numpy()[2])))
-    assert set(params) == {f"{p}_{k}" for p in ("l", "delta") for k in range(K)}
 
 
 def test_autobalance_val_objective_is_class_balanced():

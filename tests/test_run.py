@@ -129,7 +129,7 @@ def test_other_seed_gives_other_weights(cli, tmp_path):
 
 @pytest.mark.parametrize(
     ("loss", "prefixes"),
-    [("amrl", ("m_", "lambda_")), ("pgfl", ("alpha_", "pod_")), ("autobalance", ("l_", "delta_"))],
+    [("amrl", ("lambda_", "g_")), ("pgfl", ("alpha_", "pod_")), ("autobalance", ("l_", "delta_"))],
 )
 def test_learned_parameters_are_logged_and_change(cli, tmp_path, loss, prefixes):
     res = _run(cli, tmp_path, "--loss", loss, "--epochs", "3", "--patience", "0")
@@ -147,7 +147,7 @@ def test_learned_parameters_are_logged_and_change(cli, tmp_path, loss, prefixes)
         assert (lam >= 0).all() and (lam <= 10).all()
 
 
-def test_amrl_lambda_stays_in_bounds_under_a_large_learning_rate(cli, tmp_path):
+def test_amrl_lambda_stays_in_bounds_under_a_large_dual_step(cli, tmp_path):
     res = _run(
         cli,
         tmp_path,
@@ -157,22 +157,18 @@ def test_amrl_lambda_stays_in_bounds_under_a_large_learning_rate(cli, tmp_path):
         "3",
         "--patience",
         "0",
-        "--lr",
-        "0.5",
         "--param",
         "lambda_max=3",
         "--param",
-        "m_max=2",
+        "eta=50",
     )
-    run_dir = _only_run_dir(tmp_path)
-    hist = pd.read_csv(run_dir / "history.csv")
+    assert res.code == 0, res.err
+    hist = pd.read_csv(_only_run_dir(tmp_path) / "history.csv")
     lam = hist[[f"lambda_{k}" for k in range(10)]].to_numpy()
     m = hist[[f"m_{k}" for k in range(10)]].to_numpy()
-    finite = np.isfinite(lam)
-    assert finite.any()
-    assert (lam[finite] >= 0).all() and (lam[finite] <= 3 + 1e-6).all()
-    assert (np.abs(m[np.isfinite(m)]) <= 2 + 1e-6).all()
-    assert res.code in (0, 1)
+    assert np.isfinite(lam).all()
+    assert (lam >= 0).all() and (lam <= 3 + 1e-6).all()
+    assert (m == m[0]).all()  # the margins are fixed by the class counts
 
 
 def test_divergent_run_fails_cleanly(cli, tmp_path):

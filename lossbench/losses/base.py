@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from lossbench.errors import InputError
 
@@ -251,43 +251,60 @@ class Param:
 
 
 # ----------------------------------------------------------------------------------------------
-# numerically stable building blocks
+# numerically stable building blocks (keras.ops: any Keras 3 backend)
 
 
-def true_class_log_probs(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+def take(values: Any, labels: Any) -> Any:
+    """values[labels]: a per-class vector `(K,)` read at each sample's class `(batch,)`."""
+    return ops.take(values, labels, axis=0)
+
+
+def true_class_log_probs(labels: Any, logits: Any) -> Any:
     """log p_y = log softmax(z)_y per sample, from logits `(batch, K)` and indices `(batch,)`."""
-    return tf.gather(tf.nn.log_softmax(logits, axis=-1), labels, axis=-1, batch_dims=1)
+    log_p = ops.log_softmax(logits, axis=-1)
+    return ops.squeeze(ops.take_along_axis(log_p, labels[:, None], axis=-1), axis=-1)
 
 
-def log_true_and_rest(labels: tf.Tensor, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def log_true_and_rest(labels: Any, logits: Any) -> tuple[Any, Any]:
     """(log p_y, log(1 - p_y)) per sample, both stable for logits of any finite magnitude.
 
     log(1 - p_y) = logsumexp_{k != y} z_k - logsumexp_k z_k, so it never takes the log of a
     difference and its gradient stays finite when p_y rounds to 1. Their difference
     `log p_y - log(1 - p_y) = z_y - logsumexp_{k != y} z_k` is AMRL's score s.
     """
-    mask = tf.one_hot(labels, tf.shape(logits)[-1], on_value=True, off_value=False)
-    lse = tf.reduce_logsumexp(logits, axis=-1)
-    z_y = tf.reduce_sum(tf.where(mask, logits, tf.zeros_like(logits)), axis=-1)
-    neg_inf = tf.fill(tf.shape(logits), tf.constant(-np.inf, logits.dtype))
-    lse_rest = tf.reduce_logsumexp(tf.where(mask, neg_inf, logits), axis=-1)
+    mask = ops.one_hot(labels, ops.shape(logits)[-1], dtype="bool")
+    lse = ops.logsumexp(logits, axis=-1)
+    z_y = ops.sum(ops.where(mask, logits, ops.zeros_like(logits)), axis=-1)
+    neg_inf = ops.full_like(logits, -np.inf)
+    lse_rest = ops.logsumexp(ops.where(mask, neg_inf, logits), axis=-1)
     return z_y - lse, lse_rest - lse
 
 
-def labels_to_indices(y_true: Any, num_classes: int) -> tf.Tensor:
+def labels_to_indices(y_true: Any, num_classes: int) -> Any:
     """Class indices `(batch,)` int32 from integer labels `(batch,)` / `(batch, 1)` or one-hot.
 
     A rank-2 `y_true` whose last dimension is K is read as one-hot (argmax); one of last
     dimension 1 is squeezed.
     """
-    y = tf.convert_to_tensor(y_true)
-    if y.shape.rank == 2 and y.shape[-1] == num_classes:
-        return tf.argmax(y, axis=-1, output_type=tf.int32)
-    if y.shape.rank == 2:
-        y = tf.squeeze(y, axis=-1)
-    if not y.dtype.is_integer:
-        y = tf.round(y)
-    return tf.cast(y, tf.int32)
+    y = ops.convert_to_tensor(y_true)
+    if len(y.shape) == 2 and y.shape[-1] == num_classes:
+        return ops.cast(ops.argmax(y, axis=-1), "int32")
+    if len(y.shape) == 2:
+        y = ops.squeeze(y, axis=-1)
+    if "int" not in keras.backend.standardize_dtype(y.dtype):
+        y = ops.round(y)
+    return ops.cast(y, "int32")
+
+
+def balanced_cross_entropy(labels: Any, logits: Any, num_classes: int) -> Any:
+    """Mean over the classes present in `labels` of the per-class mean of -log p_y (a scalar)."""
+    ce = -true_class_log_probs(labels, logits)
+    onehot = ops.one_hot(labels, num_classes, dtype=ce.dtype)
+    sums = ops.sum(onehot * ce[:, None], axis=0)
+    counts = ops.sum(onehot, axis=0)
+    present = ops.cast(counts > 0, ce.dtype)
+    means = sums / ops.maximum(counts, 1.0)
+    return ops.sum(means * present) / ops.sum(present)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,14 +317,23 @@ class LossbenchLoss(keras.losses.Loss):
     Subclasses declare `NAME`, `FORMULA`, `SOURCE` and `PARAMS` (name -> `Param`), call
     `super().__init__(class_counts, name=..., reduction=..., dtype=..., **params)` and then build
     their per-class constants from `self.stats` (never inside `call`). `call` returns the
-    per-sample loss `(batch,)`; reduction is Keras' (default `sum_over_batch_size`).
+    per-sample loss `(batch,)` computed with `keras.ops` only; reduction is Keras' (default
+    `sum_over_batch_size`).
 
-    Training-loop hooks (no-ops here), used by `lossbench.train` and ignored by plain `fit`:
+    What the trainer and the evaluation read (defaults here):
 
-    * `loss_variables`: variables trained by the same optimizer step as the model (AMRL).
-    * `post_step()`: called after each optimizer step, inside the compiled step (AMRL clipping).
-    * `on_train_begin(epochs)`, `on_epoch_begin(epoch)` (0-based; LDAM-DRW),
-      `on_epoch_end(epoch, y_val, proba_val)` (PGFL, eager NumPy).
+    * `head`, `scale`: the model head the loss needs ("linear", 1; LDAM: "cosine", 30), built by
+      `lossbench.models.build_model(..., head=loss.head, scale=loss.scale)`.
+    * `posterior(logits)`: the class probabilities for calibration (softmax(z) by default).
+    * `selection_start(epochs)`: first epoch of the final training phase (0 by default).
+
+    Training-loop hooks (no-ops here), called by `lossbench.train` and, in a plain `model.fit`,
+    by the callbacks of `callbacks()`:
+
+    * `observe_batch(y_true, logits)`: each training batch's labels and logits, inside the
+      compiled step (AMRL's constraint estimate).
+    * `on_train_begin(epochs)`, `on_epoch_begin(epoch)` (0-based; LDAM-DRW, AMRL),
+      `on_epoch_end(epoch, y_val, proba_val)` (PGFL, AMRL; eager NumPy).
     * `learned_params()`: flat dict of floats logged per epoch.
     * `upper_variables` / `upper_lr` / `interval` / `val_objective`: AutoBalance's bi-level step
       (`upper_variables` is None and `val_objective` absent on the other losses).
@@ -317,8 +343,11 @@ class LossbenchLoss(keras.losses.Loss):
     FORMULA: ClassVar[str] = ""
     SOURCE: ClassVar[str] = ""
     PARAMS: ClassVar[dict[str, Param]] = {}
+    #: for `describe()`: the posterior calibration uses, and the model head by default
+    POSTERIOR: ClassVar[str] = "softmax(z)"
+    HEAD: ClassVar[str] = "linear"
 
-    upper_variables: list[tf.Variable] | None = None
+    upper_variables: list[keras.Variable] | None = None
     upper_lr: float | None = None
     interval: int | None = None
     #: the model head the loss needs (`lossbench.models.build_model(..., head=, scale=)`):
@@ -381,35 +410,55 @@ class LossbenchLoss(keras.losses.Loss):
 
     # ---- helpers for subclasses
 
-    def constant(self, values: np.ndarray | Sequence[float]) -> tf.Tensor:
+    def constant(self, values: np.ndarray | Sequence[float]) -> Any:
         """A per-class constant tensor in the loss's dtype (built once in `__init__`)."""
-        return tf.constant(np.asarray(values, dtype=np.float64), dtype=self.dtype)
+        return ops.convert_to_tensor(np.asarray(values, dtype=np.float64), dtype=self.dtype)
 
     def variable(
         self, values: np.ndarray | Sequence[float], name: str, trainable: bool = False
-    ) -> tf.Variable:
-        """A per-class `tf.Variable` in the loss's dtype (state read inside compiled steps)."""
-        return tf.Variable(
+    ) -> keras.Variable:
+        """A per-class `keras.Variable` in the loss's dtype (state read inside compiled steps)."""
+        return keras.Variable(
             np.asarray(values, dtype=np.float64).astype(self.dtype),
             trainable=trainable,
             name=f"{self.NAME}_{name}",
             dtype=self.dtype,
         )
 
-    def prepare(self, y_true: Any, logits: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    def prepare(self, y_true: Any, logits: Any) -> tuple[Any, Any]:
         """(class indices int32 `(batch,)`, logits in the loss's dtype `(batch, K)`)."""
-        logits = tf.cast(tf.convert_to_tensor(logits), self.dtype)
+        logits = ops.cast(ops.convert_to_tensor(logits), self.dtype)
         return labels_to_indices(y_true, self.num_classes), logits
+
+    def read(self, variable: keras.Variable, like: Any) -> Any:
+        """The current value of a state variable, in the dtype of `like`."""
+        return ops.cast(ops.convert_to_tensor(variable), like.dtype)
+
+    # ---- what the trainer and the evaluation read
+
+    def selection_start(self, epochs: int) -> int:
+        """0-based epoch from which the loss's final training phase is active (0 by default).
+
+        Model selection only considers epochs from here on, and early stopping does not end a run
+        before `selection_start + patience` epochs.
+        """
+        return 0
+
+    def posterior(self, logits: Any) -> Any:
+        """Class probabilities `(batch, K)` that this loss's training makes consistent with the
+        data's prior: softmax(z) unless a subclass says otherwise (calibration uses these;
+        decisions use argmax z)."""
+        return ops.softmax(ops.cast(logits, "float32"), axis=-1)
 
     # ---- training-loop hooks (no-ops by default)
 
     @property
-    def loss_variables(self) -> list[tf.Variable]:
-        """Variables trained with the model by the same optimizer step (none by default)."""
+    def state_variables(self) -> list[keras.Variable]:
+        """The variables the epoch hooks change (none by default)."""
         return []
 
-    def post_step(self) -> None:
-        """Called after each optimizer step inside the compiled train step (graph-safe)."""
+    def observe_batch(self, y_true: Any, logits: Any) -> None:
+        """Called with each training batch's labels and logits inside the compiled train step."""
         return None  # a body besides the docstring keeps AutoGraph from failing to convert it
 
     def on_train_begin(self, epochs: int) -> None:
@@ -425,26 +474,77 @@ class LossbenchLoss(keras.losses.Loss):
         """Current values of the learned/adapted parameters, flat and JSON-able."""
         return {}
 
-    def selection_start(self, epochs: int) -> int:
-        """0-based epoch from which the loss's final training phase is active (0 by default).
+    def callbacks(self, **data: Any) -> list[keras.callbacks.Callback]:
+        """The epoch hooks as Keras callbacks for a plain `model.fit` (none for static losses).
 
-        Model selection only considers epochs from here on, and early stopping does not end a run
-        before `selection_start + patience` epochs.
+        Adaptive losses return `[LossHooks(self, ...)]`; see their docstrings for the data they
+        need (PGFL: `validation_data=(x, y)`, AMRL: `train_data=(x, y)`).
         """
-        return 0
-
-    def posterior(self, logits: Any) -> Any:
-        """Class probabilities `(batch, K)` that this loss's training makes consistent with the
-        data's prior: softmax(z) unless a subclass says otherwise (calibration uses these;
-        decisions use argmax z)."""
-        return keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
+        return []
 
 
-def balanced_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, num_classes: int) -> tf.Tensor:
-    """Mean over the classes present in `labels` of the per-class mean of -log p_y (a scalar)."""
-    ce = -true_class_log_probs(labels, logits)
-    sums = tf.math.unsorted_segment_sum(ce, labels, num_classes)
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(ce), labels, num_classes)
-    present = counts > 0
-    means = tf.where(present, sums / tf.maximum(counts, 1), tf.zeros_like(sums))
-    return tf.reduce_sum(means) / tf.reduce_sum(tf.cast(present, means.dtype))
+class LossHooks(keras.callbacks.Callback):
+    """Runs a lossbench loss's epoch hooks in a plain `model.fit` (any Keras 3 backend).
+
+    on_train_begin -> `loss.on_train_begin(epochs)`; on_epoch_begin -> `loss.on_epoch_begin`;
+    on_epoch_end -> (with `train_data`) `loss.observe_batch` over the training data's logits,
+    then `loss.on_epoch_end(epoch, y_val, softmax(logits_val))` (with `validation_data`, else
+    None, None). Under JAX, whose compiled step holds the loss's state as constants, the train
+    and test functions are rebuilt whenever a hook changed that state.
+
+    Args:
+        loss: the lossbench loss.
+        validation_data: (x, y) for hooks that read validation predictions (PGFL).
+        train_data: (x, y) for hooks that need training-set statistics (AMRL).
+        batch_size: prediction batch size.
+    """
+
+    def __init__(
+        self,
+        loss: LossbenchLoss,
+        validation_data: tuple[Any, Any] | None = None,
+        train_data: tuple[Any, Any] | None = None,
+        batch_size: int = 1024,
+    ) -> None:
+        super().__init__()
+        self.loss = loss
+        self.validation_data = validation_data
+        self.train_data = train_data
+        self.batch_size = batch_size
+
+    def _snapshot(self) -> list[np.ndarray]:
+        return [np.array(ops.convert_to_numpy(v)) for v in self.loss.state_variables]
+
+    def _sync(self, before: list[np.ndarray]) -> None:
+        changed = any(
+            not np.array_equal(a, b) for a, b in zip(before, self._snapshot(), strict=True)
+        )
+        if changed and keras.backend.backend() == "jax":
+            self.model.make_train_function(force=True)
+            self.model.make_test_function(force=True)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        before = self._snapshot()
+        self.loss.on_train_begin(int(self.params.get("epochs") or 1))
+        self._sync(before)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        before = self._snapshot()
+        self.loss.on_epoch_begin(epoch)
+        self._sync(before)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        before = self._snapshot()
+        if self.train_data is not None:
+            x, y = self.train_data
+            logits = self.model.predict(x, batch_size=self.batch_size, verbose=0)
+            self.loss.observe_batch(y, logits)
+        y_val = proba = None
+        if self.validation_data is not None:
+            x_val, y_val = self.validation_data
+            logits = np.asarray(self.model.predict(x_val, batch_size=self.batch_size, verbose=0))
+            z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+            proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+            y_val = np.asarray(y_val)
+        self.loss.on_epoch_end(epoch, y_val, proba)
+        self._sync(before)

@@ -7,19 +7,18 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from lossbench.losses.base import LossbenchLoss, Param, true_class_log_probs
+from lossbench.losses.base import LossbenchLoss, Param, take, true_class_log_probs
 
 
-def ce_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+def ce_loss(labels: Any, logits: Any) -> Any:
     """Per-sample cross-entropy -log softmax(z)_y from class indices and logits."""
     return -true_class_log_probs(labels, logits)
 
 
-def weighted_ce_loss(labels: tf.Tensor, logits: tf.Tensor, class_weights: tf.Tensor) -> tf.Tensor:
+def weighted_ce_loss(labels: Any, logits: Any, class_weights: Any) -> Any:
     """Per-sample weighted cross-entropy -w_y log softmax(z)_y."""
-    return -tf.gather(class_weights, labels) * true_class_log_probs(labels, logits)
+    return -take(class_weights, labels) * true_class_log_probs(labels, logits)
 
 
 @keras.saving.register_keras_serializable(package="lossbench")
@@ -58,7 +57,7 @@ class CrossEntropy(LossbenchLoss):
     ) -> None:
         super().__init__(class_counts, name=name, reduction=reduction, dtype=dtype)
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         return ce_loss(labels, logits)
 
@@ -144,6 +143,6 @@ class WeightedCrossEntropy(LossbenchLoss):
             class_weights_by_scheme(self.stats, self.params["weights"], self.params["beta"])
         )
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         return weighted_ce_loss(labels, logits, self.class_weights)

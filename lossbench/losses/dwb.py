@@ -7,26 +7,26 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from lossbench.losses.base import LossbenchLoss, Param, true_class_log_probs
+from lossbench.losses.base import LossbenchLoss, Param, take, true_class_log_probs
 
 
 def dwb_loss(
-    labels: tf.Tensor,
-    logits: tf.Tensor,
-    class_weights: tf.Tensor,
-    reg_weight: float | tf.Tensor = 1.0,
-) -> tf.Tensor:
+    labels: Any,
+    logits: Any,
+    class_weights: Any,
+    reg_weight: float | Any = 1.0,
+) -> Any:
     """Per-sample DWB loss -w_y^(1 - p_y) log p_y - reg_weight * p_y (1 - p_y).
 
     w^(1 - p) is computed as exp((1 - p) log w) and 1 - p as -expm1(log p).
     """
     log_p = true_class_log_probs(labels, logits)
-    p = tf.exp(log_p)
-    one_minus_p = -tf.math.expm1(log_p)
-    log_w = tf.math.log(tf.gather(class_weights, labels))
-    return -tf.exp(one_minus_p * log_w) * log_p - reg_weight * p * one_minus_p
+    p = ops.exp(log_p)
+    one_minus_p = -ops.expm1(log_p)
+    log_w = ops.log(take(class_weights, labels))
+    return -ops.exp(one_minus_p * log_w) * log_p - reg_weight * p * one_minus_p
 
 
 @keras.saving.register_keras_serializable(package="lossbench")
@@ -82,6 +82,6 @@ class DWBLoss(LossbenchLoss):
         )
         self.class_weights = self.constant(self.stats.dwb_weights())
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         return dwb_loss(labels, logits, self.class_weights, self.params["reg_weight"])

@@ -7,22 +7,26 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from lossbench.errors import InputError
-from lossbench.losses.base import LossbenchLoss, Param, log_true_and_rest, true_class_log_probs
+from lossbench.losses.base import (
+    LossbenchLoss,
+    Param,
+    log_true_and_rest,
+    take,
+    true_class_log_probs,
+)
 
 
-def focal_loss(
-    labels: tf.Tensor, logits: tf.Tensor, alpha: tf.Tensor, gamma: float | tf.Tensor
-) -> tf.Tensor:
+def focal_loss(labels: Any, logits: Any, alpha: Any, gamma: float | Any) -> Any:
     """Per-sample focal loss -alpha_y (1 - p_y)^gamma log p_y.
 
     (1 - p_y)^gamma is computed as exp(gamma * log(1 - p_y)) with the stable log(1 - p_y) of
     `log_true_and_rest`, so value and gradient stay finite when p_y rounds to 0 or 1.
     """
     log_p, log_rest = log_true_and_rest(labels, logits)
-    return -tf.gather(alpha, labels) * tf.exp(gamma * log_rest) * log_p
+    return -take(alpha, labels) * ops.exp(gamma * log_rest) * log_p
 
 
 def focal_alpha(stats: Any, alpha: float | list[float] | None) -> np.ndarray:
@@ -47,7 +51,8 @@ class FocalLoss(LossbenchLoss):
     loss(z, y) = -alpha_y (1 - p_y)^gamma log p_y
     ```
 
-    Source: Lin et al. 2017, "Focal Loss for Dense Object Detection".
+    Source: Lin et al. 2017, "Focal Loss for Dense Object Detection" (written there for
+    sigmoid outputs; this is its softmax form, as in Cui et al. 2019's multi-class use).
     Defaults: gamma = 2, alpha_k = 1 (alpha unset). gamma = 0 with alpha_k = 1 is `ce`.
 
     Args:
@@ -100,7 +105,7 @@ class FocalLoss(LossbenchLoss):
             )
         self.alpha = self.constant(focal_alpha(self.stats, a))
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         return focal_loss(labels, logits, self.alpha, self.params["gamma"])
 
@@ -115,7 +120,11 @@ class ClassBalancedLoss(LossbenchLoss):
     base = -log p_y (base="ce")  or  -(1 - p_y)^gamma log p_y (base="focal")
     ```
 
-    Source: Cui et al. 2019, "Class-Balanced Loss Based on Effective Number of Samples".
+    Source: Cui et al. 2019, "Class-Balanced Loss Based on Effective Number of Samples"; the
+    authors' code github.com/richardaecn/class-balanced-loss (`src/cifar_main.py`). With
+    base="focal" this is the *softmax* focal loss -(1 - p_y)^gamma log p_y; the authors'
+    official focal variant is the sigmoid one (a per-class binary focal loss on sigmoid(z_k)),
+    which lossbench does not implement because every other loss here is a softmax loss.
     Defaults: beta = 0.999, base = "ce", gamma = 2 (focal base only). beta -> 0 gives `ce`.
 
     Args:
@@ -135,7 +144,10 @@ class ClassBalancedLoss(LossbenchLoss):
 
     NAME = "cb"
     FORMULA = "w_y * base, w_k = (1 - beta) / (1 - beta^n_k) normalised to sum K; base = ce|focal"
-    SOURCE = "Cui et al. 2019, Class-Balanced Loss Based on Effective Number of Samples"
+    SOURCE = (
+        "Cui et al. 2019, Class-Balanced Loss; authors' code richardaecn/class-balanced-loss "
+        "(base=focal here is the softmax focal loss, theirs the sigmoid one)"
+    )
     PARAMS = {
         "beta": Param(0.999, "effective-number beta", low=0.0, high=1.0, high_open=True),
         "base": Param("ce", "base loss", scalar=False, choices=("ce", "focal")),
@@ -163,8 +175,8 @@ class ClassBalancedLoss(LossbenchLoss):
         )
         self.class_weights = self.constant(self.stats.effective_weights(self.params["beta"]))
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         if self.params["base"] == "focal":
             return focal_loss(labels, logits, self.class_weights, self.params["gamma"])
-        return -tf.gather(self.class_weights, labels) * true_class_log_probs(labels, logits)
+        return -take(self.class_weights, labels) * true_class_log_probs(labels, logits)

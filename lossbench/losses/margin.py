@@ -7,53 +7,53 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from lossbench.losses.base import (
     LossbenchLoss,
+    LossHooks,
     Param,
     balanced_cross_entropy,
+    take,
     true_class_log_probs,
 )
 
 
-def logit_adjusted_loss(labels: tf.Tensor, logits: tf.Tensor, offsets: tf.Tensor) -> tf.Tensor:
+def logit_adjusted_loss(labels: Any, logits: Any, offsets: Any) -> Any:
     """Per-sample -log softmax(z + offsets)_y (offsets = tau log pi)."""
     return -true_class_log_probs(labels, logits + offsets)
 
 
 def ldam_loss(
-    labels: tf.Tensor,
-    logits: tf.Tensor,
-    margins: tf.Tensor,
-    class_weights: tf.Tensor,
+    labels: Any,
+    logits: Any,
+    margins: Any,
+    class_weights: Any,
     scale: float = 1.0,
-) -> tf.Tensor:
+) -> Any:
     """Per-sample w_y l_i / mean_batch(w), l_i = -log softmax(z - s Delta_y e_y)_y.
 
     `z` are the model's logits (s * cos for the cosine head); the batch mean of the result is
     the weighted mean sum(w l) / sum(w).
     """
     shift = (
-        tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
-        * tf.gather(margins, labels)[:, None]
+        ops.one_hot(labels, ops.shape(logits)[-1], dtype=logits.dtype)
+        * take(margins, labels)[:, None]
     )
     log_p = true_class_log_probs(labels, logits - scale * shift)
-    w = tf.gather(class_weights, labels)
-    return -w * log_p / tf.reduce_mean(w)
+    w = take(class_weights, labels)
+    return -w * log_p / ops.mean(w)
 
 
 def vs_loss(
-    labels: tf.Tensor,
-    logits: tf.Tensor,
-    scales: tf.Tensor,
-    offsets: tf.Tensor,
-    class_weights: tf.Tensor,
-) -> tf.Tensor:
+    labels: Any,
+    logits: Any,
+    scales: Any,
+    offsets: Any,
+    class_weights: Any,
+) -> Any:
     """Per-sample VS loss -w_y log softmax(Delta * z + l)_y."""
-    return -tf.gather(class_weights, labels) * true_class_log_probs(
-        labels, logits * scales + offsets
-    )
+    return -take(class_weights, labels) * true_class_log_probs(labels, logits * scales + offsets)
 
 
 @keras.saving.register_keras_serializable(package="lossbench")
@@ -64,8 +64,12 @@ class LogitAdjustedLoss(LossbenchLoss):
     loss(z, y) = -log softmax(z + tau log pi)_y,   pi_k = n_k / n
     ```
 
-    Source: Menon et al. 2021, "Long-tail learning via logit adjustment"; Ren et al. 2020,
-    "Balanced Meta-Softmax". Default tau = 1; tau = 0 is `ce`.
+    The posterior is softmax(z + tau log pi) (the training prior's); argmax z is the balanced
+    decision the loss is designed for.
+
+    Source: Menon et al. 2021, "Long-tail learning via logit adjustment"; the authors' code
+    github.com/google-research/google-research `logit_adjustment/main.py` (mode "loss",
+    tau = 1.0); Ren et al. 2020, "Balanced Meta-Softmax". Default tau = 1; tau = 0 is `ce`.
 
     Args:
         class_counts: training samples per class, n_k.
@@ -81,8 +85,12 @@ class LogitAdjustedLoss(LossbenchLoss):
     """
 
     NAME = "la"
+    POSTERIOR = "softmax(z + tau log pi)"
     FORMULA = "-log softmax(z + tau log pi)_y"
-    SOURCE = "Menon et al. 2021 (logit adjustment); Ren et al. 2020 (Balanced Softmax, tau = 1)"
+    SOURCE = (
+        "Menon et al. 2021 (logit adjustment), authors' code google-research/google-research "
+        "logit_adjustment/main.py; Ren et al. 2020 (Balanced Softmax, tau = 1)"
+    )
     PARAMS = {"tau": Param(1.0, "prior offset temperature")}
 
     def __init__(
@@ -96,7 +104,7 @@ class LogitAdjustedLoss(LossbenchLoss):
         super().__init__(class_counts, name=name, reduction=reduction, dtype=dtype, tau=tau)
         self.offsets = self.constant(self.params["tau"] * self.stats.log_priors())
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         return logit_adjusted_loss(labels, logits, self.offsets)
 
@@ -157,6 +165,8 @@ class LDAMLoss(LossbenchLoss):
     """
 
     NAME = "ldam"
+    POSTERIOR = "softmax(z), z = s cos"
+    HEAD = "cosine, s = 30 (head=linear: plain logits, s = 1)"
     FORMULA = (
         "-w_y log softmax(s (cos - Delta_y e_y))_y with a cosine head, s = 30, Delta_k = C / "
         "n_k^(1/4), max Delta = 0.5; DRW: w = cb weights (beta = 0.9999) after 80% of the "
@@ -238,6 +248,15 @@ class LDAMLoss(LossbenchLoss):
         if self._epochs is not None:
             self.set_drw(epoch >= self.drw_epoch(self._epochs))
 
+    @property
+    def state_variables(self) -> list[keras.Variable]:
+        """[the DRW class weights]."""
+        return [self.class_weights]
+
+    def callbacks(self, **_: Any) -> list[keras.callbacks.Callback]:
+        """`[LossHooks]` switching the DRW weights on in a plain `model.fit` (none without DRW)."""
+        return [LossHooks(self)] if self.params["drw"] else []
+
     def learned_params(self) -> dict[str, float]:
         """{"drw": 1.0 while the DRW weights are in use, else 0.0}."""
         return {"drw": float(self.drw_active)}
@@ -245,13 +264,13 @@ class LDAMLoss(LossbenchLoss):
     def state_config(self) -> dict[str, Any]:
         return {"drw_active": self.drw_active, "s": self.scale}
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         return ldam_loss(
             labels,
             logits,
             self.margins,
-            tf.cast(self.class_weights, logits.dtype),
+            self.read(self.class_weights, logits),
             self.scale,
         )
 
@@ -265,7 +284,7 @@ def _vs_weights(stats: Any, weights: str | list[float]) -> np.ndarray:
 
 
 _VS_PARAMS = {
-    "gamma": Param(0.2, "exponent of the multiplicative scale", low=0.0),
+    "gamma": Param(0.3, "exponent of the multiplicative scale", low=0.0),
     "tau": Param(1.0, "temperature of the additive prior offset"),
     "weights": Param(
         "none",
@@ -288,9 +307,15 @@ class VSLoss(LossbenchLoss):
     Delta_k = (n_k / n_max)^gamma,   l_k = tau log pi_k
     ```
 
+    The posterior is softmax(Delta * z + l).
+
     Source: Kini et al. 2021, "Label-Imbalanced and Group-Sensitive Classification under
-    Overparameterization"; the parametric loss of the AutoBalance seed. Defaults: gamma = 0.2,
-    tau = 1, w = 1. gamma = 0 and tau = 0 is `ce`.
+    Overparameterization"; the authors' code github.com/orparask/VS-Loss,
+    `class_imbalance/losses.py` (VSLoss: x / Delta'_k + iota_k with Delta'_k = (n_max/n_k)^gamma,
+    i.e. our Delta_k = (n_k/n_max)^gamma) and `class_imbalance/train.py` (defaults --gamma 0.3,
+    --tau 1.0). Also the parametric loss of the AutoBalance seed. Defaults: gamma = 0.3 (the
+    authors' default; the AutoBalance seed used 0.2), tau = 1, w = 1. gamma = 0 and tau = 0 is
+    `ce`.
 
     Args:
         class_counts: training samples per class, n_k.
@@ -302,20 +327,24 @@ class VSLoss(LossbenchLoss):
     Example:
 
     ```python
-    loss = VSLoss(class_counts=[900, 100, 10], gamma=0.2, tau=1.0)
+    loss = VSLoss(class_counts=[900, 100, 10], gamma=0.3, tau=1.0)
     loss([0, 2], [[2.0, -1.0, 0.0], [0.5, 0.3, 0.1]])
     ```
     """
 
     NAME = "vs"
+    POSTERIOR = "softmax(Delta z + l)"
     FORMULA = "-w_y log softmax(Delta * z + l)_y, Delta_k = (n_k / n_max)^gamma, l_k = tau log pi_k"
-    SOURCE = "Kini et al. 2021 (VS loss); parametric loss of the AutoBalance seed"
+    SOURCE = (
+        "Kini et al. 2021 (VS loss); authors' code orparask/VS-Loss class_imbalance/losses.py "
+        "(VSLoss), defaults from class_imbalance/train.py (gamma 0.3, tau 1)"
+    )
     PARAMS = _VS_PARAMS
 
     def __init__(
         self,
         class_counts: Sequence[int] | np.ndarray,
-        gamma: float = 0.2,
+        gamma: float = 0.3,
         tau: float = 1.0,
         weights: str | list[float] = "none",
         name: str | None = None,
@@ -336,7 +365,7 @@ class VSLoss(LossbenchLoss):
         self.offsets = self.constant(p["tau"] * self.stats.log_priors())
         self.class_weights = self.constant(_vs_weights(self.stats, p["weights"]))
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         return vs_loss(labels, logits, self.scales, self.offsets, self.class_weights)
 
@@ -354,19 +383,31 @@ class AutoBalanceLoss(LossbenchLoss):
     ```
     loss(z, y) = -w_y log softmax(Delta * z + l)_y,   Delta = exp(log_delta)
     init: Delta_k = (n_k / n_max)^gamma, l_k = tau log pi_k   (the `vs` defaults)
-    upper step (every `interval` steps, done by lossbench.train):
-        theta' = theta - lr * grad_theta L_train(theta; l, Delta)
-        (l, log_delta) <- Adam(upper_lr) step on grad_(l, log_delta) CE_bal(val batch; theta')
+    upper data: a stratified 20% of the training split (fixed per seed); the model trains on
+        the other 80%
+    after a warm-up of int(warmup * epochs) epochs, every `interval` steps, for k = `pairs`
+    (training batch, stratified upper batch) pairs:
+        theta' = the real Adam step on the training batch (clipped gradient, current moments)
+        h_i    = grad_(l, log_delta) CE_bal(upper batch; theta')
+    (l, log_delta) <- Adam(upper_lr) step on mean_i h_i
     CE_bal = mean over the classes present of their mean cross-entropy  (`val_objective`)
     ```
 
-    `upper_variables` is `[l, log_delta]` (Delta stays positive); `upper_gradients` in this
-    module computes the upper gradient with nested tapes and `model.stateless_call`. Under a
-    plain `model.fit` this is the VS loss at its initial (l, Delta).
+    The upper step is `lossbench.train.autobalance_hypergradient` (TensorFlow tapes), used by
+    the trainer and by the tests; under a plain `model.fit` this is the VS loss at its current
+    (l, Delta). `upper_variables` is `[l, log_delta]` (Delta stays positive); the posterior is
+    softmax(Delta * z + l) with the learned values.
 
-    Source: Li et al. 2022, "AutoBalance: Optimized Loss Functions for Imbalanced Data" (seed).
-    Defaults: gamma = 0.2, tau = 1, w = 1, upper_lr = 1e-2, interval unset (the loop uses 10% of
-    an epoch's steps).
+    Source: Li et al. 2022, "AutoBalance: Optimized Loss Functions for Imbalanced Data"; the
+    authors' code github.com/ucr-optml/AutoBalance (`loss_search.py`, `core/trainer.py`
+    train_epoch, `core/utils.py` loss_adjust_cross_entropy). Differences: the authors compute
+    the hypergradient by implicit differentiation with a Neumann-series inverse-Hessian
+    approximation and SGD; lossbench differentiates through the one real Adam step (SPEC 4.3),
+    which is exact for that step and cheap on tabular models. Like the authors, the upper
+    level uses data carved from the training split, never the validation split that model
+    selection uses.
+    Defaults: gamma = 0.3, tau = 1, w = 1 (the `vs` defaults), upper_lr = 1e-2, pairs = 4,
+    warmup = 0.2, interval unset (10% of an epoch's steps).
 
     Args:
         class_counts: training samples per class, n_k.
@@ -375,23 +416,31 @@ class AutoBalanceLoss(LossbenchLoss):
         delta: current scales, a list of K positive numbers (unset: (n_k / n_max)^gamma).
         upper_lr: Adam learning rate of the upper step, > 0.
         interval: training steps between upper steps, an integer >= 1 (unset: 10% of an epoch).
+        pairs: batch pairs averaged per upper step, an integer >= 1.
+        warmup: fraction of the epochs before the first upper step, in [0, 1].
         name, reduction, dtype: as for `keras.losses.Loss`.
 
     Example:
 
     ```python
     loss = AutoBalanceLoss(class_counts=[900, 100, 10])
-    val_loss, grads = upper_gradients(model, loss, x_tr, y_tr, x_val, y_val, inner_lr=1e-3)
+    value, grads = lossbench.train.autobalance_hypergradient(
+        model, loss, optimizer, x_tr, y_tr, x_up, y_up, clipnorm=1.0)
     keras.optimizers.Adam(loss.upper_lr).apply_gradients(zip(grads, loss.upper_variables))
     ```
     """
 
     NAME = "autobalance"
+    POSTERIOR = "softmax(Delta z + l), learned Delta and l"
     FORMULA = (
-        "-w_y log softmax(Delta * z + l)_y with (l, log Delta) learned on the validation split "
-        "by bi-level optimisation; initialised from vs"
+        "-w_y log softmax(Delta * z + l)_y with (l, log Delta) learned by bi-level optimisation "
+        "on a stratified 20% of the training split (never the validation split): Adam look-ahead "
+        "hypergradient averaged over 4 batch pairs, after a 20% warm-up; initialised from vs"
     )
-    SOURCE = "Li et al. 2022, AutoBalance (seed)"
+    SOURCE = (
+        "Li et al. 2022, AutoBalance; authors' code ucr-optml/AutoBalance loss_search.py, "
+        "core/trainer.py (their hypergradient: implicit differentiation, Neumann series)"
+    )
     PARAMS = {
         **_VS_PARAMS,
         "l": Param(None, "current offsets", scalar=False, per_class=True, nullable=True),
@@ -406,19 +455,21 @@ class AutoBalanceLoss(LossbenchLoss):
         ),
         "upper_lr": Param(1e-2, "Adam learning rate of the upper step", low=0.0, low_open=True),
         "interval": Param(None, "steps between upper steps", nullable=True, integer=True, low=1),
+        "pairs": Param(4, "batch pairs averaged per upper step", integer=True, low=1),
         "warmup": Param(0.2, "fraction of epochs before the first upper step", low=0.0, high=1.0),
     }
 
     def __init__(
         self,
         class_counts: Sequence[int] | np.ndarray,
-        gamma: float = 0.2,
+        gamma: float = 0.3,
         tau: float = 1.0,
         weights: str | list[float] = "none",
         l: list[float] | None = None,  # noqa: E741 (the paper's name)
         delta: list[float] | None = None,
         upper_lr: float = 1e-2,
         interval: int | None = None,
+        pairs: int = 4,
         warmup: float = 0.2,
         name: str | None = None,
         reduction: str | None = "sum_over_batch_size",
@@ -436,6 +487,7 @@ class AutoBalanceLoss(LossbenchLoss):
             delta=delta,
             upper_lr=upper_lr,
             interval=interval,
+            pairs=pairs,
             warmup=warmup,
         )
         p = self.params
@@ -447,32 +499,40 @@ class AutoBalanceLoss(LossbenchLoss):
         self.upper_variables = [self.l, self.log_delta]
         self.upper_lr = p["upper_lr"]
         self.interval = p["interval"]
+        self.upper_pairs = p["pairs"]
 
-    def val_objective(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def val_objective(self, y_true: Any, logits: Any) -> Any:
         """Class-balanced validation CE: mean over the classes present of their mean -log p_y."""
         labels, logits = self.prepare(y_true, logits)
         return balanced_cross_entropy(labels, logits, self.num_classes)
 
     def learned_params(self) -> dict[str, float]:
         """l_<k> and delta_<k> (= exp(log_delta_k)) for every class k."""
-        out = {f"l_{k}": float(v) for k, v in enumerate(self.l.numpy())}
-        out.update({f"delta_{k}": float(v) for k, v in enumerate(np.exp(self.log_delta.numpy()))})
+        out = {f"l_{k}": float(v) for k, v in enumerate(ops.convert_to_numpy(self.l))}
+        out.update(
+            {
+                f"delta_{k}": float(v)
+                for k, v in enumerate(np.exp(ops.convert_to_numpy(self.log_delta)))
+            }
+        )
         return out
 
     def state_config(self) -> dict[str, Any]:
         """The current (l, Delta), so a saved model reloads with the learned values."""
         return {
-            "l": [float(v) for v in self.l.numpy()],
-            "delta": [float(v) for v in np.exp(self.log_delta.numpy().astype(np.float64))],
+            "l": [float(v) for v in ops.convert_to_numpy(self.l)],
+            "delta": [
+                float(v) for v in np.exp(ops.convert_to_numpy(self.log_delta).astype(np.float64))
+            ],
         }
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         return vs_loss(
             labels,
             logits,
-            tf.exp(tf.cast(self.log_delta, logits.dtype)),
-            tf.cast(self.l, logits.dtype),
+            ops.exp(self.read(self.log_delta, logits)),
+            self.read(self.l, logits),
             self.class_weights,
         )
 
@@ -485,40 +545,3 @@ class AutoBalanceLoss(LossbenchLoss):
     def selection_start(self, epochs: int) -> int:
         """The end of the warm-up: the first epoch with upper steps, int(warmup * epochs)."""
         return int(self.params["warmup"] * epochs)
-
-
-def upper_gradients(
-    model: keras.Model,
-    loss: AutoBalanceLoss,
-    x_train: Any,
-    y_train: Any,
-    x_val: Any,
-    y_val: Any,
-    inner_lr: float,
-) -> tuple[tf.Tensor, list[tf.Tensor]]:
-    """AutoBalance's upper-level gradient at the one-step look-ahead weights (SPEC 4.3).
-
-    ```
-    theta' = theta - inner_lr * grad_theta loss(y_train, model(x_train; theta))
-    returns (CE_bal(y_val, model(x_val; theta')), grad_(l, log_delta) of that value)
-    ```
-
-    Two nested `GradientTape`s: the inner one gives grad_theta as a function of (l, log_delta),
-    the outer one differentiates the validation objective through theta' (evaluated with
-    `model.stateless_call`, so the model's own weights are not touched). Graph-safe: may be
-    wrapped in `tf.function`. Apply the gradients with an Adam of learning rate `loss.upper_lr`
-    to `loss.upper_variables`.
-    """
-    theta = model.trainable_variables
-    non_trainable = [v.value for v in model.non_trainable_variables]
-    with tf.GradientTape() as outer:
-        with tf.GradientTape() as inner:
-            train_value = loss(y_train, model(x_train, training=True))
-        grads = inner.gradient(train_value, theta)
-        lookahead = [
-            v.value if g is None else v.value - inner_lr * g
-            for v, g in zip(theta, grads, strict=True)
-        ]
-        val_logits, _ = model.stateless_call(lookahead, non_trainable, x_val, training=False)
-        val_value = loss.val_objective(y_val, val_logits)
-    return val_value, outer.gradient(val_value, loss.upper_variables)

@@ -7,9 +7,9 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from lossbench.losses.base import LossbenchLoss, Param
+from lossbench.losses.base import LossbenchLoss, LossHooks, Param
 from lossbench.losses.focal import focal_loss
 
 
@@ -40,10 +40,11 @@ class PGFLoss(LossbenchLoss):
     ```
 
     Classes the model misses gain weight, detected classes lose it, and the mean of alpha stays
-    1. alpha is a `tf.Variable` read by the compiled step; `on_epoch_end` updates it (eager,
+    1. alpha is a `keras.Variable` read by the compiled step; `on_epoch_end` updates it (eager,
     NumPy in). POD and MC (the notebook's MC0/MC1) are tracked for the history only; before the
-    first update they read 0. Under a plain `model.fit` (no hooks) this is focal loss with the
-    initial alpha.
+    first update they read 0. In a plain `model.fit` pass
+    `callbacks=loss.callbacks(validation_data=(x_val, y_val))`; without it this is focal loss
+    with the initial alpha.
 
     Source: the seed notebook's PGFLossTF and its description (SPEC 4.2).
     Defaults: gamma = 2, eta = 1, alpha_k = 1, mc_momentum = 0.9.
@@ -116,7 +117,7 @@ class PGFLoss(LossbenchLoss):
         support = np.bincount(y, minlength=k)
         hits = np.bincount(y[correct], minlength=k)
         pod = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
-        alpha = self.alpha.numpy().astype(np.float64)
+        alpha = ops.convert_to_numpy(self.alpha).astype(np.float64)
         self.alpha.assign(pgfl_alpha_update(alpha, pod, self.params["eta"]).astype(self.dtype))
         self.pod = np.where(support > 0, pod, self.pod)
 
@@ -130,15 +131,32 @@ class PGFLoss(LossbenchLoss):
 
     def learned_params(self) -> dict[str, float]:
         """alpha_<k>, pod_<k> and mc_<k> for every class k."""
-        out = {f"alpha_{k}": float(v) for k, v in enumerate(self.alpha.numpy())}
+        out = {f"alpha_{k}": float(v) for k, v in enumerate(ops.convert_to_numpy(self.alpha))}
         out.update({f"pod_{k}": float(v) for k, v in enumerate(self.pod)})
         out.update({f"mc_{k}": float(v) for k, v in enumerate(self.mc)})
         return out
 
     def state_config(self) -> dict[str, Any]:
         """The current alpha, so a saved model reloads with the adapted weights."""
-        return {"alpha": [float(v) for v in self.alpha.numpy()]}
+        return {"alpha": [float(v) for v in ops.convert_to_numpy(self.alpha)]}
 
-    def call(self, y_true: Any, logits: Any) -> tf.Tensor:
+    @property
+    def state_variables(self) -> list[keras.Variable]:
+        """[alpha]."""
+        return [self.alpha]
+
+    def callbacks(
+        self, validation_data: tuple[Any, Any] | None = None, **_: Any
+    ) -> list[keras.callbacks.Callback]:
+        """`[LossHooks]` running the alpha update in a plain `model.fit`.
+
+        Args:
+            validation_data: (x_val, y_val) whose recall drives the update (required).
+        """
+        if validation_data is None:
+            raise ValueError("pgfl.callbacks: pass validation_data=(x_val, y_val)")
+        return [LossHooks(self, validation_data=validation_data)]
+
+    def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
-        return focal_loss(labels, logits, tf.cast(self.alpha, logits.dtype), self.params["gamma"])
+        return focal_loss(labels, logits, self.read(self.alpha, logits), self.params["gamma"])

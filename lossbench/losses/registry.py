@@ -60,13 +60,17 @@ def get(name: str, class_counts: Sequence[int] | np.ndarray, **params: Any) -> L
 
 
 def describe() -> list[dict[str, Any]]:
-    """One dict per loss: name, formula, defaults, source, and params (allowed values)."""
+    """One dict per loss: name, formula, defaults, source (with what differs from the authors'
+    code and why), posterior (what calibration uses; decisions are argmax z), head, and params
+    (allowed values)."""
     return [
         {
             "name": name,
             "formula": cls.FORMULA,
             "defaults": {k: p.default for k, p in cls.PARAMS.items()},
             "source": cls.SOURCE,
+            "posterior": cls.POSTERIOR,
+            "head": cls.HEAD,
             "params": {k: p.allowed() for k, p in cls.PARAMS.items()},
         }
         for name, cls in LOSSES.items()

@@ -25,6 +25,9 @@ def brier_score(y_true: np.ndarray, proba: np.ndarray) -> float:
         y_true: integer labels, shape (n,).
         proba: class probabilities, shape (n, K).
 
+    For K = 2 this is twice scikit-learn's `brier_score_loss`, which scores only the positive
+    class's probability: both classes' squared errors are equal and both are summed here.
+
     Returns:
         The score in [0, 2]; 0 for perfect confident predictions.
     """
