@@ -297,26 +297,18 @@ class Trainer:
         return self.loss.call(y, logits)
 
     def _upper_step_impl(self, x_tr, y_tr, x_up, y_up) -> tf.Tensor:
-        """AutoBalance (SPEC 4.3): the hypergradient averaged over the k batch pairs stacked on
-        axis 0 of the arguments, then one Adam step on (l, log Delta)."""
-        pairs = int(x_tr.shape[0])
-        total, values = None, []
-        for i in range(pairs):
-            value, grads = autobalance_hypergradient(
-                self.model,
-                self.loss,
-                self.optimizer,
-                x_tr[i],
-                y_tr[i],
-                x_up[i],
-                y_up[i],
-                clipnorm=self.opts.clipnorm,
-            )
-            total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
-            values.append(value)
-        mean = [g / pairs for g in total]
-        self.upper_optimizer.apply_gradients(zip(mean, self.upper_vars, strict=True))
-        return tf.add_n(values) / pairs
+        """AutoBalance (SPEC 4.3): `autobalance_upper_step` on the k stacked batch pairs."""
+        return autobalance_upper_step(
+            self.model,
+            self.loss,
+            self.optimizer,
+            self.upper_optimizer,
+            x_tr,
+            y_tr,
+            x_up,
+            y_up,
+            clipnorm=self.opts.clipnorm,
+        )
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -343,18 +335,6 @@ class Trainer:
             )
         return np.concatenate(out) if out else np.zeros(0)
 
-    def _balanced_val_batch(
-        self, rng: np.random.Generator, y_val: np.ndarray, size: int
-    ) -> np.ndarray:
-        """Indices of a class-stratified validation batch: up to size/K rows of every class."""
-        per_class = max(1, size // self.n_classes)
-        idx = []
-        for k in range(self.n_classes):
-            rows = np.flatnonzero(y_val == k)
-            if len(rows):
-                idx.append(rng.choice(rows, size=min(per_class, len(rows)), replace=False))
-        return np.concatenate(idx)
-
     # -- the loop ---------------------------------------------------------------------------
 
     def set_training_data(
@@ -371,8 +351,10 @@ class Trainer:
             self._X_up = np.asarray(X_train[upper], dtype=np.float32)
             self._y_up = np.asarray(y_train[upper], dtype=np.int64)
             X_train, y_train = X_train[lower], y_train[lower]
-        self._X_tr = tf.constant(np.asarray(X_train, dtype=np.float32))
-        self._y_tr = tf.constant(np.asarray(y_train, dtype=np.int64))
+        self._X_tr_np = np.asarray(X_train, dtype=np.float32)
+        self._y_tr_np = np.asarray(y_train, dtype=np.int64)
+        self._X_tr = tf.constant(self._X_tr_np)
+        self._y_tr = tf.constant(self._y_tr_np)
         self._n = len(y_train)
         self._X_val = X_val
         self._y_val = np.asarray(y_val, dtype=np.int64)
@@ -385,19 +367,17 @@ class Trainer:
 
     def _upper_batches(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """k pairs (random lower-level training batch, stratified upper batch), stacked."""
-        k = int(getattr(self.loss, "upper_pairs", 4) or 4)
-        size = self.opts.batch_size
-        rng = self._upper_rng
-        tr = [rng.choice(self._n, size=min(size, self._n), replace=False) for _ in range(k)]
-        up = [self._balanced_val_batch(rng, self._y_up, size) for _ in range(k)]
-        m = min(len(i) for i in up)  # equal sizes, so the pairs stack
-        up = [i[:m] for i in up]
-        return (
-            tf.stack([tf.gather(self._X_tr, i) for i in tr]),
-            tf.stack([tf.gather(self._y_tr, i) for i in tr]),
-            tf.constant(np.stack([self._X_up[i] for i in up])),
-            tf.constant(np.stack([self._y_up[i] for i in up])),
+        x_tr, y_tr, x_up, y_up = sample_upper_pairs(
+            self._upper_rng,
+            self._X_tr_np,
+            self._y_tr_np,
+            self._X_up,
+            self._y_up,
+            self.n_classes,
+            int(getattr(self.loss, "upper_pairs", 4) or 4),
+            self.opts.batch_size,
         )
+        return tuple(tf.constant(a) for a in (x_tr, y_tr, x_up, y_up))
 
     def epoch_batches(self, epoch: int) -> Iterator[tf.Tensor]:
         """Row indices of each batch of one epoch, in the order `epoch_permutation(seed, epoch)`.
@@ -661,6 +641,136 @@ def autobalance_hypergradient(
             f"AutoBalance: no gradient reaches {', '.join(missing)} through the look-ahead step"
         )
     return value, hyper
+
+
+def autobalance_upper_step(
+    model: keras.Model,
+    loss: Any,
+    optimizer: keras.optimizers.Adam,
+    upper_optimizer: keras.optimizers.Optimizer,
+    x_train: tf.Tensor,
+    y_train: tf.Tensor,
+    x_upper: tf.Tensor,
+    y_upper: tf.Tensor,
+    *,
+    clipnorm: float | None = None,
+) -> tf.Tensor:
+    """One upper step: the hypergradient averaged over the k batch pairs stacked on axis 0 of
+    the data arguments, then one `upper_optimizer` step on `loss.upper_variables`; returns the
+    mean upper objective. Used by `Trainer` and by `AutoBalanceCallback`."""
+    pairs = int(x_train.shape[0])
+    total, values = None, []
+    for i in range(pairs):
+        value, grads = autobalance_hypergradient(
+            model,
+            loss,
+            optimizer,
+            x_train[i],
+            y_train[i],
+            x_upper[i],
+            y_upper[i],
+            clipnorm=clipnorm,
+        )
+        total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
+        values.append(value)
+    mean = [g / pairs for g in total]
+    upper_optimizer.apply_gradients(zip(mean, loss.upper_variables, strict=True))
+    return tf.add_n(values) / pairs
+
+
+def sample_upper_pairs(
+    rng: np.random.Generator,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_upper: np.ndarray,
+    y_upper: np.ndarray,
+    n_classes: int,
+    pairs: int,
+    batch_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """k pairs (random training batch, class-stratified upper batch), stacked on axis 0."""
+    n = len(y_train)
+    tr = [rng.choice(n, size=min(batch_size, n), replace=False) for _ in range(pairs)]
+    per_class = max(1, batch_size // n_classes)
+    up = []
+    for _ in range(pairs):
+        idx = []
+        for k in range(n_classes):
+            rows = np.flatnonzero(y_upper == k)
+            if len(rows):
+                idx.append(rng.choice(rows, size=min(per_class, len(rows)), replace=False))
+        up.append(np.concatenate(idx))
+    return (
+        np.stack([x_train[i] for i in tr]).astype(np.float32),
+        np.stack([y_train[i] for i in tr]).astype(np.int64),
+        np.stack([x_upper[i] for i in up]).astype(np.float32),
+        np.stack([y_upper[i] for i in up]).astype(np.int64),
+    )
+
+
+class AutoBalanceCallback(keras.callbacks.Callback):
+    """AutoBalance's upper level in a plain `model.fit` (TensorFlow backend; the model compiled
+    with an Adam optimizer and the AutoBalance loss): after the warm-up, every `interval` steps,
+    `autobalance_upper_step` on `pairs` (training batch, stratified upper batch) pairs.
+
+    Made by `AutoBalanceLoss.callbacks(train_data=..., upper_data=...)`; the upper data should
+    not be the validation data used for model selection (carve it with `carve_upper_split`).
+    """
+
+    def __init__(
+        self,
+        loss: Any,
+        train_data: tuple[Any, Any],
+        upper_data: tuple[Any, Any],
+        batch_size: int = 256,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.loss = loss
+        self.x_train, self.y_train = (np.asarray(a) for a in train_data)
+        self.x_upper, self.y_upper = (np.asarray(a) for a in upper_data)
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng([seed, 7])
+        self.updates = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError("autobalance's upper step needs the TensorFlow backend")
+        optimizer = self.model.optimizer
+        if not isinstance(optimizer, keras.optimizers.Adam):
+            raise ValueError("autobalance's look-ahead is Adam's step: compile with Adam")
+        epochs = int(self.params.get("epochs") or 1)
+        steps = int(self.params.get("steps") or 1)
+        self.start = self.loss.selection_start(epochs)
+        self.interval = self.loss.interval or max(1, int(0.1 * steps))
+        upper_optimizer = keras.optimizers.Adam(self.loss.upper_lr)
+        clipnorm = optimizer.global_clipnorm
+        self._step = tf.function(
+            lambda *data: autobalance_upper_step(
+                self.model, self.loss, optimizer, upper_optimizer, *data, clipnorm=clipnorm
+            ),
+            reduce_retracing=True,
+        )
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.epoch < self.start or (batch + 1) % self.interval:
+            return
+        data = sample_upper_pairs(
+            self.rng,
+            self.x_train,
+            self.y_train,
+            self.x_upper,
+            self.y_upper,
+            self.loss.num_classes,
+            self.loss.upper_pairs,
+            self.batch_size,
+        )
+        self._step(*(tf.constant(a) for a in data))
+        self.updates += 1
 
 
 def resolve_jit(jit_compile: bool | None, device: str) -> bool:

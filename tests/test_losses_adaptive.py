@@ -283,3 +283,29 @@ def test_autobalance_moves_l_and_delta_on_digits(digits):
     # the upper data came from the training split: the model trained on the other 80%
     lower, upper = carve_upper_split(digits.y_train, 0, digits.n_classes)
     assert trainer._n == len(lower) < len(digits.y_train)
+
+
+def test_autobalance_callback_runs_the_upper_step_in_plain_fit():
+    from lossbench.train import AutoBalanceCallback
+
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(K), [80, 30, 15])
+    x = (rng.normal(size=(len(y), 4)) + 0.8 * y[:, None]).astype(np.float32)
+    lower, upper = carve_upper_split(y, 0, K)
+    loss = L.get("autobalance", COUNTS, warmup=0.5, interval=1)
+    with pytest.raises(ValueError, match="upper_data"):
+        loss.callbacks(train_data=(x, y))
+    (callback,) = loss.callbacks(
+        train_data=(x[lower], y[lower]), upper_data=(x[upper], y[upper]), batch_size=32
+    )
+    assert isinstance(callback, AutoBalanceCallback)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(K)]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0), loss=loss)
+    l0 = keras.ops.convert_to_numpy(loss.l).copy()
+    model.fit(x[lower], y[lower], epochs=2, batch_size=32, verbose=0, callbacks=[callback])
+    steps = int(np.ceil(len(lower) / 32))
+    assert callback.updates == steps  # epoch 0 is the warm-up, then one upper step per step
+    assert not np.allclose(keras.ops.convert_to_numpy(loss.l), l0)

@@ -393,8 +393,9 @@ class AutoBalanceLoss(LossbenchLoss):
     CE_bal = mean over the classes present of their mean cross-entropy  (`val_objective`)
     ```
 
-    The upper step is `lossbench.train.autobalance_hypergradient` (TensorFlow tapes), used by
-    the trainer and by the tests; under a plain `model.fit` this is the VS loss at its current
+    The upper step is `lossbench.train.autobalance_upper_step` (TensorFlow tapes), used by the
+    trainer, by `callbacks(train_data=, upper_data=)` in a plain `model.fit` (TensorFlow
+    backend) and by the tests; without the callback this is the VS loss at its current
     (l, Delta). `upper_variables` is `[l, log_delta]` (Delta stays positive); the posterior is
     softmax(Delta * z + l) with the learned values.
 
@@ -500,6 +501,23 @@ class AutoBalanceLoss(LossbenchLoss):
         self.upper_lr = p["upper_lr"]
         self.interval = p["interval"]
         self.upper_pairs = p["pairs"]
+
+    def callbacks(
+        self,
+        train_data: tuple[Any, Any] | None = None,
+        upper_data: tuple[Any, Any] | None = None,
+        batch_size: int = 256,
+        seed: int = 0,
+        **_: Any,
+    ) -> list[keras.callbacks.Callback]:
+        """`[lossbench.train.AutoBalanceCallback]`: the upper level in a plain `model.fit`
+        (TensorFlow backend, Adam). `train_data` is what the model trains on, `upper_data` the
+        held-out upper-level data (not the validation split; see `carve_upper_split`)."""
+        if train_data is None or upper_data is None:
+            raise ValueError("autobalance.callbacks: pass train_data=(x, y) and upper_data=(x, y)")
+        from lossbench.train import AutoBalanceCallback  # the training package owns the tapes
+
+        return [AutoBalanceCallback(self, train_data, upper_data, batch_size, seed)]
 
     def val_objective(self, y_true: Any, logits: Any) -> Any:
         """Class-balanced validation CE: mean over the classes present of their mean -log p_y."""
