@@ -262,7 +262,7 @@ def test_losses_table_is_the_readme_table_without_python_reprs(cli):
     md = cli("losses", "--markdown")
     assert md.code == 0, md.err
     lines = md.out.strip().splitlines()
-    assert lines[0] == "| name | formula | defaults | source |"
+    assert lines[0] == "| name | formula | defaults | source | posterior / head |"
     assert len(lines) == 2 + 11
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
     start = readme.index(lines[0])
