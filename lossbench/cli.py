@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import sys
 from typing import Annotated, Any
@@ -15,7 +17,14 @@ from rich.table import Table
 from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
 
 from lossbench import __version__
-from lossbench.config import SELECT_CRITERIA, DataOptions, load_toml, parse_list, parse_split
+from lossbench.config import (
+    SELECT_CRITERIA,
+    DataOptions,
+    check_setting,
+    load_toml,
+    parse_list,
+    parse_split,
+)
 from lossbench.errors import InputError
 
 app = typer.Typer(
@@ -25,8 +34,20 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+#: Width of the output when it goes to a pipe or a file: wide enough never to wrap a row or a path.
+PIPE_WIDTH = 4096
+
+
+def _console(stderr: bool = False) -> Console:
+    """A rich console; on a pipe or a file it never wraps (rich would wrap at 80 columns)."""
+    con = Console(stderr=stderr)
+    if not con.is_terminal:
+        con = Console(stderr=stderr, width=PIPE_WIDTH)
+    return con
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def _version_callback(value: bool) -> None:
@@ -40,6 +61,14 @@ def _main(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Show version."),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show TensorFlow's and Ray's own log messages on stderr (hidden by default); "
+            "accepted anywhere on the command line.",
+        ),
     ] = False,
 ) -> None:
     """Benchmark training losses for imbalanced tabular classification."""
@@ -291,8 +320,8 @@ def losses(
 # ----------------------------------------------------------------------------------------------
 # training options shared by run and compare
 
-EpochsOpt = Annotated[int, typer.Option("--epochs", help="Maximum epochs.", min=1)]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size.", min=1)]
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Maximum epochs (>= 1).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size (>= 1).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 ModelOpt = Annotated[str, typer.Option("--model", help="cnn1d (paper Fig. 4) | mlp.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | gpu.")]
@@ -300,7 +329,7 @@ OutOpt = Annotated[str, typer.Option("--out", help="Results folder.")]
 PatienceOpt = Annotated[
     int,
     typer.Option(
-        "--patience", help="Early-stopping patience on the --select criterion; 0 disables.", min=0
+        "--patience", help="Early-stopping patience on the --select criterion; 0 disables."
     ),
 ]
 SelectOpt = Annotated[
@@ -351,24 +380,25 @@ def _check_precision(value: str) -> str:
 
 
 def _apply_config_file(ctx: typer.Context, config: str | None, values: dict[str, Any]) -> None:
-    """Fill options not given on the command line from a TOML file whose keys mirror the flags."""
-    if not config:
-        return
+    """Fill options not given on the command line from a TOML file whose keys mirror the flags,
+    then validate every setting, whatever its source, by one rule (`config.check_setting`)."""
     from typer._click.core import ParameterSource
 
-    raw = load_toml(config)
-    for key, value in raw.items():
-        if key in ("config",):
-            continue
-        if key not in values:
-            raise InputError(f"{config}: unknown key {key!r}")
-        if ctx.get_parameter_source(key) != ParameterSource.DEFAULT:
-            continue  # the command line wins
-        if key == "param" and isinstance(value, dict):
-            value = [f"{k}={json.dumps(v)}" for k, v in value.items()]
-        elif key in ("losses", "seeds", "baselines", "drop_classes") and isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        values[key] = value
+    origins: dict[str, str] = {}
+    if config:
+        raw = load_toml(config)
+        for key, value in raw.items():
+            if key in ("config",):
+                continue
+            if key not in values or key == "ctx":
+                allowed = ", ".join(k for k in values if k not in ("ctx", "config"))
+                raise InputError(f"{config}: unknown key {key!r}; allowed keys: {allowed}")
+            if ctx.get_parameter_source(key) != ParameterSource.DEFAULT:
+                continue  # the command line wins
+            values[key] = value
+            origins[key] = str(config)
+    for key, value in list(values.items()):
+        values[key] = check_setting(key, value, origins.get(key))
 
 
 def _train_options(v: dict[str, Any], seed: int) -> Any:
@@ -474,6 +504,11 @@ class RichReporter:
         else:  # a compare over several datasets: one bar for all their runs
             total = self.progress.tasks[self.progress.task_ids.index(self.runs_task)].total or 0
             self.progress.update(self.runs_task, total=total + len(runs), info=str(exp_dir))
+
+    def warning(self, message: str) -> None:
+        self.progress.console.print(
+            f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
+        )
 
     def run_skipped(self, name: str) -> None:
         if self.runs_task is not None:
@@ -595,14 +630,14 @@ def run(
     else:
         console.print(_headline_table(f"{run_dir.parent.parent.name}", [metrics]))
         _print_run_warnings([metrics])
-        console.print(f"run folder: {run_dir}")
+        console.print(f"run folder: {run_dir}", soft_wrap=True)
     if metrics.get("status") != "ok":
         err_console.print(
             f"run failed: {metrics.get('reason')} (see {run_dir / 'log.txt'})",
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_RUNS_FAILED)
 
 
 @app.command()
@@ -631,7 +666,7 @@ def compare(
         str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
     ] = None,
     gpus_per_run: Annotated[
-        float, typer.Option("--gpus-per-run", help="GPUs per Ray task.", min=0)
+        float, typer.Option("--gpus-per-run", help="GPUs per Ray task (>= 0).")
     ] = 0,
     data: Annotated[
         list[str] | None,
@@ -727,13 +762,39 @@ def compare(
     if as_json:
         payloads = [_experiment_payload(d) for d in exp_dirs]
         _print_json(payloads[0] if len(payloads) == 1 else payloads)
-        return
-    for exp_dir in exp_dirs:
-        _print_experiment(exp_dir, quiet=quiet)
-    if board is not None and quiet:
-        typer.echo(str(board))
-    elif board is not None:
-        console.print(f"leaderboard: {board}")
+    else:
+        for exp_dir in exp_dirs:
+            _print_experiment(exp_dir, quiet=quiet)
+        if board is not None and quiet:
+            typer.echo(str(board))
+        elif board is not None:
+            console.print(f"leaderboard: {board}", soft_wrap=True)
+    _exit_if_runs_failed(exp_dirs)
+
+
+#: Exit code of `run` and `compare` when they finished but at least one run failed.
+EXIT_RUNS_FAILED = 3
+
+
+def _exit_if_runs_failed(exp_dirs: list[Any]) -> None:
+    """Name every run of these experiments that did not complete, and exit with code 3."""
+    from lossbench.store import load_metrics
+
+    failed = [
+        (exp_dir, m)
+        for exp_dir in exp_dirs
+        for m in load_metrics(exp_dir)
+        if m.get("status") != "ok"
+    ]
+    for exp_dir, m in failed:
+        err_console.print(
+            f"run failed: {exp_dir / 'runs' / str(m.get('name'))}: {m.get('status')}: "
+            f"{m.get('reason')}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if failed:
+        raise typer.Exit(EXIT_RUNS_FAILED)
 
 
 def _compare_leaderboard(exp_dirs: list[Any], out: Any) -> Any:
@@ -784,14 +845,14 @@ def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
     md = summary / "table_average.md"
     if md.exists():
         console.print()
-        console.print(md.read_text(), markup=False, highlight=False)
+        console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
     md = summary / "table_calibration.md"
     if md.exists():
-        console.print(md.read_text(), markup=False, highlight=False)
-    console.print(f"experiment: {exp_dir}")
-    console.print(f"tables:     {summary}")
-    console.print(f"plots:      {summary / 'plots'}")
-    console.print(f"report:     {summary / 'report.html'}")
+        console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"experiment: {exp_dir}", soft_wrap=True, highlight=False)
+    console.print(f"tables:     {summary}", soft_wrap=True, highlight=False)
+    console.print(f"plots:      {summary / 'plots'}", soft_wrap=True, highlight=False)
+    console.print(f"report:     {summary / 'report.html'}", soft_wrap=True, highlight=False)
 
 
 def _plots_choice(value: str) -> bool:
@@ -818,19 +879,27 @@ def report(
     from pathlib import Path
 
     from lossbench.evaluation import reevaluate_run
+    from lossbench.integrity import run_problem
     from lossbench.report import build_summary, run_plots
+    from lossbench.store import read_experiment_meta, run_status
 
     exp_dir = Path(results_dir)
     draw_runs = _plots_choice(plots)
-    if not (exp_dir / "experiment.json").is_file():
-        raise InputError(f"{exp_dir}: not an experiment folder (no experiment.json)")
+    read_experiment_meta(exp_dir)
     for run_dir in sorted((exp_dir / "runs").glob("*")):
-        if (run_dir / "DONE").exists():
+        if run_status(run_dir) == "done":
             note = reevaluate_run(run_dir)
             if note is not None and not as_json:
                 err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
             if draw_runs:
                 run_plots(run_dir)
+        elif run_status(run_dir) == "unreadable":
+            err_console.print(
+                f"[yellow]warning:[/yellow] {run_dir}: {run_problem(run_dir)}; left out of the "
+                "tables (the next compare trains it again)",
+                highlight=False,
+                soft_wrap=True,
+            )
     build_summary(exp_dir)
     if as_json:
         _print_json(_experiment_payload(exp_dir))
@@ -980,32 +1049,97 @@ def _usage_message(exc: ClickException, args: list[str]) -> str:
     return f"{msg} (see `{path} --help`)"
 
 
+#: errno values of an environment the user can fix (permissions, a read-only or full disk).
+_ENVIRONMENT_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENAMETOOLONG,
+    errno.EMFILE,
+}
+
+
+def _quiet_libraries() -> None:
+    """Keep TensorFlow's and Ray's own log lines (C++ notices, retracing warnings) off stderr."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _crash_log(exc: BaseException) -> str:
+    """Write the traceback of an internal error to a log file; returns its path."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    fd, path = tempfile.mkstemp(prefix="lossbench-error-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"lossbench {__version__}: {' '.join(sys.argv)}\n{text}")
+    return path
+
+
+def _fail(message: str) -> None:
+    err_console.print(
+        f"[red]error:[/red] {' '.join(message.split())}", highlight=False, soft_wrap=True
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: maps InputError to exit code 2 with a one-line message."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("run", "compare", "bench", "losses"):
+    """Console-script entry point and its exit codes: 0 success; 2 bad input or environment (one
+    line on stderr); 3 `run`/`compare` finished but a run failed; 1 an internal error (a bug:
+    one line on stderr, the traceback in a log file)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args[: args.index("--")] if "--" in args else "--verbose" in args
+    if verbose:
+        args = [a for a in args if a != "--verbose"]
+    else:
+        _quiet_libraries()
+    if not verbose and args and args[0] in ("run", "compare", "bench", "losses"):
         _quiet_tensorflow_import()
     try:
-        result = app(args=argv, prog_name="lossbench", standalone_mode=False)
+        result = app(args=args, prog_name="lossbench", standalone_mode=False)
     except InputError as exc:
-        msg = " ".join(str(exc).split())
-        err_console.print(f"[red]error:[/red] {msg}", highlight=False, soft_wrap=True)
+        _fail(str(exc))
         return 2
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         return 130
     except ClickException as exc:  # usage errors: unknown option, bad value type, ...
         if isinstance(exc, NoArgsIsHelpError):
             exc.show()
             return 0
-        err_console.print(
-            f"[red]error:[/red] {_usage_message(exc, args)}", highlight=False, soft_wrap=True
-        )
+        _fail(_usage_message(exc, args))
         return 2
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            return _internal_error(exc, verbose)
+        where = exc.filename or ""
+        _fail(f"{where}: {exc.strerror or exc}" if where else f"{exc.strerror or exc}")
+        return 2
+    except Exception as exc:
+        return _internal_error(exc, verbose)
     return result if isinstance(result, int) else 0
+
+
+def _internal_error(exc: Exception, verbose: bool) -> int:
+    """A bug: one line on stderr naming the log file that holds the traceback; exit code 1."""
+    try:
+        where = f"traceback in {_crash_log(exc)}"
+    except OSError:
+        where = "traceback below"
+        verbose = True
+    if verbose:
+        import traceback
+
+        traceback.print_exception(exc)
+    _fail(f"internal error (a bug in lossbench): {type(exc).__name__}: {exc} ({where})")
+    return 1
 
 
 def run_main() -> None:  # pragma: no cover

@@ -116,3 +116,188 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{p}: not valid TOML ({exc})") from None
     return {k.replace("-", "_"): v for k, v in raw.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# one validation path for every source of a setting (flags, the TOML file, defaults)
+
+#: Seeds are NumPy/TensorFlow seeds: non-negative 32-bit integers.
+SEED_MAX = 2**32 - 1
+#: The fewest features each model can take (cnn1d: two 3-wide convolutions, then a pool of 2).
+MIN_FEATURES = {"cnn1d": 6, "mlp": 1}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one setting accepts: its type, a description of the allowed values, a range check."""
+
+    kind: str  # int | float | str | bool | choice | list | split | params | data
+    allowed: str
+    check: Any = None  # callable(value) -> bool, for int/float
+    choices: tuple[str, ...] = ()
+
+
+def _int(allowed: str, check: Any) -> Rule:
+    return Rule("int", allowed, check)
+
+
+def _float(allowed: str, check: Any) -> Rule:
+    return Rule("float", allowed, check)
+
+
+def _choice(*choices: str) -> Rule:
+    return Rule("choice", "one of " + ", ".join(choices), choices=choices)
+
+
+_TEXT = Rule("str", "a string")
+_FLAG = Rule("bool", "true or false")
+_LIST = Rule("list", "a comma-separated string or a list of strings")
+
+#: Every setting of `run` and `compare`, keyed like the TOML file (and the flags, dashes as `_`).
+RULES: dict[str, Rule] = {
+    "loss": _TEXT,
+    "losses": _LIST,
+    "baselines": _LIST,
+    "seeds": Rule("list", f"integers from 0 to {SEED_MAX} (a list, or a string like 0,1,2)"),
+    "data": Rule("data", "a path or a built-in dataset name (in compare: also a list of them)"),
+    "label_col": _TEXT,
+    "preset": _choice("cicids2017", "none", "auto"),
+    "nan_policy": _choice("drop", "median", "error"),
+    "drop_classes": _LIST,
+    "merge": Rule("list", "a string like 'Web Attack=Web Attack*' or a list of them"),
+    "min_class_count": _int("an integer >= 1", lambda v: v >= 1),
+    "sample_frac": _float("a fraction in (0, 1]", lambda v: 0 < v <= 1),
+    "split": Rule("split", "three positive fractions summing to 1, e.g. 0.6,0.2,0.2"),
+    "scaler": _choice("minmax", "standard"),
+    "no_cache": _FLAG,
+    "positive_label": _TEXT,
+    "model": Rule("model", "a model of lossbench.models.MODELS"),
+    "epochs": _int("an integer >= 1", lambda v: v >= 1),
+    "batch_size": _int("an integer >= 1", lambda v: v >= 1),
+    "lr": _float("a positive finite number", lambda v: 0 < v < float("inf")),
+    "clipnorm": _float("a finite number >= 0 (0 disables clipping)", lambda v: 0 <= v < 1e308),
+    "patience": _int("an integer >= 0 (0 disables early stopping)", lambda v: v >= 0),
+    "seed": _int(f"an integer from 0 to {SEED_MAX}", lambda v: 0 <= v <= SEED_MAX),
+    "device": _choice("auto", "cpu", "gpu"),
+    "jit": _choice("auto", "on", "off"),
+    "param": Rule("params", "a table of loss parameters ([param] gamma = 2)"),
+    "out": _TEXT,
+    "tensorboard": _FLAG,
+    "fresh": _FLAG,
+    "executor": _choice("local", "ray"),
+    "address": _TEXT,
+    "gpus_per_run": _float("a number >= 0", lambda v: 0 <= v < float("inf")),
+    "quiet": _FLAG,
+    "as_json": _FLAG,
+    "select": _choice(*SELECT_CRITERIA),
+    "far": Rule("list", "false-alarm-rate targets in (0, 1), e.g. 0.01,0.001 or [0.01, 0.001]"),
+    "dedupe": _FLAG,
+}
+
+
+def _where(key: str, value: Any, origin: str | None) -> str:
+    """'--epochs -3' for a flag, 'exp.toml: epochs = -3' for a key of a config file."""
+    if origin is None:
+        return f"--{key.replace('_', '-')} {value!r}"
+    return f"{origin}: {key} = {value!r}"
+
+
+def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
+    """Validate one setting against `RULES` and return it in the form the commands use.
+
+    `origin` is the config file the value came from (None: a flag or the default). Lists become
+    comma-separated strings, `split` a string `a,b,c`, a `[param]` table a list of `k=v` items.
+
+    Raises:
+        InputError: naming the flag (or the file and key), the value and what is allowed.
+    """
+    rule = RULES.get(key)
+    if rule is None or value is None:
+        return value
+
+    def bad() -> InputError:
+        return InputError(f"{_where(key, value, origin)}: expected {rule.allowed}")
+
+    kind = rule.kind
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or not rule.check(value):
+            raise bad()
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad()
+        if value != value or not rule.check(value):  # NaN fails every range
+            raise bad()
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if kind == "model":
+        from lossbench.models import MODELS
+
+        rule = Rule("choice", "one of " + ", ".join(MODELS), choices=tuple(MODELS))
+        kind = "choice"
+    if kind in ("str", "choice"):
+        if not isinstance(value, str) or (rule.choices and value not in rule.choices):
+            raise bad()
+        return value
+    if kind == "data":
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) and v for v in items):
+            raise bad()
+        return value
+    if kind == "split":
+        if isinstance(value, list):
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+                raise bad()
+            value = ",".join(str(v) for v in value)
+        if not isinstance(value, str):
+            raise bad()
+        try:
+            parse_split(value)
+        except InputError:
+            raise bad() from None
+        return value
+    if kind == "params":
+        if isinstance(value, dict):
+            return [f"{k}={_toml_value(v)}" for k, v in value.items()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise bad()
+    # list
+    if isinstance(value, str):
+        items = parse_list(value)
+    elif isinstance(value, list) and all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
+    ):
+        items = [str(v).strip() for v in value]
+    else:
+        raise bad()
+    if key == "seeds":
+        try:
+            seeds = [int(s) for s in items]
+        except ValueError:
+            raise bad() from None
+        if not all(0 <= s <= SEED_MAX for s in seeds):
+            raise bad()
+    if key == "merge":
+        return items if isinstance(value, list) else [value]
+    return ",".join(items)
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML table value written back as the text of `--param key=VALUE`."""
+    import json
+
+    return json.dumps(value)
+
+
+def check_model_fits(model: str, n_features: int, dataset: str) -> None:
+    """Raise InputError when `dataset` has too few features for `model` (e.g. cnn1d needs 6)."""
+    need = MIN_FEATURES.get(model, 1)
+    if n_features < need:
+        raise InputError(
+            f"{dataset}: --model {model} needs at least {need} features, the data has "
+            f"{n_features} after preprocessing; use --model mlp"
+        )

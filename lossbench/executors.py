@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,85 @@ def _record_failure(run_dir: Path, spec: Any, cfg_classes: list[str], reason: st
     return metrics
 
 
+#: Seconds to wait for a Ray head node to accept a connection before giving up.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, before any folder exists, when a Ray `--address HOST:PORT` cannot be reached.
+
+    `None` and `auto` (a local instance, or the one `ray start` recorded) are not checked here.
+
+    Raises:
+        InputError: a malformed address, or nothing accepting connections there within `timeout`.
+    """
+    if not address or address == "auto":
+        return
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise InputError(f"--address {address!r}: expected HOST:PORT of a Ray head node")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise InputError(
+            f"--address {address}: cannot reach a Ray head node ({why} after at most {timeout:g} s)"
+        ) from None
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError(
+            "--executor ray needs the ray extra: pip install 'lossbench[ray]' (or make install-ray)"
+        ) from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Be connected to Ray for the duration: the cluster at `address` (reachability checked
+    first, with a timeout), else a local instance started here; shut down afterwards. A no-op when
+    Ray is already initialised.
+
+    Raises:
+        InputError: Ray is not installed, or the cluster cannot be reached or joined.
+    """
+    ray = _import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    check_address(address)
+    env = {
+        "env_vars": {
+            k: v
+            for k, v in os.environ.items()
+            if k in (KILL_ENV, "LOSSBENCH_CACHE", "TF_CPP_MIN_LOG_LEVEL")
+        }
+    }
+    kwargs: dict[str, Any] = {
+        "runtime_env": env,
+        "log_to_driver": False,
+        "include_dashboard": False,
+        "logging_level": "ERROR",
+    }
+    if address:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
+        raise InputError(f"--address {address}: cannot connect to Ray ({exc})") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def run_with_ray(
     jobs: list[tuple[Any, RunConfig, Path]],
     *,
@@ -88,65 +169,42 @@ def run_with_ray(
 ) -> None:
     """Run each (spec, cfg, exp_dir) job as a Ray task; store its results under `exp_dir/runs/`.
 
-    Without `address` a local Ray instance is started for the call and shut down after it.
+    Without `address` a local Ray instance is started for the call and shut down after it
+    (unless the caller is already connected, see `ray_session`).
     """
-    try:
-        import ray
-    except ImportError:
-        raise InputError(
-            "--executor ray needs the ray extra: pip install 'lossbench[ray]' (or make install-ray)"
-        ) from None
     reporter = reporter or Reporter()
     if not jobs:
         return
-    started_here = not ray.is_initialized()
-    if started_here:
-        env = {
-            "env_vars": {
-                k: v
-                for k, v in os.environ.items()
-                if k in (KILL_ENV, "LOSSBENCH_CACHE", "TF_CPP_MIN_LOG_LEVEL")
-            }
-        }
-        kwargs: dict[str, Any] = {
-            "runtime_env": env,
-            "log_to_driver": False,
-            "include_dashboard": False,
-            "logging_level": "ERROR",
-        }
-        if address:
-            kwargs["address"] = address
+    with ray_session(address):
+        _run_tasks(_import_ray(), jobs, reporter, gpus_per_run)
+
+
+def _run_tasks(
+    ray: Any, jobs: list[tuple[Any, RunConfig, Path]], reporter: Any, gpus: float
+) -> None:
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_task)
+    # one object-store copy of each (dataset, seed) split, shared by that seed's tasks
+    data_refs: dict[tuple[str, int], Any] = {}
+    classes: dict[tuple[str, int], list[str]] = {}
+    pending: dict[Any, tuple[Any, Path, tuple[str, int]]] = {}
+    for spec, cfg, exp_dir in jobs:
+        key = (str(exp_dir), spec.seed)
+        if key not in data_refs:
+            data = data_for_seed(cfg.data, spec.seed)
+            data_refs[key] = ray.put(data)
+            classes[key] = list(data.class_names)
+        ref = remote.remote(spec, cfg, data_refs[key], cfg.train.device)
+        pending[ref] = (spec, exp_dir, key)
+        reporter.run_started(spec.name, cfg.train.epochs if spec.kind == "loss" else 0)
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        ref = done[0]
+        spec, exp_dir, key = pending.pop(ref)
+        run_dir = exp_dir / "runs" / spec.name
         try:
-            ray.init(**kwargs)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError(f"--address {address}: cannot connect to Ray ({exc})") from None
-    try:
-        remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run, max_retries=0)(_task)
-        # one object-store copy of each (dataset, seed) split, shared by that seed's tasks
-        data_refs: dict[tuple[str, int], Any] = {}
-        classes: dict[tuple[str, int], list[str]] = {}
-        pending: dict[Any, tuple[Any, Path, tuple[str, int]]] = {}
-        for spec, cfg, exp_dir in jobs:
-            key = (str(exp_dir), spec.seed)
-            if key not in data_refs:
-                data = data_for_seed(cfg.data, spec.seed)
-                data_refs[key] = ray.put(data)
-                classes[key] = list(data.class_names)
-            ref = remote.remote(spec, cfg, data_refs[key], cfg.train.device)
-            pending[ref] = (spec, exp_dir, key)
-            reporter.run_started(spec.name, cfg.train.epochs if spec.kind == "loss" else 0)
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            ref = done[0]
-            spec, exp_dir, key = pending.pop(ref)
-            run_dir = exp_dir / "runs" / spec.name
-            try:
-                metrics, files = ray.get(ref)
-                _store(run_dir, files)
-            except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
-                reason = f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-                metrics = _record_failure(run_dir, spec, classes[key], reason)
-            reporter.run_finished(spec.name, metrics)
-    finally:
-        if started_here:
-            ray.shutdown()
+            metrics, files = ray.get(ref)
+            _store(run_dir, files)
+        except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
+            reason = f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            metrics = _record_failure(run_dir, spec, classes[key], reason)
+        reporter.run_finished(spec.name, metrics)

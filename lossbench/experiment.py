@@ -15,6 +15,7 @@ import json
 import platform
 import subprocess
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ import numpy as np
 import pandas as pd
 
 from lossbench import __version__
-from lossbench.config import RunConfig, TrainOptions
+from lossbench.config import RunConfig, TrainOptions, check_model_fits
 from lossbench.errors import InputError
 from lossbench.executors import run_with_ray
+from lossbench.integrity import run_problem
 from lossbench.io import atomic_write_json
+from lossbench.lock import lock_experiment, lock_out
 from lossbench.runner import (
     Reporter,
     RunSpec,
@@ -229,9 +232,21 @@ def plan_runs(
     return runs
 
 
-def compare_datasets(
+def compare_datasets(cfgs: Sequence[RunConfig], **options: Any) -> list[Path]:
+    """`compare` over one or more datasets: one experiment folder per dataset (same losses, seeds
+    and options), every (loss, seed, dataset) run handed to the executor together, so that the Ray
+    executor spreads all of them over the cluster at once. Every dataset is validated before any
+    folder is created. Each experiment folder is locked for the whole call (`lossbench.lock`): a
+    second compare reaching the same folder is refused. Returns the experiment folders in the
+    order of `cfgs`."""
+    with ExitStack() as locks:
+        return _compare_datasets(cfgs, locks=locks, **options)
+
+
+def _compare_datasets(
     cfgs: Sequence[RunConfig],
     *,
+    locks: ExitStack,
     losses: Sequence[str],
     baselines: Sequence[str],
     seeds: Sequence[int],
@@ -244,10 +259,7 @@ def compare_datasets(
     executor_options: dict[str, Any] | None = None,
     run_plots: bool = False,
 ) -> list[Path]:
-    """`compare` over one or more datasets: one experiment folder per dataset (same losses, seeds
-    and options), every (loss, seed, dataset) run handed to the executor together, so that the Ray
-    executor spreads all of them over the cluster at once. Every dataset is validated before any
-    folder is created. Returns the experiment folders in the order of `cfgs`.
+    """The body of `compare_datasets`, holding the experiment folders' locks in `locks`.
 
     The summary's plots are always drawn; each run's own plots only with `run_plots` (else on
     demand: `lossbench report --plots runs`), as drawing them cost more than training short runs.
@@ -266,15 +278,26 @@ def compare_datasets(
         first = data_for_seed(cfg.data, seeds[0])
         _positive_index(first, cfg.data.positive_label)
         validate_losses(losses, per_loss, first.class_counts("train"))
+        check_model_fits(cfg.train.model, first.n_features, first.name)
         firsts.append(first)
+    address = (executor_options or {}).get("address")
+    if executor == "ray" and address:  # join the cluster before any folder exists
+        from lossbench.executors import ray_session
+
+        locks.enter_context(ray_session(address))
+    for first in firsts:
+        _report_data_warnings(first, reporter)
     specs = plan_runs(losses, baselines, seeds, per_loss)
     exp_dirs: list[Path] = []
     jobs: list[tuple[RunSpec, RunConfig, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
         key = resolve_key("compare", cfg, params)
+        out_lock = lock_out(out)  # finding or creating the folder is one step for every process
+        locks.callback(out_lock.release)
         exp_dir = None if fresh else find_experiment(out, key)
         if exp_dir is None or exp_dir in exp_dirs:
             exp_dir = new_experiment_dir(out, first.name)
+            locks.enter_context(lock_experiment(exp_dir))
             meta = experiment_meta(
                 command="compare",
                 cfg=cfg,
@@ -290,13 +313,19 @@ def compare_datasets(
             meta["name"] = exp_dir.name
             write_experiment(exp_dir, meta)
         else:
+            locks.enter_context(lock_experiment(exp_dir))
             grow_experiment(exp_dir, losses, baselines, seeds)
+        out_lock.release()
         exp_dirs.append(exp_dir)
         reporter.experiment_started(exp_dir, [s.name for s in specs])
         for spec in specs:
-            if run_status(exp_dir / "runs" / spec.name) == "done":
+            status = run_status(exp_dir / "runs" / spec.name)
+            if status == "done":
                 reporter.run_skipped(spec.name)
             else:
+                if status == "unreadable":
+                    why = run_problem(exp_dir / "runs" / spec.name)
+                    reporter.warning(f"{exp_dir / 'runs' / spec.name}: {why}; training it again")
                 jobs.append((spec, cfg, exp_dir))
     if executor == "ray":
         run_with_ray(jobs, device=device, reporter=reporter, **(executor_options or {}))
@@ -333,6 +362,8 @@ def single_run(
     data = data_for_seed(cfg.data, cfg.train.seed)
     _positive_index(data, cfg.data.positive_label)
     validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"))
+    check_model_fits(cfg.train.model, data.n_features, data.name)
+    _report_data_warnings(data, reporter or Reporter())
     key = resolve_key("run", cfg, cfg.params)
     exp_dir = new_experiment_dir(out, f"{data.name}_{cfg.loss}")
     meta = experiment_meta(
@@ -352,6 +383,11 @@ def single_run(
     run_dir = exp_dir / "runs" / spec.name
     metrics = execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter)
     return run_dir, metrics
+
+
+def _report_data_warnings(data: Any, reporter: Reporter) -> None:
+    for message in data.info.get("warnings", []):
+        reporter.warning(f"{data.name}: {message}")
 
 
 __all__ = [

@@ -19,6 +19,9 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 class MaxPool1D(keras.layers.Layer):
     """Max pooling over non-overlapping windows along the steps axis ("valid" padding).
 
+    Kept so that models saved by earlier versions load after `import lossbench.models`;
+    `build_model` now uses `max_pool_standard`.
+
     The same function as `keras.layers.MaxPooling1D(pool_size)`, written as reshape + max so that
     its gradient has a deterministic XLA implementation (TensorFlow has none for MaxPoolGrad
     under op determinism), which lets the train step be XLA-compiled with determinism on.
@@ -75,6 +78,24 @@ class CosineDense(keras.layers.Dense):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
+
+
+def max_pool_standard(x, pool_size: int):
+    """`MaxPool1D(pool_size)` built from standard Keras layers only (so a saved model loads in
+    plain `keras.saving.load_model`, without lossbench): the steps are cut to a multiple of the
+    pool, pairs of steps laid side by side as channels, and the halves compared by `Maximum`,
+    whose gradient is deterministic under XLA as MaxPoolGrad's is not. Only `pool_size` 2 is
+    needed by cnn1d and supported."""
+    if pool_size != 2:
+        raise ValueError("max_pool_standard supports pool_size 2 only")
+    steps, channels = x.shape[1] // 2, x.shape[2]
+    x = keras.layers.Cropping1D((0, x.shape[1] - 2 * steps))(x)
+    x = keras.layers.Reshape((steps, 2 * channels))(x)  # row i: [x_2i, x_2i+1]
+    x = keras.layers.Permute((2, 1))(x)  # (2C, steps)
+    first = keras.layers.Cropping1D((0, channels))(x)
+    second = keras.layers.Cropping1D((channels, 0))(x)
+    x = keras.layers.Maximum()([first, second])
+    return keras.layers.Permute((2, 1), name="pool")(x)
 
 
 def build_model(
@@ -135,7 +156,7 @@ def _build(
         x = keras.layers.Reshape((n_features, 1))(inputs)
         x = keras.layers.Conv1D(filters, 3, activation="relu", name="conv1")(x)
         x = keras.layers.Conv1D(filters, 3, activation="relu", name="conv2")(x)
-        x = MaxPool1D(2, name="pool")(x)
+        x = max_pool_standard(x, 2)
         x = keras.layers.Flatten()(x)
         x = keras.layers.Dense(units, activation="relu", name="dense")(x)
     elif name == "mlp":
@@ -153,6 +174,28 @@ def _build(
     else:
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
     return keras.Model(inputs, logits, name=name)
+
+
+def portable(model: keras.Model) -> keras.Model:
+    """The same network in standard Keras layers only, for `model.keras` files that load in plain
+    `keras.saving.load_model` without lossbench: a `CosineDense` head becomes
+    UnitNormalization -> Dense(no bias) with the kernel `scale * w / |w|` (the same logits, to float
+    rounding); every other layer is shared as it is."""
+    if not any(isinstance(layer, CosineDense) for layer in model.layers):
+        return model
+
+    def call(layer, *args, **kwargs):
+        if not isinstance(layer, CosineDense):
+            return layer(*args, **kwargs)
+        x = keras.layers.UnitNormalization(axis=-1, name=f"{layer.name}_unit")(args[0])
+        dense = keras.layers.Dense(layer.units, use_bias=False, name=layer.name)
+        out = dense(x)
+        w = keras.ops.convert_to_numpy(layer.kernel)
+        norm = np.sqrt(np.maximum((w * w).sum(axis=0, keepdims=True), 1e-24))
+        dense.set_weights([(layer.scale * w / norm).astype(w.dtype)])
+        return out
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
 
 
 def weights_checksum(model: keras.Model) -> str:

@@ -39,6 +39,7 @@ class Reporter:
     def run_started(self, name: str, epochs: int) -> None: ...
     def epoch_end(self, name: str, row: dict[str, Any]) -> None: ...
     def run_finished(self, name: str, metrics: dict[str, Any]) -> None: ...
+    def warning(self, message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -385,8 +386,11 @@ def _save_model(model: Any, path: Path) -> None:
     """The trained network (architecture and weights) as a `.keras` file, written atomically.
 
     The model is not compiled: a compile per run re-serialised the loss and the optimizer, whose
-    slots doubled the file, for a file that is read back for inference.
+    slots doubled the file, for a file that is read back for inference. It is saved in standard
+    layers (`models.portable`), so it loads in plain Keras without lossbench.
     """
     tmp = path.with_name(".model.tmp.keras")
-    model.save(tmp)
+    from lossbench.models import portable
+
+    portable(model).save(tmp)  # standard Keras layers only: plain keras.saving.load_model reads it
     tmp.replace(path)

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from lossbench.integrity import run_problem
 from lossbench.io import atomic_write_json, atomic_write_text
 
 DONE = "DONE"
@@ -65,8 +66,9 @@ def write_experiment(exp_dir: Path, meta: dict[str, Any]) -> None:
 
 
 def prepare_run_dir(run_dir: Path) -> None:
-    """A run folder without DONE holds no result: clear it before (re)training."""
-    if run_dir.exists() and not (run_dir / DONE).exists():
+    """A run folder without a usable result (no DONE, or a damaged result file) is cleared before
+    (re)training."""
+    if run_dir.exists() and run_status(run_dir) != "done":
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -100,10 +102,31 @@ def find_experiment(out: Path, key: str) -> Path | None:
     return max(matches, key=lambda p: p.name) if matches else None
 
 
+def read_experiment_meta(exp_dir: Path) -> dict[str, Any]:
+    """An experiment folder's experiment.json.
+
+    Raises:
+        InputError: the folder has no experiment.json, or it is not a readable JSON object.
+    """
+    from lossbench.errors import InputError
+
+    path = Path(exp_dir) / "experiment.json"
+    if not path.is_file():
+        raise InputError(f"{exp_dir}: not an experiment folder (no experiment.json)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: unreadable ({' '.join(str(exc).split())})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{path}: unreadable (not a JSON object)")
+    return meta
+
+
 def run_status(run_dir: Path) -> str:
-    """`done`, `failed` or `incomplete` (or `missing`) for a run folder."""
+    """`done`, `failed`, `unreadable` (DONE, but a result file is missing or damaged:
+    `integrity.run_problem`), `incomplete` or `missing` for a run folder."""
     if (run_dir / DONE).exists():
-        return "done"
+        return "unreadable" if run_problem(run_dir) else "done"
     meta = run_dir / "metrics.json"
     if meta.exists():
         try:
@@ -116,10 +139,26 @@ def run_status(run_dir: Path) -> str:
 
 def load_metrics(exp_dir: Path) -> list[dict[str, Any]]:
     """metrics.json of every run of an experiment, with the status and reason `read_run` gives it
-    (ok, failed, incomplete)."""
-    return [
+    (ok, failed, incomplete, unreadable), then the planned runs that have no folder (missing)."""
+    rows = [
         {**r.metrics, "name": r.name, "status": r.status, "reason": r.reason}
         for r in load_experiment(exp_dir).runs
+    ]
+    return rows + _missing_runs(exp_dir, {r["name"] for r in rows})
+
+
+def _missing_runs(exp_dir: Path, present: set[Any]) -> list[dict[str, Any]]:
+    """Runs that experiment.json plans but that have no folder (never started, or deleted)."""
+    try:
+        meta = _read_json(Path(exp_dir) / "experiment.json") or {}
+    except (OSError, ValueError):
+        return []
+    kinds = list(meta.get("losses") or []) + list(meta.get("baselines") or [])
+    names = [run_name(k, seed) for seed in meta.get("seeds") or [] for k in kinds]
+    return [
+        {"name": n, "status": "missing", "reason": "no run folder (not started, or deleted)"}
+        for n in names
+        if n not in present
     ]
 
 
@@ -132,7 +171,7 @@ class RunRecord:
     loss: str  # the run kind: loss name or baseline name
     kind: str  # "loss" | "baseline"
     seed: int | None
-    status: str  # "ok" | "failed" | "incomplete"
+    status: str  # "ok" | "failed" | "incomplete" | "unreadable"
     reason: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -199,7 +238,10 @@ class ExperimentResults:
 def _read_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path.name} holds no JSON object")
+    return obj
 
 
 def read_run(run_dir: Path) -> RunRecord:
@@ -228,12 +270,14 @@ def read_run(run_dir: Path) -> RunRecord:
     status = metrics.get("status")
     if status == "failed":
         state, reason = "failed", str(metrics.get("reason") or "failed (no reason recorded)")
-    elif problem is not None:
-        state, reason = "failed", problem
+    elif problem is not None:  # with DONE: a damaged result, which the next compare retrains
+        state, reason = ("unreadable" if done else "failed"), problem
     elif not done:
         state, reason = "incomplete", "incomplete: no DONE file (interrupted or still running)"
     elif status != "ok":
         state, reason = "failed", f"metrics.json missing or status {status!r}"
+    elif (problem := run_problem(run_dir)) is not None:
+        state, reason = "unreadable", f"unreadable: {problem}; the next compare trains it again"
     else:
         state, reason = "ok", None
     return RunRecord(

@@ -1,9 +1,10 @@
 """A cache of prepared arrays, keyed by a fingerprint of the sources and the options (SPEC 2.1).
 
 Layout: `<cache dir>/prepared/<fingerprint>/` holds one NumPy `.npy` file per array and
-`meta.json` (names, info). Nothing is pickled. An entry is written into a temporary folder that is
-renamed into place when complete, so a reader sees a whole entry or none. A reload memory-maps the
-arrays read-only.
+`meta.json` (names, info, the shape and a checksum of each array). Nothing is pickled. An entry is
+written into a temporary folder that is renamed into place when complete, so a reader sees a whole
+entry or none. A reload memory-maps the arrays read-only and verifies each one against its
+checksum: an entry whose files were damaged (even at the same size) is a miss, and is rebuilt.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from lossbench.config import DataOptions
 
 #: Bumped whenever the preparation changes what it produces; old entries then miss.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 ARRAY_NAMES = (
     "X_train",
     "X_val",
@@ -79,6 +80,36 @@ def fingerprint(sources: list[Any], opts: DataOptions) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+_BLOCK = 1024  # words per row of the checksum's 2-D view
+
+
+def checksum(arr: np.ndarray) -> str:
+    """A fast position-sensitive checksum of an array's bytes (Fletcher-style, in NumPy).
+
+    The bytes are read as 64-bit words laid out in rows of 1024; the checksum holds the wrapping
+    sums of all words, of the row sums weighted by row number and of the column sums weighted by
+    column number, plus the byte count and the tail. Any change to one word, and any move of a
+    word to another row or column, changes it. It guards against damaged files, not against
+    tampering, and runs at memory speed (a SHA-256 would cost more than the cached reload itself).
+    """
+    raw = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    n_words = raw.size // 8
+    words = raw[: n_words * 8].view(np.uint64)
+    n_rows = n_words // _BLOCK
+    grid = words[: n_rows * _BLOCK].reshape(n_rows, _BLOCK)
+    rest = words[n_rows * _BLOCK :]
+    with np.errstate(over="ignore"):
+        rows = grid.sum(axis=1, dtype=np.uint64)
+        cols = grid.sum(axis=0, dtype=np.uint64)
+        total = rows.sum(dtype=np.uint64) + rest.sum(dtype=np.uint64)
+        by_row = (rows * np.arange(1, n_rows + 1, dtype=np.uint64)).sum(dtype=np.uint64)
+        by_col = (cols * np.arange(1, _BLOCK + 1, dtype=np.uint64)).sum(dtype=np.uint64)
+        by_rest = (rest * np.arange(1, rest.size + 1, dtype=np.uint64)).sum(dtype=np.uint64)
+    tail = raw[n_words * 8 :].tobytes().hex()
+    parts = (int(total), int(by_row), int(by_col), int(by_rest))
+    return f"{raw.size}:" + "".join(f"{p:016x}" for p in parts) + f":{tail}"
+
+
 def entry_dir(root: Path, key: str) -> Path:
     """The folder of the cache entry `key`."""
     return root / "prepared" / key
@@ -103,6 +134,9 @@ def load_entry(root: Path, key: str) -> tuple[dict[str, np.ndarray], dict[str, A
     for name, shape in meta.get("shapes", {}).items():
         if list(arrays[name].shape) != shape:
             return None
+    sums = meta.get("checksums", {})
+    if any(sums.get(name) != checksum(arr) for name, arr in arrays.items()):
+        return None  # damaged since it was written: rebuilt by the caller
     return arrays, meta
 
 
@@ -125,6 +159,7 @@ def save_entry(
             "format": CACHE_FORMAT,
             "fingerprint": key,
             "shapes": {name: list(arrays[name].shape) for name in ARRAY_NAMES},
+            "checksums": {name: checksum(arrays[name]) for name in ARRAY_NAMES},
         }
         (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1), encoding="utf-8")
         if final.exists():  # a stale or broken entry: replace it

@@ -14,6 +14,7 @@ import csv
 import gzip
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,11 +202,26 @@ def describe_row(loaded: LoadInfo | None, row_id: int) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+def _read_head(fh: Any) -> bytes:
+    """The first `_SNIFF_BYTES` bytes of a stream, extended to the end of its first line (the
+    header), however wide that line is."""
+    head = fh.read(_SNIFF_BYTES)
+    if len(head) < _SNIFF_BYTES or b"\n" in head:
+        return head
+    parts = [head]
+    while True:
+        chunk = fh.read(1 << 20)
+        parts.append(chunk)
+        if not chunk or b"\n" in chunk:
+            return b"".join(parts)
+
+
 def _sniff(path: Path) -> tuple[str, bytes]:
-    """('csv'|'gzip'|'parquet', first bytes of the text); rejects empty and non-tabular files."""
+    """('csv'|'gzip'|'parquet', first bytes of the text, the whole header line included);
+    rejects empty and non-tabular files."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
+            head = _read_head(fh)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not head:
@@ -224,12 +240,12 @@ def _sniff(path: Path) -> tuple[str, bytes]:
         kind = "gzip"
         try:
             with gzip.open(path, "rb") as fh:
-                head = fh.read(_SNIFF_BYTES)
-        except (OSError, EOFError) as exc:
+                head = _read_head(fh)
+        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{path}: not a readable gzip file ({exc})") from None
         if not head:
             raise InputError(f"{path}: empty file")
-    if b"\x00" in head:
+    if b"\x00" in head[:_SNIFF_BYTES]:
         raise InputError(f"{path}: not a CSV or Parquet file (binary content)")
     return kind, head
 
@@ -336,6 +352,8 @@ def _read_csv(
     except pd.errors.ParserError as exc:
         msg = str(exc).replace("Error tokenizing data. C error: ", "")
         raise InputError(f"{path}: not a valid CSV file ({msg.strip()})") from None
+    except zlib.error as exc:
+        raise InputError(f"{path}: corrupt gzip data ({exc})") from None
     except (OSError, EOFError, ValueError) as exc:
         raise InputError(f"{path}: cannot read as CSV ({exc})") from None
     return df, dups
@@ -346,7 +364,7 @@ def _is_utf8(head: bytes) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return exc.start >= len(head) - 3 and len(head) == _SNIFF_BYTES
+        return exc.start >= len(head) - 3 and len(head) >= _SNIFF_BYTES
     return True
 
 

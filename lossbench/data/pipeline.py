@@ -531,6 +531,16 @@ def prepare(opts: DataOptions) -> PreparedData:
     return data
 
 
+def _balance_shift(before: np.ndarray, after: np.ndarray, names: list[str]) -> str:
+    """'class X: 0.1% -> 0.5%, ...' for the classes whose share a subsample moved by more than
+    10% of its value; empty when the balance is kept."""
+    k = len(names)
+    p = np.bincount(before, minlength=k) / max(len(before), 1)
+    q = np.bincount(after, minlength=k) / max(len(after), 1)
+    moved = [i for i in range(k) if p[i] > 0 and abs(q[i] / p[i] - 1) > 0.1]
+    return ", ".join(f"class {names[i]!r}: {100 * p[i]:.3g}% -> {100 * q[i]:.3g}%" for i in moved)
+
+
 def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
     """Steps 5-7: subsample, split; median fill, constant features and scaler from train only."""
     info = dict(table.info)
@@ -540,6 +550,12 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
     if opts.sample_frac is not None and opts.sample_frac < 1:
         sub = stratified_subsample(y, opts.sample_frac, opts.seed, split_min_count(opts.split))
         info["dropped"]["rows_sampled_out"] = int(len(y) - len(sub))
+        shift = _balance_shift(y, y[sub], table.class_names)
+        if shift:
+            info["warnings"].append(
+                f"--sample-frac {opts.sample_frac} changes the class balance (small classes keep "
+                f"the rows a stratified split needs): {shift}"
+            )
         rows, y, ids = rows[sub], y[sub], ids[sub]
     tr, va, te = stratified_split(y, opts.split, opts.seed)
 

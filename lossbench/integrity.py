@@ -1,0 +1,82 @@
+"""Verify a finished run's stored files before they are used (issue 17: trust no stored file).
+
+`compare` retrains a run with DONE whose files fail this check, and the results reader
+(`report.tables`) lists it as `unreadable` with the reason instead of crashing on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: result files of a completed run -> columns (CSV/Parquet) or keys (JSON) they must have; each is
+#: checked when present (older runs lack some, baselines have no history)
+_CHECKED: dict[str, tuple[str, ...]] = {
+    "predictions.parquet": ("row_id", "y_true"),
+    "predictions_val.parquet": ("row_id", "y_true"),
+    "per_class.csv": ("class",),
+    "confusion.csv": ("true",),
+    "calibration.json": (),
+    "history.csv": (),
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """A run's metrics.json as a dict with a `status`.
+
+    Raises:
+        ValueError: the file is missing, is not JSON, or is not a lossbench metrics object.
+    """
+    path = Path(run_dir) / "metrics.json"
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError("metrics.json is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"metrics.json is unreadable ({_one_line(exc)})") from None
+    if not isinstance(m, dict) or m.get("status") not in ("ok", "failed"):
+        raise ValueError("metrics.json is unreadable (not a lossbench metrics object)")
+    return m
+
+
+def _check_file(path: Path, needed: tuple[str, ...]) -> None:
+    import pandas as pd
+
+    if path.suffix == ".json":
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        have: Any = obj.keys()
+    elif path.suffix == ".parquet":
+        have = pd.read_parquet(path).columns
+    else:
+        have = pd.read_csv(path).columns
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} column")
+
+
+def run_problem(run_dir: Path) -> str | None:
+    """Why a run folder with DONE cannot be used (metrics.json missing or unreadable, or a result
+    file present but damaged), or None."""
+    run_dir = Path(run_dir)
+    try:
+        metrics = read_metrics(run_dir)
+    except ValueError as exc:
+        return str(exc)
+    if metrics["status"] != "ok":
+        return None  # a failed run: its reason is in metrics.json
+    for name, needed in _CHECKED.items():
+        if not (run_dir / name).exists():
+            continue
+        try:
+            _check_file(run_dir / name, needed)
+        except Exception as exc:  # pandas/pyarrow/json raise many types for a damaged file
+            return f"{name} is unreadable ({_one_line(exc)})"
+    return None
