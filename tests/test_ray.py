@@ -54,7 +54,8 @@ def test_killed_worker_is_a_failed_run_and_rerun_completes_it(cli, tmp_path, mon
     out = tmp_path / "ray"
     monkeypatch.setenv(KILL_ENV, "dwb_seed1")
     res = cli("compare", "--out", out, *ARGS, "--executor", "ray")
-    assert res.code == 0, res.err
+    assert res.code == 3, res.err  # finished, but a run failed (README: exit codes)
+    assert "dwb_seed1" in res.err
     exp = _experiment(out)
     killed = json.loads((exp / "runs" / "dwb_seed1" / "metrics.json").read_text())
     assert killed["status"] == "failed" and "ray task failed" in killed["reason"]
