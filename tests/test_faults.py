@@ -237,7 +237,7 @@ def test_unreachable_address_times_out(monkeypatch):
 
 
 def test_a_5000_column_csv_loads(tmp_path):
-    from lossbench.data import load_table
+    from lossbench.data.load import read_table
 
     n_cols = 5000
     rng = np.random.default_rng(1)
@@ -245,25 +245,25 @@ def test_a_5000_column_csv_loads(tmp_path):
     rows = [",".join(f"{v:.2f}" for v in rng.random(n_cols)) + f",c{i % 3}" for i in range(30)]
     path = _write(tmp_path / "wide.csv", header + "\n" + "\n".join(rows) + "\n")
     assert len(header) > 8192 * 8
-    df = load_table(path)
+    df, info = read_table(path)
     assert df.shape == (30, n_cols + 1)
     assert list(df.columns[:2]) == ["feature_00000", "feature_00001"]
-    assert df.columns[-1] == "Label" and df.attrs["lossbench"]["label_col"] == "Label"
-    assert df.attrs["lossbench"]["duplicate_columns"] == {}
+    assert df.columns[-1] == "Label" and info.label_col == "Label"
+    assert info.duplicate_columns == {}
     assert df["Label"].tolist() == [f"c{i % 3}" for i in range(30)]
 
 
 def test_long_column_names_keep_the_true_last_column(tmp_path):
-    from lossbench.data import load_table
+    from lossbench.data.load import read_table
 
     names = [("n" * 3000) + str(j) for j in range(4)] + ["target"]
     path = _write(tmp_path / "long.csv", ",".join(names) + "\n" + "1,2,3,4,a\n5,6,7,8,b\n")
     gz = tmp_path / "long.csv.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     for p in (path, gz):
-        df = load_table(p)
+        df, info = read_table(p)
         assert list(df.columns) == names
-        assert df.attrs["lossbench"]["label_col"] == "target"
+        assert info.label_col == "target"
 
 
 # ----------------------------------------------------------------------------------------------
