@@ -301,7 +301,7 @@ class Trainer:
         return autobalance_upper_step(
             self.model,
             self.loss,
-            self.optimizer,
+            getattr(self.optimizer, "inner_optimizer", self.optimizer),  # Adam under float16
             self.upper_optimizer,
             x_tr,
             y_tr,
@@ -626,14 +626,14 @@ def autobalance_hypergradient(
     upper = list(loss.upper_variables)
     with tf.GradientTape() as outer:
         with tf.GradientTape() as inner:
-            train_value = loss(y_train, model(x_train, training=True))
+            train_value = loss(y_train, _float32(model(x_train, training=True)))
         grads = inner.gradient(train_value, theta)
         grads = [tf.zeros_like(t) if g is None else g for g, t in zip(grads, theta, strict=True)]
         if clipnorm:
             grads, _ = tf.clip_by_global_norm(grads, clipnorm)
         ahead = adam_lookahead(optimizer, theta, grads)
         logits, _ = model.stateless_call(ahead, non_trainable, x_upper, training=False)
-        value = loss.val_objective(y_upper, logits)
+        value = loss.val_objective(y_upper, _float32(logits))
     hyper = outer.gradient(value, upper)
     missing = [v.name for v, g in zip(upper, hyper, strict=True) if g is None]
     if missing:
@@ -641,6 +641,11 @@ def autobalance_hypergradient(
             f"AutoBalance: no gradient reaches {', '.join(missing)} through the look-ahead step"
         )
     return value, hyper
+
+
+def _float32(logits: Any) -> Any:
+    """Low-precision (mixed precision) logits as float32 for a loss; others pass untouched."""
+    return tf.cast(logits, tf.float32) if logits.dtype in (tf.float16, tf.bfloat16) else logits
 
 
 def autobalance_upper_step(
