@@ -283,6 +283,7 @@ def test_compare_with_a_failing_loss_exits_3_and_names_it(cli, tmp_path, monkeyp
         original(self, model, loss, opts, *a, **kw)
 
     monkeypatch.setattr(train.Trainer, "__init__", init)
+    train.clear_step_cache()  # a trainer cached by an earlier test would skip the patched __init__
     out = tmp_path / "out"
     res = cli("compare", "--out", out, *FAST, "--losses", "ce,focal", "--quiet")
     assert res.code == 3, res.err
