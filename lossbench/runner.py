@@ -222,10 +222,7 @@ def execute_loss_run(
                 logger.error("run failed: %s", result.reason)
                 return _failed(run_dir, base, result.reason, reporter)
             splits = []
-            for ids, X, y in (
-                (data.ids_test, data.X_test, data.y_test),
-                (data.ids_val, data.X_val, data.y_val),
-            ):
+            for ids, X, y in _test_and_val(data):
                 z = trainer.predict_logits(X)
                 splits.append(SplitPredictions(ids, np.asarray(y), z, posterior_np(loss, z)))
             metrics = write_evaluation(
@@ -264,6 +261,15 @@ def _epoch0_order(seed: int, n: int) -> bytes:
     from lossbench.train import epoch_permutation  # lazy: TensorFlow
 
     return epoch_permutation(seed, 0, n).astype(np.int64).tobytes()
+
+
+def _test_and_val(data: Any) -> tuple[tuple[Any, Any, Any], ...]:
+    """(row ids, features, labels) of the test split, then of the validation split: the two
+    splits whose predictions a run stores (SPEC 5.1)."""
+    return (
+        (data.ids_test, data.X_test, data.y_test),
+        (data.ids_val, data.X_val, data.y_val),
+    )
 
 
 def _fmt_row(row: dict[str, Any]) -> str:
@@ -321,10 +327,7 @@ def execute_baseline_run(
         t0 = time.perf_counter()
         clf.fit(np.asarray(data.X_train), np.asarray(data.y_train))
         splits = []
-        for ids, X, y in (
-            (data.ids_test, data.X_test, data.y_test),
-            (data.ids_val, data.X_val, data.y_val),
-        ):
+        for ids, X, y in _test_and_val(data):
             proba = np.zeros((len(y), data.n_classes))
             proba[:, clf.classes_.astype(int)] = clf.predict_proba(np.asarray(X))
             proba /= proba.sum(axis=1, keepdims=True)  # float32 models: rows sum to 1 in float64
