@@ -183,8 +183,7 @@ def training_speed(
                 model = model_fn(precision, loss.head, loss.scale)
                 trainer = Trainer(model, loss, topts, data.n_classes, jit_compile=jit)
                 trainer.set_training_data(data.X_train, data.y_train, data.X_val, data.y_val)
-                if hasattr(trainer.loss, "on_train_begin"):
-                    trainer.loss.on_train_begin(reps + 1)
+                trainer.loss.on_train_begin(reps + 1)
 
                 def run(epoch: int, trainer: Trainer = trainer) -> float:
                     t0 = time.perf_counter()

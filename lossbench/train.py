@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from lossbench.config import SELECT_CRITERIA, TrainOptions
 from lossbench.errors import InputError
+from lossbench.losses.base import LossbenchLoss
 from lossbench.metrics import quick_scores
 
 EVAL_BATCH = 8192
@@ -107,17 +108,14 @@ def softmax_np(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-def posterior_np(loss: Any, logits: np.ndarray) -> np.ndarray:
+def posterior_np(loss: LossbenchLoss, logits: np.ndarray) -> np.ndarray:
     """The class probabilities the loss's training makes consistent with the data's prior
     (SPEC 4.4), as float64 rows summing to 1.
 
     softmax(z) (computed in float64) for a loss that does not redefine `posterior`; otherwise the
     loss's own `posterior(logits)` (e.g. softmax(z + tau log pi) for `la`).
     """
-    from lossbench.losses.base import LossbenchLoss
-
-    own = getattr(type(loss), "posterior", None)
-    if own is None or own is getattr(LossbenchLoss, "posterior", None):
+    if type(loss).posterior is LossbenchLoss.posterior:
         return softmax_np(logits)
     p = np.asarray(
         keras.ops.convert_to_numpy(loss.posterior(np.asarray(logits, np.float32))), np.float64
@@ -165,10 +163,11 @@ class Trainer:
 
     Args:
         model: a Keras model that outputs logits.
-        loss: a `lossbench.losses` loss (or any `keras.losses.Loss`); the optional hooks
-            `observe_batch`, `on_train_begin`, `on_epoch_begin`, `on_epoch_end`,
-            `learned_params`, `selection_start` and AutoBalance's `upper_variables`/
-            `val_objective`/`upper_pairs` are used when present.
+        loss: a `LossbenchLoss`; the trainer calls its hooks (`on_train_begin`,
+            `on_epoch_begin`, `observe_batch`, `on_epoch_end`, `learned_params`,
+            `selection_start`) and, when `upper_variables` is set, its bi-level step
+            (`upper_lr`, `interval`, `upper_pairs`, `val_objective`); the base class declares
+            each with a no-op default.
         opts: the training options.
         n_classes: number of classes K.
     """
@@ -176,7 +175,7 @@ class Trainer:
     def __init__(
         self,
         model: keras.Model,
-        loss: keras.losses.Loss,
+        loss: LossbenchLoss,
         opts: TrainOptions,
         n_classes: int,
         *,
@@ -189,18 +188,16 @@ class Trainer:
         self.jit_compile = jit_compile
         # float16 needs loss scaling; its clipping then happens inside the wrapped optimizer,
         # after the gradients are unscaled (bfloat16 has float32's range and needs neither)
-        self._scaled = getattr(opts, "precision", "float32") == "mixed_float16"
+        self._scaled = opts.precision == "mixed_float16"
         if self._scaled:
             self.optimizer = keras.optimizers.LossScaleOptimizer(
                 keras.optimizers.Adam(learning_rate=opts.lr, global_clipnorm=opts.clipnorm or None)
             )
         else:
             self.optimizer = keras.optimizers.Adam(learning_rate=opts.lr)
-        self.upper_vars = list(getattr(loss, "upper_variables", None) or [])
+        self.upper_vars = list(loss.upper_variables or [])
         self.upper_optimizer = (
-            keras.optimizers.Adam(learning_rate=getattr(loss, "upper_lr", 1e-2))
-            if self.upper_vars
-            else None
+            keras.optimizers.Adam(learning_rate=loss.upper_lr) if self.upper_vars else None
         )
         # built now so that their initial state can be restored when the step is reused
         self.optimizer.build(self.model.trainable_variables)
@@ -227,9 +224,7 @@ class Trainer:
             out.setdefault(id(v), v)
         return list(out.values())
 
-    def restart(
-        self, weights: list[np.ndarray], loss: keras.losses.Loss, opts: TrainOptions
-    ) -> bool:
+    def restart(self, weights: list[np.ndarray], loss: LossbenchLoss, opts: TrainOptions) -> bool:
         """Make this trainer (its traced steps included) train a new run: the initial `weights`
         (values of `model.variables`, in order), the state of `loss` (a fresh instance of the
         same loss and configuration) and the options `opts`, with the optimizers back at their
@@ -280,9 +275,7 @@ class Trainer:
             logits = tf.cast(self.model(x, training=True), tf.float32)
             value = self.loss(y, logits)
             scaled = self.optimizer.scale_loss(value) if self._scaled else value
-        observe = getattr(self.loss, "observe_batch", None)
-        if observe is not None:  # AMRL's per-epoch constraint estimate
-            observe(y, tf.stop_gradient(logits))
+        self.loss.observe_batch(y, tf.stop_gradient(logits))  # AMRL's constraint estimate
         grads = tape.gradient(scaled, variables)
         grads = [
             tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables, strict=True)
@@ -359,10 +352,9 @@ class Trainer:
         self._X_val = X_val
         self._y_val = np.asarray(y_val, dtype=np.int64)
         self._steps = max(1, math.ceil(self._n / self.opts.batch_size))
-        self._interval = getattr(self.loss, "interval", None) or max(1, int(0.1 * self._steps))
+        self._interval = self.loss.interval or max(1, int(0.1 * self._steps))
         self._upper_rng = np.random.default_rng([self.opts.seed, 7])
-        start = getattr(self.loss, "selection_start", None)
-        self._upper_start = start(self.opts.epochs) if start is not None else 0
+        self._upper_start = self.loss.selection_start(self.opts.epochs)
         self.upper_updates = 0
 
     def _upper_batches(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -374,7 +366,7 @@ class Trainer:
             self._X_up,
             self._y_up,
             self.n_classes,
-            int(getattr(self.loss, "upper_pairs", 4) or 4),
+            self.loss.upper_pairs,
             self.opts.batch_size,
         )
         return tuple(tf.constant(a) for a in (x_tr, y_tr, x_up, y_up))
@@ -393,9 +385,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> float:
         """One pass over the training split (no validation); returns the mean training loss."""
-        hook = getattr(self.loss, "on_epoch_begin", None)
-        if hook is not None:
-            hook(epoch)
+        self.loss.on_epoch_begin(epoch)
         self._loss_sum.assign(0.0)
         for step, idx in enumerate(self.epoch_batches(epoch)):
             self._train_step(self._X_tr, self._y_tr, idx, self._loss_sum)
@@ -428,9 +418,7 @@ class Trainer:
         proba = softmax_np(val_logits)
         posterior = posterior_np(self.loss, val_logits)
         scores = selection_scores(y_val, val_logits, posterior)
-        hook = getattr(self.loss, "on_epoch_end", None)
-        if hook is not None:
-            hook(epoch, y_val, proba)
+        self.loss.on_epoch_end(epoch, y_val, proba)
         row: dict[str, Any] = {
             "val_loss": float(np.mean(val_losses)) if len(val_losses) else math.nan,
             "val_macro_f1": scores["macro_f1"],
@@ -465,14 +453,10 @@ class Trainer:
             raise InputError(
                 f"--select {criterion!r}: expected one of {', '.join(SELECT_CRITERIA)}"
             )
-        start_hook = getattr(self.loss, "selection_start", None)
-        start = int(start_hook(opts.epochs)) if start_hook is not None else 0
-        start = min(max(start, 0), max(opts.epochs - 1, 0))
+        start = min(max(int(self.loss.selection_start(opts.epochs)), 0), max(opts.epochs - 1, 0))
         best_key: tuple[float, float] | None = None
         best_weights, waited, stopped_by = None, 0, "max_epochs"
-        hook = getattr(self.loss, "on_train_begin", None)
-        if hook is not None:
-            hook(opts.epochs)
+        self.loss.on_train_begin(opts.epochs)
         t_start = time.perf_counter()
         for epoch in range(opts.epochs):
             t0 = time.perf_counter()
@@ -481,9 +465,7 @@ class Trainer:
             row: dict[str, Any] = {"epoch": epoch + 1, "loss": train_loss, **val}
             row["lr"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
             row["seconds"] = time.perf_counter() - t0
-            learned = getattr(self.loss, "learned_params", None)
-            if learned is not None:
-                row.update({k: float(v) for k, v in learned().items()})
+            row.update({k: float(v) for k, v in self.loss.learned_params().items()})
             result.history.append(row)
             result.epochs_run = epoch + 1
             if summary_writer is not None:
@@ -534,8 +516,7 @@ class Trainer:
             "selection_start_epoch": start + 1,
             "stopped_by": stopped_by,
         }
-        learned = getattr(self.loss, "learned_params", None)
-        result.learned_params = {k: float(v) for k, v in learned().items()} if learned else {}
+        result.learned_params = {k: float(v) for k, v in self.loss.learned_params().items()}
         return result
 
 
@@ -595,7 +576,7 @@ def adam_lookahead(
 
 def autobalance_hypergradient(
     model: keras.Model,
-    loss: Any,
+    loss: LossbenchLoss,
     optimizer: keras.optimizers.Adam,
     x_train: tf.Tensor,
     y_train: tf.Tensor,
@@ -650,7 +631,7 @@ def _float32(logits: Any) -> Any:
 
 def autobalance_upper_step(
     model: keras.Model,
-    loss: Any,
+    loss: LossbenchLoss,
     optimizer: keras.optimizers.Adam,
     upper_optimizer: keras.optimizers.Optimizer,
     x_train: tf.Tensor,
@@ -724,7 +705,7 @@ class AutoBalanceCallback(keras.callbacks.Callback):
 
     def __init__(
         self,
-        loss: Any,
+        loss: LossbenchLoss,
         train_data: tuple[Any, Any],
         upper_data: tuple[Any, Any],
         batch_size: int = 256,
@@ -820,7 +801,7 @@ def _logits_function(model: keras.Model, jit_compile: bool) -> Any:
 
 def trainer_for_run(
     arch: dict[str, Any],
-    loss: keras.losses.Loss,
+    loss: LossbenchLoss,
     opts: TrainOptions,
     n_classes: int,
     *,
@@ -848,7 +829,7 @@ def trainer_for_run(
         json.dumps(loss_cfg, sort_keys=True, default=str),
         int(opts.batch_size),
         float(opts.clipnorm),
-        getattr(opts, "precision", "float32"),
+        opts.precision,
         bool(jit_compile),
         int(n_classes),
     )

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from lossbench.config import TrainOptions
+from lossbench.losses.base import LossbenchLoss
 from lossbench.train import Trainer, epoch_permutation
 
 N, D, K = 48, 4, 3
@@ -35,8 +36,13 @@ def _opts(**kw) -> TrainOptions:
     return TrainOptions(**{**base, **kw})
 
 
-class PlainCE(keras.losses.Loss):
-    """Sparse cross-entropy on logits, with none of the optional hooks."""
+class PlainCE(LossbenchLoss):
+    """Sparse cross-entropy on logits, overriding none of the hooks (the base class's defaults)."""
+
+    NAME = "plain_ce"
+
+    def __init__(self):
+        super().__init__([N // K] * K)
 
     def call(self, y_true, y_pred):
         return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
@@ -57,11 +63,16 @@ class NaNLoss(PlainCE):
 
 
 class HookedCE(PlainCE):
-    """Records every epoch hook the trainer calls, in order."""
+    """Records every hook the trainer calls, in order. `observe_batch` runs inside the compiled
+    step, so it counts the batches in a variable, read at each epoch's end."""
 
     def __init__(self):
         super().__init__()
         self.calls: list[tuple] = []
+        self.batches = keras.Variable(0, dtype="int32", trainable=False)
+
+    def observe_batch(self, y_true, logits):
+        self.batches.assign_add(1)
 
     def on_train_begin(self, epochs):
         self.calls.append(("train_begin", epochs))
@@ -71,7 +82,7 @@ class HookedCE(PlainCE):
 
     def on_epoch_end(self, epoch, y_val, proba):
         assert proba.shape == (len(y_val), K)
-        self.calls.append(("epoch_end", epoch))
+        self.calls.append(("epoch_end", epoch, int(keras.ops.convert_to_numpy(self.batches))))
 
     def learned_params(self):
         self.calls.append(("learned_params",))
@@ -176,10 +187,10 @@ def test_epoch_hooks_are_called_in_order():
     assert loss.calls == [
         ("train_begin", 2),
         ("epoch_begin", 0),
-        ("epoch_end", 0),
+        ("epoch_end", 0, 3),  # observe_batch saw the epoch's 3 batches (48 rows / 16)
         ("learned_params",),
         ("epoch_begin", 1),
-        ("epoch_end", 1),
+        ("epoch_end", 1, 6),
         ("learned_params",),
         ("learned_params",),  # the final values, for metrics.json
     ]

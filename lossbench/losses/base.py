@@ -320,6 +320,10 @@ class LossbenchLoss(keras.losses.Loss):
     per-sample loss `(batch,)` computed with `keras.ops` only; reduction is Keras' (default
     `sum_over_batch_size`).
 
+    The interface between a loss and `lossbench.train.Trainer`: every member below is declared
+    here with its default, and the trainer calls them unconditionally (a loss overrides only
+    what it changes).
+
     What the trainer and the evaluation read (defaults here):
 
     * `head`, `scale`: the model head the loss needs ("linear", 1; LDAM: "cosine", 30), built by
@@ -328,15 +332,18 @@ class LossbenchLoss(keras.losses.Loss):
     * `selection_start(epochs)`: first epoch of the final training phase (0 by default).
 
     Training-loop hooks (no-ops here), called by `lossbench.train` and, in a plain `model.fit`,
-    by the callbacks of `callbacks()`:
+    by the callbacks of `callbacks()`, in this order: `on_train_begin`, then per epoch
+    `on_epoch_begin`, `observe_batch` for each batch, `on_epoch_end`, `learned_params`:
 
     * `observe_batch(y_true, logits)`: each training batch's labels and logits, inside the
       compiled step (AMRL's constraint estimate).
     * `on_train_begin(epochs)`, `on_epoch_begin(epoch)` (0-based; LDAM-DRW, AMRL),
       `on_epoch_end(epoch, y_val, proba_val)` (PGFL, AMRL; eager NumPy).
     * `learned_params()`: flat dict of floats logged per epoch.
-    * `upper_variables` / `upper_lr` / `interval` / `val_objective`: AutoBalance's bi-level step
-      (`upper_variables` is None and `val_objective` absent on the other losses).
+
+    The bi-level step (AutoBalance; off while `upper_variables` is None): `upper_variables`,
+    `upper_lr`, `interval` (steps between upper steps; None: 10% of an epoch), `upper_pairs`
+    and `val_objective(y_true, logits)`.
     """
 
     NAME: ClassVar[str] = ""
@@ -347,9 +354,11 @@ class LossbenchLoss(keras.losses.Loss):
     POSTERIOR: ClassVar[str] = "softmax(z)"
     HEAD: ClassVar[str] = "linear"
 
+    #: AutoBalance's bi-level step (see the class docstring); None: the loss has none
     upper_variables: list[keras.Variable] | None = None
-    upper_lr: float | None = None
+    upper_lr: float = 1e-2
     interval: int | None = None
+    upper_pairs: int = 4
     #: the model head the loss needs (`lossbench.models.build_model(..., head=, scale=)`):
     #: "linear" (the plain Dense logits) or "cosine" (s * cos, LDAM); `scale` multiplies it.
     head: str = "linear"
@@ -473,6 +482,10 @@ class LossbenchLoss(keras.losses.Loss):
     def learned_params(self) -> dict[str, float]:
         """Current values of the learned/adapted parameters, flat and JSON-able."""
         return {}
+
+    def val_objective(self, y_true: Any, logits: Any) -> Any:
+        """The upper-level objective of a bi-level loss (only read when `upper_variables`)."""
+        raise NotImplementedError(f"loss {self.name!r} has no bi-level step")
 
     def callbacks(self, **data: Any) -> list[keras.callbacks.Callback]:
         """The epoch hooks as Keras callbacks for a plain `model.fit` (none for static losses).
