@@ -11,7 +11,6 @@ the other tasks carry on, and rerunning the command retries only what is missing
 from __future__ import annotations
 
 import os
-import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,16 +28,9 @@ from lossbench.runner import (
 )
 from lossbench.store import prepare_run_dir, write_failed_run
 
-# Fault injection for tests: a task whose run name is listed here kills its own worker process
-# with SIGKILL, as an out-of-memory killer or a lost node would.
-KILL_ENV = "LOSSBENCH_TEST_KILL_RUNS"
-
-
 def _task(spec: Any, cfg: RunConfig, data: Any, device_pref: str) -> tuple[dict, dict[str, bytes]]:
     """Body of one Ray task: train in a temporary folder, return metrics and the files."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if spec.name in os.environ.get(KILL_ENV, "").split(","):
-        os.kill(os.getpid(), signal.SIGKILL)
     from lossbench.train import configure_device  # lazy: TensorFlow, only inside the task
 
     with tempfile.TemporaryDirectory(prefix="lossbench-ray-") as tmp:
@@ -138,7 +130,7 @@ def ray_session(address: str | None) -> Iterator[None]:
         "env_vars": {
             k: v
             for k, v in os.environ.items()
-            if k in (KILL_ENV, "LOSSBENCH_CACHE", "TF_CPP_MIN_LOG_LEVEL")
+            if k in ("LOSSBENCH_CACHE", "TF_CPP_MIN_LOG_LEVEL")
         }
     }
     kwargs: dict[str, Any] = {

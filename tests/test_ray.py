@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -48,11 +51,25 @@ def test_ray_executor_matches_local_executor(cli, tmp_path):
     )
 
 
+def _killing(task: Callable, names: set[str]) -> Callable:
+    """`task` (the Ray task body), except that the tasks of the runs `names` kill their own
+    worker with SIGKILL, as an out-of-memory killer or a lost node would. A closure, so Ray
+    ships it to the workers by value."""
+
+    def task_or_kill(spec, *args):
+        if spec.name in names:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return task(spec, *args)
+
+    return task_or_kill
+
+
 def test_killed_worker_is_a_failed_run_and_rerun_completes_it(cli, tmp_path, monkeypatch):
-    from lossbench.executors import KILL_ENV
+    from lossbench import executors
 
     out = tmp_path / "ray"
-    monkeypatch.setenv(KILL_ENV, "dwb_seed1")
+    real = executors._task
+    monkeypatch.setattr(executors, "_task", _killing(real, {"dwb_seed1"}))
     res = cli("compare", "--out", out, *ARGS, "--executor", "ray")
     assert res.code == 3, res.err  # finished, but a run failed (README: exit codes)
     assert "dwb_seed1" in res.err
@@ -65,7 +82,7 @@ def test_killed_worker_is_a_failed_run_and_rerun_completes_it(cli, tmp_path, mon
     assert "ray task failed" in (exp / "summary" / "report.html").read_text()
     done = {p: p.stat().st_mtime_ns for p in exp.glob("runs/*/DONE")}
 
-    monkeypatch.delenv(KILL_ENV)
+    monkeypatch.setattr(executors, "_task", real)
     res = cli("compare", "--out", out, *ARGS, "--executor", "ray")
     assert res.code == 0, res.err
     assert _experiment(out) == exp
