@@ -28,6 +28,7 @@ from lossbench.runner import (
 )
 from lossbench.store import prepare_run_dir, write_failed_run
 
+
 def _task(spec: Any, cfg: RunConfig, data: Any, device_pref: str) -> tuple[dict, dict[str, bytes]]:
     """Body of one Ray task: train in a temporary folder, return metrics and the files."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -128,9 +129,7 @@ def ray_session(address: str | None) -> Iterator[None]:
     check_address(address)
     env = {
         "env_vars": {
-            k: v
-            for k, v in os.environ.items()
-            if k in ("LOSSBENCH_CACHE", "TF_CPP_MIN_LOG_LEVEL")
+            k: v for k, v in os.environ.items() if k in ("LOSSBENCH_CACHE", "TF_CPP_MIN_LOG_LEVEL")
         }
     }
     kwargs: dict[str, Any] = {
