@@ -59,6 +59,28 @@ class TrainOptions:
     tensorboard: bool = False
 
 
+#: The option fields that do not define what an experiment runs: the seed (an experiment holds the
+#: runs of several seeds) and where a run trains and keeps its files. Every other field of
+#: `DataOptions` and `TrainOptions` defines it (`run_defining`).
+NOT_RUN_DEFINING = ("seed", "device", "tensorboard", "cache", "cache_dir")
+#: The run-defining data options that leave the prepared arrays unchanged: the source (the
+#: array cache keys its files' signatures instead) and the positive class the metrics read.
+NOT_ARRAY_SHAPING = ("data", "positive_label")
+
+
+def run_defining(opts: DataOptions | TrainOptions) -> dict[str, Any]:
+    """The fields of `opts` that define a run (the experiment key: equal values continue an
+    experiment), by name; values as `dataclasses.asdict` gives them."""
+    return {k: v for k, v in dataclasses.asdict(opts).items() if k not in NOT_RUN_DEFINING}
+
+
+def array_shaping(opts: DataOptions) -> dict[str, Any]:
+    """The data options that shape the prepared arrays of one seed (the array cache key): the
+    run-defining ones but `NOT_ARRAY_SHAPING`, and the seed (it draws the split)."""
+    out = {k: v for k, v in run_defining(opts).items() if k not in NOT_ARRAY_SHAPING}
+    return {**out, "seed": opts.seed}
+
+
 @dataclass
 class RunConfig:
     """Everything that determines one run."""

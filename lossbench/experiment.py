@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lossbench import __version__
-from lossbench.config import RunConfig, TrainOptions, check_model_fits
+from lossbench.config import RunConfig, TrainOptions, check_model_fits, run_defining
 from lossbench.errors import InputError
 from lossbench.executors import run_with_ray
 from lossbench.integrity import run_problem
@@ -186,18 +186,11 @@ def resolve_key(command: str, cfg: RunConfig, params: dict[str, Any]) -> str:
     The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
     or more losses grows the existing experiment (training only the new runs) instead of starting
     a new one; `--fresh` starts a new one."""
-    train = dataclasses.asdict(cfg.train)
-    for volatile in ("seed", "device", "tensorboard"):
-        train.pop(volatile, None)
-    data = dataclasses.asdict(cfg.data)
-    data.pop("seed", None)
-    data.pop("cache", None)
-    data.pop("cache_dir", None)
     return config_key(
         {
             "command": command,
-            "data": data,
-            "train": train,
+            "data": run_defining(cfg.data),
+            "train": run_defining(cfg.train),
             "params": params,
         }
     )

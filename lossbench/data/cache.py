@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lossbench.config import DataOptions
+from lossbench.config import DataOptions, array_shaping
 
 #: Bumped whenever the preparation changes what it produces; old entries then miss.
 CACHE_FORMAT = 2
@@ -34,21 +34,6 @@ ARRAY_NAMES = (
     "ids_train",
     "ids_val",
     "ids_test",
-)
-#: DataOptions fields that change the prepared arrays (the others only say where or whether).
-_KEY_FIELDS = (
-    "label_col",
-    "preset",
-    "nan_policy",
-    "drop_classes",
-    "merge",
-    "min_class_count",
-    "sample_frac",
-    "split",
-    "scaler",
-    "seed",
-    "max_onehot_levels",
-    "dedupe",
 )
 
 
@@ -73,7 +58,7 @@ def file_signature(paths: list[Path]) -> list[list[Any]]:
 
 def fingerprint(sources: list[Any], opts: DataOptions) -> str:
     """SHA-256 hex digest of the sources' signatures and the options that shape the arrays."""
-    options = {k: getattr(opts, k) for k in _KEY_FIELDS}
+    options = array_shaping(opts)
     options["split"] = [float(f) for f in opts.split]
     payload = {"format": CACHE_FORMAT, "sources": sources, "options": options}
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
