@@ -4,13 +4,20 @@ margins from the class counts and lambda adapted by projected dual ascent (SPEC 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import keras
 import numpy as np
 from keras import ops
 
-from lossbench.losses.base import LossbenchLoss, LossHooks, Param, log_true_and_rest, take
+from lossbench.losses.base import (
+    KerasLossArgs,
+    LossbenchLoss,
+    LossHooks,
+    Param,
+    log_true_and_rest,
+    take,
+)
 
 
 def amrl_hinge(labels: Any, logits: Any, margins: Any, betas: Any) -> Any:
@@ -150,15 +157,10 @@ class AMRLLoss(LossbenchLoss):
         eta: float = 1.0,
         lambda_max: float = 10.0,
         trainable: bool = True,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
         super().__init__(
             class_counts,
-            name=name,
-            reduction=reduction,
-            dtype=dtype,
             m=m,
             lam=lam,
             beta=beta,
@@ -167,6 +169,7 @@ class AMRLLoss(LossbenchLoss):
             eta=eta,
             lambda_max=lambda_max,
             trainable=trainable,
+            **keras_args,
         )
         p, k, minority = self.params, self.num_classes, self.stats.minority
         weights = p["weights"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import keras
 import numpy as np
@@ -309,6 +309,15 @@ def balanced_cross_entropy(labels: Any, logits: Any, num_classes: int) -> Any:
 
 # ----------------------------------------------------------------------------------------------
 # the base class
+
+
+class KerasLossArgs(TypedDict, total=False):
+    """The `keras.losses.Loss` arguments every loss takes (and `get_config` returns): a
+    subclass's `**keras_args`, passed on to `LossbenchLoss.__init__` unchanged."""
+
+    name: str | None
+    reduction: str | None
+    dtype: str | None
 
 
 class LossbenchLoss(keras.losses.Loss):

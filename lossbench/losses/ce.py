@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import keras
 import numpy as np
 
-from lossbench.losses.base import LossbenchLoss, Param, take, true_class_log_probs
+from lossbench.losses.base import KerasLossArgs, LossbenchLoss, Param, take, true_class_log_probs
 
 
 def ce_loss(labels: Any, logits: Any) -> Any:
@@ -51,11 +51,9 @@ class CrossEntropy(LossbenchLoss):
     def __init__(
         self,
         class_counts: Sequence[int] | np.ndarray,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, name=name, reduction=reduction, dtype=dtype)
+        super().__init__(class_counts, **keras_args)
 
     def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
@@ -132,13 +130,9 @@ class WeightedCrossEntropy(LossbenchLoss):
         class_counts: Sequence[int] | np.ndarray,
         weights: str | list[float] = "inverse",
         beta: float = 0.999,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts, name=name, reduction=reduction, dtype=dtype, weights=weights, beta=beta
-        )
+        super().__init__(class_counts, weights=weights, beta=beta, **keras_args)
         self.class_weights = self.constant(
             class_weights_by_scheme(self.stats, self.params["weights"], self.params["beta"])
         )

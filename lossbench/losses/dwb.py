@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import keras
 import numpy as np
 from keras import ops
 
-from lossbench.losses.base import LossbenchLoss, Param, take, true_class_log_probs
+from lossbench.losses.base import KerasLossArgs, LossbenchLoss, Param, take, true_class_log_probs
 
 
 def dwb_loss(
@@ -73,13 +73,9 @@ class DWBLoss(LossbenchLoss):
         self,
         class_counts: Sequence[int] | np.ndarray,
         reg_weight: float = 1.0,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts, name=name, reduction=reduction, dtype=dtype, reg_weight=reg_weight
-        )
+        super().__init__(class_counts, reg_weight=reg_weight, **keras_args)
         self.class_weights = self.constant(self.stats.dwb_weights())
 
     def call(self, y_true: Any, logits: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import keras
 import numpy as np
@@ -11,6 +11,7 @@ from keras import ops
 
 from lossbench.errors import InputError
 from lossbench.losses.base import (
+    KerasLossArgs,
     LossbenchLoss,
     Param,
     log_true_and_rest,
@@ -90,13 +91,9 @@ class FocalLoss(LossbenchLoss):
         class_counts: Sequence[int] | np.ndarray,
         gamma: float = 2.0,
         alpha: float | list[float] | None = None,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts, name=name, reduction=reduction, dtype=dtype, gamma=gamma, alpha=alpha
-        )
+        super().__init__(class_counts, gamma=gamma, alpha=alpha, **keras_args)
         a = self.params["alpha"]
         if self.num_classes == 2 and isinstance(a, float) and a > 1.0:
             raise InputError(
@@ -160,19 +157,9 @@ class ClassBalancedLoss(LossbenchLoss):
         beta: float = 0.999,
         base: str = "ce",
         gamma: float = 2.0,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts,
-            name=name,
-            reduction=reduction,
-            dtype=dtype,
-            beta=beta,
-            base=base,
-            gamma=gamma,
-        )
+        super().__init__(class_counts, beta=beta, base=base, gamma=gamma, **keras_args)
         self.class_weights = self.constant(self.stats.effective_weights(self.params["beta"]))
 
     def call(self, y_true: Any, logits: Any) -> Any:

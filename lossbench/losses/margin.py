@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import keras
 import numpy as np
 from keras import ops
 
 from lossbench.losses.base import (
+    KerasLossArgs,
     LossbenchLoss,
     LossHooks,
     Param,
@@ -97,11 +98,9 @@ class LogitAdjustedLoss(LossbenchLoss):
         self,
         class_counts: Sequence[int] | np.ndarray,
         tau: float = 1.0,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, name=name, reduction=reduction, dtype=dtype, tau=tau)
+        super().__init__(class_counts, tau=tau, **keras_args)
         self.offsets = self.constant(self.params["tau"] * self.stats.log_priors())
 
     def call(self, y_true: Any, logits: Any) -> Any:
@@ -197,21 +196,17 @@ class LDAMLoss(LossbenchLoss):
         drw_beta: float = 0.9999,
         drw_start: float = 0.8,
         drw_active: bool = False,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
         super().__init__(
             class_counts,
-            name=name,
-            reduction=reduction,
-            dtype=dtype,
             head=head,
             max_margin=max_margin,
             s=s,
             drw=drw,
             drw_beta=drw_beta,
             drw_start=drw_start,
+            **keras_args,
         )
         p = self.params
         self.head = p["head"]
@@ -347,19 +342,9 @@ class VSLoss(LossbenchLoss):
         gamma: float = 0.3,
         tau: float = 1.0,
         weights: str | list[float] = "none",
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts,
-            name=name,
-            reduction=reduction,
-            dtype=dtype,
-            gamma=gamma,
-            tau=tau,
-            weights=weights,
-        )
+        super().__init__(class_counts, gamma=gamma, tau=tau, weights=weights, **keras_args)
         p = self.params
         self.scales = self.constant(self.stats.vs_scales(p["gamma"]))
         self.offsets = self.constant(p["tau"] * self.stats.log_priors())
@@ -472,15 +457,10 @@ class AutoBalanceLoss(LossbenchLoss):
         interval: int | None = None,
         pairs: int = 4,
         warmup: float = 0.2,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
         super().__init__(
             class_counts,
-            name=name,
-            reduction=reduction,
-            dtype=dtype,
             gamma=gamma,
             tau=tau,
             weights=weights,
@@ -490,6 +470,7 @@ class AutoBalanceLoss(LossbenchLoss):
             interval=interval,
             pairs=pairs,
             warmup=warmup,
+            **keras_args,
         )
         p = self.params
         l0 = p["tau"] * self.stats.log_priors() if p["l"] is None else np.asarray(p["l"])

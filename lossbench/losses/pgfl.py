@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import keras
 import numpy as np
 from keras import ops
 
-from lossbench.losses.base import LossbenchLoss, LossHooks, Param
+from lossbench.losses.base import KerasLossArgs, LossbenchLoss, LossHooks, Param
 from lossbench.losses.focal import focal_loss
 
 
@@ -85,19 +85,10 @@ class PGFLoss(LossbenchLoss):
         eta: float = 1.0,
         alpha: float | list[float] = 1.0,
         mc_momentum: float = 0.9,
-        name: str | None = None,
-        reduction: str | None = "sum_over_batch_size",
-        dtype: str | None = None,
+        **keras_args: Unpack[KerasLossArgs],
     ) -> None:
         super().__init__(
-            class_counts,
-            name=name,
-            reduction=reduction,
-            dtype=dtype,
-            gamma=gamma,
-            eta=eta,
-            alpha=alpha,
-            mc_momentum=mc_momentum,
+            class_counts, gamma=gamma, eta=eta, alpha=alpha, mc_momentum=mc_momentum, **keras_args
         )
         k = self.num_classes
         self.alpha = self.variable(np.broadcast_to(self.params["alpha"], k), "alpha")
