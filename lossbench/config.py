@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,11 +176,16 @@ _TEXT = Rule("str", "a string")
 _FLAG = Rule("bool", "true or false")
 _LIST = Rule("list", "a comma-separated string or a list of strings")
 
+#: The classical baselines of `compare --baselines`.
+BASELINES = ("lr", "rf", "hgb")
+
 #: Every setting of `run` and `compare`, keyed like the TOML file (and the flags, dashes as `_`).
 RULES: dict[str, Rule] = {
-    "loss": _TEXT,
-    "losses": _LIST,
-    "baselines": _LIST,
+    "loss": Rule("str", "a loss of `lossbench losses`"),
+    "losses": Rule(
+        "list", "losses of `lossbench losses` (a list, or a string like ce,dwb), or all"
+    ),
+    "baselines": Rule("list", f"baselines among {', '.join(BASELINES)} (a list, or a string)"),
     "seeds": Rule("list", f"integers from 0 to {SEED_MAX} (a list, or a string like 0,1,2)"),
     "data": Rule("data", "a path or a built-in dataset name (in compare: also a list of them)"),
     "label_col": _TEXT,
@@ -263,6 +269,8 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
     if kind in ("str", "choice"):
         if not isinstance(value, str) or (rule.choices and value not in rule.choices):
             raise bad()
+        if key == "loss":
+            _check_names(key, value, [value], origin)
         return value
     if kind == "data":
         items = value if isinstance(value, list) else [value]
@@ -303,9 +311,31 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
             raise bad() from None
         if not all(0 <= s <= SEED_MAX for s in seeds):
             raise bad()
+    if key in ("losses", "baselines"):
+        _check_names(key, value, items, origin)
     if key == "merge":
         return items if isinstance(value, list) else [value]
     return ",".join(items)
+
+
+def _check_names(key: str, value: Any, items: list[str], origin: str | None) -> None:
+    """Every item of --loss/--losses names a registered loss (the part before any `+sampler` or
+    `@suffix`, which the methods layer checks), or "all"; every --baselines item a baseline."""
+    if key == "baselines":
+        known: tuple[str, ...] = BASELINES
+        unknown = [i for i in items if i not in known]
+    else:
+        from lossbench.losses import names  # lazy: the losses import Keras
+
+        known = tuple(names())
+        bases = {i: re.split(r"[+@]", i, maxsplit=1)[0] for i in items}
+        unknown = [i for i, b in bases.items() if b not in known and i != "all"]
+    if unknown:
+        what = "baseline" if key == "baselines" else "loss"
+        raise InputError(
+            f"{_where(key, value, origin)}: unknown {what} {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(known)}"
+        )
 
 
 def _toml_value(value: Any) -> str:

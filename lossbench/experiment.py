@@ -23,7 +23,13 @@ import numpy as np
 import pandas as pd
 
 from lossbench import __version__
-from lossbench.config import RunConfig, TrainOptions, check_model_fits, run_defining
+from lossbench.config import (
+    BASELINES,
+    RunConfig,
+    TrainOptions,
+    check_model_fits,
+    run_defining,
+)
 from lossbench.errors import InputError
 from lossbench.executors import run_with_ray
 from lossbench.integrity import run_problem
@@ -46,8 +52,6 @@ from lossbench.store import (
     run_status,
     write_experiment,
 )
-
-BASELINES = ("lr", "rf", "hgb")
 
 
 def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,11 @@ _CHECKED: dict[str, tuple[str, ...]] = {
 }
 
 
+#: files every completed run has written since the first version: one that is gone makes the run
+#: unusable (the report reads them), so the next compare trains it again
+_REQUIRED = ("predictions.parquet", "per_class.csv")
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text[:200]}"
@@ -74,6 +79,8 @@ def run_problem(run_dir: Path) -> str | None:
         return None  # a failed run: its reason is in metrics.json
     for name, needed in _CHECKED.items():
         if not (run_dir / name).exists():
+            if name in _REQUIRED:
+                return f"{name} is missing"
             continue
         try:
             _check_file(run_dir / name, needed)

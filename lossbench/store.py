@@ -140,25 +140,35 @@ def run_status(run_dir: Path) -> str:
 def load_metrics(exp_dir: Path) -> list[dict[str, Any]]:
     """metrics.json of every run of an experiment, with the status and reason `read_run` gives it
     (ok, failed, incomplete, unreadable), then the planned runs that have no folder (missing)."""
-    rows = [
-        {**r.metrics, "name": r.name, "status": r.status, "reason": r.reason}
-        for r in load_experiment(exp_dir).runs
-    ]
-    return rows + _missing_runs(exp_dir, {r["name"] for r in rows})
-
-
-def _missing_runs(exp_dir: Path, present: set[Any]) -> list[dict[str, Any]]:
-    """Runs that experiment.json plans but that have no folder (never started, or deleted)."""
     try:
-        meta = _read_json(Path(exp_dir) / "experiment.json") or {}
-    except (OSError, ValueError):
-        return []
-    kinds = list(meta.get("losses") or []) + list(meta.get("baselines") or [])
-    names = [run_name(k, seed) for seed in meta.get("seeds") or [] for k in kinds]
+        runs = load_experiment(exp_dir).runs
+    except (OSError, ValueError):  # an unreadable experiment.json: the run folders alone
+        runs = [read_run(d) for d in _run_dirs(Path(exp_dir))]
+    return [{**r.metrics, "name": r.name, "status": r.status, "reason": r.reason} for r in runs]
+
+
+def _run_dirs(exp_dir: Path) -> list[Path]:
+    runs_dir = exp_dir / "runs"
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+
+
+def _missing_runs(exp_dir: Path, meta: dict[str, Any], present: set[str]) -> list[RunRecord]:
+    """Runs that experiment.json plans but that have no folder (never started, or deleted)."""
+    baselines = list(meta.get("baselines") or [])
+    kinds = list(meta.get("losses") or []) + baselines
     return [
-        {"name": n, "status": "missing", "reason": "no run folder (not started, or deleted)"}
-        for n in names
-        if n not in present
+        RunRecord(
+            name=name,
+            path=exp_dir / "runs" / name,
+            loss=str(k),
+            kind="baseline" if k in baselines else "loss",
+            seed=int(seed),
+            status="missing",
+            reason="no run folder (not started, or deleted)",
+        )
+        for seed in meta.get("seeds") or []
+        for k in kinds
+        if (name := run_name(k, seed)) not in present
     ]
 
 
@@ -171,7 +181,7 @@ class RunRecord:
     loss: str  # the run kind: loss name or baseline name
     kind: str  # "loss" | "baseline"
     seed: int | None
-    status: str  # "ok" | "failed" | "incomplete" | "unreadable"
+    status: str  # "ok" | "failed" | "incomplete" | "unreadable" | "missing" (planned, no folder)
     reason: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -296,9 +306,8 @@ def load_experiment(exp_dir: Path) -> ExperimentResults:
     """Read experiment.json (optional) and every runs/*/ folder of an experiment."""
     exp_dir = Path(exp_dir)
     meta = _read_json(exp_dir / "experiment.json") or {}
-    runs_dir = exp_dir / "runs"
-    dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
-    runs = [read_run(d) for d in dirs]
+    runs = [read_run(d) for d in _run_dirs(exp_dir)]
+    runs += _missing_runs(exp_dir, meta, {r.name for r in runs})
 
     declared = list(meta.get("losses") or []) + list(meta.get("baselines") or [])
     seen = {r.loss: r.kind for r in runs}

@@ -130,6 +130,22 @@ BAD_INPUT = [
     ),
     ("toml-lr-negative", "run", ["--config", "{t}"], ("t", "lr = -0.1\n"), ["t.toml", "lr"]),
     ("flag-epochs-zero", "run", ["--epochs", "0"], None, ["--epochs", "0"]),
+    # unknown names from a TOML file name the file and the key
+    ("toml-unknown-loss", "run", ["--config", "{t}"], ("t", 'loss = "nope"\n'), ["t.toml", "nope"]),
+    (
+        "toml-unknown-losses",
+        "compare",
+        ["--config", "{t}"],
+        ("t", 'losses = ["ce", "nope"]\n'),
+        ["t.toml", "losses", "nope"],
+    ),
+    (
+        "toml-unknown-baseline",
+        "compare",
+        ["--config", "{t}"],
+        ("t", 'baselines = ["svm"]\n'),
+        ["t.toml", "baselines", "svm"],
+    ),
 ]
 
 
@@ -144,7 +160,7 @@ def test_bad_settings_exit_2_with_one_line_and_no_folder(
     if toml is not None:
         _write(tmp_path / "t.toml", toml[1])
     args = [a.replace("{t}", str(tmp_path / "t.toml")) for a in args]
-    if command == "compare":
+    if command == "compare" and not (toml and toml[1].startswith("losses")):
         args += ["--losses", "ce"]
     # no other flag: a flag would win over the TOML value under test
     res = cli(command, "--out", out, "--device", "cpu", *args)
@@ -407,6 +423,23 @@ def test_garbled_metrics_of_a_done_run_is_reported_then_retrained(cli, done_expe
 
 
 @pytest.mark.parametrize("victim", ["predictions.parquet", "per_class.csv"])
+def test_a_deleted_result_file_of_a_done_run_is_reported_then_retrained(
+    cli, done_experiment, victim
+):
+    out, exp = done_experiment
+    run = exp / "runs" / "ce_seed0"
+    (run / victim).unlink()
+    rep = cli("report", exp, "--quiet")
+    assert rep.code == 0, rep.err
+    assert any("ce_seed0" in ln and victim in ln for ln in _lines(rep.err)), rep.err
+
+    again = cli("compare", "--out", out, *FAST, "--losses", "ce,la", "--quiet")
+    assert again.code == 0, again.err
+    assert _warned(again.err, "ce_seed0", victim, "training it again"), again.err
+    assert (run / victim).is_file()
+
+
+@pytest.mark.parametrize("victim", ["predictions.parquet", "per_class.csv"])
 def test_report_on_a_garbled_run_file_goes_on_and_names_it(cli, done_experiment, victim):
     _, exp = done_experiment
     (exp / "runs" / "la_seed0" / victim).write_bytes(b"garbage\x00\x01")
@@ -435,6 +468,15 @@ def test_a_deleted_run_is_listed_as_missing(cli, done_experiment):
     assert res.code == 0, res.err
     row = [ln for ln in res.out.splitlines() if "la_seed0" in ln]
     assert row and "missing" in row[0], res.out
+    # the tables count the deleted run as failed (not as if it had never been planned)
+    import pandas as pd
+
+    n = len(json.loads((exp / "experiment.json").read_text())["seeds"])
+    table = pd.read_csv(exp / "summary" / "table_average.csv").set_index("loss")
+    assert (table.loc["la", "n_seeds"], table.loc["la", "n_failed"]) == (n - 1, 1)
+    md = (exp / "summary" / "table_average.md").read_text()
+    (la_row,) = [ln for ln in md.splitlines() if ln.startswith("| la ")]
+    assert la_row.rstrip(" |").endswith(f"| {n - 1} | 1"), la_row
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from lossbench.store import (
@@ -43,6 +44,11 @@ def _ok_run(run_dir: Path, **metrics) -> None:
     prepare_run_dir(run_dir)
     base = {"name": run_dir.name, "status": "ok", "reason": None, "summary": {"macro_f1": 0.5}}
     (run_dir / "metrics.json").write_text(json.dumps({**base, **metrics}))
+    # the two result files every completed run has (integrity.run_problem requires them)
+    pd.DataFrame({"row_id": [0], "y_true": [0], "p_0": [1.0]}).to_parquet(
+        run_dir / "predictions.parquet"
+    )
+    pd.DataFrame({"class": ["a"], "f1": [0.5]}).to_csv(run_dir / "per_class.csv", index=False)
     mark_done(run_dir)
 
 
@@ -70,7 +76,8 @@ def test_prepare_run_dir_clears_an_unfinished_run_and_keeps_a_done_one(tmp_path)
     done = tmp_path / "b_seed0"
     _ok_run(done)
     prepare_run_dir(done)
-    assert sorted(p.name for p in done.iterdir()) == ["DONE", "metrics.json"]
+    kept = ["DONE", "metrics.json", "per_class.csv", "predictions.parquet"]
+    assert sorted(p.name for p in done.iterdir()) == kept
 
 
 def test_read_run_classifies_ok_failed_incomplete_and_garbled(tmp_path):
@@ -102,8 +109,12 @@ def test_experiment_round_trip(tmp_path):
     _ok_run(exp / "runs" / "ce_seed0", loss="ce", kind="loss", seed=0, class_names=["a", "b"])
     results = load_experiment(exp)
     assert results.name == exp.name
-    assert [r.name for r in results.runs] == ["ce_seed0"]
-    assert results.kinds == ["ce"] and results.class_names == ["a", "b"]
+    # a planned run without a folder is read back as "missing" and keeps its kind in the tables
+    assert [(r.name, r.status, r.kind) for r in results.runs] == [
+        ("ce_seed0", "ok", "loss"),
+        ("lr_seed0", "missing", "baseline"),
+    ]
+    assert results.kinds == ["ce", "lr"] and results.class_names == ["a", "b"]
     assert find_experiment(tmp_path / "results", "k1") == exp
     assert find_experiment(tmp_path / "results", "other") is None
     rows = load_metrics(exp)

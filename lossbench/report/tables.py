@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lossbench.store import ExperimentResults, RunRecord, load_experiment, run_name
+from lossbench.store import ExperimentResults, RunRecord, load_experiment
 
 __all__ = [
     "AVERAGE_METRICS",
@@ -80,29 +80,14 @@ LOWER_IS_BETTER: frozenset[str] = frozenset(
 
 
 def excluded_runs(results: ExperimentResults) -> pd.DataFrame:
-    """Failed and incomplete runs (name, loss, seed, status, reason), plus planned runs that have
-    no folder yet (status "missing"), in table order."""
+    """Failed, incomplete, unreadable and missing (planned, no folder) runs (name, loss, seed,
+    status, reason), in table order."""
     rows = [
         {"name": r.name, "loss": r.loss, "seed": r.seed, "status": r.status, "reason": r.reason}
         for r in results.runs
         if not r.ok
     ]
-    present = {r.name for r in results.runs}
-    planned = list(results.meta.get("losses") or []) + list(results.meta.get("baselines") or [])
-    for kind in planned:
-        for seed in results.meta.get("seeds") or []:
-            name = run_name(kind, seed)
-            if name not in present:
-                rows.append(
-                    {
-                        "name": name,
-                        "loss": kind,
-                        "seed": seed,
-                        "status": "missing",
-                        "reason": "not started: no run folder",
-                    }
-                )
-    order = {k: i for i, k in enumerate(results.kinds + planned)}
+    order = {k: i for i, k in enumerate(results.kinds)}
     rows.sort(key=lambda r: (order.get(r["loss"], len(order)), r["seed"] is None, r["seed"] or 0))
     return pd.DataFrame(rows, columns=["name", "loss", "seed", "status", "reason"])
 
