@@ -292,8 +292,10 @@ def losses(
     ] = False,
 ) -> None:
     """List the available losses: name, formula, defaults, source (and what differs from it),
-    the posterior used for calibration (decisions are argmax z) and the model head."""
+    the posterior used for calibration (decisions are argmax z), the model head and the ranges
+    `compare --tune` searches (a loss without any gets its trials of learning rate)."""
     from lossbench.losses import describe
+    from lossbench.tuning import LR_SEARCH
 
     rows = describe()
     if as_json:
@@ -303,8 +305,9 @@ def losses(
         sys.stdout.write(losses_markdown(rows))
         return
     table = Table(title="lossbench losses", show_lines=True)
-    for col in ("name", "formula", "defaults", "source", "posterior / head"):
+    for col in ("name", "formula", "defaults", "source", "posterior / head", "tuned (--tune)"):
         table.add_column(col, overflow="fold")
+    lr_only = "lr (learning rate): log-uniform [{:g}, {:g}]".format(*LR_SEARCH)
     for row in rows:
         cells = (
             row["name"],
@@ -312,6 +315,7 @@ def losses(
             defaults_text(row["defaults"]),
             row["source"],
             f"{row['posterior']} / {row['head']}",
+            "; ".join(f"{k}: {v}" for k, v in row["search"].items()) or lr_only,
         )
         table.add_row(*map(escape, cells))
     console.print(table)
@@ -489,6 +493,7 @@ class RichReporter:
         )
         self.runs_task = None
         self.epoch_task = None
+        self.tune_task = None
         self.results: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> RichReporter:
@@ -509,6 +514,12 @@ class RichReporter:
         self.progress.console.print(
             f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
         )
+
+    def trial_finished(self, method: str, done: int, total: int, row: dict[str, Any]) -> None:
+        if self.tune_task is None:
+            self.tune_task = self.progress.add_task("tuning", total=total, info="")
+        info = f"{method} trial {row['number']}: {row['state'].lower()} {row['value']:.4f}"
+        self.progress.update(self.tune_task, completed=done, total=total, info=info)
 
     def run_skipped(self, name: str) -> None:
         if self.runs_task is not None:
@@ -644,7 +655,12 @@ def run(
 def compare(
     ctx: typer.Context,
     losses: Annotated[
-        str, typer.Option("--losses", help="Comma-separated losses, or 'all'.")
+        str,
+        typer.Option(
+            "--losses",
+            help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
+            "ce+balanced-batches), or 'all' (the losses).",
+        ),
     ] = "ce,wce,focal,cb,dwb",
     seeds: Annotated[
         str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
@@ -661,6 +677,15 @@ def compare(
             "runs`) | runs: each run's plots too.",
         ),
     ] = "summary",
+    tune: Annotated[
+        int,
+        typer.Option(
+            "--tune",
+            help="Tune every method with N trials on seed 0's validation split (Optuna TPE, "
+            "objective: the --select criterion), then add '<method>@tuned' rows beside the "
+            "defaults; 0 = no tuning.",
+        ),
+    ] = 0,
     executor: Annotated[str, typer.Option("--executor", help="local | ray.")] = "local",
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
@@ -757,6 +782,7 @@ def compare(
             if v["executor"] == "ray"
             else None,
             run_plots=run_plots,
+            tune=v["tune"],
         )
     board = _compare_leaderboard(exp_dirs, Path(v["out"])) if len(exp_dirs) > 1 else None
     if as_json:

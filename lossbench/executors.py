@@ -114,17 +114,17 @@ def _import_ray() -> Any:
 
 
 @contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
+def ray_session(address: str | None) -> Iterator[Any]:
     """Be connected to Ray for the duration: the cluster at `address` (reachability checked
     first, with a timeout), else a local instance started here; shut down afterwards. A no-op when
-    Ray is already initialised.
+    Ray is already initialised. Yields the `ray` module.
 
     Raises:
         InputError: Ray is not installed, or the cluster cannot be reached or joined.
     """
     ray = _import_ray()
     if ray.is_initialized():
-        yield
+        yield ray
         return
     check_address(address)
     env = {
@@ -145,7 +145,7 @@ def ray_session(address: str | None) -> Iterator[None]:
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         raise InputError(f"--address {address}: cannot connect to Ray ({exc})") from None
     try:
-        yield
+        yield ray
     finally:
         ray.shutdown()
 

@@ -49,6 +49,7 @@ from lossbench.store import (
     find_experiment,
     load_metrics,
     new_experiment_dir,
+    read_experiment_meta,
     run_status,
     write_experiment,
 )
@@ -61,6 +62,7 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
     that parameter (an error if none has it). Validation of values happens in `losses.get`.
     """
     from lossbench.losses import describe  # lazy: the losses import TensorFlow
+    from lossbench.methods import base_loss
 
     accepted = {row["name"]: set(row["defaults"]) for row in describe()}
     out: dict[str, dict[str, Any]] = {name: {} for name in losses}
@@ -71,7 +73,7 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
                 raise InputError(f"--param {key}: loss {target!r} is not among the selected losses")
             out[target][sub] = value
             continue
-        takers = [name for name in losses if key in accepted.get(name, set())]
+        takers = [name for name in losses if key in accepted.get(base_loss(name), set())]
         if not takers:
             raise InputError(
                 f"--param {key}: none of the selected losses ({', '.join(losses)}) has a parameter "
@@ -85,15 +87,15 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
 def validate_losses(
     losses: Sequence[str], per_loss_params: dict[str, dict[str, Any]], class_counts: np.ndarray
 ) -> None:
-    """Build every loss once so bad names or parameters fail before any folder is created."""
-    from lossbench.losses import get, names  # lazy: TensorFlow
+    """Build every method's loss once so bad names or parameters fail before any folder is
+    created (a method is a loss or a data-level baseline, `lossbench.methods`)."""
+    from lossbench.losses import get  # lazy: TensorFlow
+    from lossbench.methods import parse_method
 
-    known = names()
     for name in losses:
-        if name not in known:
-            raise InputError(f"--loss {name!r}: unknown loss; choose from {', '.join(known)}")
+        method = parse_method(name, allow_tuned=False)
         try:
-            get(name, class_counts, **per_loss_params.get(name, {}))
+            get(method.loss, class_counts, **per_loss_params.get(name, {}))
         except (ValueError, TypeError) as exc:
             raise InputError(f"--loss {name}: {' '.join(str(exc).split())}") from None
 
@@ -184,18 +186,19 @@ def experiment_meta(
     }
 
 
-def resolve_key(command: str, cfg: RunConfig, params: dict[str, Any]) -> str:
+def resolve_key(command: str, cfg: RunConfig, params: dict[str, Any], tune: int = 0) -> str:
     """Configuration key of an experiment: the same data and settings continue the same experiment.
 
     The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
     or more losses grows the existing experiment (training only the new runs) instead of starting
-    a new one; `--fresh` starts a new one."""
+    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment."""
     return config_key(
         {
             "command": command,
             "data": run_defining(cfg.data),
             "train": run_defining(cfg.train),
             "params": params,
+            **({"tune": tune} if tune else {}),
         }
     )
 
@@ -255,11 +258,16 @@ def _compare_datasets(
     executor: str = "local",
     executor_options: dict[str, Any] | None = None,
     run_plots: bool = False,
+    tune: int = 0,
 ) -> list[Path]:
     """The body of `compare_datasets`, holding the experiment folders' locks in `locks`.
 
     The summary's plots are always drawn; each run's own plots only with `run_plots` (else on
     demand: `lossbench report --plots runs`), as drawing them cost more than training short runs.
+
+    `tune` > 0 first tunes every method with that many trials (`lossbench.tuning`, stored under
+    `tuning/`, the choice in experiment.json's `tuning`), then adds a `<method>@tuned` run per
+    seed with the chosen parameters beside the default runs.
     """
     reporter = reporter or Reporter()
     unknown = [b for b in baselines if b not in BASELINES]
@@ -269,6 +277,8 @@ def _compare_datasets(
         )
     if not seeds:
         raise InputError("--seeds: give at least one seed")
+    if tune < 0:
+        raise InputError(f"--tune {tune}: expected a number of trials >= 0")
     per_loss = split_params(losses, params)
     firsts = []
     for cfg in cfgs:
@@ -288,7 +298,7 @@ def _compare_datasets(
     exp_dirs: list[Path] = []
     jobs: list[tuple[RunSpec, RunConfig, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
-        key = resolve_key("compare", cfg, params)
+        key = resolve_key("compare", cfg, params, tune)
         out_lock = lock_out(out)  # finding or creating the folder is one step for every process
         locks.callback(out_lock.release)
         exp_dir = None if fresh else find_experiment(out, key)
@@ -314,8 +324,23 @@ def _compare_datasets(
             grow_experiment(exp_dir, losses, baselines, seeds)
         out_lock.release()
         exp_dirs.append(exp_dir)
-        reporter.experiment_started(exp_dir, [s.name for s in specs])
-        for spec in specs:
+        exp_specs = specs
+        if tune:  # each seed's tuned runs follow its default runs (one split held at a time)
+            exp_specs = specs + _tune(
+                exp_dir,
+                cfg,
+                losses,
+                per_loss,
+                seeds,
+                n_trials=tune,
+                device=device,
+                executor=executor,
+                executor_options=executor_options,
+                reporter=reporter,
+            )
+            exp_specs.sort(key=lambda spec: list(seeds).index(spec.seed))
+        reporter.experiment_started(exp_dir, [s.name for s in exp_specs])
+        for spec in exp_specs:
             status = run_status(exp_dir / "runs" / spec.name)
             if status == "done":
                 reporter.run_skipped(spec.name)
@@ -349,6 +374,53 @@ def _compare_datasets(
     for exp_dir in exp_dirs:
         build_summary(exp_dir)
     return exp_dirs
+
+
+def _tune(
+    exp_dir: Path,
+    cfg: RunConfig,
+    losses: Sequence[str],
+    per_loss: dict[str, dict[str, Any]],
+    seeds: Sequence[int],
+    *,
+    n_trials: int,
+    device: str,
+    executor: str,
+    executor_options: dict[str, Any] | None,
+    reporter: Reporter,
+) -> list[RunSpec]:
+    """Tune every method of one experiment, record the choice in experiment.json, and return the
+    tuned runs (`<method>@tuned`, one per seed)."""
+    from lossbench.methods import TUNED
+    from lossbench.tuning import TUNE_SEED, tune_methods
+
+    chosen = tune_methods(
+        exp_dir,
+        data_for_seed(cfg.data, TUNE_SEED),
+        cfg.train,
+        list(losses),
+        per_loss,
+        n_trials,
+        device=device,
+        executor=executor,
+        executor_options=executor_options,
+        progress=reporter.trial_finished,
+    )
+    meta = read_experiment_meta(exp_dir)
+    meta["tuning"] = {
+        "trials": n_trials,
+        "seed": TUNE_SEED,
+        "criterion": cfg.train.select,
+        "split": "validation",
+        "sampler": "optuna TPESampler (seeded per trial), trial 0 = the defaults",
+        "chosen": chosen,
+    }
+    write_experiment(exp_dir, meta)
+    return [
+        RunSpec(f"{m}{TUNED}", seed, "loss", chosen[m]["params"], chosen[m]["lr"])
+        for seed in seeds
+        for m in losses
+    ]
 
 
 def single_run(

@@ -36,6 +36,7 @@ class Reporter:
 
     def experiment_started(self, exp_dir: Path, runs: list[str]) -> None: ...
     def run_skipped(self, name: str) -> None: ...
+    def trial_finished(self, method: str, done: int, total: int, row: dict[str, Any]) -> None: ...
     def run_started(self, name: str, epochs: int) -> None: ...
     def epoch_end(self, name: str, row: dict[str, Any]) -> None: ...
     def run_finished(self, name: str, metrics: dict[str, Any]) -> None: ...
@@ -44,12 +45,15 @@ class Reporter:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One (loss or baseline, seed) run of an experiment."""
+    """One (method or baseline, seed) run of an experiment; `loss` is the method name
+    (`lossbench.methods`: a loss, `<loss>+<sampler>`, `<method>@tuned`), `lr` a tuned learning
+    rate (None: the configured one)."""
 
     loss: str
     seed: int
     kind: str = "loss"  # loss | baseline
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    lr: float | None = None
 
     @property
     def name(self) -> str:
@@ -135,13 +139,13 @@ def execute_loss_run(
     import tensorflow as tf
 
     from lossbench.evaluation import SplitPredictions
-    from lossbench.losses import get
-    from lossbench.train import device_scope, posterior_np, resolve_jit, trainer_for_run
+    from lossbench.methods import parse_method, prepare_method, with_lr
+    from lossbench.train import device_scope, posterior_np
 
     reporter = reporter or Reporter()
     prepare_run_dir(run_dir)
     logger, handler = _run_logger(run_dir, spec.name)
-    topts = dataclasses.replace(cfg.train, seed=spec.seed)
+    topts = with_lr(dataclasses.replace(cfg.train, seed=spec.seed), spec.lr)
     base = {
         "name": spec.name,
         "loss": spec.loss,
@@ -160,21 +164,19 @@ def execute_loss_run(
             device,
         )
         with tf.device(device_scope(device)):
-            loss = get(spec.loss, data.class_counts("train"), **spec.params)
-            arch = {
-                "name": topts.model,
-                "n_features": data.n_features,
-                "n_classes": data.n_classes,
-                "filters": topts.filters,
-                "units": topts.units,
-                "dropout": topts.dropout,
-                "head": loss.head,  # the head the loss declares (ldam: cosine, s = 30)
-                "scale": loss.scale,
-                "precision": topts.precision,
-            }
-            jit = resolve_jit(topts.jit_compile, device)
-            trainer, checksum = trainer_for_run(arch, loss, topts, data.n_classes, jit_compile=jit)
-            model, loss = trainer.model, trainer.loss  # the cached instances, this run's state
+            setup = prepare_method(
+                parse_method(spec.loss),
+                spec.params,
+                topts,
+                data.X_train,
+                data.y_train,
+                data.n_features,
+                data.n_classes,
+                device,
+            )
+            model, loss, trainer = setup.model, setup.loss, setup.trainer
+            checksum = setup.initial_weights_sha256
+            base["train_class_counts"] = setup.train_class_counts
             config = {
                 **base,
                 "params": spec.params,
@@ -184,7 +186,7 @@ def execute_loss_run(
                 "data_fingerprint": data.fingerprint,
                 "initial_weights_sha256": checksum,
                 "batch_order_sha256": hashlib.sha256(
-                    _epoch0_order(spec.seed, len(data.y_train))
+                    _epoch0_order(spec.seed, len(setup.y_train))
                 ).hexdigest(),
                 "device": device,
                 "loss_config": loss.get_config(),
@@ -197,8 +199,8 @@ def execute_loss_run(
             )
             reporter.run_started(spec.name, topts.epochs)
             result = trainer.fit(
-                data.X_train,
-                data.y_train,
+                setup.X_train,
+                setup.y_train,
                 data.X_val,
                 data.y_val,
                 on_epoch_end=lambda row: (

@@ -6,13 +6,14 @@
   runs/<method>_seed<k>/              one run (`run_name`, `parse_run_name`)
     config.json, metrics.json, ...    written by `lossbench.runner` through `lossbench.io`
     DONE                              written last (`mark_done`): the run is complete
+  tuning/<method>/trials.csv          compare --tune: every trial (`read_trials`, `write_trials`)
   summary/                            tables, plots, report.html (`lossbench.report`)
 ```
 
 Writers: `prepare_run_dir` (a folder without DONE holds no result and is cleared), `mark_done`,
-`write_failed_run`, `write_experiment`. Readers: `read_run` -> `RunRecord`, `load_experiment` ->
-`ExperimentResults` (the report's view), `run_status` (what resume needs), `load_metrics` (the
-CLI's view).
+`write_failed_run`, `write_experiment`, `write_trials`. Readers: `read_run` -> `RunRecord`,
+`load_experiment` -> `ExperimentResults` (the report's view), `run_status` (what resume needs),
+`load_metrics` (the CLI's view), `read_trials` (what a resumed tuning replays).
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import Any
 import pandas as pd
 
 from lossbench.integrity import run_problem
-from lossbench.io import atomic_write_json, atomic_write_text
+from lossbench.io import atomic_write_csv, atomic_write_json, atomic_write_text
 
 DONE = "DONE"
+TUNED = "@tuned"  # suffix of the runs of a method's tuned parameters (`compare --tune`)
 _SEED_SEP = "_seed"
 
 
@@ -63,6 +65,26 @@ def write_failed_run(run_dir: Path, base: dict[str, Any], reason: str) -> dict[s
 def write_experiment(exp_dir: Path, meta: dict[str, Any]) -> None:
     """Write experiment.json."""
     atomic_write_json(exp_dir / "experiment.json", meta)
+
+
+def trials_path(exp_dir: Path, method: str) -> Path:
+    """`tuning/<method>/trials.csv` of an experiment: every tuning trial of one method."""
+    return Path(exp_dir) / "tuning" / method / "trials.csv"
+
+
+def read_trials(exp_dir: Path, method: str) -> list[dict[str, Any]]:
+    """The stored tuning trials of one method, in order (empty when none is stored)."""
+    path = trials_path(exp_dir, method)
+    if not path.is_file():
+        return []
+    return pd.read_csv(path).to_dict(orient="records")
+
+
+def write_trials(exp_dir: Path, method: str, rows: list[dict[str, Any]]) -> None:
+    """Store the tuning trials of one method (atomically: a kill leaves the previous file)."""
+    path = trials_path(exp_dir, method)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_csv(path, pd.DataFrame(rows))
 
 
 def prepare_run_dir(run_dir: Path) -> None:
@@ -156,6 +178,7 @@ def _missing_runs(exp_dir: Path, meta: dict[str, Any], present: set[str]) -> lis
     """Runs that experiment.json plans but that have no folder (never started, or deleted)."""
     baselines = list(meta.get("baselines") or [])
     kinds = list(meta.get("losses") or []) + baselines
+    kinds += [f"{m}{TUNED}" for m in (meta.get("tuning") or {}).get("chosen") or {}]
     return [
         RunRecord(
             name=name,
@@ -313,6 +336,10 @@ def load_experiment(exp_dir: Path) -> ExperimentResults:
     seen = {r.loss: r.kind for r in runs}
     extra = sorted((k for k in seen if k not in declared), key=lambda k: (seen[k] != "loss", k))
     kinds = [k for k in dict.fromkeys(declared + extra) if k in seen]
+    # a tuned row (`<method>@tuned`, compare --tune) right after its method's default row
+    for k in [k for k in kinds if k.endswith(TUNED) and k.removesuffix(TUNED) in kinds]:
+        kinds.remove(k)
+        kinds.insert(kinds.index(k.removesuffix(TUNED)) + 1, k)
 
     class_names = list(meta.get("class_names") or [])
     if not class_names:

@@ -143,6 +143,16 @@ def selection_scores(y: np.ndarray, logits: np.ndarray, proba: np.ndarray) -> di
     }
 
 
+def history_scores(row: dict[str, Any]) -> dict[str, float]:
+    """The selection scores of one history.csv row (`Trainer.validate`'s columns), by criterion."""
+    return {
+        "macro_f1": float(row["val_macro_f1"]),
+        "balanced_accuracy": float(row["val_macro_recall"]),
+        "nll": float(row["val_nll"]),
+        "auprc": float(row["val_auprc"]),
+    }
+
+
 def selection_key(criterion: str, scores: dict[str, float]) -> tuple[float, float]:
     """Larger is better: (criterion, tie-break). The tie-break is the validation NLL of the
     posterior, so a plateau of macro-F1 still counts as progress while the NLL improves."""
@@ -186,6 +196,9 @@ class Trainer:
         self.opts = opts
         self.n_classes = n_classes
         self.jit_compile = jit_compile
+        # epoch -> training-row indices of that epoch; None: `epoch_permutation` (a data-level
+        # method sets class-balanced sampling here, `lossbench.methods`)
+        self.epoch_order: Callable[[int], np.ndarray] | None = None
         # float16 needs loss scaling; its clipping then happens inside the wrapped optimizer,
         # after the gradients are unscaled (bfloat16 has float32's range and needs neither)
         self._scaled = opts.precision == "mixed_float16"
@@ -372,13 +385,17 @@ class Trainer:
         return tuple(tf.constant(a) for a in (x_tr, y_tr, x_up, y_up))
 
     def epoch_batches(self, epoch: int) -> Iterator[tf.Tensor]:
-        """Row indices of each batch of one epoch, in the order `epoch_permutation(seed, epoch)`.
+        """Row indices of each batch of one epoch, in the order `epoch_permutation(seed, epoch)`
+        (or `epoch_order(epoch)` when a method sets it).
 
         The training step gathers its batch from the device-resident training split. There is no
         tf.data pipeline: on a 2-core CPU its background threads competed with the training step
         for the cores and stalled whole epochs (measured: 3.0 s epochs stretched to 5.1 s).
         """
-        perm = tf.constant(epoch_permutation(self.opts.seed, epoch, self._n))
+        order = self.epoch_order
+        perm = tf.constant(
+            order(epoch) if order is not None else epoch_permutation(self.opts.seed, epoch, self._n)
+        )
         b = self.opts.batch_size
         for start in range(0, self._n, b):
             yield perm[start : start + b]
@@ -483,15 +500,7 @@ class Trainer:
                 break
             if epoch < start:
                 continue  # the loss's final phase (LDAM's DRW, AutoBalance's upper level) not on
-            key = selection_key(
-                criterion,
-                {
-                    "macro_f1": row["val_macro_f1"],
-                    "balanced_accuracy": row["val_macro_recall"],
-                    "nll": row["val_nll"],
-                    "auprc": row["val_auprc"],
-                },
-            )
+            key = selection_key(criterion, history_scores(row))
             if best_key is None or key > best_key:
                 best_key, waited, result.best_epoch = key, 0, epoch + 1
                 if opts.patience > 0:

@@ -129,7 +129,7 @@ class AMRLLoss(LossbenchLoss):
         "lambda by projected dual ascent (SPEC 4.1) instead of descent on the loss"
     )
     PARAMS = {
-        "m": Param(1.0, "rarest-class margin (or K margins)", per_class=True),
+        "m": Param(1.0, "rarest-class margin (or K margins)", per_class=True, search=(0.25, 2.0)),
         "lam": Param(1.0, "initial lambdas", per_class=True, low=0.0),
         "beta": Param(None, "hinge powers", per_class=True, nullable=True, low=0.0, low_open=True),
         "weights": Param(

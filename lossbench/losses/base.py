@@ -151,6 +151,10 @@ class Param:
     A value may be a number (`scalar`), a list of K numbers (`per_class`), one of `choices`
     (strings), `None` (`nullable`), or a boolean (`boolean`). Numbers must be finite and lie in
     `[low, high]` (open ends with `low_open` / `high_open`); `integer` asks for an integer.
+
+    `search` is the range `compare --tune` searches (SPEC 9): `(low, high)` or
+    `(low, high, "log")` for a number, or a tuple of the values to try (`search_choices`).
+    A parameter with neither is never tuned.
     """
 
     default: Any
@@ -165,6 +169,17 @@ class Param:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+    search: tuple[float, float] | tuple[float, float, str] | None = None
+    search_choices: tuple[Any, ...] = ()
+
+    def search_space(self) -> str | None:
+        """Human-readable search range of `compare --tune`, or None when not tuned."""
+        if self.search_choices:
+            return "one of " + ", ".join(str(c) for c in self.search_choices)
+        if self.search is None:
+            return None
+        low, high, *log = self.search
+        return f"{'log-' if log else ''}uniform [{low:g}, {high:g}]"
 
     def allowed(self) -> str:
         """Human-readable description of the accepted values."""

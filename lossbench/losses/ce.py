@@ -121,6 +121,7 @@ class WeightedCrossEntropy(LossbenchLoss):
             choices=WCE_SCHEMES,
             low=0.0,
             low_open=True,
+            search_choices=("inverse", "sqrt", "effective"),
         ),
         "beta": Param(0.999, "beta of weights=effective", low=0.0, high=1.0, high_open=True),
     }

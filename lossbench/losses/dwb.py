@@ -67,7 +67,11 @@ class DWBLoss(LossbenchLoss):
     NAME = "dwb"
     FORMULA = "-w_y^(1 - p_y) log p_y - p_y (1 - p_y), w_k = log(n_max / n_k) + 1"
     SOURCE = "Fernando and Tsokos, IEEE TNNLS 2021 (DWB loss), eqs. 8 and 13"
-    PARAMS = {"reg_weight": Param(1.0, "weight of the -p_y(1-p_y) regulariser", low=0.0)}
+    PARAMS = {
+        "reg_weight": Param(
+            1.0, "weight of the -p_y(1-p_y) regulariser", low=0.0, search=(0.0, 3.0)
+        )
+    }
 
     def __init__(
         self,

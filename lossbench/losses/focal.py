@@ -76,7 +76,7 @@ class FocalLoss(LossbenchLoss):
     FORMULA = "-alpha_y (1 - p_y)^gamma log p_y"
     SOURCE = "Lin et al. 2017, Focal Loss for Dense Object Detection"
     PARAMS = {
-        "gamma": Param(2.0, "focusing parameter", low=0.0),
+        "gamma": Param(2.0, "focusing parameter", low=0.0, search=(0.0, 5.0)),
         "alpha": Param(
             None,
             "class weights (K=2 scalar: positive class alpha, other 1-alpha)",
@@ -146,7 +146,14 @@ class ClassBalancedLoss(LossbenchLoss):
         "(base=focal here is the softmax focal loss, theirs the sigmoid one)"
     )
     PARAMS = {
-        "beta": Param(0.999, "effective-number beta", low=0.0, high=1.0, high_open=True),
+        "beta": Param(
+            0.999,
+            "effective-number beta",
+            low=0.0,
+            high=1.0,
+            high_open=True,
+            search_choices=(0.9, 0.99, 0.999, 0.9999),
+        ),
         "base": Param("ce", "base loss", scalar=False, choices=("ce", "focal")),
         "gamma": Param(2.0, "focal gamma (base=focal)", low=0.0),
     }

@@ -92,7 +92,7 @@ class LogitAdjustedLoss(LossbenchLoss):
         "Menon et al. 2021 (logit adjustment), authors' code google-research/google-research "
         "logit_adjustment/main.py; Ren et al. 2020 (Balanced Softmax, tau = 1)"
     )
-    PARAMS = {"tau": Param(1.0, "prior offset temperature")}
+    PARAMS = {"tau": Param(1.0, "prior offset temperature", search=(0.0, 3.0))}
 
     def __init__(
         self,
@@ -177,7 +177,7 @@ class LDAMLoss(LossbenchLoss):
     )
     PARAMS = {
         "head": Param("cosine", "model head", scalar=False, choices=("cosine", "linear")),
-        "max_margin": Param(0.5, "largest margin", low=0.0, low_open=True),
+        "max_margin": Param(0.5, "largest margin", low=0.0, low_open=True, search=(0.1, 1.0)),
         "s": Param(
             None, "logit scale (unset: 30 cosine, 1 linear)", nullable=True, low=0.0, low_open=True
         ),
@@ -279,8 +279,8 @@ def _vs_weights(stats: Any, weights: str | list[float]) -> np.ndarray:
 
 
 _VS_PARAMS = {
-    "gamma": Param(0.3, "exponent of the multiplicative scale", low=0.0),
-    "tau": Param(1.0, "temperature of the additive prior offset"),
+    "gamma": Param(0.3, "exponent of the multiplicative scale", low=0.0, search=(0.0, 0.5)),
+    "tau": Param(1.0, "temperature of the additive prior offset", search=(0.0, 3.0)),
     "weights": Param(
         "none",
         "class weights w",
@@ -439,7 +439,13 @@ class AutoBalanceLoss(LossbenchLoss):
             low=0.0,
             low_open=True,
         ),
-        "upper_lr": Param(1e-2, "Adam learning rate of the upper step", low=0.0, low_open=True),
+        "upper_lr": Param(
+            1e-2,
+            "Adam learning rate of the upper step",
+            low=0.0,
+            low_open=True,
+            search=(1e-3, 1e-1, "log"),
+        ),
         "interval": Param(None, "steps between upper steps", nullable=True, integer=True, low=1),
         "pairs": Param(4, "batch pairs averaged per upper step", integer=True, low=1),
         "warmup": Param(0.2, "fraction of epochs before the first upper step", low=0.0, high=1.0),

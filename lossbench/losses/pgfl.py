@@ -72,8 +72,8 @@ class PGFLoss(LossbenchLoss):
     )
     SOURCE = "seed notebook PGFLossTF (performance-guided focal loss)"
     PARAMS = {
-        "gamma": Param(2.0, "focusing parameter", low=0.0),
-        "eta": Param(1.0, "alpha update step", low=0.0),
+        "gamma": Param(2.0, "focusing parameter", low=0.0, search=(0.0, 5.0)),
+        "eta": Param(1.0, "alpha update step", low=0.0, search=(0.1, 10.0, "log")),
         "alpha": Param(1.0, "initial class weights", per_class=True, low=0.0, low_open=True),
         "mc_momentum": Param(0.9, "MC moving-average momentum", low=0.0, high=1.0, high_open=True),
     }

@@ -61,8 +61,9 @@ def get(name: str, class_counts: Sequence[int] | np.ndarray, **params: Any) -> L
 
 def describe() -> list[dict[str, Any]]:
     """One dict per loss: name, formula, defaults, source (with what differs from the authors'
-    code and why), posterior (what calibration uses; decisions are argmax z), head, and params
-    (allowed values)."""
+    code and why), posterior (what calibration uses; decisions are argmax z), head, params
+    (allowed values) and search (the ranges `compare --tune` searches; empty: the learning rate is
+    tuned instead)."""
     return [
         {
             "name": name,
@@ -72,6 +73,9 @@ def describe() -> list[dict[str, Any]]:
             "posterior": cls.POSTERIOR,
             "head": cls.HEAD,
             "params": {k: p.allowed() for k, p in cls.PARAMS.items()},
+            "search": {
+                k: p.search_space() for k, p in cls.PARAMS.items() if p.search_space() is not None
+            },
         }
         for name, cls in LOSSES.items()
     ]

@@ -1,0 +1,393 @@
+"""`compare --tune N`: the same budget of N trials for every method (SPEC 9).
+
+Each method gets its own Optuna study on the validation split of seed 0: the search space is the
+loss's declared `Param` ranges (`Param.search` / `Param.search_choices`), or the learning rate for
+a method whose loss has none (ce and the data-level baselines). Trial 0 is the method's default
+(when it lies in the space), the rest come from the TPE sampler. A trial trains exactly like a run
+of the method, and its score is the selection criterion (SPEC 5.1) at the epoch the selection rule
+picks: the same number for every method, larger is better (`-nll` for `--select nll`).
+
+A trial receives a `TuningSplit`, which holds the training and validation rows only: the test
+split never reaches the objective.
+
+Every finished trial is appended to `tuning/<method>/trials.csv` (atomically), and a restarted
+tuning replays those rows into a fresh in-memory study before it asks for more. The sampler is
+re-created for each trial with a seed derived from the trial number, so a trial's suggestion is a
+function of the trials before it only: an interrupted tuning continues exactly where an
+uninterrupted one would be, and two identical commands choose identical parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lossbench.config import TrainOptions
+from lossbench.errors import InputError
+from lossbench.methods import parse_method, prepare_method, with_lr
+from lossbench.store import read_trials, trials_path, write_trials
+
+TUNE_SEED = 0  # the split and initial weights every trial uses
+LR_SEARCH = (1e-4, 1e-2)  # log-uniform, for methods whose loss has no parameter to tune
+
+# history.csv column of each selection criterion (`train.history_scores`)
+CRITERION_COLUMN = {
+    "macro_f1": "val_macro_f1",
+    "balanced_accuracy": "val_macro_recall",
+    "nll": "val_nll",
+    "auprc": "val_auprc",
+}
+
+
+@dataclass(frozen=True)
+class TuningSplit:
+    """What a tuning trial may see: the training and validation rows of one split (no test)."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    ids_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    ids_val: np.ndarray
+    n_features: int
+    n_classes: int
+
+    @classmethod
+    def of(cls, data: Any) -> TuningSplit:
+        """The training and validation parts of a prepared dataset."""
+        return cls(
+            np.asarray(data.X_train),
+            np.asarray(data.y_train),
+            np.asarray(data.ids_train),
+            np.asarray(data.X_val),
+            np.asarray(data.y_val),
+            np.asarray(data.ids_val),
+            int(data.n_features),
+            int(data.n_classes),
+        )
+
+
+def search_space(method: str) -> dict[str, Any]:
+    """Optuna distributions of a method: its loss's declared ranges, else the learning rate."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from lossbench.losses import LOSSES
+
+    space: dict[str, Any] = {}
+    for name, param in LOSSES[parse_method(method).loss].PARAMS.items():
+        if param.search_choices:
+            space[name] = CategoricalDistribution(param.search_choices)
+        elif param.search is not None:
+            low, high, *log = param.search
+            space[name] = FloatDistribution(low, high, log=bool(log))
+    return space or {"lr": FloatDistribution(*LR_SEARCH, log=True)}
+
+
+def run_trial(
+    method: str,
+    params: dict[str, Any],
+    lr: float | None,
+    topts: TrainOptions,
+    split: TuningSplit,
+    device: str,
+) -> dict[str, Any]:
+    """Train `method` with `params` (and `lr`) on `split.X_train`, select on `split.X_val`;
+    returns the trial's outcome: `value` (the objective, larger is better; NaN when the run
+    failed), the criterion's validation value, the selected epoch and how training stopped."""
+    import keras
+    import tensorflow as tf
+
+    from lossbench.train import device_scope, history_scores, selection_key
+
+    t0 = time.perf_counter()
+    criterion = topts.select
+    column = CRITERION_COLUMN[criterion]
+    try:
+        with tf.device(device_scope(device)):
+            setup = prepare_method(
+                parse_method(method),
+                params,
+                with_lr(dataclasses.replace(topts, seed=TUNE_SEED), lr),
+                split.X_train,
+                split.y_train,
+                split.n_features,
+                split.n_classes,
+                device,
+            )
+            result = setup.trainer.fit(setup.X_train, setup.y_train, split.X_val, split.y_val)
+    except Exception as exc:  # the trial fails; the tuning goes on
+        return {"value": math.nan, "reason": f"{type(exc).__name__}: {exc}"}
+    finally:
+        keras.backend.clear_session(free_memory=False)
+    outcome = {
+        "value": math.nan,
+        column: math.nan,
+        "selected_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_by": result.selection.get("stopped_by"),
+        "seconds": time.perf_counter() - t0,
+        "reason": result.reason,
+    }
+    if result.status == "ok" and result.best_epoch >= 1:
+        scores = history_scores(result.history[result.best_epoch - 1])
+        outcome[column] = scores[criterion]
+        value = selection_key(criterion, scores)[0]
+        outcome["value"] = value if math.isfinite(value) else math.nan
+    return outcome
+
+
+def _in_space(dist: Any, value: Any) -> bool:
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return value in dist.choices
+    return isinstance(value, int | float) and dist.low <= float(value) <= dist.high
+
+
+class MethodStudy:
+    """One method's tuning: an Optuna study replayed from, and recorded in, the store's
+    `tuning/<method>/trials.csv`.
+
+    Args:
+        exp_dir: the experiment folder.
+        method: the method name.
+        base_params: the method's `--param` values (searched parameters override them).
+        default_lr: the learning rate of the default rows.
+        n_trials: the budget N.
+        criterion: the selection criterion (`--select`).
+    """
+
+    def __init__(
+        self,
+        exp_dir: Path,
+        method: str,
+        base_params: dict[str, Any],
+        default_lr: float,
+        n_trials: int,
+        criterion: str,
+    ) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.exp_dir = exp_dir
+        self.method = method
+        self.base_params = dict(base_params)
+        self.n_trials = n_trials
+        self.criterion = criterion
+        self.space = search_space(method)
+        self.study = optuna.create_study(direction="maximize", sampler=self._sampler(0))
+        self.rows: list[dict[str, Any]] = self._replay()
+        if not self.rows:
+            from lossbench.losses import LOSSES
+
+            declared = LOSSES[parse_method(method).loss].PARAMS
+            defaults = {
+                k: self.base_params.get(k, declared[k].default) if k != "lr" else default_lr
+                for k in self.space
+            }
+            if all(_in_space(self.space[k], v) for k, v in defaults.items()):
+                self.study.enqueue_trial(defaults)
+
+    def _sampler(self, number: int) -> Any:
+        import optuna
+
+        return optuna.samplers.TPESampler(
+            seed=TUNE_SEED * 1_000_003 + number,
+            n_startup_trials=min(10, max(2, self.n_trials // 2)),
+        )
+
+    def _replay(self) -> list[dict[str, Any]]:
+        """Add the stored trials to the study; returns them as rows."""
+        import optuna
+
+        rows = read_trials(self.exp_dir, self.method)
+        for row in rows:
+            params = {k: _from_csv(row[f"param_{k}"]) for k in self.space}
+            if set(f"param_{k}" for k in self.space) - set(row) or not all(
+                _in_space(self.space[k], v) for k, v in params.items()
+            ):
+                raise InputError(
+                    f"{trials_path(self.exp_dir, self.method)}: trials of another search space; "
+                    "start anew with --fresh"
+                )
+            complete = row["state"] == "COMPLETE"
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions=self.space,
+                    value=float(row["value"]) if complete else None,
+                    state=optuna.trial.TrialState.COMPLETE
+                    if complete
+                    else optuna.trial.TrialState.FAIL,
+                )
+            )
+        return rows
+
+    def pending(self) -> bool:
+        """True while fewer than N trials are stored."""
+        return len(self.rows) < self.n_trials
+
+    def ask(self) -> tuple[Any, dict[str, Any], float | None]:
+        """The next trial: (optuna trial, loss parameters, learning rate or None)."""
+        self.study.sampler = self._sampler(len(self.rows))
+        trial = self.study.ask(self.space)
+        values = dict(trial.params)
+        lr = values.pop("lr", None)
+        return trial, {**self.base_params, **values}, lr
+
+    def tell(self, trial: Any, outcome: dict[str, Any]) -> None:
+        """Record a finished trial in the study and in trials.csv."""
+        import optuna
+
+        value = outcome.get("value", math.nan)
+        ok = isinstance(value, float) and math.isfinite(value)
+        if ok:
+            self.study.tell(trial, value)
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        row = {
+            "number": trial.number,
+            "state": "COMPLETE" if ok else "FAIL",
+            "value": value if ok else math.nan,
+            **{k: v for k, v in outcome.items() if k != "value"},
+            **{f"param_{k}": v for k, v in trial.params.items()},
+        }
+        self.rows.append(row)
+        write_trials(self.exp_dir, self.method, self.rows)
+
+    def chosen(self) -> dict[str, Any]:
+        """The best stored trial (the lowest number among equal values): its parameters, learning
+        rate and score; the method's defaults when no trial completed."""
+        done = [r for r in self.rows if r["state"] == "COMPLETE"]
+        out: dict[str, Any] = {
+            "criterion": self.criterion,
+            "n_trials": len(self.rows),
+            "trials_csv": str(trials_path(Path(), self.method)),
+        }
+        if not done:
+            return {**out, "params": dict(self.base_params), "lr": None, "trial": None}
+        best = max(done, key=lambda r: (float(r["value"]), -int(r["number"])))
+        params = {k: _from_csv(best[f"param_{k}"]) for k in self.space}
+        lr = params.pop("lr", None)
+        return {
+            **out,
+            "params": {**self.base_params, **params},
+            "lr": lr,
+            "trial": int(best["number"]),
+            "value": float(best["value"]),
+        }
+
+
+def _from_csv(value: Any) -> Any:
+    """A parameter value as read back from trials.csv (NumPy scalars to Python ones)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def tune_methods(
+    exp_dir: Path,
+    data: Any,
+    topts: TrainOptions,
+    methods: list[str],
+    per_method_params: dict[str, dict[str, Any]],
+    n_trials: int,
+    *,
+    device: str,
+    executor: str = "local",
+    executor_options: dict[str, Any] | None = None,
+    progress: Callable[[str, int, int, dict[str, Any]], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Tune every method with N trials on `data`'s validation split (seed 0's split); returns
+    each method's chosen parameters (`MethodStudy.chosen`). Resumes from stored trials.
+
+    `progress(method, trials stored, trials planned, trials.csv row)` follows each trial."""
+    split = TuningSplit.of(data)
+    studies = [
+        MethodStudy(
+            exp_dir,
+            m,
+            per_method_params.get(m, {}),
+            topts.lr,
+            n_trials,
+            topts.select,
+        )
+        for m in methods
+    ]
+    total = n_trials * len(studies)
+
+    def told(study: MethodStudy) -> None:
+        if progress is not None:
+            progress(study.method, sum(len(s.rows) for s in studies), total, study.rows[-1])
+
+    if executor == "ray":
+        _tune_with_ray(studies, topts, split, told, **(executor_options or {}))
+    else:
+        for study in studies:
+            while study.pending():
+                trial, params, lr = study.ask()
+                study.tell(trial, run_trial(study.method, params, lr, topts, split, device))
+                told(study)
+    return {s.method: s.chosen() for s in studies}
+
+
+def _trial_task(
+    method: str,
+    params: dict[str, Any],
+    lr: float | None,
+    topts: TrainOptions,
+    split: TuningSplit,
+) -> dict[str, Any]:
+    """Body of one Ray task: one tuning trial on the worker's device."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from lossbench.train import configure_device
+
+    return run_trial(method, params, lr, topts, split, configure_device(topts.device))
+
+
+def _tune_with_ray(
+    studies: list[MethodStudy],
+    topts: TrainOptions,
+    split: TuningSplit,
+    told: Callable[[MethodStudy], None],
+    *,
+    address: str | None = None,
+    gpus_per_run: float = 0,
+) -> None:
+    """Trials as Ray tasks: the studies advance in rounds, one trial of every unfinished method
+    per round in parallel; each study sees its own trials in order, so the choice is the same
+    as the local executor's."""
+    from lossbench.executors import ray_session
+
+    with ray_session(address) as ray:
+        remote = ray.remote(num_cpus=1, num_gpus=gpus_per_run, max_retries=0)(_trial_task)
+        split_ref = ray.put(split)
+        while any(s.pending() for s in studies):
+            round_ = [(s, *s.ask()) for s in studies if s.pending()]
+            refs = [remote.remote(s.method, p, lr, topts, split_ref) for s, _, p, lr in round_]
+            for (study, trial, _, _), ref in zip(round_, refs, strict=True):
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
+                    reason = str(exc).splitlines()[0]
+                    outcome = {"value": math.nan, "reason": f"ray task failed: {reason}"}
+                study.tell(trial, outcome)
+                told(study)
+
+
+__all__ = [
+    "CRITERION_COLUMN",
+    "LR_SEARCH",
+    "TUNE_SEED",
+    "MethodStudy",
+    "TuningSplit",
+    "run_trial",
+    "search_space",
+    "tune_methods",
+]

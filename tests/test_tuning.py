@@ -1,0 +1,360 @@
+"""`compare --tune N` and the data-level baselines (issue 16, SPEC 9)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+N_TRIALS = 3
+
+
+def _tiny_csv(path: Path, n: int = 300, seed: int = 0) -> Path:
+    """A two-class CSV, about 15% positives, with some signal in the features."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.15).astype(int)
+    X = rng.normal(size=(n, 5)) + y[:, None] * 2.5
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
+    frame["Label"] = np.where(y == 1, "attack", "benign")
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _tune_args(csv: Path, out: Path) -> list[str]:
+    return [
+        "compare",
+        "--data",
+        str(csv),
+        "--losses",
+        "ce,focal",
+        "--seeds",
+        "1",
+        "--tune",
+        str(N_TRIALS),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.01",
+        "--model",
+        "mlp",
+        "--device",
+        "cpu",
+        "--no-cache",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+
+
+def _experiment(out: Path) -> Path:
+    (exp,) = [p for p in out.iterdir() if (p / "experiment.json").exists()]
+    return exp
+
+
+def _chosen(exp: Path) -> dict:
+    return json.loads((exp / "experiment.json").read_text())["tuning"]["chosen"]
+
+
+def _trials(exp: Path, method: str) -> pd.DataFrame:
+    frame = pd.read_csv(exp / "tuning" / method / "trials.csv")
+    return frame.drop(columns=["seconds"])  # the one column that is not a result
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory) -> Path:
+    return _tiny_csv(tmp_path_factory.mktemp("tune_data") / "tiny.csv")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_csv, tmp_path_factory) -> Path:
+    """An uninterrupted tuned compare."""
+    from lossbench.cli import main
+
+    out = tmp_path_factory.mktemp("tune_ref")
+    assert main(_tune_args(tiny_csv, out)) == 0
+    return _experiment(out)
+
+
+def test_losses_show_the_search_ranges(cli):
+    res = cli("losses", "--json")
+    assert res.code == 0
+    rows = {r["name"]: r for r in json.loads(res.out)}
+    assert rows["focal"]["search"] == {"gamma": "uniform [0, 5]"}
+    assert rows["cb"]["search"]["beta"] == "one of 0.9, 0.99, 0.999, 0.9999"
+    assert rows["ce"]["search"] == {}
+    assert "lr (learning rate)" in cli("losses").out
+
+
+def test_every_default_lies_in_its_search_range():
+    """Trial 0 of every tuning is the defaults, which needs them inside the space."""
+    from lossbench.losses import LOSSES
+    from lossbench.tuning import search_space
+
+    for name, cls in LOSSES.items():
+        space = search_space(name)
+        assert space, name
+        for key, dist in space.items():
+            if key == "lr":
+                assert dist.low < 1e-3 < dist.high and dist.log
+                continue
+            default = cls.PARAMS[key].default
+            assert dist._contains(dist.to_internal_repr(default)), (name, key)
+
+
+def test_tuning_is_reproducible_equal_budget_and_never_sees_test_rows(
+    reference, tiny_csv, tmp_path, monkeypatch
+):
+    """The same command with the test split of seed 0 (the tuning seed) poisoned with NaN: every
+    trial receives only training and validation rows, every objective is finite and equal to the
+    unpoisoned run's, and the chosen parameters are identical."""
+    import lossbench.experiment as experiment
+    import lossbench.tuning as tuning
+    from lossbench.cli import main
+
+    real_data, real_trial = experiment.data_for_seed, tuning.run_trial
+    test_ids: set[int] = set()
+
+    def poisoned(opts, seed):
+        data = real_data(opts, seed)
+        if seed != 0:
+            return data
+        test_ids.update(np.asarray(data.ids_test).tolist())
+        return dataclasses.replace(data, X_test=np.full_like(np.asarray(data.X_test), np.nan))
+
+    seen: list[set[int]] = []
+
+    def spy(method, params, lr, topts, split, device):
+        assert not hasattr(split, "X_test") and not hasattr(split, "ids_test")
+        assert np.isfinite(split.X_train).all() and np.isfinite(split.X_val).all()
+        seen.append(set(np.asarray(split.ids_train).tolist()) | set(split.ids_val.tolist()))
+        return real_trial(method, params, lr, topts, split, device)
+
+    monkeypatch.setattr(experiment, "data_for_seed", poisoned)
+    monkeypatch.setattr(tuning, "run_trial", spy)
+    out = tmp_path / "again"
+    assert main(_tune_args(tiny_csv, out)) == 0
+    exp = _experiment(out)
+
+    assert len(seen) == 2 * N_TRIALS and test_ids
+    assert all(not (ids & test_ids) for ids in seen)
+    for method in ("ce", "focal"):
+        trials = _trials(exp, method)
+        assert len(trials) == N_TRIALS and (trials["state"] == "COMPLETE").all()
+        assert np.isfinite(trials["value"]).all()
+        pd.testing.assert_frame_equal(trials, _trials(reference, method))
+    assert list(_trials(reference, "ce").columns[-1:]) == ["param_lr"]
+    assert list(_trials(reference, "focal").columns[-1:]) == ["param_gamma"]
+    assert _chosen(exp) == _chosen(reference)
+    meta = json.loads((exp / "experiment.json").read_text())
+    assert meta["tuning"]["trials"] == N_TRIALS
+    assert {m: c["n_trials"] for m, c in meta["tuning"]["chosen"].items()} == {
+        "ce": N_TRIALS,
+        "focal": N_TRIALS,
+    }
+
+
+def test_tuned_rows_sit_beside_the_defaults_with_the_chosen_parameters(reference):
+    chosen = _chosen(reference)
+    table = pd.read_csv(reference / "summary" / "table_average.csv")
+    assert table["loss"].tolist() == ["ce", "ce@tuned", "focal", "focal@tuned"]
+    sig = pd.read_csv(reference / "summary" / "significance.csv")
+    assert {"ce@tuned", "focal@tuned"} <= set(sig["method_a"]) | set(sig["method_b"])
+    config = json.loads((reference / "runs" / "focal@tuned_seed1" / "config.json").read_text())
+    assert config["params"]["gamma"] == chosen["focal"]["params"]["gamma"]
+    config = json.loads((reference / "runs" / "ce@tuned_seed1" / "config.json").read_text())
+    assert config["train"]["lr"] == chosen["ce"]["lr"]
+    trials = _trials(reference, "focal")
+    assert trials["value"].nunique() > 1  # the choice is an argmax, not a tie kept at trial 0
+    best = trials.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
+    assert chosen["focal"]["params"]["gamma"] == best["param_gamma"]
+
+
+# A compare whose process SIGKILLs itself once it has stored KILL_AFTER trials (as an
+# out-of-memory killer would): the fault is injected here, not in lossbench.
+KILL_AFTER = 2
+_KILLING_MAIN = f"""
+import os, signal, sys
+import lossbench.tuning as tuning
+real_tell = tuning.MethodStudy.tell
+stored = []
+def tell(self, trial, outcome):
+    real_tell(self, trial, outcome)
+    stored.append(trial.number)
+    if len(stored) >= {KILL_AFTER}:
+        os.kill(os.getpid(), signal.SIGKILL)
+tuning.MethodStudy.tell = tell
+from lossbench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_during_tuning_then_rerun_chooses_the_same(reference, tiny_csv, tmp_path):
+    out = tmp_path / "killed"
+    args = _tune_args(tiny_csv, out)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLING_MAIN, *args], env=env, capture_output=True, timeout=600
+    )
+    assert killed.returncode == -signal.SIGKILL
+    exp = _experiment(out)
+    assert len(pd.read_csv(exp / "tuning" / "ce" / "trials.csv")) == KILL_AFTER
+    assert not (exp / "tuning" / "focal" / "trials.csv").exists()
+    assert not (exp / "runs").exists()
+    cmd = [sys.executable, "-m", "lossbench.cli", *args]
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _experiment(out) == exp
+    assert _chosen(exp) == _chosen(reference)
+    for method in ("ce", "focal"):
+        pd.testing.assert_frame_equal(_trials(exp, method), _trials(reference, method))
+
+
+# ----------------------------------------------------------------------------------------------
+# data-level baselines
+
+
+def test_resampling_baselines_keep_val_and_test_and_balance_training(cli, tmp_path, monkeypatch):
+    from lossbench.train import Trainer
+
+    csv = _tiny_csv(tmp_path / "two.csv")
+    seen: list[dict] = []
+    real_fit = Trainer.fit
+
+    def spy(self, X_train, y_train, X_val, y_val, **kw):
+        order = self.epoch_order
+        epoch0 = np.asarray(y_train)[order(0)] if order is not None else None
+        seen.append({"train": np.bincount(y_train, minlength=2), "epoch0": epoch0})
+        return real_fit(self, X_train, y_train, X_val, y_val, **kw)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    methods = ["ce", "ce+ros", "ce+rus", "ce+smote", "ce+balanced-batches"]
+    res = cli(
+        "compare", "--data", csv, "--losses", ",".join(methods), "--seeds", "0",
+        "--epochs", "1", "--model", "mlp", "--device", "cpu", "--out", tmp_path / "out", "--quiet",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    exp = _experiment(tmp_path / "out")
+    by_method = dict(zip(methods, seen, strict=True))  # runs go in --losses order
+
+    # the validation and test rows are the same for every method
+    for name in ("predictions.parquet", "predictions_val.parquet"):
+        ref = pd.read_parquet(exp / "runs" / "ce_seed0" / name)[["row_id", "y_true"]]
+        for m in methods[1:]:
+            got = pd.read_parquet(exp / "runs" / f"{m}_seed0" / name)[["row_id", "y_true"]]
+            pd.testing.assert_frame_equal(got, ref)
+
+    # the original training counts: the CSV's counts minus the validation and test rows
+    labels = pd.read_csv(csv)["Label"]
+    total = np.array([(labels == "attack").sum(), (labels == "benign").sum()])
+    held_out = sum(
+        np.bincount(pd.read_parquet(exp / "runs" / "ce_seed0" / n)["y_true"], minlength=2)
+        for n in ("predictions.parquet", "predictions_val.parquet")
+    )
+    train = total - held_out
+    assert train.min() < train.max()
+    np.testing.assert_array_equal(by_method["ce"]["train"], train)
+    np.testing.assert_array_equal(by_method["ce+ros"]["train"], [train.max()] * 2)
+    np.testing.assert_array_equal(by_method["ce+smote"]["train"], [train.max()] * 2)
+    np.testing.assert_array_equal(by_method["ce+rus"]["train"], [train.min()] * 2)
+    np.testing.assert_array_equal(by_method["ce+balanced-batches"]["train"], train)
+    majority_share = by_method["ce+balanced-batches"]["epoch0"].mean()  # class 1: benign
+    assert 0.35 < majority_share < 0.65  # about half, against 0.85 without balancing
+    for m in methods:
+        recorded = json.loads((exp / "runs" / f"{m}_seed0" / "metrics.json").read_text())
+        assert recorded["train_class_counts"] == by_method[m]["train"].tolist()
+    table = pd.read_csv(exp / "summary" / "table_average.csv")
+    assert table["loss"].tolist() == methods
+
+
+def test_data_level_baselines_reach_every_table_the_tests_and_the_leaderboard(cli, tmp_path):
+    """A compare over two datasets with three seeds: ce+ros and ce+rus are rows of every summary
+    table that lists ce, methods of the significance tests, and methods of the leaderboard."""
+    data = [_tiny_csv(tmp_path / f"d{i}.csv", seed=i) for i in (1, 2)]
+    methods = ["ce", "ce+ros", "ce+rus"]
+    res = cli(
+        "compare", "--data", data[0], "--data", data[1], "--losses", ",".join(methods),
+        "--seeds", "0,1,2", "--epochs", "1", "--model", "mlp", "--device", "cpu",
+        "--out", tmp_path / "out", "--quiet",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    exps = sorted(p for p in (tmp_path / "out").iterdir() if (p / "experiment.json").exists())
+    assert len(exps) == 2
+    for exp in exps:
+        tables = sorted((exp / "summary").glob("*.csv"))
+        assert len(tables) >= 5
+        for table in tables:
+            frame = pd.read_csv(table)
+            column = next(c for c in ("loss", "method", "method_a") if c in frame.columns)
+            listed = set(frame[column])
+            if table.name == "significance.csv":
+                listed |= set(frame["method_b"])
+            if "ce" in listed:
+                assert {"ce+ros", "ce+rus"} <= listed, table.name
+        sig = pd.read_csv(exp / "summary" / "significance.csv")
+        pairs = set(zip(sig["method_a"], sig["method_b"], strict=True))
+        assert {("ce+ros", "ce"), ("ce+rus", "ce")} <= pairs | {(b, a) for a, b in pairs}
+        assert sig["p_value"].notna().any()  # three seeds: a test was run
+    (board,) = (tmp_path / "out").glob("leaderboard_*")
+    ranks = pd.read_csv(board / "average_ranks.csv")
+    assert set(ranks["method"]) == set(methods)
+
+
+def test_balanced_batches_depend_on_seed_and_epoch_only():
+    from lossbench.data.resample import balanced_epoch_order
+
+    y = np.array([0] * 90 + [1] * 10)
+    a = balanced_epoch_order(3, 1, y)
+    np.testing.assert_array_equal(a, balanced_epoch_order(3, 1, y.copy()))
+    assert not np.array_equal(a, balanced_epoch_order(3, 2, y))
+    assert not np.array_equal(a, balanced_epoch_order(4, 1, y))
+    shares = [y[balanced_epoch_order(0, e, y)].mean() for e in range(20)]
+    assert abs(np.mean(shares) - 0.5) < 0.05
+
+
+def test_random_oversampling_repeats_training_rows_only():
+    from lossbench.data.resample import resample_training
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 3)).astype(np.float32)
+    y = np.array([0] * 40 + [1] * 10)
+    Xr, yr = resample_training(X, y, "ros", seed=0)
+    assert np.bincount(yr).tolist() == [40, 40]
+    originals = {tuple(row) for row in X}
+    assert all(tuple(row) in originals for row in Xr)
+    Xr2, yr2 = resample_training(X, y, "ros", seed=0)
+    np.testing.assert_array_equal(Xr, Xr2)
+
+
+@pytest.mark.parametrize(
+    ("losses", "needle"),
+    [("ce+foo", "unknown sampler"), ("nope+ros", "unknown loss"), ("ce@tuned", "--tune")],
+)
+def test_bad_method_names_exit_2_and_leave_nothing(cli, tmp_path, losses, needle):
+    res = cli("compare", "--losses", losses, "--out", tmp_path / "out", "--epochs", "1")
+    assert res.code == 2
+    assert needle in res.err and "Traceback" not in res.err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.ray
+def test_ray_trials_choose_what_the_local_executor_chooses(reference, tiny_csv, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (make install-ray)")
+    from lossbench.cli import main
+
+    out = tmp_path / "ray"
+    assert main([*_tune_args(tiny_csv, out), "--executor", "ray"]) == 0
+    exp = _experiment(out)
+    assert _chosen(exp) == _chosen(reference)
+    for method in ("ce", "focal"):
+        pd.testing.assert_frame_equal(_trials(exp, method), _trials(reference, method))
+    assert (exp / "runs" / "focal@tuned_seed1" / "DONE").exists()
