@@ -220,12 +220,17 @@ class Trainer:
             (v, np.array(keras.ops.convert_to_numpy(v))) for v in self._optimizer_variables()
         ]
         self._loss_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
-        self._train_step = tf.function(
+        # traced for any batch size (`_trace_for`): the last, shorter batch of an epoch and the
+        # next run of the kind reuse the one trace instead of tracing again
+        self._compiled_step = tf.function(
             self._train_step_impl, jit_compile=jit_compile, reduce_retracing=True
         )
+        self._train_step = self._compiled_step
         self._logits = _logits_function(model, jit_compile)
         self._per_sample = tf.function(self._per_sample_impl, reduce_retracing=True)
         self._upper_step = tf.function(self._upper_step_impl, reduce_retracing=True)
+        # AutoBalance's hypergradient of one batch pair, traced once and called for each pair
+        self._hypergradient = tf.function(self._hypergradient_impl, reduce_retracing=True)
 
     def _optimizer_variables(self) -> list[Any]:
         """Every variable of the optimizers (the wrapped one's too), each once."""
@@ -307,14 +312,35 @@ class Trainer:
         return autobalance_upper_step(
             self.model,
             self.loss,
-            getattr(self.optimizer, "inner_optimizer", self.optimizer),  # Adam under float16
+            self._lower_adam(),
             self.upper_optimizer,
             x_tr,
             y_tr,
             x_up,
             y_up,
             clipnorm=self.opts.clipnorm,
+            hypergradient=self._hypergradient,
         )
+
+    def _hypergradient_impl(self, x_tr, y_tr, x_up, y_up) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        return autobalance_hypergradient(
+            self.model, self.loss, self._lower_adam(), x_tr, y_tr, x_up, y_up,
+            clipnorm=self.opts.clipnorm,
+        )  # fmt: skip
+
+    def _lower_adam(self) -> keras.optimizers.Adam:
+        """The model's Adam (the one inside the float16 LossScaleOptimizer)."""
+        return getattr(self.optimizer, "inner_optimizer", self.optimizer)
+
+    def _trace_for(self, X: tf.Tensor, Y: tf.Tensor) -> None:
+        """Trace the train step for batches of any size drawn from splits of any length with
+        X's and Y's other dimensions (nothing to do when a trace of that kind exists)."""
+
+        def spec(t: tf.Tensor) -> tf.TensorSpec:
+            return tf.TensorSpec([None, *t.shape[1:]], t.dtype)
+
+        idx = tf.TensorSpec([None], tf.int64)
+        self._compiled_step.get_concrete_function(spec(X), spec(Y), idx, self._loss_sum)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -361,6 +387,7 @@ class Trainer:
         self._y_tr_np = np.asarray(y_train, dtype=np.int64)
         self._X_tr = tf.constant(self._X_tr_np)
         self._y_tr = tf.constant(self._y_tr_np)
+        self._trace_for(self._X_tr, self._y_tr)
         self._n = len(y_train)
         self._X_val = X_val
         self._y_val = np.asarray(y_val, dtype=np.int64)
@@ -649,23 +676,24 @@ def autobalance_upper_step(
     y_upper: tf.Tensor,
     *,
     clipnorm: float | None = None,
+    hypergradient: Callable[..., tuple[tf.Tensor, list[tf.Tensor]]] | None = None,
 ) -> tf.Tensor:
     """One upper step: the hypergradient averaged over the k batch pairs stacked on axis 0 of
     the data arguments, then one `upper_optimizer` step on `loss.upper_variables`; returns the
-    mean upper objective. Used by `Trainer` and by `AutoBalanceCallback`."""
+    mean upper objective. Used by `Trainer` and by `AutoBalanceCallback`.
+
+    `hypergradient(x_train, y_train, x_upper, y_upper)` of one pair: `autobalance_hypergradient`
+    of these arguments when None (the Trainer passes it compiled, so that the k pairs share one
+    trace instead of unrolling k copies of the nested tapes)."""
+    if hypergradient is None:
+
+        def hypergradient(*pair: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
+            return autobalance_hypergradient(model, loss, optimizer, *pair, clipnorm=clipnorm)
+
     pairs = int(x_train.shape[0])
     total, values = None, []
     for i in range(pairs):
-        value, grads = autobalance_hypergradient(
-            model,
-            loss,
-            optimizer,
-            x_train[i],
-            y_train[i],
-            x_upper[i],
-            y_upper[i],
-            clipnorm=clipnorm,
-        )
+        value, grads = hypergradient(x_train[i], y_train[i], x_upper[i], y_upper[i])
         total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
         values.append(value)
     mean = [g / pairs for g in total]
