@@ -53,6 +53,7 @@ __all__ = [
     "run_plots",
     "summary_figures",
     "summary_plots",
+    "thin_curve",
 ]
 
 DPI = 100
@@ -64,6 +65,9 @@ SUMMARY_PLOTS = (
     "reliability_overlay.png",
     "pr_curves.png",
 )
+# a drawn curve keeps a point per this much of its length in data units of the unit square
+# (`thin_curve`): under a third of a pixel of a precision-recall panel (under 300 px a side)
+CURVE_STEP = 0.001
 MAX_PR_CLASSES = 12  # pr_curves.png shows at most this many classes: the rarest in the test set
 MAX_OVERLAY_KINDS = (
     6  # pr_curves.png overlays at most this many losses (the reference and the best)
@@ -776,6 +780,7 @@ def plot_pr_curves(results: ExperimentResults, styles: dict[str, dict[str, Any]]
             if k >= p.shape[1] or not positive.any():
                 continue
             precision, recall, _ = precision_recall_curve(positive, p[:, k])
+            recall, precision = thin_curve(recall, precision)
             ax.plot(recall, precision, linewidth=1.3, **styles[kind])
         prevalence = float(np.mean(y_any == k)) if len(y_any) else 0.0
         ax.axhline(prevalence, color="0.6", linestyle=":", linewidth=1.0)
@@ -796,6 +801,24 @@ def plot_pr_curves(results: ExperimentResults, styles: dict[str, dict[str, Any]]
     extra = f"\n({'; '.join(parts)})" if parts else ""
     fig.suptitle(f"{results.name}: precision-recall curves (test, pooled over seeds){extra}")
     return fig
+
+
+def thin_curve(
+    x: np.ndarray, y: np.ndarray, step: float = CURVE_STEP
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a curve in the unit square that are at least `step` further along it than
+    the last point kept (its ends always kept): every dropped point lies within `step` of the
+    line drawn through the kept ones, so with `step` under a pixel the drawing is unchanged,
+    while a curve of tens of thousands of thresholds (a large test set) becomes a few thousand
+    points at most to draw."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) <= 2:
+        return x, y
+    along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+    bucket = np.floor(along / step)
+    keep = np.concatenate([[True], bucket[1:] != bucket[:-1]])
+    keep[-1] = True
+    return x[keep], y[keep]
 
 
 def summary_figures(results: ExperimentResults, per_class_table: pd.DataFrame) -> dict[str, Figure]:
