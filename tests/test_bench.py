@@ -170,10 +170,11 @@ def test_training_speed_times_each_precision_against_float32():
         ["ce"],
         device="CPU",
         reps=1,
-        precisions=("float32", "mixed_bfloat16"),
+        compare_precision="mixed_bfloat16",
         log=lambda m: None,
     )
     assert set(res["per_loss"]) == {"keras-stock-ce", "ce"}
+    assert res["precision"] == "float32"
     row = res["per_precision"]["mixed_bfloat16"]["ce"]
     stock = res["per_loss"]["keras-stock-ce"]["epoch_seconds_median"]
     own = res["per_loss"]["ce"]["epoch_seconds_median"]
@@ -209,3 +210,98 @@ def test_precision_and_fixed_cost_targets():
     assert t["fixed_cost_ratio_33_runs_over_one"]["met"]
     r["fixed_cost"]["ratio"] = 6.5
     assert not bench.targets(r)["fixed_cost_ratio_33_runs_over_one"]["met"]
+
+
+def _full_result() -> dict:
+    """A complete bench result (made-up figures) as `run_bench` assembles it."""
+    r = _fake_result()
+    timing = {"epoch_seconds_median": 1.0, "gflops": 10.0}
+    for row in r["training"]["per_loss"].values():
+        row.update(timing)
+    bf16 = {"ce": {**timing, "ratio_to_stock": 0.6, "ratio_to_own_float32": 0.66}}
+    r["training"].update(
+        n_train=1000, batch_size=256, reps=3, jit_compile=False, precision="float32",
+        per_precision={"mixed_bfloat16": bf16},
+    )  # fmt: skip
+    r["precision_quality"] = {
+        "precision": "mixed_bfloat16", "dataset": "synthetic-cicids", "sample_frac": 0.25,
+        "epochs": 5, "seeds": [0, 1, 2],
+        "per_loss": {"ce": {
+            "difference": 0.01, "float32_seed_std": 0.02, "within_seed_std": True,
+            "float32_mean": 0.8, "mixed_bfloat16_mean": 0.81,
+        }},
+    }  # fmt: skip
+    r["fixed_cost"] = {
+        "ratio": 5.0, "compare_seconds": 50.0, "run_seconds": 10.0, "n_runs": 33,
+        "compare_command": "lossbench compare --losses all --seeds 0,1,2",
+        "run_command": "lossbench run --loss ce",
+    }  # fmt: skip
+    r["ingest"].update(
+        file_mb=200.0, pandas_read_csv_seconds=1.0, pandas_mb_per_s=200.0,
+        lossbench_seconds=1.2, cached_reload_seconds=0.05,
+    )  # fmt: skip
+    r["peak_memory"]["command"] = "lossbench run --loss dwb"
+    r.update(
+        date="2026-11-23", quick=False, matmul_peak={"gflops": 30.0, "n": 2048},
+        machine={"cpu": "cpu", "cores": 2, "memory_gb": 8, "device": "CPU"},
+        versions={"tensorflow": "2.21", "keras": "3"},
+    )  # fmt: skip
+    r["targets"] = bench.targets(r)
+    return r
+
+
+def test_bench_md_states_each_target_beside_its_figure():
+    md = bench.to_markdown(_full_result())
+    sections = {part.split("\n", 1)[0]: part for part in md.split("\n## ")}
+
+    def section(start: str) -> str:
+        (text,) = [v for k, v in sections.items() if k.startswith(start)]
+        return text
+
+    assert "<= 1.10x stock Keras" in section("Training epoch, 1D-CNN")
+    assert "autobalance <= 1.6x" in section("Training epoch, 1D-CNN")
+    assert "<= 0.75x float32 stock Keras" in section("Training epoch under mixed_bfloat16")
+    assert "autobalance <= 0.75x its own float32" in section("Training epoch under mixed_bfloat16")
+    assert "seed-to-seed standard deviation" in section("Test macro-F1")
+    assert "ratio 5.00 (target <= 6)" in section("Fixed cost")
+    assert ">= 0.8x" in section("CSV ingest") and ">= 10x" in section("CSV ingest")
+    assert "target < 2048 MB" in section("Peak memory")
+    targets = section("Targets")
+    for name in ("mixed_bfloat16_epoch_vs_float32_max", "fixed_cost_ratio_33_runs_over_one",
+                 "mixed_bfloat16_macro_f1_difference_over_seed_std_max"):  # fmt: skip
+        (line,) = [ln for ln in targets.splitlines() if ln.startswith(f"| {name}")]
+        assert "| yes |" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "precision", "compared"),
+    [
+        ((), "float32", "mixed_bfloat16"),
+        (("--compare-precision", "none"), "float32", None),
+        (("--precision", "mixed_bfloat16", "--compare-precision", "mixed_float16"),
+         "mixed_bfloat16", "mixed_float16"),
+    ],
+)  # fmt: skip
+def test_bench_precision_defaults_to_float32_and_compares_bfloat16(
+    cli, tmp_path, monkeypatch, args, precision, compared
+):
+    seen = {}
+
+    def fake_run_bench(out, **kwargs):
+        seen.update(kwargs)
+        folder = out / "stamp"
+        folder.mkdir(parents=True)
+        (folder / "bench.md").write_text("# bench")
+        return {"folder": str(folder)}
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    res = cli("bench", "--quick", "--out", tmp_path, "--device", "cpu", *args)
+    assert res.code == 0, res.err
+    assert (seen["precision"], seen["compare_precision"]) == (precision, compared)
+
+
+def test_bench_rejects_an_unknown_compare_precision(cli, tmp_path):
+    res = cli("bench", "--compare-precision", "float8", "--out", tmp_path / "b")
+    assert res.code == 2
+    assert "--compare-precision" in res.err and len(res.err.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists()

@@ -185,3 +185,74 @@ def test_every_loss_builds_with_a_mixed_precision_model():
                             precision="mixed_bfloat16")  # fmt: skip
         value = loss(np.array([0, 1, 2]), tf.cast(model(np.ones((3, 8), np.float32)), tf.float32))
         assert np.isfinite(float(value)), name
+
+
+def test_the_train_step_is_traced_once_for_every_batch_size():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((250, 8), dtype=np.float32), rng.integers(0, 3, 250)
+    opts = TrainOptions(epochs=2, batch_size=64, patience=0)  # 200 rows: 3 x 64 and one of 8
+    trainer = train.Trainer(build_model("mlp", 8, 3), CrossEntropy(np.bincount(y)), opts, 3)
+    assert trainer.fit(x[:200], y[:200], x[200:], y[200:]).status == "ok"
+    trainer.fit(x[:150], y[:150], x[150:], y[150:])  # another length of the training split
+    assert trainer._compiled_step.experimental_get_tracing_count() == 1
+
+
+def test_autobalance_traces_one_hypergradient_for_its_batch_pairs():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((300, 8), dtype=np.float32), np.arange(300) % 3
+    loss = get("autobalance", np.bincount(y[:240]), warmup=0.0, interval=1)
+    assert loss.upper_pairs > 1
+    opts = TrainOptions(epochs=2, batch_size=64, patience=0)
+    model = build_model("mlp", 8, 3, head=loss.head, scale=loss.scale)
+    trainer = train.Trainer(model, loss, opts, 3)
+    assert trainer.fit(x[:240], y[:240], x[240:], y[240:]).status == "ok"
+    assert trainer.upper_updates > 1
+    assert trainer._hypergradient.experimental_get_tracing_count() == 1
+
+
+def _distance_to_polyline(px, py, x, y):
+    """Distance of each point (px, py) to the polyline through (x, y)."""
+    ax, ay, bx, by = x[:-1], y[:-1], x[1:], y[1:]
+    dx, dy = bx - ax, by - ay
+    length2 = np.where(dx * dx + dy * dy > 0, dx * dx + dy * dy, 1.0)
+    t = np.clip(((px[:, None] - ax) * dx + (py[:, None] - ay) * dy) / length2, 0.0, 1.0)
+    return np.hypot(px[:, None] - (ax + t * dx), py[:, None] - (ay + t * dy)).min(axis=1)
+
+
+def test_thinned_curves_draw_the_same_line_with_fewer_points():
+    from sklearn.metrics import precision_recall_curve
+
+    from lossbench.report.plots import CURVE_STEP, thin_curve
+
+    rng = np.random.default_rng(0)
+    y = rng.random(20_000) < 0.05
+    score = rng.random(20_000) + 0.5 * y
+    precision, recall, _ = precision_recall_curve(y, score)
+    x_thin, y_thin = thin_curve(recall, precision)
+    assert len(x_thin) < len(recall) / 5
+    assert (x_thin[0], y_thin[0], x_thin[-1], y_thin[-1]) == (
+        recall[0], precision[0], recall[-1], precision[-1]
+    )  # fmt: skip
+    assert _distance_to_polyline(recall, precision, x_thin, y_thin).max() <= CURVE_STEP
+    short = (np.array([0.0, 0.5, 1.0]), np.array([1.0, 0.2, 0.1]))
+    assert all(np.array_equal(a, b) for a, b in zip(thin_curve(*short), short, strict=True))
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_both_routes_of_the_bootstrap_auprc_give_the_same_values(monkeypatch, n_classes):
+    from sklearn.metrics import average_precision_score
+
+    from lossbench.metrics import significance
+
+    rng = np.random.default_rng(n_classes)
+    y = rng.integers(0, n_classes, 300)
+    proba = np.round(rng.dirichlet(np.ones(n_classes), 300), 2)  # rounded: tied scores
+    counts = significance.resample_counts(300, 50, [0, 1])
+    by_matrix = significance.resampled_metric(y, proba, "macro_auprc", counts)
+    monkeypatch.setattr(significance, "_AP_MATRIX_CELLS", 0)
+    by_sorting = significance.resampled_metric(y, proba, "macro_auprc", counts)
+    np.testing.assert_allclose(by_matrix, by_sorting, rtol=0, atol=1e-12)
+    rows = np.repeat(np.arange(300), counts[7].astype(int))
+    present = np.unique(y[rows])
+    reference = np.mean([average_precision_score(y[rows] == k, proba[rows, k]) for k in present])
+    assert by_matrix[7] == pytest.approx(reference, abs=1e-12)
