@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lossbench.choices import SELECT_CRITERIA
 from lossbench.errors import InputError
-
-SELECT_CRITERIA = ("macro_f1", "nll", "auprc", "balanced_accuracy")  # SPEC 5.1
 
 
 @dataclass

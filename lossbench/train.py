@@ -17,16 +17,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from lossbench.config import SELECT_CRITERIA, TrainOptions
+from lossbench.choices import SELECT_CRITERIA
 from lossbench.errors import InputError
 from lossbench.losses.base import LossbenchLoss
 from lossbench.metrics import quick_scores
+
+if TYPE_CHECKING:  # the config layer imports the losses, whose AutoBalance imports this module
+    from lossbench.config import TrainOptions
 
 EVAL_BATCH = 8192
 
