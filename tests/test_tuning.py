@@ -347,6 +347,7 @@ def test_bad_method_names_exit_2_and_leave_nothing(cli, tmp_path, losses, needle
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # a Ray start-up (about 1.5 minutes on 2 cores); make test-slow
 def test_ray_trials_choose_what_the_local_executor_chooses(reference, tiny_csv, tmp_path):
     pytest.importorskip("ray", reason="the ray extra is not installed (make install-ray)")
     from lossbench.cli import main
