@@ -230,7 +230,8 @@ class Trainer:
         )
         self._train_step = self._compiled_step
         self._logits = _logits_function(model, jit_compile)
-        self._per_sample = tf.function(self._per_sample_impl, reduce_retracing=True)
+        self._val_step = tf.function(self._val_step_impl, reduce_retracing=True)
+        self._weights_finite = tf.function(self._weights_finite_impl)
         self._upper_step = tf.function(self._upper_step_impl, reduce_retracing=True)
         # AutoBalance's hypergradient of one batch pair, traced once and called for each pair
         self._hypergradient = tf.function(self._hypergradient_impl, reduce_retracing=True)
@@ -307,8 +308,15 @@ class Trainer:
         loss_sum.assign_add(value * tf.cast(tf.shape(idx)[0], tf.float32))
         return value
 
-    def _per_sample_impl(self, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-        return self.loss.call(y, logits)
+    def _val_step_impl(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Float32 logits of a validation chunk and the loss's per-sample values on them."""
+        logits = tf.cast(self.model(x, training=False), tf.float32)
+        return logits, self.loss.call(y, logits)
+
+    def _weights_finite_impl(self) -> tf.Tensor:
+        return tf.reduce_all(
+            tf.stack([tf.reduce_all(tf.math.is_finite(w)) for w in self.model.trainable_weights])
+        )
 
     def _upper_step_impl(self, x_tr, y_tr, x_up, y_up) -> tf.Tensor:
         """AutoBalance (SPEC 4.3): `autobalance_upper_step` on the k stacked batch pairs."""
@@ -359,16 +367,17 @@ class Trainer:
             return np.zeros((0, self.n_classes), dtype=np.float32)
         return np.concatenate(out, axis=0)
 
-    def _per_sample_losses(self, y: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(y), EVAL_BATCH):
-            out.append(
-                self._per_sample(
-                    tf.convert_to_tensor(y[start : start + EVAL_BATCH]),
-                    tf.convert_to_tensor(logits[start : start + EVAL_BATCH]),
-                ).numpy()
-            )
-        return np.concatenate(out) if out else np.zeros(0)
+    def _validation_outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and the loss's per-sample values on the validation split: one compiled call
+        per chunk of the split held on the device (`set_training_data`)."""
+        logits, losses = [], []
+        for x, y in self._val_chunks:
+            z, values = self._val_step(x, y)
+            logits.append(z.numpy())
+            losses.append(values.numpy())
+        if not logits:
+            return np.zeros((0, self.n_classes), dtype=np.float32), np.zeros(0)
+        return np.concatenate(logits, axis=0), np.concatenate(losses)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -392,8 +401,14 @@ class Trainer:
         self._y_tr = tf.constant(self._y_tr_np)
         self._trace_for(self._X_tr, self._y_tr)
         self._n = len(y_train)
-        self._X_val = X_val
         self._y_val = np.asarray(y_val, dtype=np.int64)
+        self._val_chunks = [
+            (
+                tf.constant(np.asarray(X_val[start : start + EVAL_BATCH], dtype=np.float32)),
+                tf.constant(self._y_val[start : start + EVAL_BATCH]),
+            )
+            for start in range(0, len(self._y_val), EVAL_BATCH)
+        ]
         self._steps = max(1, math.ceil(self._n / self.opts.batch_size))
         self._interval = self.loss.interval or max(1, int(0.1 * self._steps))
         self._upper_rng = np.random.default_rng([self.opts.seed, 7])
@@ -447,6 +462,8 @@ class Trainer:
             return f"training loss became {train_loss}"
         if not math.isfinite(val_loss):
             return f"validation loss became {val_loss}"
+        if bool(self._weights_finite()):  # one compiled check; the culprit is looked up below
+            return None
         for weight in self.model.trainable_weights:
             if not np.isfinite(keras.ops.convert_to_numpy(weight)).all():
                 return f"weight {weight.path} became non-finite"
@@ -460,8 +477,8 @@ class Trainer:
         `val_balanced_accuracy`, `val_nll`, `val_auprc`), computed alike for every loss.
         """
         y_val = self._y_val
-        val_logits = self.predict_logits(self._X_val)
-        val_losses = np.asarray(self._per_sample_losses(y_val, val_logits), dtype=np.float64)
+        val_logits, val_losses = self._validation_outputs()
+        val_losses = np.asarray(val_losses, dtype=np.float64)
         proba = softmax_np(val_logits)
         posterior = posterior_np(self.loss, val_logits)
         scores = selection_scores(y_val, val_logits, posterior)

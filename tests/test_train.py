@@ -205,3 +205,13 @@ def test_history_has_one_finite_row_per_epoch(patience):
     for row in result.history:
         assert math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])
         assert {f"val_class_loss_{k}" for k in range(K)} <= set(row)
+
+
+def test_a_non_finite_weight_is_named_even_when_both_losses_are_finite():
+    trainer = Trainer(_model(), PlainCE(), _opts(), K)
+    assert trainer._divergence(1.0, 1.0) is None
+    kernel = trainer.model.trainable_weights[0]
+    values = keras.ops.convert_to_numpy(kernel).copy()
+    values[0, 0] = np.inf
+    kernel.assign(values)
+    assert trainer._divergence(1.0, 1.0) == f"weight {kernel.path} became non-finite"
