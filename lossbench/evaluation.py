@@ -62,18 +62,16 @@ class SplitPredictions:
         return scores.argmax(axis=1)
 
     def to_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(
-            {
-                "row_id": np.asarray(self.row_id, dtype=np.int64),
-                "y_true": np.asarray(self.y, dtype=np.int64),
-            }
-        )
+        columns: dict[str, np.ndarray] = {
+            "row_id": np.asarray(self.row_id, dtype=np.int64),
+            "y_true": np.asarray(self.y, dtype=np.int64),
+        }
         if self.logits is not None:
-            for k in range(self.logits.shape[1]):
-                frame[f"z_{k}"] = np.asarray(self.logits[:, k], dtype=np.float32)
-        for k in range(self.proba.shape[1]):
-            frame[f"p_{k}"] = np.asarray(self.proba[:, k], dtype=np.float64)
-        return frame
+            logits = np.asarray(self.logits, dtype=np.float32)
+            columns.update({f"z_{k}": logits[:, k] for k in range(logits.shape[1])})
+        proba = np.asarray(self.proba, dtype=np.float64)
+        columns.update({f"p_{k}": proba[:, k] for k in range(proba.shape[1])})
+        return pd.DataFrame(columns)  # built at once: a column at a time cost a copy each
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> SplitPredictions:
