@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
 import sys
+from collections.abc import Callable
+from inspect import Parameter, signature
 from typing import Annotated, Any
 
 import typer
@@ -14,16 +17,15 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer._click.exceptions import BadParameter, ClickException, NoArgsIsHelpError
 
-from lossbench import __version__
+from lossbench import __version__, choices
 from lossbench.config import (
-    SELECT_CRITERIA,
-    DataOptions,
+    RULES,
     check_setting,
-    load_toml,
+    data_options,
     parse_list,
-    parse_split,
+    resolve_settings,
+    train_options,
 )
 from lossbench.errors import InputError
 
@@ -89,10 +91,10 @@ LabelColOpt = Annotated[
     str | None, typer.Option("--label-col", help="Label column (default: Label, else the last).")
 ]
 PresetOpt = Annotated[
-    str, typer.Option("--preset", help="cicids2017 | none | auto (detect by column names).")
+    choices.Preset, typer.Option("--preset", help="Dataset preset (auto: detect by column names).")
 ]
 NanPolicyOpt = Annotated[
-    str, typer.Option("--nan-policy", help="Rows with missing features: drop | median | error.")
+    choices.NanPolicy, typer.Option("--nan-policy", help="Rows with missing features.")
 ]
 DropClassesOpt = Annotated[
     str | None,
@@ -114,7 +116,7 @@ SampleFracOpt = Annotated[
     float | None, typer.Option("--sample-frac", help="Stratified subsample fraction (0, 1].")
 ]
 SplitOpt = Annotated[str, typer.Option("--split", help="train,val,test fractions.")]
-ScalerOpt = Annotated[str, typer.Option("--scaler", help="minmax | standard.")]
+ScalerOpt = Annotated[choices.Scaler, typer.Option("--scaler", help="Feature scaling.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Bypass the prepared-array cache.")]
 DedupeOpt = Annotated[
     bool, typer.Option("--dedupe", help="Drop exact duplicate rows (features and label) first.")
@@ -124,50 +126,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", help="TOML file whose keys mirror the flags.")
 ]
-
-
-def data_options(
-    *,
-    data: str | None,
-    label_col: str | None,
-    preset: str,
-    nan_policy: str,
-    drop_classes: str | None,
-    merge: list[str] | None,
-    min_class_count: int | None,
-    sample_frac: float | None,
-    split: str,
-    scaler: str,
-    no_cache: bool,
-    seed: int,
-    dedupe: bool = False,
-) -> DataOptions:
-    """Build and validate DataOptions from command-line values."""
-    if preset not in ("cicids2017", "none", "auto"):
-        raise InputError(f"--preset {preset!r}: expected cicids2017, none or auto")
-    if nan_policy not in ("drop", "median", "error"):
-        raise InputError(f"--nan-policy {nan_policy!r}: expected drop, median or error")
-    if scaler not in ("minmax", "standard"):
-        raise InputError(f"--scaler {scaler!r}: expected minmax or standard")
-    if sample_frac is not None and not (0 < sample_frac <= 1):
-        raise InputError(f"--sample-frac {sample_frac}: expected a fraction in (0, 1]")
-    if min_class_count is not None and min_class_count < 1:
-        raise InputError(f"--min-class-count {min_class_count}: expected a positive integer")
-    return DataOptions(
-        data=data,
-        label_col=label_col,
-        preset=preset,
-        nan_policy=nan_policy,
-        drop_classes=None if drop_classes is None else parse_list(drop_classes),
-        merge=merge or None,
-        min_class_count=min_class_count,
-        sample_frac=sample_frac,
-        split=parse_split(split),
-        scaler=scaler,
-        seed=seed,
-        cache=not no_cache,
-        dedupe=bool(dedupe),
-    )
 
 
 def _print_json(obj: Any) -> None:
@@ -197,21 +155,23 @@ def inspect(
     """Describe a dataset: class table, imbalance ratio, data-quality report, preset actions."""
     from lossbench.data import inspect_dataset
 
-    opts = data_options(
-        data=data,
-        label_col=label_col,
-        preset=preset,
-        nan_policy=nan_policy,
-        drop_classes=drop_classes,
-        merge=merge,
-        min_class_count=min_class_count,
-        sample_frac=None,
-        split="0.6,0.2,0.2",
-        scaler="minmax",
-        no_cache=no_cache,
-        seed=0,
-        dedupe=dedupe,
+    settings = resolve_settings(
+        {
+            "label_col": label_col,
+            "preset": preset,
+            "nan_policy": nan_policy,
+            "drop_classes": drop_classes,
+            "merge": merge,
+            "min_class_count": min_class_count,
+            "sample_frac": None,
+            "split": "0.6,0.2,0.2",
+            "scaler": "minmax",
+            "no_cache": no_cache,
+            "dedupe": dedupe,
+            "positive_label": None,
+        }
     )
+    opts = data_options(settings, data=data, seed=0)
     info = inspect_dataset(opts)
     if as_json:
         _print_json(info)
@@ -327,8 +287,10 @@ def losses(
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Maximum epochs (>= 1).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size (>= 1).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
-ModelOpt = Annotated[str, typer.Option("--model", help="cnn1d (paper Fig. 4) | mlp.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | gpu.")]
+ModelOpt = Annotated[
+    choices.ModelName, typer.Option("--model", help="Network: cnn1d (paper Fig. 4) or mlp.")
+]
+DeviceOpt = Annotated[choices.Device, typer.Option("--device", help="Training device.")]
 OutOpt = Annotated[str, typer.Option("--out", help="Results folder.")]
 PatienceOpt = Annotated[
     int,
@@ -337,11 +299,11 @@ PatienceOpt = Annotated[
     ),
 ]
 SelectOpt = Annotated[
-    str,
+    choices.Select,
     typer.Option(
         "--select",
-        help="Selection criterion on the validation split, the same for every loss: macro_f1 "
-        "(validation NLL breaks ties) | nll | auprc | balanced_accuracy.",
+        help="Selection criterion on the validation split, the same for every loss (validation "
+        "NLL breaks ties of macro_f1).",
     ),
 ]
 FarOpt = Annotated[
@@ -362,108 +324,81 @@ PositiveOpt = Annotated[
 TensorboardOpt = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into the run folder.")
 ]
-JitOpt = Annotated[
-    str, typer.Option("--jit", help="XLA compilation of the train step: auto | on | off.")
-]
+JitOpt = Annotated[choices.Jit, typer.Option("--jit", help="XLA compilation of the train step.")]
 PrecisionOpt = Annotated[
-    str,
+    choices.Precision,
     typer.Option(
         "--precision",
-        help="float32 | mixed_bfloat16 | mixed_float16 (Keras mixed precision for the network; "
-        "losses and metrics stay float32).",
+        help="Keras mixed precision for the network (losses and metrics stay float32).",
     ),
 ]
 
 
-def _check_precision(value: str) -> str:
-    from lossbench.models import PRECISIONS
+def _shared_options(
+    label_col: LabelColOpt = None,
+    preset: PresetOpt = "auto",
+    nan_policy: NanPolicyOpt = "drop",
+    drop_classes: DropClassesOpt = None,
+    merge: MergeOpt = None,
+    min_class_count: MinClassOpt = None,
+    sample_frac: SampleFracOpt = None,
+    split: SplitOpt = "0.6,0.2,0.2",
+    scaler: ScalerOpt = "minmax",
+    no_cache: NoCacheOpt = False,
+    dedupe: DedupeOpt = False,
+    positive_label: PositiveOpt = None,
+    model: ModelOpt = "cnn1d",
+    epochs: EpochsOpt = 200,
+    batch_size: BatchOpt = 256,
+    lr: LrOpt = 1e-3,
+    clipnorm: ClipOpt = 1.0,
+    patience: PatienceOpt = 20,
+    select: SelectOpt = "macro_f1",
+    far: FarOpt = "0.01,0.001",
+    device: DeviceOpt = "auto",
+    jit: JitOpt = "auto",
+    precision: PrecisionOpt = "float32",
+    param: ParamOpt = None,
+    out: OutOpt = "results",
+    tensorboard: TensorboardOpt = False,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The options `run` and `compare` share, declared once (`training_command` adds them)."""
 
-    if value not in PRECISIONS:
-        raise InputError(f"--precision {value!r}: expected one of {', '.join(PRECISIONS)}")
-    return value
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option `name` was given (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name != "DEFAULT"
 
 
-def _apply_config_file(ctx: typer.Context, config: str | None, values: dict[str, Any]) -> None:
-    """Fill options not given on the command line from a TOML file whose keys mirror the flags,
-    then validate every setting, whatever its source, by one rule (`config.check_setting`)."""
-    from typer._click.core import ParameterSource
+def training_command(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` (run or compare) as Typer sees it: its own options, then `_shared_options`'s.
 
-    origins: dict[str, str] = {}
-    if config:
-        raw = load_toml(config)
-        for key, value in raw.items():
-            if key in ("config",):
-                continue
-            if key not in values or key == "ctx":
-                allowed = ", ".join(k for k in values if k not in ("ctx", "config"))
-                raise InputError(f"{config}: unknown key {key!r}; allowed keys: {allowed}")
-            if ctx.get_parameter_source(key) != ParameterSource.DEFAULT:
-                continue  # the command line wins
-            values[key] = value
-            origins[key] = str(config)
-    for key, value in list(values.items()):
-        values[key] = check_setting(key, value, origins.get(key))
+    `command` is called with its own options and `settings`, the shared ones by name, all
+    resolved once by `config.resolve_settings`: a flag given, else the `--config` file's value,
+    else the default, each validated whatever its source.
+    """
+    own = [p for p in signature(command, eval_str=True).parameters.values() if p.name != "settings"]
+    shared = list(signature(_shared_options, eval_str=True).parameters.values())
+    params = [
+        Parameter("ctx", Parameter.KEYWORD_ONLY, annotation=typer.Context),
+        *(p.replace(kind=Parameter.KEYWORD_ONLY) for p in own + shared),
+    ]
 
+    @functools.wraps(command)
+    def with_settings(ctx: typer.Context, **flags: Any) -> None:
+        given = {name for name in flags if _on_command_line(ctx, name)}
+        settings = resolve_settings(flags, given=given, config=flags["config"])
+        command(settings=settings, **{p.name: settings.pop(p.name) for p in own})
 
-def _train_options(v: dict[str, Any], seed: int) -> Any:
-    from lossbench.config import TrainOptions
-    from lossbench.models import MODELS
-
-    if v["model"] not in MODELS:
-        raise InputError(f"--model {v['model']!r}: expected one of {', '.join(MODELS)}")
-    if v["device"] not in ("auto", "cpu", "gpu"):
-        raise InputError(f"--device {v['device']!r}: expected auto, cpu or gpu")
-    if not v["lr"] > 0:
-        raise InputError(f"--lr {v['lr']}: expected a positive learning rate")
-    if v["select"] not in SELECT_CRITERIA:
-        raise InputError(f"--select {v['select']!r}: expected one of {', '.join(SELECT_CRITERIA)}")
-    try:
-        far_targets = tuple(float(x) for x in parse_list(str(v["far"])))
-    except ValueError:
-        far_targets = ()
-    if not far_targets or not all(0 < f < 1 for f in far_targets):
-        raise InputError(f"--far {v['far']!r}: expected rates in (0, 1) like 0.01,0.001")
-    jit = {"auto": None, "on": True, "off": False}.get(v["jit"], "bad")
-    if jit == "bad":
-        raise InputError(f"--jit {v['jit']!r}: expected auto, on or off")
-    precision = _check_precision(v["precision"])
-    return TrainOptions(
-        precision=precision,
-        model=v["model"],
-        epochs=int(v["epochs"]),
-        batch_size=int(v["batch_size"]),
-        lr=float(v["lr"]),
-        clipnorm=float(v["clipnorm"]),
-        patience=int(v["patience"]),
-        device=v["device"],
-        seed=seed,
-        tensorboard=bool(v["tensorboard"]),
-        jit_compile=jit,
-        select=v["select"],
-        far_targets=far_targets,
+    with_settings.__signature__ = signature(command).replace(  # type: ignore[attr-defined]
+        parameters=params, return_annotation=None
     )
-
-
-def _data_options_from(v: dict[str, Any], seed: int) -> DataOptions:
-    if v["data"] is not None and not isinstance(v["data"], str):
-        raise InputError(f"data = {v['data']!r}: expected one dataset (a path or a built-in name)")
-    opts = data_options(
-        data=v["data"],
-        label_col=v["label_col"],
-        preset=v["preset"],
-        nan_policy=v["nan_policy"],
-        drop_classes=v["drop_classes"],
-        merge=v["merge"],
-        min_class_count=v["min_class_count"],
-        sample_frac=v["sample_frac"],
-        split=v["split"],
-        scaler=v["scaler"],
-        no_cache=v["no_cache"],
-        seed=seed,
-        dedupe=v.get("dedupe", False),
-    )
-    opts.positive_label = v["positive_label"]
-    return opts
+    with_settings.__annotations__ = {p.name: p.annotation for p in params}
+    return with_settings
 
 
 class RichReporter:
@@ -580,59 +515,30 @@ def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
 
 
 @app.command()
+@training_command
 def run(
-    ctx: typer.Context,
+    settings: dict[str, Any],
     loss: Annotated[str, typer.Option("--loss", help="Loss name (see `lossbench losses`).")] = "ce",
     data: DataOpt = None,
-    label_col: LabelColOpt = None,
-    preset: PresetOpt = "auto",
-    nan_policy: NanPolicyOpt = "drop",
-    drop_classes: DropClassesOpt = None,
-    merge: MergeOpt = None,
-    min_class_count: MinClassOpt = None,
-    sample_frac: SampleFracOpt = None,
-    split: SplitOpt = "0.6,0.2,0.2",
-    scaler: ScalerOpt = "minmax",
-    no_cache: NoCacheOpt = False,
-    dedupe: DedupeOpt = False,
-    positive_label: PositiveOpt = None,
-    model: ModelOpt = "cnn1d",
-    epochs: EpochsOpt = 200,
-    batch_size: BatchOpt = 256,
-    lr: LrOpt = 1e-3,
-    clipnorm: ClipOpt = 1.0,
-    patience: PatienceOpt = 20,
-    select: SelectOpt = "macro_f1",
-    far: FarOpt = "0.01,0.001",
     seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    jit: JitOpt = "auto",
-    precision: PrecisionOpt = "float32",
-    param: ParamOpt = None,
-    out: OutOpt = "results",
-    tensorboard: TensorboardOpt = False,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
 ) -> None:
     """Train one network with one loss and write its run folder (metrics, plots, model)."""
-    v = dict(locals())
-    _apply_config_file(ctx, config, v)
     from pathlib import Path
 
     from lossbench.config import RunConfig, parse_params
 
-    dopts = _data_options_from(v, int(v["seed"]))
-    topts = _train_options(v, int(v["seed"]))
+    dopts = data_options(settings, data=data, seed=seed)
+    topts = train_options(settings, seed=seed)
     from lossbench.train import configure_device
 
     device_desc = configure_device(topts.device)
     from lossbench.experiment import single_run
 
-    cfg = RunConfig(loss=v["loss"], params=parse_params(v["param"]), data=dopts, train=topts)
+    cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
+    quiet, as_json = settings["quiet"], settings["as_json"]
     with RichReporter(quiet or as_json) as reporter:
         run_dir, metrics = single_run(
-            cfg, out=Path(v["out"]), device=device_desc, reporter=reporter
+            cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter
         )
     if as_json:
         _print_json({"run_dir": str(run_dir), **metrics})
@@ -652,8 +558,9 @@ def run(
 
 
 @app.command()
+@training_command
 def compare(
-    ctx: typer.Context,
+    settings: dict[str, Any],
     losses: Annotated[
         str,
         typer.Option(
@@ -670,11 +577,11 @@ def compare(
     ] = "",
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = False,
     plots: Annotated[
-        str,
+        choices.Plots,
         typer.Option(
             "--plots",
             help="summary: the summary's plots only (each run's: `lossbench report --plots "
-            "runs`) | runs: each run's plots too.",
+            "runs`); runs: each run's plots too.",
         ),
     ] = "summary",
     tune: Annotated[
@@ -686,7 +593,9 @@ def compare(
             "defaults; 0 = no tuning.",
         ),
     ] = 0,
-    executor: Annotated[str, typer.Option("--executor", help="local | ray.")] = "local",
+    executor: Annotated[
+        choices.Executor, typer.Option("--executor", help="Where the runs train.")
+    ] = "local",
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
     ] = None,
@@ -701,90 +610,57 @@ def compare(
             "each). Default: digits-lt.",
         ),
     ] = None,
-    label_col: LabelColOpt = None,
-    preset: PresetOpt = "auto",
-    nan_policy: NanPolicyOpt = "drop",
-    drop_classes: DropClassesOpt = None,
-    merge: MergeOpt = None,
-    min_class_count: MinClassOpt = None,
-    sample_frac: SampleFracOpt = None,
-    split: SplitOpt = "0.6,0.2,0.2",
-    scaler: ScalerOpt = "minmax",
-    no_cache: NoCacheOpt = False,
-    dedupe: DedupeOpt = False,
-    positive_label: PositiveOpt = None,
-    model: ModelOpt = "cnn1d",
-    epochs: EpochsOpt = 200,
-    batch_size: BatchOpt = 256,
-    lr: LrOpt = 1e-3,
-    clipnorm: ClipOpt = 1.0,
-    patience: PatienceOpt = 20,
-    select: SelectOpt = "macro_f1",
-    far: FarOpt = "0.01,0.001",
-    device: DeviceOpt = "auto",
-    jit: JitOpt = "auto",
-    precision: PrecisionOpt = "float32",
-    param: ParamOpt = None,
-    out: OutOpt = "results",
-    tensorboard: TensorboardOpt = False,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
 ) -> None:
     """Train one run per (loss, seed) on the same split and write the paper's tables and report."""
-    v = dict(locals())
-    _apply_config_file(ctx, config, v)
     from pathlib import Path
 
     from lossbench.config import RunConfig, parse_params
     from lossbench.experiment import compare_datasets
     from lossbench.losses import names
 
-    loss_list = names() if v["losses"].strip() == "all" else parse_list(v["losses"])
+    loss_list = names() if losses.strip() == "all" else parse_list(losses)
     if not loss_list:
         raise InputError("--losses: give at least one loss")
     try:
-        seed_list = [int(s) for s in parse_list(str(v["seeds"]))]
+        seed_list = [int(s) for s in parse_list(str(seeds))]
     except ValueError:
-        raise InputError(f"--seeds {v['seeds']!r}: expected integers like 0,1,2") from None
-    if v["executor"] not in ("local", "ray"):
-        raise InputError(f"--executor {v['executor']!r}: expected local or ray")
-    run_plots = _plots_choice(v["plots"])
+        raise InputError(f"--seeds {seeds!r}: expected integers like 0,1,2") from None
     seed0 = seed_list[0] if seed_list else 0
-    datasets = v["data"] if isinstance(v["data"], list) else [v["data"]]
+    datasets = data if isinstance(data, list) else [data]
     if len(datasets) == 0:
         datasets = [None]
     cfgs = [
         RunConfig(
             loss=loss_list[0],
             params={},
-            data=_data_options_from({**v, "data": d}, seed0),
-            train=_train_options(v, seed0),
+            data=data_options(settings, data=d, seed=seed0),
+            train=train_options(settings, seed=seed0),
         )
         for d in datasets
     ]
     from lossbench.train import configure_device
 
     device_desc = configure_device(cfgs[0].train.device)
+    quiet, as_json, out = settings["quiet"], settings["as_json"], Path(settings["out"])
     with RichReporter(quiet or as_json) as reporter:
         exp_dirs = compare_datasets(
             cfgs,
             losses=loss_list,
-            baselines=parse_list(v["baselines"]),
+            baselines=parse_list(baselines),
             seeds=seed_list,
-            params=parse_params(v["param"]),
-            out=Path(v["out"]),
-            fresh=v["fresh"],
+            params=parse_params(settings["param"]),
+            out=out,
+            fresh=fresh,
             device=device_desc,
             reporter=reporter,
-            executor=v["executor"],
-            executor_options={"address": v["address"], "gpus_per_run": v["gpus_per_run"]}
-            if v["executor"] == "ray"
+            executor=executor,
+            executor_options={"address": address, "gpus_per_run": gpus_per_run}
+            if executor == "ray"
             else None,
-            run_plots=run_plots,
-            tune=v["tune"],
+            run_plots=plots == "runs",
+            tune=tune,
         )
-    board = _compare_leaderboard(exp_dirs, Path(v["out"])) if len(exp_dirs) > 1 else None
+    board = _compare_leaderboard(exp_dirs, out) if len(exp_dirs) > 1 else None
     if as_json:
         payloads = [_experiment_payload(d) for d in exp_dirs]
         _print_json(payloads[0] if len(payloads) == 1 else payloads)
@@ -881,21 +757,14 @@ def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
     console.print(f"report:     {summary / 'report.html'}", soft_wrap=True, highlight=False)
 
 
-def _plots_choice(value: str) -> bool:
-    """`--plots summary|runs`: whether each run's plots are drawn too."""
-    if value not in ("summary", "runs"):
-        raise InputError(f"--plots {value!r}: expected summary or runs")
-    return value == "runs"
-
-
 @app.command()
 def report(
     results_dir: Annotated[
         str, typer.Argument(help="An experiment folder (results/<experiment>).")
     ],
     plots: Annotated[
-        str,
-        typer.Option("--plots", help="summary: the summary's plots | runs: each run's plots too."),
+        choices.Plots,
+        typer.Option("--plots", help="summary: the summary's plots; runs: each run's plots too."),
     ] = "summary",
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -910,7 +779,7 @@ def report(
     from lossbench.store import read_experiment_meta, run_status
 
     exp_dir = Path(results_dir)
-    draw_runs = _plots_choice(plots)
+    draw_runs = plots == "runs"
     read_experiment_meta(exp_dir)
     for run_dir in sorted((exp_dir / "runs").glob("*")):
         if run_status(run_dir) == "done":
@@ -996,11 +865,11 @@ def bench(
         str | None, typer.Option("--losses", help="Losses to time (default: all).")
     ] = None,
     precision: Annotated[
-        str,
+        choices.Precision,
         typer.Option(
             "--precision",
             help="Precision of the runs timed against stock Keras, of the fixed-cost runs and "
-            "of the peak-memory run: float32 | mixed_bfloat16 | mixed_float16.",
+            "of the peak-memory run.",
         ),
     ] = "float32",
     compare_precision: Annotated[
@@ -1024,7 +893,6 @@ def bench(
     unknown = [n for n in chosen if n not in names()]
     if unknown:
         raise InputError(f"--losses {','.join(unknown)}: unknown; see `lossbench losses`")
-    _check_precision(precision)
     if compare_precision not in ("none", "mixed_bfloat16", "mixed_float16"):
         raise InputError(
             f"--compare-precision {compare_precision!r}: expected mixed_bfloat16, "
@@ -1076,11 +944,12 @@ def _quiet_tensorflow_import() -> None:
         os.close(devnull)
 
 
-def _usage_message(exc: ClickException, args: list[str]) -> str:
-    """One line for a usage error, naming the option and the value given when there is one."""
+def _usage_message(exc: typer.TyperException, args: list[str]) -> str:
+    """One line for a usage error, naming the option and the value given when there is one; a
+    value outside an option's choices gets the config layer's message (as from a TOML file)."""
     msg = " ".join(exc.format_message().split())
     param = getattr(exc, "param", None)
-    if isinstance(exc, BadParameter) and param is not None and getattr(param, "opts", None):
+    if isinstance(exc, typer.BadParameter) and param is not None and getattr(param, "opts", None):
         value = None
         for i, arg in enumerate(args):
             for name in param.opts:
@@ -1088,6 +957,12 @@ def _usage_message(exc: ClickException, args: list[str]) -> str:
                     value = args[i + 1]
                 elif arg.startswith(name + "="):
                     value = arg.split("=", 1)[1]
+        rule = RULES.get(param.name or "")
+        if value is not None and rule is not None and rule.kind == "choice":
+            try:
+                check_setting(param.name, value)
+            except InputError as bad:
+                return str(bad)
         if value is not None:
             msg = f"{param.opts[0]} {value!r}: {' '.join(exc.message.split())}"
     path = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "lossbench"
@@ -1155,8 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         return 130
-    except ClickException as exc:  # usage errors: unknown option, bad value type, ...
-        if isinstance(exc, NoArgsIsHelpError):
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value type, ...
+        if type(exc).__name__ == "NoArgsIsHelpError":  # as Typer tells it (no public name)
             exc.show()
             return 0
         _fail(_usage_message(exc, args))

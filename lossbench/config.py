@@ -5,11 +5,23 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from lossbench.choices import SELECT_CRITERIA
+from lossbench.choices import (
+    Device,
+    Executor,
+    Jit,
+    ModelName,
+    NanPolicy,
+    Plots,
+    Precision,
+    Preset,
+    Scaler,
+    Select,
+)
 from lossbench.errors import InputError
 
 
@@ -19,14 +31,14 @@ class DataOptions:
 
     data: str | None = None  # path (CSV, CSV.gz, Parquet, folder of CSVs) or built-in name
     label_col: str | None = None  # default: "Label", else the last column
-    preset: str = "auto"  # cicids2017 | none | auto
-    nan_policy: str = "drop"  # drop | median | error
+    preset: Preset = "auto"
+    nan_policy: NanPolicy = "drop"
     drop_classes: list[str] | None = None  # None: the preset's default (Heartbleed, Infiltration)
     merge: list[str] | None = None  # ["Web Attack=Web Attack*"]; None: the preset's default
     min_class_count: int | None = None  # drop (with a warning) classes with fewer rows than this
     sample_frac: float | None = None
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    scaler: str = "minmax"  # minmax | standard
+    scaler: Scaler = "minmax"
     seed: int = 0  # seeds the subsample and the split
     cache: bool = True
     cache_dir: str | None = None  # default: ~/.cache/lossbench (or $LOSSBENCH_CACHE)
@@ -39,23 +51,21 @@ class DataOptions:
 class TrainOptions:
     """How to train one run (SPEC section 3)."""
 
-    model: str = "cnn1d"  # cnn1d | mlp
+    model: ModelName = "cnn1d"
     epochs: int = 200  # a budget: early stopping on the selection criterion ends most runs
     batch_size: int = 256
     lr: float = 1e-3
     clipnorm: float = 1.0
     patience: int = 20  # 0 disables early stopping
-    select: str = (
-        "macro_f1"  # selection criterion (SPEC 5.1): macro_f1 | nll | auprc | balanced_accuracy
-    )
+    select: Select = "macro_f1"  # the selection criterion (SPEC 5.1)
     far_targets: tuple[float, ...] = (0.01, 0.001)  # operating points: DR at these validation FARs
-    device: str = "auto"  # auto | cpu | gpu
+    device: Device = "auto"
     seed: int = 0
     filters: int = 64
     units: int = 128
     dropout: float = 0.2
     jit_compile: bool | None = None  # None: XLA where it helps (auto)
-    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (SPEC 7)
+    precision: Precision = "float32"
     tensorboard: bool = False
 
 
@@ -167,8 +177,10 @@ def _float(allowed: str, check: Any) -> Rule:
     return Rule("float", allowed, check)
 
 
-def _choice(*choices: str) -> Rule:
-    return Rule("choice", "one of " + ", ".join(choices), choices=choices)
+def _choice(choices: Any) -> Rule:
+    """The rule of a setting whose values are the `Literal` type `choices`."""
+    values = get_args(choices)
+    return Rule("choice", "one of " + ", ".join(values), choices=values)
 
 
 _TEXT = Rule("str", "a string")
@@ -188,35 +200,37 @@ RULES: dict[str, Rule] = {
     "seeds": Rule("list", f"integers from 0 to {SEED_MAX} (a list, or a string like 0,1,2)"),
     "data": Rule("data", "a path or a built-in dataset name (in compare: also a list of them)"),
     "label_col": _TEXT,
-    "preset": _choice("cicids2017", "none", "auto"),
-    "nan_policy": _choice("drop", "median", "error"),
+    "preset": _choice(Preset),
+    "nan_policy": _choice(NanPolicy),
     "drop_classes": _LIST,
     "merge": Rule("list", "a string like 'Web Attack=Web Attack*' or a list of them"),
     "min_class_count": _int("an integer >= 1", lambda v: v >= 1),
     "sample_frac": _float("a fraction in (0, 1]", lambda v: 0 < v <= 1),
     "split": Rule("split", "three positive fractions summing to 1, e.g. 0.6,0.2,0.2"),
-    "scaler": _choice("minmax", "standard"),
+    "scaler": _choice(Scaler),
     "no_cache": _FLAG,
     "positive_label": _TEXT,
-    "model": Rule("model", "a model of lossbench.models.MODELS"),
+    "model": _choice(ModelName),
     "epochs": _int("an integer >= 1", lambda v: v >= 1),
     "batch_size": _int("an integer >= 1", lambda v: v >= 1),
     "lr": _float("a positive finite number", lambda v: 0 < v < float("inf")),
     "clipnorm": _float("a finite number >= 0 (0 disables clipping)", lambda v: 0 <= v < 1e308),
     "patience": _int("an integer >= 0 (0 disables early stopping)", lambda v: v >= 0),
     "seed": _int(f"an integer from 0 to {SEED_MAX}", lambda v: 0 <= v <= SEED_MAX),
-    "device": _choice("auto", "cpu", "gpu"),
-    "jit": _choice("auto", "on", "off"),
+    "device": _choice(Device),
+    "jit": _choice(Jit),
+    "precision": _choice(Precision),
     "param": Rule("params", "a table of loss parameters ([param] gamma = 2)"),
     "out": _TEXT,
     "tensorboard": _FLAG,
     "fresh": _FLAG,
-    "executor": _choice("local", "ray"),
+    "executor": _choice(Executor),
+    "plots": _choice(Plots),
     "address": _TEXT,
     "gpus_per_run": _float("a number >= 0", lambda v: 0 <= v < float("inf")),
     "quiet": _FLAG,
     "as_json": _FLAG,
-    "select": _choice(*SELECT_CRITERIA),
+    "select": _choice(Select),
     "far": Rule("list", "false-alarm-rate targets in (0, 1), e.g. 0.01,0.001 or [0.01, 0.001]"),
     "dedupe": _FLAG,
     "tune": _int("an integer >= 0 (trials per method; 0: no tuning)", lambda v: v >= 0),
@@ -261,11 +275,6 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
         if not isinstance(value, bool):
             raise bad()
         return value
-    if kind == "model":
-        from lossbench.models import MODELS
-
-        rule = Rule("choice", "one of " + ", ".join(MODELS), choices=tuple(MODELS))
-        kind = "choice"
     if kind in ("str", "choice"):
         if not isinstance(value, str) or (rule.choices and value not in rule.choices):
             raise bad()
@@ -336,6 +345,82 @@ def _check_names(key: str, value: Any, items: list[str], origin: str | None) -> 
             f"{_where(key, value, origin)}: unknown {what} {', '.join(map(repr, unknown))}; "
             f"choose from {', '.join(known)}"
         )
+
+
+def resolve_settings(
+    flags: Mapping[str, Any], *, given: Collection[str] = (), config: str | None = None
+) -> dict[str, Any]:
+    """Every setting of a command, each validated once by `check_setting`, whatever its source:
+    the flags' values (`given` names the ones set on the command line, the others hold their
+    defaults), with the TOML file `config`'s value for each setting not given.
+
+    Raises:
+        InputError: a key of the file that is no setting of the command, or a value not allowed
+            (naming the flag, or the file and key).
+    """
+    values = dict(flags)
+    origins: dict[str, str] = {}
+    if config:
+        for key, value in load_toml(config).items():
+            if key == "config":
+                continue
+            if key not in values:
+                allowed = ", ".join(k for k in values if k != "config")
+                raise InputError(f"{config}: unknown key {key!r}; allowed keys: {allowed}")
+            if key in given:
+                continue  # the command line wins
+            values[key] = value
+            origins[key] = str(config)
+    return {key: check_setting(key, value, origins.get(key)) for key, value in values.items()}
+
+
+def data_options(settings: Mapping[str, Any], *, data: Any, seed: int) -> DataOptions:
+    """The `DataOptions` of validated settings (`resolve_settings`) for one dataset and seed."""
+    if data is not None and not isinstance(data, str):
+        raise InputError(f"data = {data!r}: expected one dataset (a path or a built-in name)")
+    drop = settings["drop_classes"]
+    return DataOptions(
+        data=data,
+        label_col=settings["label_col"],
+        preset=settings["preset"],
+        nan_policy=settings["nan_policy"],
+        drop_classes=None if drop is None else parse_list(drop),
+        merge=settings["merge"] or None,
+        min_class_count=settings["min_class_count"],
+        sample_frac=settings["sample_frac"],
+        split=parse_split(settings["split"]),
+        scaler=settings["scaler"],
+        seed=seed,
+        cache=not settings["no_cache"],
+        dedupe=bool(settings["dedupe"]),
+        positive_label=settings["positive_label"],
+    )
+
+
+def train_options(settings: Mapping[str, Any], *, seed: int) -> TrainOptions:
+    """The `TrainOptions` of validated settings (`resolve_settings`) for one seed."""
+    far = settings["far"]
+    try:
+        far_targets = tuple(float(x) for x in parse_list(str(far)))
+    except ValueError:
+        far_targets = ()
+    if not far_targets or not all(0 < f < 1 for f in far_targets):
+        raise InputError(f"--far {far!r}: expected rates in (0, 1) like 0.01,0.001")
+    return TrainOptions(
+        precision=settings["precision"],
+        model=settings["model"],
+        epochs=int(settings["epochs"]),
+        batch_size=int(settings["batch_size"]),
+        lr=float(settings["lr"]),
+        clipnorm=float(settings["clipnorm"]),
+        patience=int(settings["patience"]),
+        device=settings["device"],
+        seed=seed,
+        tensorboard=bool(settings["tensorboard"]),
+        jit_compile={"auto": None, "on": True, "off": False}[settings["jit"]],
+        select=settings["select"],
+        far_targets=far_targets,
+    )
 
 
 def _toml_value(value: Any) -> str:

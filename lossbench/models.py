@@ -6,13 +6,16 @@ Both output logits (no softmax): the losses and metrics apply softmax themselves
 from __future__ import annotations
 
 import hashlib
+from typing import get_args
 
 import keras
 import numpy as np
 
-MODELS = ("cnn1d", "mlp")
+from lossbench.choices import ModelName, Precision
+
+MODELS: tuple[str, ...] = get_args(ModelName)
 HEADS = ("linear", "cosine")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 @keras.saving.register_keras_serializable(package="lossbench")
