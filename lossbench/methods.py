@@ -10,6 +10,7 @@ experiment's runs and for a tuning trial.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,12 +114,8 @@ def prepare_method(
     jit = resolve_jit(topts.jit_compile, device)
     trainer, checksum = trainer_for_run(arch, loss, topts, n_classes, jit_compile=jit)
     # set on every run: a cached trainer may come from a run of another method
-    seed, y = topts.seed, y_train
-    trainer.epoch_order = (
-        (lambda epoch: balanced_epoch_order(seed, epoch, y))
-        if method.sampler == "balanced-batches"
-        else None
-    )
+    balanced = method.sampler == "balanced-batches"
+    trainer.epoch_order = functools.partial(balanced_epoch_order, topts.seed) if balanced else None
     model, loss = trainer.model, trainer.loss  # the cached instances, this run's state
     return MethodSetup(model, loss, trainer, X_train, y_train, counts, checksum)
 

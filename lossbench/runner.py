@@ -186,7 +186,7 @@ def execute_loss_run(
                 "data_fingerprint": data.fingerprint,
                 "initial_weights_sha256": checksum,
                 "batch_order_sha256": hashlib.sha256(
-                    _epoch0_order(spec.seed, len(setup.y_train))
+                    _epoch0_order(spec.seed, setup.y_train, trainer.epoch_order)
                 ).hexdigest(),
                 "device": device,
                 "loss_config": loss.get_config(),
@@ -259,10 +259,13 @@ def _failed(run_dir: Path, base: dict[str, Any], reason: str, reporter: Reporter
     return metrics
 
 
-def _epoch0_order(seed: int, n: int) -> bytes:
+def _epoch0_order(seed: int, y_train: np.ndarray, order: Any = None) -> bytes:
+    """The first epoch's training-row order (`Trainer.epoch_order`, else the seeded
+    permutation), as bytes to hash."""
     from lossbench.train import epoch_permutation  # lazy: TensorFlow
 
-    return epoch_permutation(seed, 0, n).astype(np.int64).tobytes()
+    rows = order(0, y_train) if order is not None else epoch_permutation(seed, 0, len(y_train))
+    return np.asarray(rows).astype(np.int64).tobytes()
 
 
 def _test_and_val(data: Any) -> tuple[tuple[Any, Any, Any], ...]:

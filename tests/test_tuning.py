@@ -230,13 +230,20 @@ def test_resampling_baselines_keep_val_and_test_and_balance_training(cli, tmp_pa
     seen: list[dict] = []
     real_fit = Trainer.fit
 
+    real_batches = Trainer.epoch_batches
+
     def spy(self, X_train, y_train, X_val, y_val, **kw):
-        order = self.epoch_order
-        epoch0 = np.asarray(y_train)[order(0)] if order is not None else None
-        seen.append({"train": np.bincount(y_train, minlength=2), "epoch0": epoch0})
+        seen.append({"train": np.bincount(y_train, minlength=2), "epoch0": []})
         return real_fit(self, X_train, y_train, X_val, y_val, **kw)
 
+    def batches(self, epoch):  # the labels of every batch the trainer trains on in epoch 0
+        for idx in real_batches(self, epoch):
+            if epoch == 0:
+                seen[-1]["epoch0"].extend(self._y_tr_np[np.asarray(idx)].tolist())
+            yield idx
+
     monkeypatch.setattr(Trainer, "fit", spy)
+    monkeypatch.setattr(Trainer, "epoch_batches", batches)
     methods = ["ce", "ce+ros", "ce+rus", "ce+smote", "ce+balanced-batches"]
     res = cli(
         "compare", "--data", csv, "--losses", ",".join(methods), "--seeds", "0",
@@ -267,7 +274,15 @@ def test_resampling_baselines_keep_val_and_test_and_balance_training(cli, tmp_pa
     np.testing.assert_array_equal(by_method["ce+smote"]["train"], [train.max()] * 2)
     np.testing.assert_array_equal(by_method["ce+rus"]["train"], [train.min()] * 2)
     np.testing.assert_array_equal(by_method["ce+balanced-batches"]["train"], train)
-    majority_share = by_method["ce+balanced-batches"]["epoch0"].mean()  # class 1: benign
+    # what the trainer's batches held in epoch 0: every training row once, balanced for ros,
+    # smote and rus; rows drawn about half from each class for balanced-batches
+    saw = {m: np.bincount(by_method[m]["epoch0"], minlength=2) for m in methods}
+    np.testing.assert_array_equal(saw["ce"], train)
+    np.testing.assert_array_equal(saw["ce+ros"], [train.max()] * 2)
+    np.testing.assert_array_equal(saw["ce+smote"], [train.max()] * 2)
+    np.testing.assert_array_equal(saw["ce+rus"], [train.min()] * 2)
+    assert saw["ce+balanced-batches"].sum() == train.sum()
+    majority_share = saw["ce+balanced-batches"][1] / train.sum()  # class 1: benign
     assert 0.35 < majority_share < 0.65  # about half, against 0.85 without balancing
     for m in methods:
         recorded = json.loads((exp / "runs" / f"{m}_seed0" / "metrics.json").read_text())
