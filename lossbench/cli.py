@@ -128,6 +128,61 @@ ConfigOpt = Annotated[
 ]
 
 
+def _dataset_options(
+    label_col: LabelColOpt = None,
+    preset: PresetOpt = "auto",
+    nan_policy: NanPolicyOpt = "drop",
+    drop_classes: DropClassesOpt = None,
+    merge: MergeOpt = None,
+    min_class_count: MinClassOpt = None,
+    no_cache: NoCacheOpt = False,
+    dedupe: DedupeOpt = False,
+) -> None:
+    """How to read a dataset: the options `inspect`, `run` and `compare` share."""
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option `name` was given (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name != "DEFAULT"
+
+
+def with_options(
+    *groups: Callable[..., None],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the options of `groups` (functions whose signatures declare them, each
+    declared once), after its own.
+
+    The command is called with its own options and `settings`, the groups' options by name, all
+    resolved once by `config.resolve_settings`: a flag given, else the `--config` file's value
+    (where the command has --config), else the default, each validated whatever its source.
+    """
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [
+            p for p in signature(command, eval_str=True).parameters.values() if p.name != "settings"
+        ]
+        shared = [p for g in groups for p in signature(g, eval_str=True).parameters.values()]
+        params = [
+            Parameter("ctx", Parameter.KEYWORD_ONLY, annotation=typer.Context),
+            *(p.replace(kind=Parameter.KEYWORD_ONLY) for p in own + shared),
+        ]
+
+        @functools.wraps(command)
+        def with_settings(ctx: typer.Context, **flags: Any) -> None:
+            given = {name for name in flags if _on_command_line(ctx, name)}
+            settings = resolve_settings(flags, given=given, config=flags.get("config"))
+            command(settings=settings, **{p.name: settings.pop(p.name) for p in own})
+
+        with_settings.__signature__ = signature(command).replace(  # type: ignore[attr-defined]
+            parameters=params, return_annotation=None
+        )
+        with_settings.__annotations__ = {p.name: p.annotation for p in params}
+        return with_settings
+
+    return decorate
+
+
 def _print_json(obj: Any) -> None:
     from lossbench.io import jsonable
 
@@ -140,38 +195,22 @@ def _print_json(obj: Any) -> None:
 
 
 @app.command()
+@with_options(_dataset_options)
 def inspect(
+    settings: dict[str, Any],
     data: DataOpt = None,
-    label_col: LabelColOpt = None,
-    preset: PresetOpt = "auto",
-    nan_policy: NanPolicyOpt = "drop",
-    drop_classes: DropClassesOpt = None,
-    merge: MergeOpt = None,
-    min_class_count: MinClassOpt = None,
-    no_cache: NoCacheOpt = False,
-    dedupe: DedupeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Describe a dataset: class table, imbalance ratio, data-quality report, preset actions."""
     from lossbench.data import inspect_dataset
 
-    settings = resolve_settings(
-        {
-            "label_col": label_col,
-            "preset": preset,
-            "nan_policy": nan_policy,
-            "drop_classes": drop_classes,
-            "merge": merge,
-            "min_class_count": min_class_count,
-            "sample_frac": None,
-            "split": "0.6,0.2,0.2",
-            "scaler": "minmax",
-            "no_cache": no_cache,
-            "dedupe": dedupe,
-            "positive_label": None,
-        }
-    )
-    opts = data_options(settings, data=data, seed=0)
+    whole = {  # the whole dataset, split as by default for the leakage report
+        "sample_frac": None,
+        "split": "0.6,0.2,0.2",
+        "scaler": "minmax",
+        "positive_label": None,
+    }
+    opts = data_options({**settings, **whole}, data=data, seed=0)
     info = inspect_dataset(opts)
     if as_json:
         _print_json(info)
@@ -334,18 +373,10 @@ PrecisionOpt = Annotated[
 ]
 
 
-def _shared_options(
-    label_col: LabelColOpt = None,
-    preset: PresetOpt = "auto",
-    nan_policy: NanPolicyOpt = "drop",
-    drop_classes: DropClassesOpt = None,
-    merge: MergeOpt = None,
-    min_class_count: MinClassOpt = None,
+def _training_options(
     sample_frac: SampleFracOpt = None,
     split: SplitOpt = "0.6,0.2,0.2",
     scaler: ScalerOpt = "minmax",
-    no_cache: NoCacheOpt = False,
-    dedupe: DedupeOpt = False,
     positive_label: PositiveOpt = None,
     model: ModelOpt = "cnn1d",
     epochs: EpochsOpt = 200,
@@ -365,40 +396,7 @@ def _shared_options(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The options `run` and `compare` share, declared once (`training_command` adds them)."""
-
-
-def _on_command_line(ctx: typer.Context, name: str) -> bool:
-    """Whether the option `name` was given (not left at its default)."""
-    source = ctx.get_parameter_source(name)
-    return source is None or source.name != "DEFAULT"
-
-
-def training_command(command: Callable[..., None]) -> Callable[..., None]:
-    """`command` (run or compare) as Typer sees it: its own options, then `_shared_options`'s.
-
-    `command` is called with its own options and `settings`, the shared ones by name, all
-    resolved once by `config.resolve_settings`: a flag given, else the `--config` file's value,
-    else the default, each validated whatever its source.
-    """
-    own = [p for p in signature(command, eval_str=True).parameters.values() if p.name != "settings"]
-    shared = list(signature(_shared_options, eval_str=True).parameters.values())
-    params = [
-        Parameter("ctx", Parameter.KEYWORD_ONLY, annotation=typer.Context),
-        *(p.replace(kind=Parameter.KEYWORD_ONLY) for p in own + shared),
-    ]
-
-    @functools.wraps(command)
-    def with_settings(ctx: typer.Context, **flags: Any) -> None:
-        given = {name for name in flags if _on_command_line(ctx, name)}
-        settings = resolve_settings(flags, given=given, config=flags["config"])
-        command(settings=settings, **{p.name: settings.pop(p.name) for p in own})
-
-    with_settings.__signature__ = signature(command).replace(  # type: ignore[attr-defined]
-        parameters=params, return_annotation=None
-    )
-    with_settings.__annotations__ = {p.name: p.annotation for p in params}
-    return with_settings
+    """The other options `run` and `compare` share (after `_dataset_options`)."""
 
 
 class RichReporter:
@@ -515,7 +513,7 @@ def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
 
 
 @app.command()
-@training_command
+@with_options(_dataset_options, _training_options)
 def run(
     settings: dict[str, Any],
     loss: Annotated[str, typer.Option("--loss", help="Loss name (see `lossbench losses`).")] = "ce",
@@ -558,7 +556,7 @@ def run(
 
 
 @app.command()
-@training_command
+@with_options(_dataset_options, _training_options)
 def compare(
     settings: dict[str, Any],
     losses: Annotated[
