@@ -612,7 +612,7 @@ def compare(
     """Train one run per (loss, seed) on the same split and write the paper's tables and report."""
     from pathlib import Path
 
-    from lossbench.config import RunConfig, parse_params
+    from lossbench.config import Settings, parse_params
     from lossbench.experiment import compare_datasets
     from lossbench.losses import names
 
@@ -628,9 +628,7 @@ def compare(
     if len(datasets) == 0:
         datasets = [None]
     cfgs = [
-        RunConfig(
-            loss=loss_list[0],
-            params={},
+        Settings(
             data=data_options(settings, data=d, seed=seed0),
             train=train_options(settings, seed=seed0),
         )

@@ -92,16 +92,21 @@ def array_shaping(opts: DataOptions) -> dict[str, Any]:
 
 
 @dataclass
-class RunConfig:
-    """Everything that determines one run."""
+class Settings:
+    """The data and training settings that every run of an experiment shares (a compare's runs
+    differ only in their method, parameters and seed, which its `RunSpec`s carry)."""
 
-    loss: str = "ce"
-    params: dict[str, Any] = field(default_factory=dict)
     data: DataOptions = field(default_factory=DataOptions)
     train: TrainOptions = field(default_factory=TrainOptions)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+
+@dataclass
+class RunConfig(Settings):
+    """Everything that determines one `lossbench run`: the shared settings, one loss and its
+    parameters."""
+
+    loss: str = "ce"
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lossbench.config import RunConfig
+from lossbench.config import Settings
 from lossbench.errors import InputError
 from lossbench.io import atomic_write_bytes
 from lossbench.runner import (
@@ -29,7 +29,7 @@ from lossbench.runner import (
 from lossbench.store import prepare_run_dir, write_failed_run
 
 
-def _task(spec: Any, cfg: RunConfig, data: Any, device_pref: str) -> tuple[dict, dict[str, bytes]]:
+def _task(spec: Any, cfg: Settings, data: Any, device_pref: str) -> tuple[dict, dict[str, bytes]]:
     """Body of one Ray task: train in a temporary folder, return metrics and the files."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from lossbench.train import configure_device  # lazy: TensorFlow, only inside the task
@@ -151,7 +151,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
 
 
 def run_with_ray(
-    jobs: list[tuple[Any, RunConfig, Path]],
+    jobs: list[tuple[Any, Settings, Path]],
     *,
     device: str,
     reporter: Any = None,
@@ -171,7 +171,7 @@ def run_with_ray(
 
 
 def _run_tasks(
-    ray: Any, jobs: list[tuple[Any, RunConfig, Path]], reporter: Any, gpus: float
+    ray: Any, jobs: list[tuple[Any, Settings, Path]], reporter: Any, gpus: float
 ) -> None:
     remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_task)
     # one object-store copy of each (dataset, seed) split, shared by that seed's tasks

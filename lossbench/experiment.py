@@ -26,6 +26,7 @@ from lossbench import __version__
 from lossbench.config import (
     BASELINES,
     RunConfig,
+    Settings,
     TrainOptions,
     check_model_fits,
     run_defining,
@@ -151,7 +152,7 @@ def config_key(payload: dict[str, Any]) -> str:
 def experiment_meta(
     *,
     command: str,
-    cfg: RunConfig,
+    cfg: Settings,
     data: Any,
     losses: Sequence[str],
     baselines: Sequence[str],
@@ -186,7 +187,7 @@ def experiment_meta(
     }
 
 
-def resolve_key(command: str, cfg: RunConfig, params: dict[str, Any], tune: int = 0) -> str:
+def resolve_key(command: str, cfg: Settings, params: dict[str, Any], tune: int = 0) -> str:
     """Configuration key of an experiment: the same data and settings continue the same experiment.
 
     The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
@@ -232,7 +233,7 @@ def plan_runs(
     return runs
 
 
-def compare_datasets(cfgs: Sequence[RunConfig], **options: Any) -> list[Path]:
+def compare_datasets(cfgs: Sequence[Settings], **options: Any) -> list[Path]:
     """`compare` over one or more datasets: one experiment folder per dataset (same losses, seeds
     and options), every (loss, seed, dataset) run handed to the executor together, so that the Ray
     executor spreads all of them over the cluster at once. Every dataset is validated before any
@@ -244,7 +245,7 @@ def compare_datasets(cfgs: Sequence[RunConfig], **options: Any) -> list[Path]:
 
 
 def _compare_datasets(
-    cfgs: Sequence[RunConfig],
+    cfgs: Sequence[Settings],
     *,
     locks: ExitStack,
     losses: Sequence[str],
@@ -296,7 +297,7 @@ def _compare_datasets(
         _report_data_warnings(first, reporter)
     specs = plan_runs(losses, baselines, seeds, per_loss)
     exp_dirs: list[Path] = []
-    jobs: list[tuple[RunSpec, RunConfig, Path]] = []
+    jobs: list[tuple[RunSpec, Settings, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
         key = resolve_key("compare", cfg, params, tune)
         out_lock = lock_out(out)  # finding or creating the folder is one step for every process
@@ -378,7 +379,7 @@ def _compare_datasets(
 
 def _tune(
     exp_dir: Path,
-    cfg: RunConfig,
+    cfg: Settings,
     losses: Sequence[str],
     per_loss: dict[str, dict[str, Any]],
     seeds: Sequence[int],

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lossbench.config import DataOptions, RunConfig
+from lossbench.config import DataOptions, Settings
 from lossbench.errors import InputError
 from lossbench.io import (
     atomic_write_csv,
@@ -117,7 +117,7 @@ def _finish(run_dir: Path, logger: logging.Logger, plots: bool = True) -> None:
 
 def execute_loss_run(
     spec: RunSpec,
-    cfg: RunConfig,
+    cfg: Settings,
     data: Any,
     run_dir: Path,
     *,
@@ -283,7 +283,7 @@ def _fmt_row(row: dict[str, Any]) -> str:
 
 def execute_baseline_run(
     spec: RunSpec,
-    cfg: RunConfig,
+    cfg: Settings,
     data: Any,
     run_dir: Path,
     *,
@@ -372,7 +372,7 @@ def data_for_seed(opts: DataOptions, seed: int) -> Any:
 
 def execute(
     spec: RunSpec,
-    cfg: RunConfig,
+    cfg: Settings,
     exp_dir: Path,
     *,
     device: str,
