@@ -135,12 +135,11 @@ def execute_loss_run(
     names the head, which does not change them) and the batch order (`train.epoch_permutation`),
     so all losses under a seed start and step alike.
     """
-    import keras
     import tensorflow as tf
 
     from lossbench.evaluation import SplitPredictions
     from lossbench.methods import parse_method, prepare_method, with_lr
-    from lossbench.train import device_scope, posterior_np
+    from lossbench.train import device_scope, end_run_session, posterior_np
 
     reporter = reporter or Reporter()
     prepare_run_dir(run_dir)
@@ -249,7 +248,7 @@ def execute_loss_run(
     finally:
         logger.removeHandler(handler)
         handler.close()
-        keras.backend.clear_session(free_memory=False)
+        end_run_session()  # Keras' global state; TensorFlow's compiled functions kept
 
 
 def _failed(run_dir: Path, base: dict[str, Any], reason: str, reporter: Reporter) -> dict[str, Any]:
