@@ -305,3 +305,27 @@ def test_bench_rejects_an_unknown_compare_precision(cli, tmp_path):
     assert res.code == 2
     assert "--compare-precision" in res.err and len(res.err.strip().splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_fixed_cost_times_one_run_before_and_after_the_compare(monkeypatch, tmp_path):
+    calls = []
+    timings = iter([(99.0, 99.0), (10.0, 8.0), (66.0, 50.0), (12.0, 12.0)])
+
+    def fake(args, env):
+        calls.append(args[0])
+        return next(timings)
+
+    monkeypatch.setattr(bench, "_timed_command", fake)
+    res = bench.fixed_cost(device="CPU", out=tmp_path, log=lambda m: None)
+    assert calls == ["run", "run", "compare", "run"]  # the first run only fills the cache
+    assert res["run_seconds_each"] == [10.0, 12.0] and res["run_seconds"] == 11.0
+    assert res["ratio"] == pytest.approx(66.0 / 11.0)
+    assert res["cpu_ratio"] == pytest.approx(50.0 / 10.0)
+    assert res["n_runs"] == 33 and "--seeds 0,1,2" in res["compare_command"]
+
+
+def test_timed_command_reports_wall_and_cpu_seconds(tmp_path):
+    wall, cpu = bench._timed_command(["losses", "--json"], {})
+    assert wall > 0 and cpu > 0
+    with pytest.raises(RuntimeError, match="nope"):
+        bench._timed_command(["run", "--loss", "nope", "--out", str(tmp_path)], {})

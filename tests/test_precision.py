@@ -256,3 +256,25 @@ def test_both_routes_of_the_bootstrap_auprc_give_the_same_values(monkeypatch, n_
     present = np.unique(y[rows])
     reference = np.mean([average_precision_score(y[rows] == k, proba[rows, k]) for k in present])
     assert by_matrix[7] == pytest.approx(reference, abs=1e-12)
+
+
+def test_runs_keep_tensorflows_compiled_functions(cli, tmp_path, monkeypatch):
+    """Seeding a run and ending it leave TensorFlow's kernel caches alone: emptied, the next
+    run of the process re-instantiated every compiled function it called."""
+    from tensorflow.python import pywrap_tfe
+
+    cleared: list[int] = []
+    real = pywrap_tfe.TFE_ContextClearCaches
+
+    def counting(handle):
+        cleared.append(1)
+        return real(handle)
+
+    monkeypatch.setattr(pywrap_tfe, "TFE_ContextClearCaches", counting)
+    res = cli("compare", "--out", tmp_path, *FAST, "--losses", "ce,focal", "--seeds", "0,1",
+              "--epochs", "1")  # fmt: skip
+    assert res.code == 0, res.err
+    assert cleared == []
+    train.seed_everything(3)
+    train.end_run_session()
+    assert cleared == []
