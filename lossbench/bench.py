@@ -256,13 +256,13 @@ def precision_quality(
     two `compare` experiments (same split, weights and batches per seed): per loss the float32
     mean and seed-to-seed standard deviation (ddof 1), the other precision's mean, and whether the
     difference of the means lies within that standard deviation."""
-    from lossbench.config import RunConfig
+    from lossbench.config import Settings
     from lossbench.experiment import compare_datasets, load_metrics
 
     f1: dict[str, dict[str, list[float]]] = {}
     for prec in ("float32", precision):
         train = TrainOptions(epochs=epochs, device=device, precision=prec)
-        cfg = RunConfig(data=opts, train=train)
+        cfg = Settings(data=opts, train=train)
         t0 = time.perf_counter()
         (exp,) = compare_datasets(
             [cfg],
