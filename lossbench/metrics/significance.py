@@ -45,8 +45,9 @@ MIN_TEST_SEEDS = 3
 MIN_WILCOXON_SEEDS = 6
 ZERO_STD = 1e-12  # a std of the differences below this counts as zero variance (rounding noise)
 _CHUNK_ELEMENTS = 2_000_000  # resample-by-row cells held in memory at once
-# a class's average precision by one matrix product when its (rows x thresholds) matrix is at
-# most this many cells and it has at most this many thresholds; else by a sort-ordered pass
+# a class's average precision by a matrix product (`_ap_terms`) while the (rows x thresholds)
+# matrices of the classes so taken stay within this many cells together and the class has at
+# most this many thresholds; else by a sort-ordered pass
 _AP_MATRIX_CELLS = 4_000_000
 _AP_MATRIX_THRESHOLDS = 256  # measured: faster than the pass up to 200-400
 
@@ -166,40 +167,65 @@ class _Scorer:
         proba = np.asarray(proba, dtype=np.float64)
         n, n_classes = proba.shape
         self.n = n
-        self.truth = np.eye(n_classes)[y]
-        self.pred = np.eye(n_classes)[proba.argmax(axis=1)]
-        self.hit = self.truth * self.pred
+        self.n_classes = n_classes
+        truth = np.eye(n_classes)[y]
+        pred = np.eye(n_classes)[proba.argmax(axis=1)]
         sq = proba.copy()
         sq[np.arange(n), y] -= 1.0
         self.row_brier = np.sum(sq * sq, axis=1)
-        self.ranking = [_ap_terms(y == k, proba[:, k]) for k in range(n_classes)]
+        # every count a metric needs is a column of one 0/1 matrix, so that a single product
+        # with the weights gives them all: hits, support and predictions per class, then the
+        # average-precision thresholds of the classes that take the matrix route (`_ap_terms`)
+        blocks = [truth * pred, truth, pred]
+        cells_left = _AP_MATRIX_CELLS
+        self.ranking = []
+        for k in range(n_classes):
+            terms = _ap_terms(y == k, proba[:, k], cells_left)
+            if terms[0] == "matrix":
+                _, both, m = terms
+                terms = ("matrix", sum(b.shape[1] for b in blocks), m)
+                blocks.append(both)
+                cells_left -= both.size // 2
+            self.ranking.append(terms)
+        self.columns = np.concatenate(blocks, axis=1)
+
+    def scores(self, metrics: Sequence[str], w: np.ndarray) -> dict[str, np.ndarray]:
+        """Each of `metrics` under each row of the weights `w` (shape (R, n)); shape (R,) each.
+        Weights are draw counts, so every count below is an exact sum in float64."""
+        out: dict[str, np.ndarray] = {}
+        if "brier" in metrics:
+            out["brier"] = w @ self.row_brier / self.n
+        if set(metrics) - {"brier"}:
+            counts = w @ self.columns
+            k = self.n_classes
+            tp, support, predicted = counts[:, :k], counts[:, k : 2 * k], counts[:, 2 * k : 3 * k]
+            if "macro_recall" in metrics:
+                recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+                out["macro_recall"] = recall.mean(axis=1)
+            if "macro_f1" in metrics:  # 2 TP / (2 TP + FP + FN); 2 TP + FP + FN = support + pred
+                den = support + predicted
+                f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+                out["macro_f1"] = f1.mean(axis=1)
+            if "macro_auprc" in metrics:
+                ap = np.column_stack([_average_precision(w, t, counts) for t in self.ranking])
+                out["macro_auprc"] = _nanmean(ap, axis=1)
+        return {metric: out[metric] for metric in metrics}
 
     def score(self, metric: str, w: np.ndarray) -> np.ndarray:
         """`metric` under each row of the weights `w` (shape (R, n)); shape (R,)."""
-        if metric == "brier":
-            return w @ self.row_brier / self.n
-        if metric == "macro_auprc":
-            ap = np.column_stack([_average_precision(w, terms) for terms in self.ranking])
-            return _nanmean(ap, axis=1)
-        tp = w @ self.hit
-        support = w @ self.truth
-        if metric == "macro_recall":
-            score = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-        else:  # macro_f1: 2 TP / (2 TP + FP + FN), and 2 TP + FP + FN = support + predicted
-            den = support + w @ self.pred
-            score = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
-        return score.mean(axis=1)
+        return self.scores([metric], w)[metric]
 
 
-def _ap_terms(positive: np.ndarray, score: np.ndarray) -> tuple[Any, ...]:
+def _ap_terms(positive: np.ndarray, score: np.ndarray, cells_left: int) -> tuple[Any, ...]:
     """What `_average_precision` needs of one class: its thresholds are the ends of the groups
     of tied scores, in decreasing order, and only those whose group holds a positive row add
     area (recall grows there only).
 
     ("matrix", A, m): A (n x 2m) says which rows each of those m thresholds draws (columns
-    :m) and which of them are positives (m:), so that one product `w @ A` gives every
-    resample's drawn weight and true-positive weight at every threshold; or, when A would be
-    large, ("sorted", order, ends, positive) for a cumulative pass in score order.
+    :m) and which of them are positives (m:), so that a product `w @ A` gives every
+    resample's drawn weight and true-positive weight at every threshold; or, when there are
+    many thresholds or A would exceed `cells_left` cells, ("sorted", order, ends, positive)
+    for a cumulative pass in score order.
     """
     n = len(score)
     order = np.argsort(-score, kind="stable")
@@ -208,7 +234,7 @@ def _ap_terms(positive: np.ndarray, score: np.ndarray) -> tuple[Any, ...]:
     pos_sorted = positive[order]
     group = np.searchsorted(ends, np.arange(n))  # the tie group of each position in `order`
     kept = ends[np.unique(group[pos_sorted])]
-    if len(kept) <= _AP_MATRIX_THRESHOLDS and n * len(kept) <= _AP_MATRIX_CELLS:
+    if len(kept) <= _AP_MATRIX_THRESHOLDS and n * len(kept) <= cells_left:
         rank = np.empty(n, dtype=np.int64)
         rank[order] = np.arange(n)
         drawn = rank[:, None] <= kept[None, :]
@@ -217,17 +243,16 @@ def _ap_terms(positive: np.ndarray, score: np.ndarray) -> tuple[Any, ...]:
     return ("sorted", order, ends, pos_sorted.astype(np.float64))
 
 
-def _average_precision(w: np.ndarray, terms: tuple[Any, ...]) -> np.ndarray:
+def _average_precision(w: np.ndarray, terms: tuple[Any, ...], counts: np.ndarray) -> np.ndarray:
     """Step-wise average precision of one class under each row of the weights `w` (R, n):
     sum over thresholds of (recall gained) x precision, ties one threshold; NaN without a
-    positive. Weights are draw counts, so every sum of them is exact in float64 and both
-    routes of `_ap_terms` give the same counts."""
+    positive. `counts` = `w @ _Scorer.columns`, where a matrix-route class finds its drawn and
+    true-positive weights (exact: both routes give the same counts)."""
     if terms[0] == "matrix":
-        _, both, m = terms
+        _, offset, m = terms
         if m == 0:
             return np.full(len(w), np.nan)
-        counts = w @ both
-        drawn, tp = counts[:, :m], counts[:, m:]
+        drawn, tp = counts[:, offset : offset + m], counts[:, offset + m : offset + 2 * m]
     else:
         _, order, ends, positive = terms
         wk = w[:, order]
@@ -304,8 +329,8 @@ def seed_replicates(
     for i, start in enumerate(range(0, n_resamples, chunk)):
         counts = resample_counts(n, min(chunk, n_resamples - start), [*seed, i])
         for name, scorer in scorers.items():
-            for metric in metrics:
-                parts[(name, metric)].append(scorer.score(metric, counts))
+            for metric, values in scorer.scores(metrics, counts).items():
+                parts[(name, metric)].append(values)
     return {key: np.concatenate(vals) for key, vals in parts.items()}
 
 
