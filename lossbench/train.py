@@ -265,7 +265,10 @@ class Trainer:
         )
         self._train_step = self._compiled_step
         self._logits = _logits_function(model, jit_compile)
-        self._val_step = tf.function(self._val_step_impl, reduce_retracing=True)
+        # XLA like the evaluation step (`_logits_function`): validation and test logits alike
+        self._val_step = tf.function(
+            self._val_step_impl, jit_compile=jit_compile, reduce_retracing=True
+        )
         self._weights_finite = tf.function(self._weights_finite_impl)
         self._upper_step = tf.function(self._upper_step_impl, reduce_retracing=True)
         # AutoBalance's hypergradient of one batch pair, traced once and called for each pair
