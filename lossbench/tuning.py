@@ -102,10 +102,9 @@ def run_trial(
     """Train `method` with `params` (and `lr`) on `split.X_train`, select on `split.X_val`;
     returns the trial's outcome: `value` (the objective, larger is better; NaN when the run
     failed), the criterion's validation value, the selected epoch and how training stopped."""
-    import keras
     import tensorflow as tf
 
-    from lossbench.train import device_scope, history_scores, selection_key
+    from lossbench.train import device_scope, end_run_session, history_scores, selection_key
 
     t0 = time.perf_counter()
     criterion = topts.select
@@ -126,7 +125,7 @@ def run_trial(
     except Exception as exc:  # the trial fails; the tuning goes on
         return {"value": math.nan, "reason": f"{type(exc).__name__}: {exc}"}
     finally:
-        keras.backend.clear_session(free_memory=False)
+        end_run_session()  # as after a run: Keras' state reset, the compiled steps kept
     outcome = {
         "value": math.nan,
         column: math.nan,
