@@ -84,22 +84,9 @@ def machine_info(device: str) -> dict[str, Any]:
 
 def matmul_peak(device: str, n: int = 2048, seconds: float = 2.0) -> dict[str, float]:
     """The device's float32 matmul throughput (GFLOP/s): the best of repeated n x n products."""
-    import tensorflow as tf
+    from lossbench import train
 
-    from lossbench.train import device_scope
-
-    with tf.device(device_scope(device)):
-        a = tf.random.stateless_normal((n, n), seed=(1, 2))
-        b = tf.random.stateless_normal((n, n), seed=(3, 4))
-        mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
-        mm(a, b).numpy()
-        best = float("inf")
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            mm(a, b).numpy()
-            best = min(best, time.perf_counter() - t0)
-    return {"n": n, "gflops": 2.0 * n**3 / best / 1e9}
+    return {"n": n, "gflops": train.matmul_peak(device, n, seconds)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,11 +145,9 @@ def training_speed(
     float32)."""
     compared = compare_precision if compare_precision not in (None, "float32") else None
     precisions = tuple(dict.fromkeys(p for p in (precision, compared and "float32", compared) if p))
-    import tensorflow as tf
-
     from lossbench.losses import get
     from lossbench.models import build_model, training_flops_per_sample
-    from lossbench.train import Trainer, device_scope, resolve_jit, seed_everything
+    from lossbench.train import Trainer, on_device, resolve_jit, seed_everything
 
     jit = resolve_jit(None, device)
     counts = data.class_counts("train")
@@ -177,7 +162,7 @@ def training_speed(
         return name if prec == precision else f"{name}@{prec}"
 
     runners: dict[str, Callable[[int], float]] = {}
-    with tf.device(device_scope(device)):
+    with on_device(device):
         stock = _stock_keras(
             model_fn, np.asarray(data.X_train), np.asarray(data.y_train), data.n_classes, batch
         )

@@ -920,7 +920,8 @@ def bench(
 
 
 def _quiet_tensorflow_import() -> None:
-    """Import TensorFlow with its C++ start-up chatter (absl/oneDNN notices) kept off stderr."""
+    """Import the training layer (the one module that imports TensorFlow) with TensorFlow's C++
+    start-up chatter (absl/oneDNN notices) kept off stderr."""
     if "tensorflow" in sys.modules:
         return
     try:
@@ -931,7 +932,7 @@ def _quiet_tensorflow_import() -> None:
     try:
         sys.stderr.flush()
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        import lossbench.train  # noqa: F401
     except Exception:
         pass  # the real import, where it is needed, raises with its message visible
     finally:

@@ -107,15 +107,14 @@ def validate_losses(
 
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape the numbers."""
-    import keras
     import sklearn
-    import tensorflow as tf
+
+    from lossbench.train import framework_versions  # lazy: TensorFlow
 
     return {
         "lossbench": __version__,
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        **framework_versions(),  # tensorflow, keras
         "numpy": np.__version__,
         "pandas": pd.__version__,
         "scikit-learn": sklearn.__version__,

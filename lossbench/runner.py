@@ -135,11 +135,9 @@ def execute_loss_run(
     names the head, which does not change them) and the batch order (`train.epoch_permutation`),
     so all losses under a seed start and step alike.
     """
-    import tensorflow as tf
-
     from lossbench.evaluation import SplitPredictions
     from lossbench.methods import parse_method, prepare_method, with_lr
-    from lossbench.train import device_scope, end_run_session, posterior_np
+    from lossbench.train import end_run_session, on_device, posterior_np, tensorboard_writer
 
     reporter = reporter or Reporter()
     prepare_run_dir(run_dir)
@@ -162,7 +160,7 @@ def execute_loss_run(
             spec.seed,
             device,
         )
-        with tf.device(device_scope(device)):
+        with on_device(device):
             setup = prepare_method(
                 parse_method(spec.loss),
                 spec.params,
@@ -191,11 +189,7 @@ def execute_loss_run(
                 "loss_config": loss.get_config(),
             }
             atomic_write_json(run_dir / "config.json", config)
-            writer = (
-                tf.summary.create_file_writer(str(run_dir / "tensorboard"))
-                if topts.tensorboard
-                else None
-            )
+            writer = tensorboard_writer(run_dir / "tensorboard") if topts.tensorboard else None
             reporter.run_started(spec.name, topts.epochs)
             result = trainer.fit(
                 setup.X_train,

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -68,6 +69,39 @@ def configure_device(device: str) -> str:
 def device_scope(device_desc: str) -> str:
     """The TensorFlow device string for a description returned by `configure_device`."""
     return "/GPU:0" if device_desc.startswith("GPU") else "/CPU:0"
+
+
+def on_device(device_desc: str) -> Any:
+    """A context in which TensorFlow places ops on the device `configure_device` described
+    (the runner, the tuner and the bench use it, so that only this module imports TensorFlow)."""
+    return tf.device(device_scope(device_desc))
+
+
+def tensorboard_writer(log_dir: Path | str) -> Any:
+    """A TensorBoard summary writer for `Trainer.fit(summary_writer=...)`."""
+    return tf.summary.create_file_writer(str(log_dir))
+
+
+def framework_versions() -> dict[str, str]:
+    """The versions of TensorFlow and Keras, for an experiment's provenance."""
+    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def matmul_peak(device_desc: str, n: int = 2048, seconds: float = 2.0) -> float:
+    """The device's float32 matmul throughput in GFLOP/s: the best of repeated n x n products
+    over `seconds` (the bench's reference for the training step's achieved FLOP/s)."""
+    with on_device(device_desc):
+        a = tf.random.stateless_normal((n, n), seed=(1, 2))
+        b = tf.random.stateless_normal((n, n), seed=(3, 4))
+        mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+        mm(a, b).numpy()
+        best = float("inf")
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            mm(a, b).numpy()
+            best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
 
 
 @contextlib.contextmanager

@@ -102,15 +102,13 @@ def run_trial(
     """Train `method` with `params` (and `lr`) on `split.X_train`, select on `split.X_val`;
     returns the trial's outcome: `value` (the objective, larger is better; NaN when the run
     failed), the criterion's validation value, the selected epoch and how training stopped."""
-    import tensorflow as tf
-
-    from lossbench.train import device_scope, end_run_session, history_scores, selection_key
+    from lossbench.train import end_run_session, history_scores, on_device, selection_key
 
     t0 = time.perf_counter()
     criterion = topts.select
     column = CRITERION_COLUMN[criterion]
     try:
-        with tf.device(device_scope(device)):
+        with on_device(device):
             setup = prepare_method(
                 parse_method(method),
                 params,

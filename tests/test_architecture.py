@@ -158,3 +158,20 @@ def test_inspect_loads_no_tensorflow():
         "    assert main(['inspect', '--data', 'digits-lt']) == 0"
     )
     assert not loaded["tensorflow"] and not loaded["keras"]
+
+
+def test_only_the_training_layer_imports_tensorflow():
+    """TensorFlow in one place (issue 14): every other module reaches it through lossbench.train
+    (the losses and models use Keras' backend-neutral API)."""
+    importers = set()
+    for name, path in _modules(PACKAGE).items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                roots = [(node.module or "").split(".")[0]]
+            else:
+                continue
+            if "tensorflow" in roots:
+                importers.add(name)
+    assert importers == {"lossbench.train"}
