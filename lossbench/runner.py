@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,14 +60,50 @@ class RunSpec:
         return run_name(self.loss, self.seed)
 
 
-def _run_logger(run_dir: Path, name: str) -> tuple[logging.Logger, logging.Handler]:
-    logger = logging.getLogger(f"lossbench.run.{name}.{id(run_dir)}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    return logger, handler
+class _RunGuard:
+    """The one guard of a run, loss or baseline: the run's log.txt while it lasts, and any error
+    inside (except bad input, `InputError`, which ends the command) logged with its traceback and
+    recorded as a failed run instead of propagating; `after` runs last in every case.
+
+        guard = _RunGuard(run_dir, base, reporter)
+        with guard as logger:
+            ...
+            return metrics
+        return guard.failed  # reached only when the guard recorded a failure
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        base: dict[str, Any],
+        reporter: Reporter,
+        after: Callable[[], None] | None = None,
+    ) -> None:
+        self.run_dir, self.base, self.reporter, self.after = run_dir, base, reporter, after
+        self.failed: dict[str, Any] = {}
+
+    def __enter__(self) -> logging.Logger:
+        self.logger = logging.getLogger(f"lossbench.run.{self.base['name']}.{id(self.run_dir)}")
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        self.handler = logging.FileHandler(self.run_dir / "log.txt", encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self.logger.addHandler(self.handler)
+        return self.logger
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            if not isinstance(exc, Exception) or isinstance(exc, InputError):
+                return False
+            self.logger.error("internal error:\n%s", traceback.format_exc())
+            reason = f"internal error: {type(exc).__name__}: {exc} (traceback in log.txt)"
+            self.failed = _failed(self.run_dir, self.base, reason, self.reporter)
+            return True
+        finally:
+            self.logger.removeHandler(self.handler)
+            self.handler.close()
+            if self.after is not None:
+                self.after()
 
 
 def _positive_index(data: Any, positive_label: str | None) -> int | None:
@@ -141,7 +177,6 @@ def execute_loss_run(
 
     reporter = reporter or Reporter()
     prepare_run_dir(run_dir)
-    logger, handler = _run_logger(run_dir, spec.name)
     topts = with_lr(dataclasses.replace(cfg.train, seed=spec.seed), spec.lr)
     base = {
         "name": spec.name,
@@ -151,7 +186,9 @@ def execute_loss_run(
         "class_names": list(data.class_names),
         "precision": topts.precision,
     }
-    try:
+    # after: Keras' global state reset; TensorFlow's compiled functions kept
+    guard = _RunGuard(run_dir, base, reporter, after=end_run_session)
+    with guard as logger:
         logger.info(
             "run %s: loss=%s params=%s seed=%d device=%s",
             spec.name,
@@ -233,16 +270,7 @@ def execute_loss_run(
         _finish(run_dir, logger, plots)
         reporter.run_finished(spec.name, metrics)
         return metrics
-    except InputError:
-        raise
-    except Exception as exc:
-        logger.error("internal error:\n%s", traceback.format_exc())
-        reason = f"internal error: {type(exc).__name__}: {exc} (traceback in log.txt)"
-        return _failed(run_dir, base, reason, reporter)
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-        end_run_session()  # Keras' global state; TensorFlow's compiled functions kept
+    return guard.failed
 
 
 def _failed(run_dir: Path, base: dict[str, Any], reason: str, reporter: Reporter) -> dict[str, Any]:
@@ -292,7 +320,6 @@ def execute_baseline_run(
 
     reporter = reporter or Reporter()
     prepare_run_dir(run_dir)
-    logger, handler = _run_logger(run_dir, spec.name)
     base = {
         "name": spec.name,
         "loss": spec.loss,
@@ -300,7 +327,8 @@ def execute_baseline_run(
         "seed": spec.seed,
         "class_names": list(data.class_names),
     }
-    try:
+    guard = _RunGuard(run_dir, base, reporter)
+    with guard as logger:
         models = {
             "lr": lambda: LogisticRegression(max_iter=1000),
             "rf": lambda: RandomForestClassifier(
@@ -348,12 +376,7 @@ def execute_baseline_run(
         _finish(run_dir, logger, plots)
         reporter.run_finished(spec.name, metrics)
         return metrics
-    except Exception as exc:
-        logger.error("internal error:\n%s", traceback.format_exc())
-        return _failed(run_dir, base, f"{type(exc).__name__}: {exc}", reporter)
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
+    return guard.failed
 
 
 def data_for_seed(opts: DataOptions, seed: int) -> Any:
