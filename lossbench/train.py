@@ -295,18 +295,20 @@ class Trainer:
         # traced for any batch size (`_trace_for`): the last, shorter batch of an epoch and the
         # next run of the kind reuse the one trace instead of tracing again
         self._compiled_step = tf.function(
-            self._train_step_impl, jit_compile=jit_compile, reduce_retracing=True
+            self._train_step_impl, jit_compile=jit_compile, reduce_retracing=True, autograph=False
         )
         self._train_step = self._compiled_step
+        # the model's evaluation step (validation and test logits), shared by the trainers of
+        # every loss on the model; only the loss's per-sample values are traced per trainer
         self._logits = _logits_function(model, jit_compile)
-        # XLA like the evaluation step (`_logits_function`): validation and test logits alike
-        self._val_step = tf.function(
-            self._val_step_impl, jit_compile=jit_compile, reduce_retracing=True
-        )
-        self._weights_finite = tf.function(self._weights_finite_impl)
-        self._upper_step = tf.function(self._upper_step_impl, reduce_retracing=True)
+        self._loss_values = tf.function(self._loss_values_impl, reduce_retracing=True, autograph=False)
+        self._weights_finite = tf.function(self._weights_finite_impl, autograph=False)
         # AutoBalance's hypergradient of one batch pair, traced once and called for each pair
-        self._hypergradient = tf.function(self._hypergradient_impl, reduce_retracing=True)
+        # from Python (`_upper_step`): a compiled step around the k calls made the graph
+        # optimiser inline k copies of the nested tapes at its first call (about 1.1 s a run)
+        self._hypergradient = tf.function(
+            self._hypergradient_impl, reduce_retracing=True, autograph=False
+        )
 
     def _optimizer_variables(self) -> list[Any]:
         """Every variable of the optimizers (the wrapped one's too), each once."""
@@ -380,18 +382,18 @@ class Trainer:
         loss_sum.assign_add(value * tf.cast(tf.shape(idx)[0], tf.float32))
         return value
 
-    def _val_step_impl(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Float32 logits of a validation chunk and the loss's per-sample values on them."""
-        logits = tf.cast(self.model(x, training=False), tf.float32)
-        return logits, self.loss.call(y, logits)
+    def _loss_values_impl(self, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        """The loss's per-sample values on float32 logits (the validation split's)."""
+        return self.loss.call(y, logits)
 
     def _weights_finite_impl(self) -> tf.Tensor:
         return tf.reduce_all(
             tf.stack([tf.reduce_all(tf.math.is_finite(w)) for w in self.model.trainable_weights])
         )
 
-    def _upper_step_impl(self, x_tr, y_tr, x_up, y_up) -> tf.Tensor:
-        """AutoBalance (SPEC 4.3): `autobalance_upper_step` on the k stacked batch pairs."""
+    def _upper_step(self, x_tr, y_tr, x_up, y_up) -> tf.Tensor:
+        """AutoBalance (SPEC 4.3): `autobalance_upper_step` on the k stacked batch pairs, each
+        pair's hypergradient by the compiled `_hypergradient`."""
         return autobalance_upper_step(
             self.model,
             self.loss,
@@ -440,11 +442,13 @@ class Trainer:
         return np.concatenate(out, axis=0)
 
     def _validation_outputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Logits and the loss's per-sample values on the validation split: one compiled call
-        per chunk of the split held on the device (`set_training_data`)."""
+        """Logits and the loss's per-sample values on the validation split: per chunk of the
+        split held on the device (`set_training_data`), the model's compiled evaluation step
+        and the loss's compiled per-sample values."""
         logits, losses = [], []
         for x, y in self._val_chunks:
-            z, values = self._val_step(x, y)
+            z = self._logits(x)
+            values = self._loss_values(y, z)
             logits.append(z.numpy())
             losses.append(values.numpy())
         if not logits:
@@ -926,7 +930,7 @@ def _logits_function(model: keras.Model, jit_compile: bool) -> Any:
     def logits(x: tf.Tensor) -> tf.Tensor:
         return tf.cast(model(x, training=False), tf.float32)
 
-    fn = tf.function(logits, jit_compile=jit_compile, reduce_retracing=True)
+    fn = tf.function(logits, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
     _LOGITS[key] = (model, fn)
     return fn
 
