@@ -301,7 +301,9 @@ class Trainer:
         # the model's evaluation step (validation and test logits), shared by the trainers of
         # every loss on the model; only the loss's per-sample values are traced per trainer
         self._logits = _logits_function(model, jit_compile)
-        self._loss_values = tf.function(self._loss_values_impl, reduce_retracing=True, autograph=False)
+        self._loss_values = tf.function(
+            self._loss_values_impl, reduce_retracing=True, autograph=False
+        )
         self._weights_finite = tf.function(self._weights_finite_impl, autograph=False)
         # AutoBalance's hypergradient of one batch pair, traced once and called for each pair
         # from Python (`_upper_step`): a compiled step around the k calls made the graph
