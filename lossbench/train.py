@@ -300,11 +300,10 @@ class Trainer:
         self._train_step = self._compiled_step
         # the model's evaluation step (validation and test logits), shared by the trainers of
         # every loss on the model; only the loss's per-sample values are traced per trainer
-        self._logits = _logits_function(model, jit_compile)
+        self._logits, self._weights_finite = _model_functions(model, jit_compile)
         self._loss_values = tf.function(
             self._loss_values_impl, reduce_retracing=True, autograph=False
         )
-        self._weights_finite = tf.function(self._weights_finite_impl, autograph=False)
         # AutoBalance's hypergradient of one batch pair, traced once and called for each pair
         # from Python (`_upper_step`): a compiled step around the k calls made the graph
         # optimiser inline k copies of the nested tapes at its first call (about 1.1 s a run)
@@ -387,11 +386,6 @@ class Trainer:
     def _loss_values_impl(self, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         """The loss's per-sample values on float32 logits (the validation split's)."""
         return self.loss.call(y, logits)
-
-    def _weights_finite_impl(self) -> tf.Tensor:
-        return tf.reduce_all(
-            tf.stack([tf.reduce_all(tf.math.is_finite(w)) for w in self.model.trainable_weights])
-        )
 
     def _upper_step(self, x_tr, y_tr, x_up, y_up) -> tf.Tensor:
         """AutoBalance (SPEC 4.3): `autobalance_upper_step` on the k stacked batch pairs, each
@@ -917,24 +911,33 @@ STEP_CACHE_SIZE = 16
 _STEP_CACHE: OrderedDict[tuple[Any, ...], Trainer] = OrderedDict()
 _INITIAL_WEIGHTS: OrderedDict[tuple[str, int], tuple[list[np.ndarray], str]] = OrderedDict()
 _MODELS: OrderedDict[str, keras.Model] = OrderedDict()
-_LOGITS: OrderedDict[tuple[int, bool], tuple[keras.Model, Any]] = OrderedDict()
+_MODEL_FUNCTIONS: OrderedDict[tuple[int, bool], tuple[keras.Model, tuple[Any, Any]]] = OrderedDict()
 
 
-def _logits_function(model: keras.Model, jit_compile: bool) -> Any:
-    """The compiled evaluation step of `model` (float32 logits), one per model and XLA setting:
-    the trainers that share a model share it too."""
+def _model_functions(model: keras.Model, jit_compile: bool) -> tuple[Any, Any]:
+    """The compiled functions of `model` alone, one pair per model and XLA setting, shared by
+    the trainers of every loss on it: its evaluation step (float32 logits of a batch) and the
+    check that every trainable weight is finite."""
     key = (id(model), bool(jit_compile))
-    held = _LOGITS.get(key)
+    held = _MODEL_FUNCTIONS.get(key)
     if held is not None and held[0] is model:
-        _LOGITS.move_to_end(key)
+        _MODEL_FUNCTIONS.move_to_end(key)
         return held[1]
 
     def logits(x: tf.Tensor) -> tf.Tensor:
         return tf.cast(model(x, training=False), tf.float32)
 
-    fn = tf.function(logits, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
-    _LOGITS[key] = (model, fn)
-    return fn
+    def weights_finite() -> tf.Tensor:
+        return tf.reduce_all(
+            tf.stack([tf.reduce_all(tf.math.is_finite(w)) for w in model.trainable_weights])
+        )
+
+    fns = (
+        tf.function(logits, jit_compile=jit_compile, reduce_retracing=True, autograph=False),
+        tf.function(weights_finite, autograph=False),
+    )
+    _MODEL_FUNCTIONS[key] = (model, fns)
+    return fns
 
 
 def trainer_for_run(
@@ -995,7 +998,7 @@ def trainer_for_run(
         _MODELS[arch_text] = model
         trainer = Trainer(model, loss, opts, n_classes, jit_compile=jit_compile)
     _STEP_CACHE[key] = trainer
-    for cache in (_STEP_CACHE, _INITIAL_WEIGHTS, _MODELS, _LOGITS):
+    for cache in (_STEP_CACHE, _INITIAL_WEIGHTS, _MODELS, _MODEL_FUNCTIONS):
         while len(cache) > STEP_CACHE_SIZE:
             cache.popitem(last=False)
     return trainer, initial[1]
@@ -1004,7 +1007,7 @@ def trainer_for_run(
 def clear_step_cache() -> None:
     """Forget every cached trainer and initial weights (the next run of each kind traces its
     steps afresh)."""
-    for cache in (_STEP_CACHE, _INITIAL_WEIGHTS, _MODELS, _LOGITS):
+    for cache in (_STEP_CACHE, _INITIAL_WEIGHTS, _MODELS, _MODEL_FUNCTIONS):
         cache.clear()
 
 

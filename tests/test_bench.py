@@ -180,6 +180,11 @@ def test_training_speed_times_each_precision_against_float32():
     own = res["per_loss"]["ce"]["epoch_seconds_median"]
     assert row["ratio_to_stock"] == pytest.approx(row["epoch_seconds_median"] / stock)
     assert row["ratio_to_own_float32"] == pytest.approx(row["epoch_seconds_median"] / own)
+    # stock Keras under the same precision, the reference the target is read against
+    ref = res["stock_per_precision"]["mixed_bfloat16"]
+    assert ref["epoch_seconds_median"] > 0
+    assert ref["ratio_to_stock"] == pytest.approx(ref["epoch_seconds_median"] / stock)
+    assert "keras-stock-ce" not in res["per_precision"]["mixed_bfloat16"]  # not a target row
 
 
 def test_precision_and_fixed_cost_targets():
@@ -222,6 +227,9 @@ def _full_result() -> dict:
     r["training"].update(
         n_train=1000, batch_size=256, reps=3, jit_compile=False, precision="float32",
         per_precision={"mixed_bfloat16": bf16},
+        stock_per_precision={"mixed_bfloat16": {
+            "epoch_seconds_median": 0.8, "ratio_to_stock": 0.8, "ratio_to_own_float32": 0.8,
+        }},
     )  # fmt: skip
     r["precision_quality"] = {
         "precision": "mixed_bfloat16", "dataset": "synthetic-cicids", "sample_frac": 0.25,
@@ -262,6 +270,8 @@ def test_bench_md_states_each_target_beside_its_figure():
     assert "autobalance <= 1.6x" in section("Training epoch, 1D-CNN")
     assert "<= 0.75x float32 stock Keras" in section("Training epoch under mixed_bfloat16")
     assert "autobalance <= 0.75x its own float32" in section("Training epoch under mixed_bfloat16")
+    reference = "| keras-stock-ce under mixed_bfloat16 (reference) | 0.80 | 0.800 | 0.800 |"
+    assert reference in section("Training epoch under mixed_bfloat16")
     assert "seed-to-seed standard deviation" in section("Test macro-F1")
     assert "ratio 5.00 (target <= 6)" in section("Fixed cost")
     assert ">= 0.8x" in section("CSV ingest") and ">= 10x" in section("CSV ingest")
