@@ -357,6 +357,10 @@ def fixed_cost(
     log(f"  one run again: {singles[1][0]:.1f}s")
     single = float(np.mean([wall for wall, _ in singles]))
     single_cpu = float(np.mean([cpu for _, cpu in singles]))
+    # what the runs spent in `Trainer.fit` (their train_seconds: steps, validation, the first
+    # call's tracing), so that the rest is the fixed cost proper
+    compare_train = _train_seconds(out / "compare")
+    run_train = _train_seconds(out / "run")
     return {
         "run_command": "lossbench " + " ".join(run_args[:-2]),
         "compare_command": "lossbench " + " ".join(compare_args),
@@ -368,7 +372,25 @@ def fixed_cost(
         "run_cpu_seconds": single_cpu,
         "compare_cpu_seconds": many_cpu,
         "cpu_ratio": many_cpu / single_cpu,
+        "compare_train_seconds": sum(compare_train.values()),
+        "compare_autobalance_train_seconds": sum(
+            v for k, v in compare_train.items() if k.startswith("autobalance_")
+        ),
+        "run_train_seconds": float(np.mean(list(run_train.values()))) if run_train else None,
     }
+
+
+def _train_seconds(results_dir: Path) -> dict[str, float]:
+    """{experiment/run: train_seconds} of every finished run under `results_dir`."""
+    from lossbench.store import load_experiment
+
+    out: dict[str, float] = {}
+    for exp_dir in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
+        for run in load_experiment(exp_dir).runs:
+            seconds = run.metrics.get("train_seconds")
+            if run.ok and seconds is not None:
+                out[f"{run.name}@{exp_dir.name}"] = float(seconds)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -834,6 +856,16 @@ def to_markdown(r: dict[str, Any]) -> str:
             lines.append(
                 f"CPU time (user + system): {fc['compare_cpu_seconds']:.1f} s against "
                 f"{fc['run_cpu_seconds']:.1f} s, ratio {fc['cpu_ratio']:.2f}."
+            )
+        if fc.get("compare_train_seconds") and fc.get("run_train_seconds"):
+            rest = fc["compare_seconds"] - fc["compare_train_seconds"]
+            lines.append(
+                f"Training (the runs' `train_seconds`: steps, validation, first-call tracing): "
+                f"{fc['compare_train_seconds']:.1f} s of the compare, autobalance's 3 runs "
+                f"{fc['compare_autobalance_train_seconds']:.1f} s of it; the rest (start-up, "
+                f"data, evaluation, saving, the summary) {rest:.1f} s, "
+                f"{rest / fc['n_runs']:.2f} s a run. One run: {fc['run_train_seconds']:.1f} s "
+                f"of training, {fc['run_seconds'] - fc['run_train_seconds']:.1f} s the rest."
             )
     ing = r["ingest"]
     lines += [

@@ -147,6 +147,10 @@ def test_quick_bench_writes_json_and_markdown(cli, tmp_path):
     assert set(result["training"]["per_precision"]["mixed_bfloat16"]) == {"ce"}
     assert len(result["precision_quality"]["per_loss"]["ce"]["float32_macro_f1"]) == 3
     assert result["fixed_cost"]["ratio"] > 0 and "--seeds 0,1,2" in md
+    fc = result["fixed_cost"]  # the compare's training time, read back from its runs
+    assert 0 < fc["compare_train_seconds"] < fc["compare_seconds"]
+    assert 0 < fc["run_train_seconds"] < fc["run_seconds"]
+    assert "of the compare, autobalance's 3 runs" in md
     assert result["peak_memory"]["exit_code"] == 0
     assert np.isfinite(pd.Series([result["matmul_peak"]["gflops"]])).all()
 
