@@ -385,6 +385,8 @@ def _train_seconds(results_dir: Path) -> dict[str, float]:
     from lossbench.store import load_experiment
 
     out: dict[str, float] = {}
+    if not Path(results_dir).is_dir():
+        return out
     for exp_dir in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
         for run in load_experiment(exp_dir).runs:
             seconds = run.metrics.get("train_seconds")

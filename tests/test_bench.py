@@ -336,6 +336,7 @@ def test_fixed_cost_times_one_run_before_and_after_the_compare(monkeypatch, tmp_
     assert res["ratio"] == pytest.approx(66.0 / 11.0)
     assert res["cpu_ratio"] == pytest.approx(50.0 / 10.0)
     assert res["n_runs"] == 33 and "--seeds 0,1,2" in res["compare_command"]
+    assert res["compare_train_seconds"] == 0 and res["run_train_seconds"] is None  # no runs
 
 
 def test_timed_command_reports_wall_and_cpu_seconds(tmp_path):
