@@ -295,7 +295,7 @@ class Trainer:
         # traced for any batch size (`_trace_for`): the last, shorter batch of an epoch and the
         # next run of the kind reuse the one trace instead of tracing again
         self._compiled_step = tf.function(
-            self._train_step_impl, jit_compile=jit_compile, reduce_retracing=True, autograph=False
+            self._train_step_impl, jit_compile=jit_compile, reduce_retracing=True
         )
         self._train_step = self._compiled_step
         # the model's evaluation step (validation and test logits), shared by the trainers of
