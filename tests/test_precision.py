@@ -197,6 +197,24 @@ def test_the_train_step_is_traced_once_for_every_batch_size():
     assert trainer._compiled_step.experimental_get_tracing_count() == 1
 
 
+def test_the_losses_of_one_model_share_its_evaluation_step_and_weight_check():
+    train.clear_step_cache()
+    rng = np.random.default_rng(0)
+    x, y = rng.random((120, 8), dtype=np.float32), np.arange(120) % 3
+    arch = {"name": "mlp", "n_features": 8, "n_classes": 3}
+    opts = TrainOptions(epochs=1, batch_size=32, patience=0)
+    trainers = []
+    for name in ("ce", "focal"):
+        trainer, _ = train.trainer_for_run(arch, get(name, np.bincount(y[:90])), opts, 3)
+        assert trainer.fit(x[:90], y[:90], x[90:], y[90:]).status == "ok"
+        trainers.append(trainer)
+    ce, focal = trainers
+    assert ce is not focal and ce.model is focal.model
+    assert ce._logits is focal._logits and ce._weights_finite is focal._weights_finite
+    assert ce._logits.experimental_get_tracing_count() == 1  # validation of both losses
+    assert ce._loss_values is not focal._loss_values  # each loss's values traced on its own
+
+
 def test_autobalance_traces_one_hypergradient_for_its_batch_pairs():
     rng = np.random.default_rng(0)
     x, y = rng.random((300, 8), dtype=np.float32), np.arange(300) % 3
