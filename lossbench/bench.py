@@ -162,18 +162,13 @@ def training_speed(
         return name if prec == precision else f"{name}@{prec}"
 
     runners: dict[str, Callable[[int], float]] = {}
+    X_train, y_train = np.asarray(data.X_train), np.asarray(data.y_train)
     with on_device(device):
-        stock = _stock_keras(
-            model_fn, np.asarray(data.X_train), np.asarray(data.y_train), data.n_classes, batch
-        )
+        stock = _stock_keras(model_fn, X_train, y_train, data.n_classes, batch)
         runners["keras-stock-ce"] = lambda epoch: stock()
         if compared:  # the reference: what the precision gives stock Keras on this machine
             stock_mixed = _stock_keras(
-                lambda: model_fn(compared),
-                np.asarray(data.X_train),
-                np.asarray(data.y_train),
-                data.n_classes,
-                batch,
+                lambda: model_fn(compared), X_train, y_train, data.n_classes, batch
             )
             runners[label("keras-stock-ce", compared)] = lambda epoch: stock_mixed()
         for name in losses:
@@ -372,27 +367,26 @@ def fixed_cost(
         "run_cpu_seconds": single_cpu,
         "compare_cpu_seconds": many_cpu,
         "cpu_ratio": many_cpu / single_cpu,
-        "compare_train_seconds": sum(compare_train.values()),
+        "compare_train_seconds": sum(t for _, t in compare_train),
         "compare_autobalance_train_seconds": sum(
-            v for k, v in compare_train.items() if k.startswith("autobalance_")
+            t for loss, t in compare_train if loss == "autobalance"
         ),
-        "run_train_seconds": float(np.mean(list(run_train.values()))) if run_train else None,
+        "run_train_seconds": float(np.mean([t for _, t in run_train])) if run_train else None,
     }
 
 
-def _train_seconds(results_dir: Path) -> dict[str, float]:
-    """{experiment/run: train_seconds} of every finished run under `results_dir`."""
+def _train_seconds(results_dir: Path) -> list[tuple[str, float]]:
+    """(loss, train_seconds) of every finished run of every experiment under `results_dir`."""
     from lossbench.store import load_experiment
 
-    out: dict[str, float] = {}
     if not Path(results_dir).is_dir():
-        return out
-    for exp_dir in sorted(p for p in Path(results_dir).iterdir() if p.is_dir()):
-        for run in load_experiment(exp_dir).runs:
-            seconds = run.metrics.get("train_seconds")
-            if run.ok and seconds is not None:
-                out[f"{run.name}@{exp_dir.name}"] = float(seconds)
-    return out
+        return []
+    return [
+        (run.loss, float(run.metrics["train_seconds"]))
+        for exp_dir in sorted(p for p in Path(results_dir).iterdir() if p.is_dir())
+        for run in load_experiment(exp_dir).runs
+        if run.ok and run.metrics.get("train_seconds") is not None
+    ]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Batch order is a function of (seed, epoch) only, so every loss under one seed se
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -778,8 +779,9 @@ def autobalance_upper_step(
     mean upper objective. Used by `Trainer` and by `AutoBalanceCallback`.
 
     `hypergradient(x_train, y_train, x_upper, y_upper)` of one pair: `autobalance_hypergradient`
-    of these arguments when None (the Trainer passes it compiled, so that the k pairs share one
-    trace instead of unrolling k copies of the nested tapes)."""
+    of these arguments when None. `Trainer` and `AutoBalanceCallback` pass it compiled and call
+    this function eagerly, so that the k pairs share one trace (a compiled step around the k calls
+    made the graph optimiser inline k copies of the nested tapes at its first call)."""
     if hypergradient is None:
 
         def hypergradient(*pair: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -863,12 +865,18 @@ class AutoBalanceCallback(keras.callbacks.Callback):
         self.interval = self.loss.interval or max(1, int(0.1 * steps))
         upper_optimizer = keras.optimizers.Adam(self.loss.upper_lr)
         clipnorm = optimizer.global_clipnorm
-        self._step = tf.function(
-            lambda *data: autobalance_upper_step(
-                self.model, self.loss, optimizer, upper_optimizer, *data, clipnorm=clipnorm
+        # as in `Trainer`: one trace of a pair's hypergradient, called for each pair from Python
+        hypergradient = tf.function(
+            lambda *pair: autobalance_hypergradient(
+                self.model, self.loss, optimizer, *pair, clipnorm=clipnorm
             ),
             reduce_retracing=True,
+            autograph=False,
         )
+        self._step = functools.partial(
+            autobalance_upper_step, self.model, self.loss, optimizer, upper_optimizer,
+            clipnorm=clipnorm, hypergradient=hypergradient,
+        )  # fmt: skip
         self.epoch = 0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
