@@ -305,12 +305,8 @@ class Trainer:
         self._loss_values = tf.function(
             self._loss_values_impl, reduce_retracing=True, autograph=False
         )
-        # AutoBalance's hypergradient of one batch pair, traced once and called for each pair
-        # from Python (`_upper_step`): a compiled step around the k calls made the graph
-        # optimiser inline k copies of the nested tapes at its first call (about 1.1 s a run)
-        self._hypergradient = tf.function(
-            self._hypergradient_impl, reduce_retracing=True, autograph=False
-        )
+        # AutoBalance's hypergradient of one batch pair, called for each pair (`_upper_step`)
+        self._hypergradient = compiled_hypergradient(model, loss, self._lower_adam(), opts.clipnorm)
 
     def _optimizer_variables(self) -> list[Any]:
         """Every variable of the optimizers (the wrapped one's too), each once."""
@@ -403,12 +399,6 @@ class Trainer:
             clipnorm=self.opts.clipnorm,
             hypergradient=self._hypergradient,
         )
-
-    def _hypergradient_impl(self, x_tr, y_tr, x_up, y_up) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        return autobalance_hypergradient(
-            self.model, self.loss, self._lower_adam(), x_tr, y_tr, x_up, y_up,
-            clipnorm=self.opts.clipnorm,
-        )  # fmt: skip
 
     def _lower_adam(self) -> keras.optimizers.Adam:
         """The model's Adam (the one inside the float16 LossScaleOptimizer)."""
@@ -761,6 +751,23 @@ def _float32(logits: Any) -> Any:
     return tf.cast(logits, tf.float32) if logits.dtype in (tf.float16, tf.bfloat16) else logits
 
 
+def compiled_hypergradient(
+    model: keras.Model,
+    loss: LossbenchLoss,
+    optimizer: keras.optimizers.Adam,
+    clipnorm: float | None,
+) -> Callable[..., tuple[tf.Tensor, list[tf.Tensor]]]:
+    """`autobalance_hypergradient` of one batch pair as one compiled function, traced once for
+    any batch sizes, for `autobalance_upper_step` to call for each of the k pairs from Python
+    (`Trainer` and `AutoBalanceCallback`): a compiled step around the k calls made the graph
+    optimiser inline k copies of the nested tapes at its first call (about 1.1 s a run)."""
+    return tf.function(
+        lambda *pair: autobalance_hypergradient(model, loss, optimizer, *pair, clipnorm=clipnorm),
+        reduce_retracing=True,
+        autograph=False,
+    )
+
+
 def autobalance_upper_step(
     model: keras.Model,
     loss: LossbenchLoss,
@@ -779,9 +786,8 @@ def autobalance_upper_step(
     mean upper objective. Used by `Trainer` and by `AutoBalanceCallback`.
 
     `hypergradient(x_train, y_train, x_upper, y_upper)` of one pair: `autobalance_hypergradient`
-    of these arguments when None. `Trainer` and `AutoBalanceCallback` pass it compiled and call
-    this function eagerly, so that the k pairs share one trace (a compiled step around the k calls
-    made the graph optimiser inline k copies of the nested tapes at its first call)."""
+    of these arguments when None. `Trainer` and `AutoBalanceCallback` pass
+    `compiled_hypergradient` and call this function eagerly, so that the k pairs share one trace."""
     if hypergradient is None:
 
         def hypergradient(*pair: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -865,17 +871,10 @@ class AutoBalanceCallback(keras.callbacks.Callback):
         self.interval = self.loss.interval or max(1, int(0.1 * steps))
         upper_optimizer = keras.optimizers.Adam(self.loss.upper_lr)
         clipnorm = optimizer.global_clipnorm
-        # as in `Trainer`: one trace of a pair's hypergradient, called for each pair from Python
-        hypergradient = tf.function(
-            lambda *pair: autobalance_hypergradient(
-                self.model, self.loss, optimizer, *pair, clipnorm=clipnorm
-            ),
-            reduce_retracing=True,
-            autograph=False,
-        )
         self._step = functools.partial(
             autobalance_upper_step, self.model, self.loss, optimizer, upper_optimizer,
-            clipnorm=clipnorm, hypergradient=hypergradient,
+            clipnorm=clipnorm,
+            hypergradient=compiled_hypergradient(self.model, self.loss, optimizer, clipnorm),
         )  # fmt: skip
         self.epoch = 0
 
