@@ -733,11 +733,11 @@ def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
     from lossbench.store import load_metrics
 
     summary = exp_dir / "summary"
-    runs = load_metrics(exp_dir)
     if quiet:
         typer.echo(str(exp_dir))
         typer.echo(str(summary / "report.html"))
         return
+    runs = load_metrics(exp_dir)
     console.print(_headline_table(exp_dir.name, runs))
     _print_run_warnings(runs)
     md = summary / "table_average.md"

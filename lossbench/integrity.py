@@ -67,10 +67,42 @@ def _check_file(path: Path, needed: tuple[str, ...]) -> None:
         raise ValueError(f"no {', '.join(missing)} column")
 
 
+#: `run_problem`'s verdicts by run folder, each with the signature of the files it read. One
+#: command reads an experiment's runs several times (compare's resume check, the summary, the
+#: printed table, the exit code): each run's files are read once, and again only after one of
+#: them has changed (replaced, rewritten, deleted or created)
+_VERDICTS: dict[str, tuple[tuple[Any, ...], str | None]] = {}
+
+
+def _signature(run_dir: Path) -> tuple[Any, ...]:
+    """(name, size, mtime, ctime, inode) of metrics.json and every checked result file; a file
+    that is absent has (name, None)."""
+    out: list[Any] = []
+    for name in ("metrics.json", *_CHECKED):
+        try:
+            st = (run_dir / name).stat()
+        except OSError:
+            out.append((name, None))
+            continue
+        out.append((name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return tuple(out)
+
+
 def run_problem(run_dir: Path) -> str | None:
     """Why a run folder with DONE cannot be used (metrics.json missing or unreadable, or a result
-    file present but damaged), or None."""
+    file present but damaged), or None. A folder whose files have not changed since the last
+    check in this process gets that check's verdict without being read again."""
     run_dir = Path(run_dir)
+    key, signature = str(run_dir.absolute()), _signature(run_dir)
+    known = _VERDICTS.get(key)
+    if known is not None and known[0] == signature:
+        return known[1]
+    verdict = _run_problem(run_dir)
+    _VERDICTS[key] = (signature, verdict)
+    return verdict
+
+
+def _run_problem(run_dir: Path) -> str | None:
     try:
         metrics = read_metrics(run_dir)
     except ValueError as exc:

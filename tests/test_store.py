@@ -122,3 +122,31 @@ def test_experiment_round_trip(tmp_path):
         ("ce_seed0", "ok", {"macro_f1": 0.5}),
         ("lr_seed0", "missing", None),  # planned in experiment.json, no folder (issue 17)
     ]
+
+
+def test_a_run_is_read_once_for_its_check_until_one_of_its_files_changes(tmp_path, monkeypatch):
+    from lossbench import integrity
+
+    run = tmp_path / "runs" / "ce_seed0"
+    _ok_run(run)
+    reads: list[str] = []
+    check = integrity._check_file
+
+    def counted(path, needed):
+        reads.append(path.name)
+        return check(path, needed)
+
+    monkeypatch.setattr(integrity, "_check_file", counted)
+    assert integrity.run_problem(run) is None
+    assert sorted(reads) == ["per_class.csv", "predictions.parquet"]
+    # the summary, the printed table and the exit code read the run again: its files are not
+    assert read_run(run).status == "ok" and load_metrics(tmp_path)[0]["status"] == "ok"
+    assert integrity.run_problem(run) is None
+    assert len(reads) == 2
+    # a file rewritten since the check is read again, and its damage found
+    (run / "per_class.csv").write_text("garbage\n")
+    assert integrity.run_problem(run) == "per_class.csv is unreadable (ValueError: no class column)"
+    assert reads[2:] == ["predictions.parquet", "per_class.csv"]
+    (run / "predictions.parquet").unlink()
+    assert read_run(run).status == "unreadable"
+    assert integrity.run_problem(run) == "predictions.parquet is missing"
