@@ -321,8 +321,8 @@ class Trainer:
     def restart(self, weights: list[np.ndarray], loss: LossbenchLoss, opts: TrainOptions) -> bool:
         """Make this trainer (its traced steps included) train a new run: the initial `weights`
         (values of `model.variables`, in order), the state of `loss` (a fresh instance of the
-        same loss and configuration) and the options `opts`, with the optimizers back at their
-        initial state.
+        same loss class and `trace_signature()`: the loss's variables take its values) and the
+        options `opts`, with the optimizers back at their initial state.
 
         Returns False, changing nothing, when the new run's state cannot be carried over (a
         variable the traced step does not know, a constant of another value): the caller then
@@ -353,6 +353,8 @@ class Trainer:
         for v, start in self._optimizer_start:
             v.assign(start)
         self.optimizer.learning_rate = opts.lr
+        if self.upper_optimizer is not None:
+            self.upper_optimizer.learning_rate = loss.upper_lr
         self.opts = opts
         return True
 
@@ -959,22 +961,23 @@ def trainer_for_run(
     for each kind of run; returns it and the SHA-256 of the run's initial weights.
 
     `arch` holds the keyword arguments of `models.build_model`. A kind of run is the network
-    (`arch`), the loss (class and configuration, class counts included), the batch size, the
-    clipping, the precision and XLA; the seed, learning rate, epochs and patience are state set
-    per run. A cached trainer of the kind is restarted with this run's initial weights, the state
-    of `loss` and `opts`; otherwise a new one is built (and cached). The initial weights of an
+    (`arch`), the loss's class and the part of its configuration that shapes its code
+    (`loss.trace_signature()`: its values, class counts included, live in the loss's variables),
+    the batch size, the clipping, the precision and XLA; the seed, learning rate, epochs,
+    patience and the loss's values are state set per run. A cached trainer of the kind is
+    restarted with this run's initial weights, the state of `loss` and `opts`; otherwise a new
+    one is built (and cached). The initial weights of an
     (`arch`, seed) are drawn once too: `seed_everything(seed)` then `build_model(**arch)`, as
     for a new model. Train with `trainer.model` and `trainer.loss`, the cached instances.
     """
     from lossbench.models import build_model, weights_checksum
 
     arch_text = json.dumps(arch, sort_keys=True, default=str)
-    loss_cfg = {k: v for k, v in loss.get_config().items() if k != "name"}
     key = (
         arch_text,
         type(loss).__module__,
         type(loss).__qualname__,
-        json.dumps(loss_cfg, sort_keys=True, default=str),
+        json.dumps(loss.trace_signature(), sort_keys=True, default=str),
         int(opts.batch_size),
         float(opts.clipnorm),
         opts.precision,

@@ -135,17 +135,84 @@ def test_a_step_is_traced_once_for_runs_of_one_kind(cli, tmp_path, monkeypatch):
     assert len(built) == 2  # one trainer per loss, not per run
 
 
-def test_a_changed_loss_configuration_is_traced_afresh(cli, tmp_path, monkeypatch):
+def test_a_changed_loss_value_reuses_the_step_and_a_changed_code_path_traces_afresh(cli, tmp_path):
     train.clear_step_cache()
     runs = []
-    for gamma in ("1.0", "3.0"):
+    for gamma in ("1.0", "3.0"):  # focal's gamma is a value: one traced step for both runs
         out = tmp_path / gamma
         res = cli("run", "--out", out, *FAST, "--loss", "focal", "--epochs", "1",
                   "--param", f"gamma={gamma}")  # fmt: skip
         assert res.code == 0, res.err
         runs.append(_metrics(_run_dir(out)))
-    assert len(train._STEP_CACHE) == 2
+    assert len(train._STEP_CACHE) == 1
     assert runs[0]["summary"] != runs[1]["summary"]
+    for base in ("ce", "focal"):  # cb's base picks the code of its loss: a step each
+        res = cli("run", "--out", tmp_path / base, *FAST, "--loss", "cb", "--epochs", "1",
+                  "--param", f"base={base}")  # fmt: skip
+        assert res.code == 0, res.err
+    assert len(train._STEP_CACHE) == 3
+
+
+#: for each loss, a value other than the default for every argument it declares TRACE_FREE
+#: (its class counts differ too: another training subset)
+OTHER_VALUES = {
+    "ce": {},
+    "wce": {"weights": "effective", "beta": 0.99},
+    "focal": {"gamma": 0.5, "alpha": 0.25},
+    "cb": {"beta": 0.99, "gamma": 1.0},
+    "dwb": {"reg_weight": 0.3},
+    "amrl": {"m": 0.5, "lam": 2.0, "beta": 1.5, "weights": "none", "eps": 0.1, "eta": 0.3,
+             "lambda_max": 3.0, "trainable": False},
+    "pgfl": {"gamma": 1.0, "eta": 3.0, "alpha": 0.5, "mc_momentum": 0.5},
+    "la": {"tau": 2.0},
+    "ldam": {"max_margin": 0.8, "drw": False, "drw_beta": 0.99, "drw_start": 0.3,
+             "drw_active": True},
+    "vs": {"gamma": 0.1, "tau": 2.0, "weights": "inverse"},
+    "autobalance": {"gamma": 0.1, "tau": 0.5, "weights": "inverse", "l": [0.1, -0.2, 0.3],
+                    "delta": [1.0, 0.5, 0.8], "upper_lr": 0.05, "interval": 1, "pairs": 2,
+                    "warmup": 0.0},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", names())
+def test_a_step_traced_for_other_loss_values_gives_the_results_of_a_fresh_trace(name):
+    """A trainer traced for one configuration (other values of every TRACE_FREE argument,
+    other class counts, another seed) and restarted for the default one trains exactly as a
+    trainer traced for the default one: no value of the first reached its step as a constant."""
+    loss_class = type(get(name, [5, 5, 5]))
+    assert set(OTHER_VALUES[name]) | {"class_counts"} == loss_class.TRACE_FREE
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 8)).astype(np.float32)
+    y = np.minimum((x[:, 0] > 0.3) + 2 * (x[:, 1] > 1.0), 2)  # three classes, imbalanced
+    x[:, 2] += y
+    train_b, val, test = slice(0, 260), slice(260, 330), slice(330, 400)
+    train_a = slice(40, 220)  # other class counts
+    assert np.bincount(y[train_a]).tolist() != np.bincount(y[train_b]).tolist()
+
+    def results(trainer, rows):
+        fit = trainer.fit(x[rows], y[rows], x[val], y[val])
+        assert fit.status == "ok", fit.reason
+        history = pd.DataFrame(fit.history).drop(columns=["seconds"], errors="ignore")
+        return history, fit.learned_params, trainer.predict_logits(x[test])
+
+    def run(loss, seed, rows):
+        arch = {"name": "mlp", "n_features": 8, "n_classes": 3, "head": loss.head,
+                "scale": loss.scale}  # fmt: skip
+        opts = TrainOptions(epochs=3, batch_size=64, patience=0, seed=seed)
+        trainer, _ = train.trainer_for_run(arch, loss, opts, 3)
+        return trainer, results(trainer, rows)
+
+    train.clear_step_cache()
+    other = loss_class(np.bincount(y[train_a]), **OTHER_VALUES[name])
+    first, _ = run(other, 1, train_a)
+    reused, (history, learned, logits) = run(get(name, np.bincount(y[train_b])), 0, train_b)
+    assert reused is first  # one traced step for both configurations
+    train.clear_step_cache()
+    fresh, (history_0, learned_0, logits_0) = run(get(name, np.bincount(y[train_b])), 0, train_b)
+    assert fresh is not first
+    pd.testing.assert_frame_equal(history, history_0)
+    assert learned == learned_0
+    np.testing.assert_array_equal(logits, logits_0)
 
 
 def test_compare_leaves_run_plots_to_report(cli, tmp_path):

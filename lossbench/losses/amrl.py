@@ -128,6 +128,9 @@ class AMRLLoss(LossbenchLoss):
         "seed notebook AMRLLossTF, generalised to K classes; margins from class counts and "
         "lambda by projected dual ascent (SPEC 4.1) instead of descent on the loss"
     )
+    TRACE_FREE = frozenset(
+        {"class_counts", "m", "lam", "beta", "weights", "eps", "eta", "lambda_max", "trainable"}
+    )
     PARAMS = {
         "m": Param(1.0, "rarest-class margin (or K margins)", per_class=True, search=(0.25, 2.0)),
         "lam": Param(1.0, "initial lambdas", per_class=True, low=0.0),
@@ -179,10 +182,10 @@ class AMRLLoss(LossbenchLoss):
             w = np.ones(k)
         else:
             w = np.asarray(weights)
-        self.class_weights = self.constant(w)
+        self.class_weights = self.constant(w, "class_weights")
         beta0 = np.where(minority, 2.0, 1.0) if p["beta"] is None else np.broadcast_to(p["beta"], k)
-        self.betas = self.constant(beta0)
-        self.margins = self.constant(amrl_margins(self.stats, p["m"]))
+        self.betas = self.constant(beta0, "beta")
+        self.margins = self.constant(amrl_margins(self.stats, p["m"]), "margins")
         self.lambdas = self.variable(np.broadcast_to(p["lam"], k), "lambda")
         self._g_sum = self.variable(np.zeros(k), "g_sum")
         self._g_count = self.variable(np.zeros(k), "g_count")

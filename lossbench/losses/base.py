@@ -340,7 +340,9 @@ class LossbenchLoss(keras.losses.Loss):
 
     Subclasses declare `NAME`, `FORMULA`, `SOURCE` and `PARAMS` (name -> `Param`), call
     `super().__init__(class_counts, name=..., reduction=..., dtype=..., **params)` and then build
-    their per-class constants from `self.stats` (never inside `call`). `call` returns the
+    their per-class constants from `self.stats` (never inside `call`) with `constant`, which holds
+    them (and any scalar parameter `call` reads) in variables; `TRACE_FREE` names the arguments
+    whose values reach the compiled steps only that way. `call` returns the
     per-sample loss `(batch,)` computed with `keras.ops` only; reduction is Keras' (default
     `sum_over_batch_size`).
 
@@ -383,6 +385,12 @@ class LossbenchLoss(keras.losses.Loss):
     upper_lr: float = 1e-2
     interval: int | None = None
     upper_pairs: int = 4
+    #: constructor arguments (parameters, "class_counts") whose values reach the compiled steps
+    #: only through the loss's variables (`constant`, `variable`) or eager hooks, never as Python
+    #: values read while tracing: runs that differ only in them share one traced step
+    #: (`trace_signature`, `lossbench.train.trainer_for_run`). Default: none (every argument
+    #: shapes the trace).
+    TRACE_FREE: ClassVar[frozenset[str]] = frozenset()
     #: the model head the loss needs (`lossbench.models.build_model(..., head=, scale=)`):
     #: "linear" (the plain Dense logits) or "cosine" (s * cos, LDAM); `scale` multiplies it.
     head: str = "linear"
@@ -441,14 +449,24 @@ class LossbenchLoss(keras.losses.Loss):
         config.update({"name": self.name, "reduction": self.reduction, "dtype": self._dtype_arg})
         return config
 
+    def trace_signature(self) -> dict[str, Any]:
+        """What shapes the loss's compiled code: `get_config()` less the name and `TRACE_FREE`.
+        Two losses of one class with equal signatures can run in one traced step, each with its
+        own values (`lossbench.train.Trainer.restart` assigns them to the step's variables)."""
+        return {
+            k: v for k, v in self.get_config().items() if k != "name" and k not in self.TRACE_FREE
+        }
+
     # ---- helpers for subclasses
 
-    def constant(self, values: np.ndarray | Sequence[float]) -> Any:
-        """A per-class constant tensor in the loss's dtype (built once in `__init__`)."""
-        return ops.convert_to_tensor(np.asarray(values, dtype=np.float64), dtype=self.dtype)
+    def constant(self, values: np.ndarray | Sequence[float] | float, name: str) -> keras.Variable:
+        """A per-class constant (or a scalar parameter) of the run, built once in `__init__`,
+        in the loss's dtype. It is held in a non-trainable variable, so that a step traced for
+        one run reads the values of the next run of another configuration (`TRACE_FREE`)."""
+        return self.variable(values, name)
 
     def variable(
-        self, values: np.ndarray | Sequence[float], name: str, trainable: bool = False
+        self, values: np.ndarray | Sequence[float] | float, name: str, trainable: bool = False
     ) -> keras.Variable:
         """A per-class `keras.Variable` in the loss's dtype (state read inside compiled steps)."""
         return keras.Variable(

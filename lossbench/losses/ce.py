@@ -46,6 +46,7 @@ class CrossEntropy(LossbenchLoss):
     NAME = "ce"
     FORMULA = "-log p_y"
     SOURCE = "baseline"
+    TRACE_FREE = frozenset({"class_counts"})
     PARAMS: dict[str, Param] = {}
 
     def __init__(
@@ -112,6 +113,7 @@ class WeightedCrossEntropy(LossbenchLoss):
         'seed lecture "Weighted Loss for Imbalanced Classification" '
         "(K=2: BCE with pos_weight = n-/n+ up to scale)"
     )
+    TRACE_FREE = frozenset({"class_counts", "weights", "beta"})
     PARAMS = {
         "weights": Param(
             "inverse",
@@ -135,7 +137,8 @@ class WeightedCrossEntropy(LossbenchLoss):
     ) -> None:
         super().__init__(class_counts, weights=weights, beta=beta, **keras_args)
         self.class_weights = self.constant(
-            class_weights_by_scheme(self.stats, self.params["weights"], self.params["beta"])
+            class_weights_by_scheme(self.stats, self.params["weights"], self.params["beta"]),
+            "class_weights",
         )
 
     def call(self, y_true: Any, logits: Any) -> Any:

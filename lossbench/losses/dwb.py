@@ -67,6 +67,7 @@ class DWBLoss(LossbenchLoss):
     NAME = "dwb"
     FORMULA = "-w_y^(1 - p_y) log p_y - p_y (1 - p_y), w_k = log(n_max / n_k) + 1"
     SOURCE = "Fernando and Tsokos, IEEE TNNLS 2021 (DWB loss), eqs. 8 and 13"
+    TRACE_FREE = frozenset({"class_counts", "reg_weight"})
     PARAMS = {
         "reg_weight": Param(
             1.0, "weight of the -p_y(1-p_y) regulariser", low=0.0, search=(0.0, 3.0)
@@ -80,8 +81,9 @@ class DWBLoss(LossbenchLoss):
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
         super().__init__(class_counts, reg_weight=reg_weight, **keras_args)
-        self.class_weights = self.constant(self.stats.dwb_weights())
+        self.class_weights = self.constant(self.stats.dwb_weights(), "class_weights")
+        self.reg_weight = self.constant(self.params["reg_weight"], "reg_weight")
 
     def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
-        return dwb_loss(labels, logits, self.class_weights, self.params["reg_weight"])
+        return dwb_loss(labels, logits, self.class_weights, self.read(self.reg_weight, logits))

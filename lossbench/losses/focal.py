@@ -75,6 +75,7 @@ class FocalLoss(LossbenchLoss):
     NAME = "focal"
     FORMULA = "-alpha_y (1 - p_y)^gamma log p_y"
     SOURCE = "Lin et al. 2017, Focal Loss for Dense Object Detection"
+    TRACE_FREE = frozenset({"class_counts", "gamma", "alpha"})
     PARAMS = {
         "gamma": Param(2.0, "focusing parameter", low=0.0, search=(0.0, 5.0)),
         "alpha": Param(
@@ -100,11 +101,12 @@ class FocalLoss(LossbenchLoss):
                 f"loss 'focal': parameter alpha={a!r} is invalid; for K=2 a scalar alpha is the "
                 "positive-class weight and must lie in [0, 1] (or pass a list of 2 weights)"
             )
-        self.alpha = self.constant(focal_alpha(self.stats, a))
+        self.alpha = self.constant(focal_alpha(self.stats, a), "alpha")
+        self.gamma = self.constant(self.params["gamma"], "gamma")
 
     def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
-        return focal_loss(labels, logits, self.alpha, self.params["gamma"])
+        return focal_loss(labels, logits, self.alpha, self.read(self.gamma, logits))
 
 
 @keras.saving.register_keras_serializable(package="lossbench")
@@ -145,6 +147,7 @@ class ClassBalancedLoss(LossbenchLoss):
         "Cui et al. 2019, Class-Balanced Loss; authors' code richardaecn/class-balanced-loss "
         "(base=focal here is the softmax focal loss, theirs the sigmoid one)"
     )
+    TRACE_FREE = frozenset({"class_counts", "beta", "gamma"})  # not base: it picks the code
     PARAMS = {
         "beta": Param(
             0.999,
@@ -167,10 +170,13 @@ class ClassBalancedLoss(LossbenchLoss):
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
         super().__init__(class_counts, beta=beta, base=base, gamma=gamma, **keras_args)
-        self.class_weights = self.constant(self.stats.effective_weights(self.params["beta"]))
+        self.class_weights = self.constant(
+            self.stats.effective_weights(self.params["beta"]), "class_weights"
+        )
+        self.gamma = self.constant(self.params["gamma"], "gamma")
 
     def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
         if self.params["base"] == "focal":
-            return focal_loss(labels, logits, self.class_weights, self.params["gamma"])
+            return focal_loss(labels, logits, self.class_weights, self.read(self.gamma, logits))
         return -take(self.class_weights, labels) * true_class_log_probs(labels, logits)

@@ -92,6 +92,7 @@ class LogitAdjustedLoss(LossbenchLoss):
         "Menon et al. 2021 (logit adjustment), authors' code google-research/google-research "
         "logit_adjustment/main.py; Ren et al. 2020 (Balanced Softmax, tau = 1)"
     )
+    TRACE_FREE = frozenset({"class_counts", "tau"})
     PARAMS = {"tau": Param(1.0, "prior offset temperature", search=(0.0, 3.0))}
 
     def __init__(
@@ -101,7 +102,7 @@ class LogitAdjustedLoss(LossbenchLoss):
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
         super().__init__(class_counts, tau=tau, **keras_args)
-        self.offsets = self.constant(self.params["tau"] * self.stats.log_priors())
+        self.offsets = self.constant(self.params["tau"] * self.stats.log_priors(), "offsets")
 
     def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
@@ -175,6 +176,9 @@ class LDAMLoss(LossbenchLoss):
         "Cao et al. 2019 (LDAM-DRW); authors' code kaidic/LDAM-DRW losses.py (LDAMLoss), "
         "models/resnet_cifar.py (NormedLinear)"
     )
+    TRACE_FREE = frozenset(  # not head and s: the network and its scale
+        {"class_counts", "max_margin", "drw", "drw_beta", "drw_start", "drw_active"}
+    )
     PARAMS = {
         "head": Param("cosine", "model head", scalar=False, choices=("cosine", "linear")),
         "max_margin": Param(0.5, "largest margin", low=0.0, low_open=True, search=(0.1, 1.0)),
@@ -213,7 +217,7 @@ class LDAMLoss(LossbenchLoss):
         self.scale = float(
             p["s"] if p["s"] is not None else (30.0 if self.head == "cosine" else 1.0)
         )
-        self.margins = self.constant(self.stats.ldam_margins(p["max_margin"]))
+        self.margins = self.constant(self.stats.ldam_margins(p["max_margin"]), "margins")
         self._drw_weights = self.stats.effective_weights(p["drw_beta"])
         self.class_weights = self.variable(np.ones(self.num_classes), "drw_weights")
         self._epochs: int | None = None
@@ -334,6 +338,7 @@ class VSLoss(LossbenchLoss):
         "Kini et al. 2021 (VS loss); authors' code orparask/VS-Loss class_imbalance/losses.py "
         "(VSLoss), defaults from class_imbalance/train.py (gamma 0.3, tau 1)"
     )
+    TRACE_FREE = frozenset({"class_counts", *_VS_PARAMS})
     PARAMS = _VS_PARAMS
 
     def __init__(
@@ -346,9 +351,9 @@ class VSLoss(LossbenchLoss):
     ) -> None:
         super().__init__(class_counts, gamma=gamma, tau=tau, weights=weights, **keras_args)
         p = self.params
-        self.scales = self.constant(self.stats.vs_scales(p["gamma"]))
-        self.offsets = self.constant(p["tau"] * self.stats.log_priors())
-        self.class_weights = self.constant(_vs_weights(self.stats, p["weights"]))
+        self.scales = self.constant(self.stats.vs_scales(p["gamma"]), "scales")
+        self.offsets = self.constant(p["tau"] * self.stats.log_priors(), "offsets")
+        self.class_weights = self.constant(_vs_weights(self.stats, p["weights"]), "class_weights")
 
     def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
@@ -427,6 +432,10 @@ class AutoBalanceLoss(LossbenchLoss):
         "Li et al. 2022, AutoBalance; authors' code ucr-optml/AutoBalance loss_search.py, "
         "core/trainer.py (their hypergradient: implicit differentiation, Neumann series)"
     )
+    TRACE_FREE = frozenset(
+        {"class_counts", "gamma", "tau", "weights", "l", "delta", "upper_lr", "interval",
+         "pairs", "warmup"}
+    )  # fmt: skip
     PARAMS = {
         **_VS_PARAMS,
         "l": Param(None, "current offsets", scalar=False, per_class=True, nullable=True),
@@ -483,7 +492,7 @@ class AutoBalanceLoss(LossbenchLoss):
         d0 = self.stats.vs_scales(p["gamma"]) if p["delta"] is None else np.asarray(p["delta"])
         self.l = self.variable(l0, "l", trainable=True)
         self.log_delta = self.variable(np.log(d0), "log_delta", trainable=True)
-        self.class_weights = self.constant(_vs_weights(self.stats, p["weights"]))
+        self.class_weights = self.constant(_vs_weights(self.stats, p["weights"]), "class_weights")
         self.upper_variables = [self.l, self.log_delta]
         self.upper_lr = p["upper_lr"]
         self.interval = p["interval"]

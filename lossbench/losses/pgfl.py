@@ -71,6 +71,7 @@ class PGFLoss(LossbenchLoss):
         "alpha_k <- K softmax_k(log alpha_k + eta (1 - POD_k)) from validation recall"
     )
     SOURCE = "seed notebook PGFLossTF (performance-guided focal loss)"
+    TRACE_FREE = frozenset({"class_counts", "gamma", "eta", "alpha", "mc_momentum"})
     PARAMS = {
         "gamma": Param(2.0, "focusing parameter", low=0.0, search=(0.0, 5.0)),
         "eta": Param(1.0, "alpha update step", low=0.0, search=(0.1, 10.0, "log")),
@@ -92,6 +93,7 @@ class PGFLoss(LossbenchLoss):
         )
         k = self.num_classes
         self.alpha = self.variable(np.broadcast_to(self.params["alpha"], k), "alpha")
+        self.gamma = self.constant(self.params["gamma"], "gamma")
         self.pod = np.zeros(k)
         self.mc = np.zeros(k)
         self._mc_seen = np.zeros(k, dtype=bool)
@@ -150,4 +152,5 @@ class PGFLoss(LossbenchLoss):
 
     def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
-        return focal_loss(labels, logits, self.read(self.alpha, logits), self.params["gamma"])
+        alpha, gamma = self.read(self.alpha, logits), self.read(self.gamma, logits)
+        return focal_loss(labels, logits, alpha, gamma)
