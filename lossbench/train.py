@@ -967,7 +967,8 @@ def trainer_for_run(
     patience and the loss's values are state set per run. A cached trainer of the kind is
     restarted with this run's initial weights, the state of `loss` and `opts`; otherwise a new
     one is built (and cached). The initial weights of an (`arch`, seed) are drawn once too:
-    `seed_everything(seed)` then `build_model(**arch)`, as for a new model. Train with `trainer.model` and `trainer.loss`, the cached instances.
+    `seed_everything(seed)` then `build_model(**arch)`, as for a new model. Train with
+    `trainer.model` and `trainer.loss`, the cached instances.
     """
     from lossbench.models import build_model, weights_checksum
 
