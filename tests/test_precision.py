@@ -282,6 +282,39 @@ def test_the_losses_of_one_model_share_its_evaluation_step_and_weight_check():
     assert ce._loss_values is not focal._loss_values  # each loss's values traced on its own
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_the_losses_of_one_model_share_its_forward_pass_and_update_and_train_as_alone(precision):
+    """A loss trained after another on the same model (its traced forward pass, optimizer and
+    update shared, the optimizer left in the first run's state, another learning rate) trains
+    exactly as when it is the process's first run."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((160, 8), dtype=np.float32), np.arange(160) % 3
+    x[:, 0] += y
+    arch = {"name": "mlp", "n_features": 8, "n_classes": 3, "precision": precision}
+
+    def run(name, lr, seed):
+        opts = TrainOptions(epochs=3, batch_size=32, patience=0, lr=lr, seed=seed,
+                            precision=precision)  # fmt: skip
+        trainer, _ = train.trainer_for_run(arch, get(name, np.bincount(y[:120])), opts, 3)
+        fit = trainer.fit(x[:120], y[:120], x[120:], y[120:])
+        assert fit.status == "ok", fit.reason
+        history = pd.DataFrame(fit.history).drop(columns=["seconds"])
+        return trainer, history, trainer.predict_logits(x[120:])
+
+    train.clear_step_cache()
+    ce, _, _ = run("ce", 3e-2, 1)
+    focal, history, logits = run("focal", 1e-3, 0)
+    assert ce is not focal and ce.optimizer is focal.optimizer
+    assert ce._forward is focal._forward and ce._apply is focal._apply
+    assert ce._forward.experimental_get_tracing_count() == 1
+    assert ce._apply.experimental_get_tracing_count() == 1
+    train.clear_step_cache()
+    alone, history_0, logits_0 = run("focal", 1e-3, 0)
+    assert alone.optimizer is not ce.optimizer
+    pd.testing.assert_frame_equal(history, history_0)
+    np.testing.assert_array_equal(logits, logits_0)
+
+
 def test_autobalance_traces_one_hypergradient_for_its_batch_pairs():
     rng = np.random.default_rng(0)
     x, y = rng.random((300, 8), dtype=np.float32), np.arange(300) % 3
