@@ -190,11 +190,12 @@ def _per_class_table(results: ExperimentResults) -> pd.DataFrame:
     classes = list(results.class_names) + sorted(
         c for c in long["class"].unique() if c not in results.class_names
     )
+    groups = dict(list(long.groupby(["class", "loss"], sort=False, dropna=False)))
     rows = []
     for cls in classes:
         for kind in results.kinds:
-            sub = long[(long["class"] == cls) & (long["loss"] == kind)]
-            if sub.empty:
+            sub = groups.get((cls, kind))
+            if sub is None:
                 continue
             row: dict[str, Any] = {
                 "class": cls,
