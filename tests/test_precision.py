@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -326,6 +327,24 @@ def test_autobalance_traces_one_hypergradient_for_its_batch_pairs():
     assert trainer.fit(x[:240], y[:240], x[240:], y[240:]).status == "ok"
     assert trainer.upper_updates > 1
     assert trainer._hypergradient.experimental_get_tracing_count() == 1
+    assert trainer._upper_update.experimental_get_tracing_count() == 1
+
+
+def test_the_compiled_upper_update_is_the_eager_one():
+    counts = [50, 30, 20]
+    losses = [get("autobalance", counts) for _ in range(2)]
+    optimizers = [keras.optimizers.Adam(0.05) for _ in losses]
+    rng = np.random.default_rng(1)
+    shapes = [tuple(v.shape) for v in losses[0].upper_variables]
+    for _ in range(3):  # three steps, so that Adam's moments matter
+        grads = [[tf.constant(rng.normal(size=s), tf.float32) for s in shapes] for _ in range(4)]
+        values = [tf.constant(float(v)) for v in rng.random(4)]
+        eager = train.upper_update(losses[0], optimizers[0], values, grads)
+        compiled = train.compiled_upper_update(losses[1], optimizers[1])(values, grads)
+        assert float(eager) == float(compiled) == pytest.approx(float(np.mean(values)))
+    for a, b in zip(losses[0].upper_variables, losses[1].upper_variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(losses[0].upper_variables[0]), np.zeros(shapes[0]))
 
 
 def _distance_to_polyline(px, py, x, y):
