@@ -190,7 +190,7 @@ def _per_class_table(results: ExperimentResults) -> pd.DataFrame:
     classes = list(results.class_names) + sorted(
         c for c in long["class"].unique() if c not in results.class_names
     )
-    groups = dict(list(long.groupby(["class", "loss"], sort=False, dropna=False)))
+    groups = dict(iter(long.groupby(["class", "loss"], sort=False, dropna=False)))
     rows = []
     for cls in classes:
         for kind in results.kinds:
