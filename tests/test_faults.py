@@ -507,7 +507,7 @@ def test_saved_models_load_in_plain_keras(done_experiment, tmp_path):
     _, exp = done_experiment
     data = prepare(DataOptions(data="digits-lt"))
     np.save(tmp_path / "x.npy", np.asarray(data.X_test[:5]))
-    build_model("cnn1d", data.n_features, data.n_classes).save(tmp_path / "cnn1d.keras")
+    portable(build_model("cnn1d", data.n_features, data.n_classes)).save(tmp_path / "cnn1d.keras")
     cosine = build_model("mlp", data.n_features, data.n_classes, head="cosine", scale=30.0)
     portable(cosine).save(tmp_path / "cosine.keras")
     expected = cosine.predict(np.asarray(data.X_test[:5]), verbose=0)
