@@ -614,7 +614,7 @@ def run_bench(
             data,
             losses,
             device=device,
-            reps=2 if quick else 3,
+            reps=5 if quick else 3,  # --quick: short epochs (43 steps), so more of them
             precision=precision,
             compare_precision=compare_precision,
             log=log,
