@@ -5,8 +5,10 @@ Both output logits (no softmax): the losses and metrics apply softmax themselves
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from typing import get_args
+from collections.abc import Iterator
+from typing import Any, get_args
 
 import keras
 import numpy as np
@@ -159,10 +161,18 @@ def build_model(
         raise ValueError(
             f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
         )
-    saved = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
+    with _dtype_policy(precision):
         return _build(name, n_features, n_classes, filters, units, dropout, head, scale)
+
+
+@contextlib.contextmanager
+def _dtype_policy(policy: Any) -> Iterator[None]:
+    """Within: Keras' global dtype policy is `policy` (layers built inside take it); the policy
+    before is restored after, so that it never leaks into other models of the process."""
+    saved = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
     finally:
         keras.config.set_dtype_policy(saved)
 
@@ -215,12 +225,8 @@ def portable(model: keras.Model) -> keras.Model:
 
     def call(layer, *args, **kwargs):
         if isinstance(layer, PairMaxPool1D):  # its standard layers under the model's policy
-            saved = keras.config.dtype_policy()
-            keras.config.set_dtype_policy(layer.dtype_policy)
-            try:
+            with _dtype_policy(layer.dtype_policy):
                 return max_pool_standard(args[0], 2)
-            finally:
-                keras.config.set_dtype_policy(saved)
         if not isinstance(layer, CosineDense):
             return layer(*args, **kwargs)
         x = keras.layers.UnitNormalization(axis=-1, name=f"{layer.name}_unit")(args[0])
