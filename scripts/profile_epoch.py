@@ -1,5 +1,5 @@
 """Where a training epoch's time goes: TensorFlow's profiler over one epoch of the paper's 1D-CNN on
-synthetic-cicids (lossbench's own trainer, batch 256), summed by op group.
+synthetic-cicids (lossbench's own trainer, as a run builds it; batch 256), summed by op group.
 
 A developer's tool (not part of the package or its tests). It needs xprof's converter, installed
 apart from the project's environment (its dependencies are large, and the converter needs none):
@@ -18,9 +18,12 @@ import argparse
 import glob
 import json
 import re
+import statistics
 import sys
 import tempfile
 import time
+
+BATCH = 256
 
 
 def op_rows(logdir: str) -> list[dict]:
@@ -55,47 +58,43 @@ def group(row: dict) -> str:
     return "other (gather, loss, bookkeeping)"
 
 
-def profile(precision: str, loss_name: str, sample_frac: float) -> tuple[dict[str, float], float]:
-    """Op-group milliseconds per step of one profiled epoch, and the median of 3 epochs before."""
+def profile(data, precision: str, loss_name: str, logdir: str) -> tuple[dict[str, float], float]:
+    """Op-group milliseconds per step of one profiled epoch on `data` (a prepared dataset), and
+    the median of the 3 epochs before it; the trainer is built as a run's (`trainer_for_run`)."""
     import tensorflow as tf
 
-    from lossbench.config import DataOptions, TrainOptions
-    from lossbench.data import prepare
+    from lossbench.config import TrainOptions
     from lossbench.losses import get
-    from lossbench.models import build_model
-    from lossbench.train import Trainer, seed_everything
+    from lossbench.train import trainer_for_run
 
-    with tempfile.TemporaryDirectory(prefix="lossbench-profile-") as tmp:
-        data = prepare(DataOptions(data="synthetic-cicids", sample_frac=sample_frac, cache_dir=tmp))
-        loss = get(loss_name, data.class_counts("train"))
-        seed_everything(0)
-        model = build_model(
-            "cnn1d",
-            data.n_features,
-            data.n_classes,
-            head=loss.head,
-            scale=loss.scale,
-            precision=precision,
-        )
-        opts = TrainOptions(batch_size=256, seed=0, device="CPU", precision=precision)
-        trainer = Trainer(model, loss, opts, data.n_classes)
-        trainer.set_training_data(data.X_train, data.y_train, data.X_val, data.y_val)
-        trainer.loss.on_train_begin(5)
-        trainer.train_epoch(0)  # tracing
-        times = []
-        for epoch in (1, 2, 3):
-            start = time.perf_counter()
-            trainer.train_epoch(epoch)
-            times.append(time.perf_counter() - start)
-        tf.profiler.experimental.start(f"{tmp}/profile")
-        trainer.train_epoch(4)
-        tf.profiler.experimental.stop()
-        steps = -(-len(data.y_train) // 256)
-        groups: dict[str, float] = {}
-        for row in op_rows(f"{tmp}/profile"):
-            key = group(row)
-            groups[key] = groups.get(key, 0.0) + row["total_self_time"] / steps / 1000
-    return groups, sorted(times)[1]
+    loss = get(loss_name, data.class_counts("train"))
+    arch = {
+        "name": "cnn1d",
+        "n_features": data.n_features,
+        "n_classes": data.n_classes,
+        "head": loss.head,
+        "scale": loss.scale,
+        "precision": precision,
+    }
+    opts = TrainOptions(batch_size=BATCH, seed=0, device="CPU", precision=precision)
+    trainer, _ = trainer_for_run(arch, loss, opts, data.n_classes)
+    trainer.set_training_data(data.X_train, data.y_train, data.X_val, data.y_val)
+    trainer.loss.on_train_begin(5)
+    trainer.train_epoch(0)  # tracing
+    times = []
+    for epoch in (1, 2, 3):
+        start = time.perf_counter()
+        trainer.train_epoch(epoch)
+        times.append(time.perf_counter() - start)
+    tf.profiler.experimental.start(logdir)
+    trainer.train_epoch(4)
+    tf.profiler.experimental.stop()
+    steps = -(-len(data.y_train) // BATCH)
+    groups: dict[str, float] = {}
+    for row in op_rows(logdir):
+        key = group(row)
+        groups[key] = groups.get(key, 0.0) + row["total_self_time"] / steps / 1000
+    return groups, statistics.median(times)
 
 
 def main() -> None:
@@ -107,7 +106,14 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, args.xprof_path)
     precisions = args.precision or ["float32", "mixed_bfloat16"]
-    results = {p: profile(p, args.loss, args.sample_frac) for p in precisions}
+    from lossbench.config import DataOptions
+    from lossbench.data import prepare
+
+    with tempfile.TemporaryDirectory(prefix="lossbench-profile-") as tmp:
+        data = prepare(
+            DataOptions(data="synthetic-cicids", sample_frac=args.sample_frac, cache_dir=tmp)
+        )
+        results = {p: profile(data, p, args.loss, f"{tmp}/profile-{p}") for p in precisions}
     first = results[precisions[0]][0]
     keys = sorted(set().union(*(g for g, _ in results.values())), key=lambda k: -first.get(k, 0))
     ratio = len(precisions) > 1
@@ -124,7 +130,7 @@ def main() -> None:
         cells = " | ".join(f"{v:.2f}" for v in values)
         extra = ""
         if ratio:
-            extra = f" {values[-1] / values[0]:.2f} |" if values[0] else " |"
+            extra = f" {values[-1] / values[0]:.2f} |" if values[0] >= 0.005 else " |"  # > 0.00
         print(f"| {key} | {cells} |{extra}")
     epochs = ", ".join(f"{p} {t:.2f} s" for p, (_, t) in results.items())
     print(f"\nepoch (median of 3, before the profiled one): {epochs}")
