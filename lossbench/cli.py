@@ -194,24 +194,59 @@ def _print_json(obj: Any) -> None:
 # inspect
 
 
+#: `inspect` and `losses --plot --data` read the whole dataset, split as by default.
+_WHOLE_DATASET = {
+    "sample_frac": None,
+    "split": "0.6,0.2,0.2",
+    "scaler": "minmax",
+    "positive_label": None,
+}
+PlotOpt = Annotated[
+    bool, typer.Option("--plot", help="Draw the figure into --out (PNG) instead of the table.")
+]
+
+
+def _plot_path(out: str) -> Any:
+    """The PNG file of `--out`, checked before anything is computed: a .png name in a folder
+    that exists, and not a folder itself."""
+    from pathlib import Path
+
+    path = Path(out)
+    if path.is_dir():
+        raise InputError(f"--out {out!r}: is a folder; expected a .png file name")
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--out {out!r}: expected a .png file name")
+    if not path.parent.is_dir():
+        raise InputError(f"--out {out!r}: the folder {str(path.parent)!r} does not exist")
+    return path
+
+
 @app.command()
 @with_options(_dataset_options)
 def inspect(
     settings: dict[str, Any],
     data: DataOpt = None,
     as_json: JsonOpt = False,
+    plot: PlotOpt = False,
+    out: Annotated[
+        str, typer.Option("--out", help="With --plot: the PNG to write.")
+    ] = "class_distribution.png",
 ) -> None:
-    """Describe a dataset: class table, imbalance ratio, data-quality report, preset actions."""
+    """Describe a dataset: class table, imbalance ratio, data-quality report, preset actions.
+    With --plot, also draw the class distribution (paper Fig. 3) beside DWB's weight per class
+    against p (paper Fig. 2) into --out."""
     from lossbench.data import inspect_dataset
 
-    whole = {  # the whole dataset, split as by default for the leakage report
-        "sample_frac": None,
-        "split": "0.6,0.2,0.2",
-        "scaler": "minmax",
-        "positive_label": None,
-    }
-    opts = data_options({**settings, **whole}, data=data, seed=0)
+    png = _plot_path(out) if plot else None
+    opts = data_options({**settings, **_WHOLE_DATASET}, data=data, seed=0)
     info = inspect_dataset(opts)
+    if png is not None:
+        from lossbench.io import atomic_savefig
+        from lossbench.report.figures import plot_class_distribution
+
+        fig = plot_class_distribution(info["classes"], title=str(info.get("name", opts.data)))
+        atomic_savefig(fig, png)
+        info = {**info, "figure": str(png)}
     if as_json:
         _print_json(info)
         return
@@ -284,15 +319,43 @@ def losses_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 @app.command()
+@with_options(_dataset_options)
 def losses(
+    settings: dict[str, Any],
     as_json: JsonOpt = False,
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the table in Markdown (as in the README).")
     ] = False,
+    plot: PlotOpt = False,
+    losses: Annotated[
+        str,
+        typer.Option("--losses", help="With --plot: the losses to draw (comma-separated, or all)."),
+    ] = "ce,wce,focal,dwb",
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="With --plot: the data whose training class counts the losses are built from "
+            "(as for `run`). Default: the paper's illustration, two classes with imbalance ratio e "
+            "(DWB weight 2 for the minority class).",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="With --plot: loss parameter KEY=VALUE or LOSS.KEY=VALUE."),
+    ] = None,
+    out: Annotated[
+        str, typer.Option("--out", help="With --plot: the PNG to write (values: the .csv beside).")
+    ] = "loss_shape.png",
 ) -> None:
     """List the available losses: name, formula, defaults, source (and what differs from it),
     the posterior used for calibration (decisions are argmax z), the model head and the ranges
-    `compare --tune` searches (a loss without any gets its trials of learning rate)."""
+    `compare --tune` searches (a loss without any gets its trials of learning rate).
+    With --plot, draw each loss's value against p = softmax(z)_y for a minority-class and a
+    majority-class sample (paper Fig. 1) into --out, and the values into the .csv beside it."""
+    if plot:
+        _plot_loss_shapes(settings, losses, data, param, _plot_path(out), as_json)
+        return
     from lossbench.losses import describe
     from lossbench.tuning import LR_SEARCH
 
@@ -318,6 +381,42 @@ def losses(
         )
         table.add_row(*map(escape, cells))
     console.print(table)
+
+
+def _plot_loss_shapes(
+    settings: dict[str, Any],
+    losses: str,
+    data: str | None,
+    param: list[str] | None,
+    png: Any,
+    as_json: bool,
+) -> None:
+    """`losses --plot`: build the losses for the class counts of --data (else the paper's
+    illustration), evaluate them (`lossbench.losses.shape`) and write the PNG and its CSV."""
+    from lossbench.config import parse_params
+    from lossbench.experiment import shape_losses, split_params
+    from lossbench.losses import names
+    from lossbench.losses.shape import PAPER_CLASS_NAMES, PAPER_COUNTS, loss_shapes
+    from lossbench.report.figures import save_loss_shapes
+
+    loss_list = names() if losses.strip() == "all" else parse_list(losses)
+    if not loss_list:
+        raise InputError("--losses: give at least one loss")
+    if data is None:
+        counts, class_names = list(PAPER_COUNTS), list(PAPER_CLASS_NAMES)
+    else:
+        from lossbench.data import prepare
+
+        prepared = prepare(data_options({**settings, **_WHOLE_DATASET}, data=data, seed=0))
+        counts, class_names = prepared.class_counts("train"), list(prepared.class_names)
+    per_loss = split_params(loss_list, parse_params(param))
+    built = shape_losses(loss_list, per_loss, counts)
+    written = save_loss_shapes(loss_shapes(built, counts, class_names), png)
+    if as_json:
+        _print_json({"figure": written[0], "values": written[1]})
+        return
+    console.print(f"figure: {written[0]}", soft_wrap=True, highlight=False)
+    console.print(f"values: {written[1]}", soft_wrap=True, highlight=False)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from lossbench.store import (
     read_experiment_meta,
     run_status,
     write_experiment,
+    write_loss_shapes,
 )
 
 
@@ -90,15 +91,56 @@ def validate_losses(
 ) -> None:
     """Build every method's loss once so bad names or parameters fail before any folder is
     created (a method is a loss or a data-level baseline, `lossbench.methods`)."""
-    from lossbench.losses import get  # lazy: TensorFlow
     from lossbench.methods import parse_method
 
     for name in losses:
-        method = parse_method(name, allow_tuned=False)
-        try:
-            get(method.loss, class_counts, **per_loss_params.get(name, {}))
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"--loss {name}: {' '.join(str(exc).split())}") from None
+        _build_loss(parse_method(name, allow_tuned=False), per_loss_params, class_counts)
+
+
+def _build_loss(
+    method: Any, per_loss_params: dict[str, dict[str, Any]], class_counts: Sequence[int]
+) -> Any:
+    """The loss of a parsed method with its parameters; InputError naming the method."""
+    from lossbench.losses import get  # lazy: TensorFlow
+
+    try:
+        return get(method.loss, class_counts, **per_loss_params.get(method.name, {}))
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--loss {method.name}: {' '.join(str(exc).split())}") from None
+
+
+def shape_losses(
+    methods: Sequence[str], per_loss_params: dict[str, dict[str, Any]], class_counts: Sequence[int]
+) -> dict[str, Any]:
+    """{loss name: loss object} for `lossbench.losses.shape.loss_shapes`: each loss once, with
+    the parameters of the first method that uses it (a data-level method `ce+ros` draws `ce`, a
+    tuned row is left out: its loss is drawn at the parameters the user gave)."""
+    from lossbench.methods import parse_method
+
+    out: dict[str, Any] = {}
+    for name in methods:
+        method = parse_method(name)
+        if not method.tuned and method.loss not in out:
+            out[method.loss] = _build_loss(method, per_loss_params, class_counts)
+    return out
+
+
+def record_loss_shapes(exp_dir: Path) -> Path | None:
+    """Evaluate the loss shapes (`loss_shapes`) of an experiment's losses at its training class
+    counts (experiment.json) and store them for the report's loss_shape.png; None without
+    losses."""
+    from lossbench.losses.shape import loss_shapes
+
+    meta = read_experiment_meta(exp_dir)
+    methods = list(meta.get("losses") or [])
+    counts = meta.get("class_counts_train")
+    if not methods or not counts:
+        return None
+    built = shape_losses(methods, split_params(methods, meta.get("params") or {}), counts)
+    if not built:
+        return None
+    table = loss_shapes(built, counts, meta.get("class_names") or None)
+    return write_loss_shapes(exp_dir, table)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,6 +414,7 @@ def _compare_datasets(
     from lossbench.report import build_summary  # lazy: Matplotlib
 
     for exp_dir in exp_dirs:
+        record_loss_shapes(exp_dir)
         build_summary(exp_dir)
     return exp_dirs
 

@@ -7,12 +7,14 @@
     config.json, metrics.json, ...    written by `lossbench.runner` through `lossbench.io`
     DONE                              written last (`mark_done`): the run is complete
   tuning/<method>/trials.csv          compare --tune: every trial (`read_trials`, `write_trials`)
+  loss_shape.csv                      the losses' values against p (`write_loss_shapes`)
   summary/                            tables, plots, report.html (`lossbench.report`)
 ```
 
 Writers: `prepare_run_dir` (a folder without DONE holds no result and is cleared), `mark_done`,
-`write_failed_run`, `write_experiment`, `write_trials`. Readers: `read_run` -> `RunRecord`,
-`load_experiment` -> `ExperimentResults` (the report's view), `run_status` (what resume needs),
+`write_failed_run`, `write_experiment`, `write_trials`, `write_loss_shapes`. Readers: `read_run`
+-> `RunRecord`, `load_experiment` -> `ExperimentResults` (the report's view), `run_status` (what
+resume needs),
 `load_metrics` (the CLI's view), `read_trials` (what a resumed tuning replays).
 """
 
@@ -31,6 +33,7 @@ from lossbench.integrity import run_problem
 from lossbench.io import atomic_write_csv, atomic_write_json, atomic_write_text
 
 DONE = "DONE"
+LOSS_SHAPES = "loss_shape.csv"  # the report copies it beside its plots/loss_shape.png
 TUNED = "@tuned"  # suffix of the runs of a method's tuned parameters (`compare --tune`)
 _SEED_SEP = "_seed"
 
@@ -65,6 +68,11 @@ def write_failed_run(run_dir: Path, base: dict[str, Any], reason: str) -> dict[s
 def write_experiment(exp_dir: Path, meta: dict[str, Any]) -> None:
     """Write experiment.json."""
     atomic_write_json(exp_dir / "experiment.json", meta)
+
+
+def write_loss_shapes(exp_dir: Path, table: pd.DataFrame) -> Path:
+    """Write the losses' values against p (`lossbench.losses.shape.loss_shapes`)."""
+    return atomic_write_csv(exp_dir / LOSS_SHAPES, table)
 
 
 def trials_path(exp_dir: Path, method: str) -> Path:
@@ -257,6 +265,11 @@ class ExperimentResults:
         """Completed runs (of one kind when given), ordered by seed."""
         runs = [r for r in self.runs if r.ok and (kind is None or r.loss == kind)]
         return sorted(runs, key=lambda r: (r.seed is None, r.seed or 0, r.name))
+
+    def loss_shapes(self) -> pd.DataFrame | None:
+        """The losses' values against p (`write_loss_shapes`), or None when absent."""
+        p = self.path / LOSS_SHAPES
+        return pd.read_csv(p) if p.is_file() else None
 
     def kind_type(self, kind: str) -> str:
         """ "loss" or "baseline" for a run kind."""

@@ -31,6 +31,8 @@ SUMMARY_FILES = [
     "plots/per_class_f1.png",
     "plots/reliability_overlay.png",
     "plots/pr_curves.png",
+    "plots/loss_shape.png",
+    "plots/loss_shape.csv",
 ]
 FAST = ("--seeds", "0", "--device", "cpu", "--epochs", "2", "--model", "mlp")
 
@@ -112,7 +114,7 @@ def test_compare_writes_every_file_and_a_self_contained_report(cli, tmp_path):
     page.feed((exp / "summary" / "report.html").read_text())
     assert page.tables >= 4
     assert not page.external
-    assert len(page.images) >= 4
+    assert len(page.images) >= 5  # the four summary plots and loss_shape.png
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -120,6 +122,11 @@ def test_compare_writes_every_file_and_a_self_contained_report(cli, tmp_path):
     for name in ("ce", "dwb", "lr"):
         assert name in cells
     assert f"{sum(f1) / 2:.3f}" in cells
+    # the loss-shape figure's values: the compare's losses at its training class counts
+    shape = pd.read_csv(exp / "summary" / "plots" / "loss_shape.csv")
+    counts = json.loads((exp / "experiment.json").read_text())["class_counts_train"]
+    assert list(dict.fromkeys(shape["loss"])) == ["ce", "dwb"]
+    assert set(shape["n_y"]) == {min(counts), max(counts)}
 
 
 def test_same_initial_weights_and_batch_order_within_a_seed(cli, tmp_path):

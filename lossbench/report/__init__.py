@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lossbench.errors import InputError
 from lossbench.io import atomic_write_csv, atomic_write_parquet, atomic_write_text
+from lossbench.report.figures import save_loss_shapes
 from lossbench.report.html import render_report
 from lossbench.report.plots import run_plots, summary_plots
 from lossbench.report.stats import ranks_from, significance_from
@@ -50,8 +51,9 @@ _NOTE = (
 def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
     """Write `exp_dir/summary/` from every `runs/*/` folder: the three tables as CSV, Markdown and
     Parquet, significance.csv and ranks.csv (`lossbench.report.stats`), plots/ (history_overlay,
-    per_class_f1, reliability_overlay, pr_curves) and report.html. Failed and incomplete runs are
-    left out of the numbers, counted in n_failed and listed in the report with their reason.
+    per_class_f1, reliability_overlay, pr_curves, and loss_shape.png with its .csv when compare
+    stored the losses' values against p) and report.html. Failed and incomplete runs are left out
+    of the numbers, counted in n_failed and listed in the report with their reason.
     `n_boot`: hierarchical bootstrap replicates for the intervals in significance.csv.
 
     Returns:
@@ -83,6 +85,11 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
     written["significance.csv"] = atomic_write_csv(out / "significance.csv", significance)
     written["ranks.csv"] = atomic_write_csv(out / "ranks.csv", ranks)
     plots = summary_plots(results, tables["per_class"], out / "plots")
+    shapes = results.loss_shapes()
+    if shapes is not None:  # compare's losses at its data (`lossbench.experiment`)
+        png, csv = save_loss_shapes(shapes, out / "plots" / "loss_shape.png")
+        plots["loss_shape.png"] = png
+        written["plots/loss_shape.csv"] = csv
     written.update({f"plots/{name}": path for name, path in plots.items()})
     page = render_report(results, tables, significance, excluded, plots, ranks=ranks)
     written["report.html"] = atomic_write_text(out / "report.html", page)

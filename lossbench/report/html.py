@@ -58,6 +58,10 @@ _PLOT_CAPTIONS = {
     "bins pooled over seeds.",
     "pr_curves.png": "Precision-recall curves per class on the test predictions pooled over seeds "
     "(at most 12 classes, the rarest; beyond six losses, the reference and the best by macro F1).",
+    "loss_shape.png": "Each loss's value against p = softmax(z)_y, the predicted probability of "
+    "the true class, for a sample of the rarest and of the most frequent class, as built from "
+    "this experiment's training class counts (its first seed's split) and parameters, before "
+    "training (paper Fig. 1); the values are in plots/loss_shape.csv.",
 }
 
 
