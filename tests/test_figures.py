@@ -232,3 +232,31 @@ def test_report_draws_the_stored_loss_shapes(tmp_path: Path) -> None:
     assert written["plots/loss_shape.png"].read_bytes()[:8] == PNG
     assert pd.read_csv(written["plots/loss_shape.csv"]).equals(table)
     assert "loss_shape.csv" in (exp / "summary" / "report.html").read_text()
+
+
+def test_loss_shapes_takes_any_keras_loss() -> None:
+    """A loss not from the registry (here Keras' own categorical cross-entropy on logits, as a
+    user would bring one) is evaluated the same way: its values are -log p on both panels."""
+    import keras
+
+    from lossbench.losses.shape import loss_shapes
+
+    table = loss_shapes(
+        {"keras_cce": keras.losses.CategoricalCrossentropy(from_logits=True)}, [30, 10, 5]
+    )
+    assert set(table["panel"]) == {"minority", "majority"}
+    assert np.allclose(table["value"], -np.log(table["p"]), rtol=1e-5)
+    assert not table["depends_on_logits"].any()
+    first = table.groupby("panel").first()
+    assert (first.loc["minority", "y"], first.loc["majority", "y"]) == (2, 0)
+
+
+def test_shape_losses_draws_each_loss_once() -> None:
+    """compare's methods: a data-level method draws its loss (once), a tuned row is left out."""
+    from lossbench.experiment import shape_losses
+
+    built = shape_losses(
+        ["ce+ros", "ce", "focal@tuned", "focal"], {"focal": {"gamma": 1.0}}, [90, 10]
+    )
+    assert list(built) == ["ce", "focal"]
+    assert built["focal"].params["gamma"] == 1.0
