@@ -201,9 +201,7 @@ _WHOLE_DATASET = {
     "scaler": "minmax",
     "positive_label": None,
 }
-PlotOpt = Annotated[
-    bool, typer.Option("--plot", help="Draw the figure into --out (PNG) instead of the table.")
-]
+PlotOpt = Annotated[bool, typer.Option("--plot", help="Also draw the figure into --out (PNG).")]
 
 
 def _plot_path(out: str) -> Any:
@@ -326,7 +324,9 @@ def losses(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the table in Markdown (as in the README).")
     ] = False,
-    plot: PlotOpt = False,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Draw the figure into --out (PNG) instead of the table.")
+    ] = False,
     losses: Annotated[
         str,
         typer.Option("--losses", help="With --plot: the losses to draw (comma-separated, or all)."),
@@ -356,6 +356,10 @@ def losses(
     if plot:
         _plot_loss_shapes(settings, losses, data, param, _plot_path(out), as_json)
         return
+    if data is not None or param:
+        raise InputError(
+            "--data and --param choose what `lossbench losses --plot` draws: add --plot"
+        )
     from lossbench.losses import describe
     from lossbench.tuning import LR_SEARCH
 

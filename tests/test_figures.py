@@ -260,3 +260,8 @@ def test_shape_losses_draws_each_loss_once() -> None:
     )
     assert list(built) == ["ce", "focal"]
     assert built["focal"].params["gamma"] == 1.0
+
+
+def test_plot_options_without_plot_are_an_error(cli) -> None:
+    res = cli("losses", "--data", "digits-lt")
+    assert res.code == 2 and "add --plot" in res.err
