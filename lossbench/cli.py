@@ -395,32 +395,21 @@ def _plot_loss_shapes(
     png: Any,
     as_json: bool,
 ) -> None:
-    """`losses --plot`: build the losses for the class counts of --data (else the paper's
-    illustration), evaluate them (`lossbench.losses.shape`) and write the PNG and its CSV."""
+    """`losses --plot`: the figure and its CSV (`lossbench.experiment.draw_loss_shapes`)."""
     from lossbench.config import parse_params
-    from lossbench.experiment import shape_losses, split_params
+    from lossbench.experiment import draw_loss_shapes
     from lossbench.losses import names
-    from lossbench.losses.shape import PAPER_CLASS_NAMES, PAPER_COUNTS, loss_shapes
-    from lossbench.report.figures import save_loss_shapes
 
     loss_list = names() if losses.strip() == "all" else parse_list(losses)
     if not loss_list:
         raise InputError("--losses: give at least one loss")
-    if data is None:
-        counts, class_names = list(PAPER_COUNTS), list(PAPER_CLASS_NAMES)
-    else:
-        from lossbench.data import prepare
-
-        prepared = prepare(data_options({**settings, **_WHOLE_DATASET}, data=data, seed=0))
-        counts, class_names = prepared.class_counts("train"), list(prepared.class_names)
-    per_loss = split_params(loss_list, parse_params(param))
-    built = shape_losses(loss_list, per_loss, counts)
-    written = save_loss_shapes(loss_shapes(built, counts, class_names), png)
+    opts = None if data is None else data_options({**settings, **_WHOLE_DATASET}, data=data, seed=0)
+    figure, values = draw_loss_shapes(loss_list, parse_params(param), opts, png)
     if as_json:
-        _print_json({"figure": written[0], "values": written[1]})
+        _print_json({"figure": figure, "values": values})
         return
-    console.print(f"figure: {written[0]}", soft_wrap=True, highlight=False)
-    console.print(f"values: {written[1]}", soft_wrap=True, highlight=False)
+    console.print(f"figure: {figure}", soft_wrap=True, highlight=False)
+    console.print(f"values: {values}", soft_wrap=True, highlight=False)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import pandas as pd
 from lossbench import __version__
 from lossbench.config import (
     BASELINES,
+    DataOptions,
     RunConfig,
     Settings,
     TrainOptions,
@@ -123,6 +124,25 @@ def shape_losses(
         if not method.tuned and method.loss not in out:
             out[method.loss] = _build_loss(method, per_loss_params, class_counts)
     return out
+
+
+def draw_loss_shapes(
+    methods: Sequence[str], params: dict[str, Any], data: DataOptions | None, png: Path
+) -> tuple[Path, Path]:
+    """`lossbench losses --plot`: the losses `methods` with `params` (`--param` items, as in
+    compare) built from the training class counts of `data` (else the paper's illustration),
+    evaluated by `loss_shapes`; writes the figure `png` and its values beside it (.csv).
+    Returns (png, csv)."""
+    from lossbench.losses.shape import PAPER_CLASS_NAMES, PAPER_COUNTS, loss_shapes
+    from lossbench.report.figures import save_loss_shapes
+
+    if data is None:
+        counts, class_names = list(PAPER_COUNTS), list(PAPER_CLASS_NAMES)
+    else:
+        prepared = data_for_seed(data, data.seed)
+        counts, class_names = prepared.class_counts("train"), list(prepared.class_names)
+    built = shape_losses(methods, split_params(methods, params), counts)
+    return save_loss_shapes(loss_shapes(built, counts, class_names), png)
 
 
 def record_loss_shapes(exp_dir: Path) -> Path | None:

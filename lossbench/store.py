@@ -14,8 +14,7 @@
 Writers: `prepare_run_dir` (a folder without DONE holds no result and is cleared), `mark_done`,
 `write_failed_run`, `write_experiment`, `write_trials`, `write_loss_shapes`. Readers: `read_run`
 -> `RunRecord`, `load_experiment` -> `ExperimentResults` (the report's view), `run_status` (what
-resume needs),
-`load_metrics` (the CLI's view), `read_trials` (what a resumed tuning replays).
+resume needs), `load_metrics` (the CLI's view), `read_trials` (what a resumed tuning replays).
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from lossbench.io import atomic_write_csv, atomic_write_json, atomic_write_text
 
 DONE = "DONE"
 LOSS_SHAPES = "loss_shape.csv"  # the report copies it beside its plots/loss_shape.png
+LOSS_SHAPE_COLUMNS = {"panel", "class", "y", "n_y", "loss", "depends_on_logits", "p", "value"}
 TUNED = "@tuned"  # suffix of the runs of a method's tuned parameters (`compare --tune`)
 _SEED_SEP = "_seed"
 
@@ -267,9 +267,16 @@ class ExperimentResults:
         return sorted(runs, key=lambda r: (r.seed is None, r.seed or 0, r.name))
 
     def loss_shapes(self) -> pd.DataFrame | None:
-        """The losses' values against p (`write_loss_shapes`), or None when absent."""
+        """The losses' values against p (`write_loss_shapes`), or None when absent or damaged
+        (the next compare writes it again)."""
         p = self.path / LOSS_SHAPES
-        return pd.read_csv(p) if p.is_file() else None
+        try:
+            table = pd.read_csv(p) if p.is_file() else None
+        except (OSError, ValueError, UnicodeDecodeError):  # pandas' ParserError is a ValueError
+            return None
+        if table is None or not LOSS_SHAPE_COLUMNS <= set(table.columns) or table.empty:
+            return None
+        return table
 
     def kind_type(self, kind: str) -> str:
         """ "loss" or "baseline" for a run kind."""

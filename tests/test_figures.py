@@ -265,3 +265,16 @@ def test_shape_losses_draws_each_loss_once() -> None:
 def test_plot_options_without_plot_are_an_error(cli) -> None:
     res = cli("losses", "--data", "digits-lt")
     assert res.code == 2 and "add --plot" in res.err
+
+
+@pytest.mark.parametrize("junk", ["", "a,b\n1,2\n", "\x00\x01not,a\ncsv"])
+def test_a_damaged_loss_shape_csv_is_left_out_of_the_report(tmp_path: Path, junk) -> None:
+    from lossbench.report import build_summary
+    from lossbench.store import LOSS_SHAPES
+    from tests.test_report import _make_experiment
+
+    exp, _ = _make_experiment(tmp_path)
+    (exp / LOSS_SHAPES).write_text(junk)
+    written = build_summary(exp, n_boot=10)
+    assert "plots/loss_shape.png" not in written
+    assert not (exp / "summary" / "plots" / "loss_shape.png").exists()
