@@ -571,7 +571,12 @@ def compare(
         str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
     ] = "0,1,2",
     baselines: Annotated[
-        str, typer.Option("--baselines", help="scikit-learn baselines: lr,rf,hgb.")
+        str,
+        typer.Option(
+            "--baselines",
+            help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
+            "(a depth-1 tree on the best single feature) show how hard the task is.",
+        ),
     ] = "",
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = False,
     plots: Annotated[

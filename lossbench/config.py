@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
+from lossbench.baselines import BASELINES  # the classical baselines of --baselines
 from lossbench.choices import (
     Device,
     Executor,
@@ -192,8 +193,6 @@ _TEXT = Rule("str", "a string")
 _FLAG = Rule("bool", "true or false")
 _LIST = Rule("list", "a comma-separated string or a list of strings")
 
-#: The classical baselines of `compare --baselines`.
-BASELINES = ("lr", "rf", "hgb")
 
 #: Every setting of `run` and `compare`, keyed like the TOML file (and the flags, dashes as `_`).
 RULES: dict[str, Rule] = {

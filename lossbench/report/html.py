@@ -349,6 +349,34 @@ def _runs_html(results: ExperimentResults) -> str:
     return "".join(parts) or '<p class="note">No runs.</p>'
 
 
+def _difficulty_html(average: pd.DataFrame) -> str:
+    """How hard the task is: each method's macro-F1 above the `stump` and `prior` baselines
+    (issue 33); "" when the experiment ran neither."""
+    if average.empty or "macro_f1_mean" not in average:
+        return ""
+    f1 = dict(zip(average["loss"], pd.to_numeric(average["macro_f1_mean"]), strict=True))
+    refs = [b for b in ("stump", "prior") if b in f1 and not math.isnan(f1[b])]
+    if not refs:
+        return ""
+    head = "".join(f"<th>F1 − {_e(b)}</th>" for b in refs)
+    rows = "".join(
+        f'<tr><td class="text">{_e(kind)}</td><td>{_num(value)}</td>'
+        + "".join(f"<td>{'–' if math.isnan(value) else f'{value - f1[b]:+.3f}'}</td>" for b in refs)
+        + "</tr>"
+        for kind, value in f1.items()
+        if kind not in refs
+    )
+    return (
+        "<h2>How hard the task is</h2>"
+        '<p class="note">Macro-F1 (mean over seeds) of each method and how far it is above the '
+        "stump (a depth-1 tree on the one feature that scores best on validation) and the prior "
+        "(the training class prior: the floor). A method close to the stump gains little over a "
+        "single threshold on a single feature.</p>"
+        f'<table><thead><tr><th class="text">Loss</th><th>F1</th>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def _leakage_html(results: ExperimentResults) -> str:
     """Validation/test rows that exactly duplicate a training row (experiment.json data_info)."""
     info = results.meta.get("data_info") or {}
@@ -414,6 +442,7 @@ def render_report(
         "<h2>Average test metrics (macro over classes)</h2>",
         _summary_table_html(tables["average"], "average"),
         _undefined_html(tables, "average"),
+        _difficulty_html(tables["average"]),
         "<h2>Per-class test metrics</h2>",
         _summary_table_html(tables["per_class"], "per_class"),
         _undefined_html(tables, "per_class"),
