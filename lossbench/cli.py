@@ -731,6 +731,7 @@ def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
         "table_average": tables["average"].to_dict(orient="records"),
         "table_per_class": tables["per_class"].to_dict(orient="records"),
         "table_calibration": tables["calibration"].to_dict(orient="records"),
+        "table_class_groups": tables["class_groups"].to_dict(orient="records"),
     }
 
 

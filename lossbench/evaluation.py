@@ -230,6 +230,20 @@ def write_run_evaluation(
     conf.insert(0, "true", list(class_names))
     atomic_write_csv(run_dir / "confusion.csv", conf)
     metrics = {**metrics, **fields}
+    # the training split's counts before a method's resampling (older runs: what trained)
+    train_counts = (metrics.get("split_class_counts") or {}).get("train") or metrics.get(
+        "train_class_counts"
+    )
+    if train_counts:
+        from lossbench.metrics.groups import class_groups
+
+        metrics["class_groups"] = class_groups(
+            train_counts,
+            ev.per_class["f1"].to_numpy(),
+            ev.per_class["recall"].to_numpy(),
+            ev.per_class["support"].to_numpy(),
+            class_names,
+        )
     atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
 

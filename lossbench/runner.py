@@ -137,6 +137,11 @@ def write_evaluation(
 
     write_predictions(run_dir, test, val)
     metrics = {**metrics_base, "status": "ok", "reason": None, "far_targets": list(far_targets)}
+    # the split's own class counts (before any resampling of a method): the head/medium/tail
+    # groups come from them, the same for every method
+    metrics["split_class_counts"] = {
+        split: data.class_counts(split).astype(int).tolist() for split in ("train", "val", "test")
+    }
     return write_run_evaluation(run_dir, data.class_names, metrics, test, val, positive)
 
 

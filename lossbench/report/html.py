@@ -104,9 +104,9 @@ def _summary_table_html(table: pd.DataFrame, which: str) -> str:
     """A summary table as HTML ("mean ± std" cells, best mean per column in bold)."""
     metrics = table_metrics(which, table)
     display = display_table(table, which)
-    group = "class" if which in ("per_class", "operating_points") else None
+    group = {"per_class": "class", "operating_points": "class", "class_groups": "group"}.get(which)
     best = {label: _best_rows(table, m, group) for m, label in metrics.items()}
-    text_cols = {"Class", "Loss"}
+    text_cols = {"Class", "Loss", "Group", "Classes"}
     head = "".join(
         f'<th class="text">{_e(c)}</th>' if c in text_cols else f"<th>{_e(c)}</th>"
         for c in display.columns
@@ -349,6 +349,13 @@ def _runs_html(results: ExperimentResults) -> str:
     return "".join(parts) or '<p class="note">No runs.</p>'
 
 
+_GROUPS_NOTE = (
+    "Classes grouped by their share of the training split: head >= 10%, tail < 1%, medium in "
+    "between (the same groups for every method); macro-F1 and macro recall over each group's "
+    "classes present in the test split."
+)
+
+
 def _difficulty_html(average: pd.DataFrame) -> str:
     """How hard the task is: each method's macro-F1 above the `stump` and `prior` baselines
     (issue 33); "" when the experiment ran neither."""
@@ -446,6 +453,9 @@ def render_report(
         "<h2>Per-class test metrics</h2>",
         _summary_table_html(tables["per_class"], "per_class"),
         _undefined_html(tables, "per_class"),
+        "<h2>Head, medium and tail classes</h2>",
+        f'<p class="note">{_e(_GROUPS_NOTE)}</p>',
+        _summary_table_html(tables["class_groups"], "class_groups"),
         "<h2>Average test metrics under the validation-tuned decision rule</h2>",
         '<p class="note">Per-class logit offsets (binary: one threshold) fitted on validation '
         "macro-F1 and applied unchanged to the test split, for every method alike: a loss that "
