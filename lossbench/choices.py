@@ -18,6 +18,7 @@ Jit = Literal["auto", "on", "off"]
 Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]  # SPEC 7
 Executor = Literal["local", "ray"]
 Plots = Literal["summary", "runs"]
+Task = Literal["multiclass", "binary"]  # issue 33: binary = negative class against the rest
 
 #: The selection criteria (SPEC 5.1), in the order `--help` lists them.
 SELECT_CRITERIA: tuple[str, ...] = get_args(Select)

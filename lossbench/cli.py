@@ -121,6 +121,36 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Bypass the prepare
 DedupeOpt = Annotated[
     bool, typer.Option("--dedupe", help="Drop exact duplicate rows (features and label) first.")
 ]
+TaskOpt = Annotated[
+    choices.Task,
+    typer.Option(
+        "--task",
+        help="binary: the negative class (--negative, default BENIGN) against every other class "
+        "merged into 'attack' (zero-day and cross-dataset detection).",
+    ),
+]
+NegativeOpt = Annotated[
+    str | None, typer.Option("--negative", help="--task binary: the negative class (BENIGN).")
+]
+SplitByOpt = Annotated[
+    str,
+    typer.Option(
+        "--split-by",
+        help="random (stratified); order (row order); time[:COLUMN] (by timestamp); "
+        "group:COL[,COL] (every group in one split); files:TRAIN;VAL;TEST (file-name globs).",
+    ),
+]
+TestDataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--test-data",
+        help="Cross-dataset test: train and validate on --data, test on this file or folder.",
+    ),
+]
+LabelMapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--label-map", help="Rename --test-data labels, e.g. 'DDOS attack-HOIC=DDoS'."),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for split, weights and batch order.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 ConfigOpt = Annotated[
@@ -137,6 +167,11 @@ def _dataset_options(
     min_class_count: MinClassOpt = None,
     no_cache: NoCacheOpt = False,
     dedupe: DedupeOpt = False,
+    task: TaskOpt = "multiclass",
+    negative: NegativeOpt = None,
+    split_by: SplitByOpt = "random",
+    test_data: TestDataOpt = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
     """How to read a dataset: the options `inspect`, `run` and `compare` share."""
 

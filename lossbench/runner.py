@@ -107,6 +107,10 @@ class _RunGuard:
 
 
 def _positive_index(data: Any, positive_label: str | None) -> int | None:
+    if positive_label is None and data.info.get("task") == "binary":
+        from lossbench.data.ids import POSITIVE
+
+        positive_label = POSITIVE  # --task binary: the IDS convention, attack is positive
     if data.n_classes != 2 or positive_label is None:
         return None
     if positive_label not in data.class_names:

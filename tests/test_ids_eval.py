@@ -106,3 +106,42 @@ def test_table_class_groups_scores_head_medium_and_tail_classes(baseline_exp):
                 assert row[f"{metric}_mean"] == pytest.approx(expected), (run, group, metric)
     page = (exp / "summary" / "report.html").read_text()
     assert "Head, medium and tail classes" in page
+
+
+def test_task_binary_merges_every_attack_against_the_negative_class(cli, tmp_path):
+    """--task binary: benign against `attack` (dos, scan, bot merged); attack is the positive
+    class, so POD and FAR are the IDS detection rate and false-alarm rate (sklearn recomputed)."""
+    csv = _threshold_csv(tmp_path / "t.csv")
+    res = cli(
+        "compare", "--data", csv, "--losses", "ce", "--task", "binary", "--negative", "benign",
+        "--seeds", "0", "--epochs", "2", "--model", "mlp", "--device", "cpu",
+        "--out", tmp_path / "out", "--quiet",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    exp = _exp(tmp_path / "out")
+    meta = json.loads((exp / "experiment.json").read_text())
+    assert meta["class_names"] == ["attack", "benign"]
+    assert sorted(meta["data_info"]["merged"]["attack"]) == ["bot", "dos", "scan"]
+    assert meta["data"]["task"] == "binary"
+    metrics = json.loads((exp / "runs" / "ce_seed0" / "metrics.json").read_text())
+    summary = metrics["summary"]
+    assert summary["positive_class"] == "attack"
+    pred = pd.read_parquet(exp / "runs" / "ce_seed0" / "predictions.parquet")
+    attack = pred["y_true"].to_numpy() == 0
+    said = pred[["z_0", "z_1"]].to_numpy().argmax(axis=1) == 0
+    assert 0 < attack.sum() < len(attack)
+    assert summary["pod"] == pytest.approx(recall_score(attack, said))
+    far = (said & ~attack).sum() / (~attack).sum()
+    assert summary["far"] == pytest.approx(far)
+
+
+def test_task_binary_with_an_unknown_negative_class_exits_2(cli, tmp_path):
+    csv = _threshold_csv(tmp_path / "t.csv")
+    res = cli(
+        "run", "--data", csv, "--loss", "ce", "--task", "binary", "--negative", "normal",
+        "--epochs", "1", "--model", "mlp", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert res.code == 2
+    assert "--negative 'normal'" in res.err and "'benign'" in res.err
+    assert len(res.err.strip().splitlines()) == 1
+    assert "Traceback" not in res.err and not (tmp_path / "out").exists()

@@ -27,6 +27,7 @@ import pandas as pd
 from lossbench.config import DataOptions
 from lossbench.data import cache as cache_mod
 from lossbench.data.builtin import BUILTIN_DATASETS, BUILTIN_VERSION, load_builtin
+from lossbench.data.ids import binary_task
 from lossbench.data.leakage import duplicate_rows, leakage_report
 from lossbench.data.load import (
     LoadInfo,
@@ -237,6 +238,7 @@ def preprocess(
             y[row_missing] = -1
 
     y, names, dropped_classes, merged = _apply_label_rules(y, names, opts, preset, warn)
+    y, names = binary_task(y, names, opts, merged)
     n_duplicate = _drop_duplicates(cols, y, opts)
     if check_classes:
         what = f"label column {label!r}"
@@ -447,6 +449,7 @@ def _builtin_table(name: str, opts: DataOptions) -> Table:
     table = load_builtin(name)
     warn: list[str] = []
     y, names, dropped, merged = _apply_label_rules(table.y, table.class_names, opts, GENERIC, warn)
+    y, names = binary_task(y, names, opts, merged)
     n_duplicate = _drop_duplicates(table.columns, y, opts)
     y, names, small = _check_classes(y, names, opts, name, warn)
     dropped.update(small)
@@ -557,6 +560,8 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
                 f"the rows a stratified split needs): {shift}"
             )
         rows, y, ids = rows[sub], y[sub], ids[sub]
+    if opts.split_by != "random" or opts.test_data:  # pragma: no cover - the next commits
+        raise InputError("--split-by and --test-data are not implemented yet")
     tr, va, te = stratified_split(y, opts.split, opts.seed)
 
     # The scaler is fitted on the training rows: every statistic comes from them alone.
@@ -609,6 +614,7 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
                 "sizes": [len(tr), len(va), len(te)],
             },
             "sample_frac": opts.sample_frac,
+            "task": opts.task,
             "scaler": scaler.to_info(),
             "dedupe": opts.dedupe,
         }
