@@ -3,6 +3,7 @@ task is, head/medium/tail classes, binary task, leak-free splits)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -11,7 +12,101 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, recall_score
 
+RAW_GLF = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "datasets"
+    / "cicids2017_raw_head_generatedlabelledflows.csv"
+)
 CLASSES = ("benign", "dos", "scan", "bot")
+
+# ------------------------------------------------------------------------------------------------
+# a generator of GeneratedLabelledFlows-format day files (CICIDS2017)
+
+GLF_IDS = ["Flow ID", " Source IP", " Source Port", " Destination IP", " Destination Port",
+           " Protocol", " Timestamp"]  # fmt: skip
+# 25 of the release's feature names: enough for the preset's detection (20)
+GLF_FEATURES = [
+    " Flow Duration", " Total Fwd Packets", " Total Backward Packets",
+    "Total Length of Fwd Packets", " Total Length of Bwd Packets", " Fwd Packet Length Max",
+    " Fwd Packet Length Min", " Fwd Packet Length Mean", " Fwd Packet Length Std",
+    "Bwd Packet Length Max", " Bwd Packet Length Min", " Bwd Packet Length Mean",
+    " Bwd Packet Length Std", "Flow Bytes/s", " Flow Packets/s", " Flow IAT Mean",
+    " Flow IAT Std", " Flow IAT Max", " Flow IAT Min", "Fwd IAT Total", " Fwd IAT Mean",
+    " Fwd IAT Std", " Fwd IAT Max", " Fwd IAT Min", "Bwd IAT Total",
+]  # fmt: skip
+GLF_CLASSES = ("BENIGN", "DoS Hulk", "PortScan")
+# file name, day, first and last minute of the day (24-hour), seconds in the timestamps
+GLF_DAYS = [
+    ("Monday-WorkingHours.pcap_ISCX.csv", dt.date(2017, 7, 3), 9 * 60, 17 * 60, False),
+    ("Tuesday-WorkingHours.pcap_ISCX.csv", dt.date(2017, 7, 4), 9 * 60, 17 * 60, True),
+    ("Friday-WorkingHours-Morning.pcap_ISCX.csv", dt.date(2017, 7, 7), 9 * 60, 12 * 60, False),
+    ("Friday-WorkingHours-Afternoon-DDos.pcap_ISCX.csv", dt.date(2017, 7, 7), 13 * 60, 17 * 60,
+     False),
+]  # fmt: skip
+
+
+def _clock12(t: dt.datetime, seconds: bool) -> str:
+    """CICIDS2017's text: day-first, 12-hour clock without AM/PM."""
+    hour = t.hour % 12 or 12
+    if seconds:
+        return f"{t.day:02d}/{t.month:02d}/{t.year} {hour:02d}:{t.minute:02d}:{t.second:02d}"
+    return f"{t.day}/{t.month}/{t.year} {hour}:{t.minute:02d}"
+
+
+def write_glf_folder(folder: Path, rows: int = 100, seed: int = 0) -> dict[str, dict]:
+    """Day files of the GeneratedLabelledFlows release: identifier columns, a Timestamp on the
+    12-hour clock, features with some class signal, Label. Returns per file the true (24-hour)
+    time and the source IP of each row, in file order."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for name, day, first, last, seconds in GLF_DAYS:
+        minutes = np.sort(rng.integers(first, last, rows))
+        secs = rng.integers(0, 60, rows) if seconds else np.zeros(rows, dtype=int)
+        times = [
+            dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=int(m), seconds=int(s))
+            for m, s in zip(minutes, secs, strict=True)
+        ]
+        y = rng.choice(len(GLF_CLASSES), size=rows, p=[0.6, 0.25, 0.15])
+        src = [f"192.168.10.{i}" for i in rng.integers(1, 41, rows)]
+        sport = rng.integers(1024, 65535, rows)
+        frame = pd.DataFrame(
+            {
+                "Flow ID": [f"{s}-192.168.10.50-{p}-80-6" for s, p in zip(src, sport, strict=True)],
+                " Source IP": src,
+                " Source Port": sport,
+                " Destination IP": "192.168.10.50",
+                " Destination Port": 80,
+                " Protocol": 6,
+                " Timestamp": [_clock12(t, seconds) for t in times],
+            }
+        )
+        X = rng.normal(size=(rows, len(GLF_FEATURES))) + y[:, None] * 1.5
+        for j, col in enumerate(GLF_FEATURES):
+            frame[col] = X[:, j]
+        frame[" Label"] = np.array(GLF_CLASSES)[y]
+        frame.to_csv(folder / name, index=False)
+        truth[name] = {"time": times, "ip": src}
+    return truth
+
+
+def _row_truth(exp: Path, truth: dict[str, dict], key: str) -> dict[int, object]:
+    """row_id -> the generator's value `key` of that row, through experiment.json's sources."""
+    meta = json.loads((exp / "experiment.json").read_text())
+    out = {}
+    for src in meta["data_info"]["source_rows"]:
+        values = truth[Path(src["path"]).name][key]
+        for i, v in enumerate(values):
+            out[src["offset"] + i] = v
+    return out
+
+
+def _split_ids(exp: Path, run: str = "ce_seed0") -> dict[str, set[int]]:
+    """Row ids of each split from the stored predictions; training: every other row."""
+    test = set(pd.read_parquet(exp / "runs" / run / "predictions.parquet")["row_id"])
+    val = set(pd.read_parquet(exp / "runs" / run / "predictions_val.parquet")["row_id"])
+    return {"val": val, "test": test}
 
 
 def _threshold_csv(path: Path, seed: int = 0) -> Path:
@@ -145,3 +240,161 @@ def test_task_binary_with_an_unknown_negative_class_exits_2(cli, tmp_path):
     assert "--negative 'normal'" in res.err and "'benign'" in res.err
     assert len(res.err.strip().splitlines()) == 1
     assert "Traceback" not in res.err and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# --split-by
+
+
+def _compare_glf(cli, tmp_path: Path, *extra: str) -> Path:
+    res = cli(
+        "compare", "--data", tmp_path / "glf", "--losses", "ce", "--seeds", "0", "--epochs", "1",
+        "--model", "mlp", "--device", "cpu", "--out", tmp_path / "out", "--quiet", *extra,
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    return _exp(tmp_path / "out")
+
+
+def _glf_split(cli, tmp_path: Path, split_by: str, key: str) -> tuple[Path, dict[str, list]]:
+    """A compare on generated day files split by `split_by`: the experiment, and per split the
+    generator's `key` value (time, ip) of each of its rows."""
+    truth = write_glf_folder(tmp_path / "glf")
+    exp = _compare_glf(cli, tmp_path, "--split-by", split_by)
+    values = _row_truth(exp, truth, key)
+    ids = _split_ids(exp)
+    ids["train"] = set(values) - ids["val"] - ids["test"]
+    return exp, {k: [values[i] for i in ids[k]] for k in ("train", "val", "test")}
+
+
+def test_split_by_time_orders_train_before_val_before_test(cli, tmp_path):
+    exp, t = _glf_split(cli, tmp_path, "time", "time")
+    assert [len(t[k]) for k in ("train", "val", "test")] == [240, 80, 80]
+    assert max(t["train"]) <= min(t["val"]) and max(t["val"]) <= min(t["test"])
+    # the test split is the Friday afternoon: 15:xx, 16:xx read 3:xx, 4:xx in the files
+    assert min(t["test"]).hour >= 13
+    meta = json.loads((exp / "experiment.json").read_text())
+    assert meta["data"]["split_by"] == "time"
+    split = meta["data_info"]["split"]
+    assert split["checks"]["train_rows_after_first_test_row"] == 0
+    assert split["parts"]["test"]["time_range"][1] <= "2017-07-07T17:00:00"
+    assert meta["data_info"]["leakage"]["train_rows_after_first_test_row"] == 0
+    assert "Timestamp" in meta["data_info"]["dropped"]["columns"]
+
+
+def test_split_by_group_keeps_every_source_ip_in_one_split(cli, tmp_path):
+    exp, ips = _glf_split(cli, tmp_path, "group:Source IP", "ip")
+    seen = [set(ips[k]) for k in ("train", "val", "test")]
+    assert all(seen)
+    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+    meta = json.loads((exp / "experiment.json").read_text())
+    split = meta["data_info"]["split"]
+    assert split["checks"]["groups_shared_between_splits"] == 0
+    assert [split["parts"][p]["groups"] for p in ("train", "val", "test")] == [len(s) for s in seen]
+
+
+def test_split_by_files_takes_test_rows_from_the_test_files_only(cli, tmp_path):
+    truth = write_glf_folder(tmp_path / "glf")
+    exp = _compare_glf(cli, tmp_path, "--split-by", "files:Monday*,Tuesday*;Friday*Morning*;*DDos*")
+    meta = json.loads((exp / "experiment.json").read_text())
+    file_of = {}
+    for src in meta["data_info"]["source_rows"]:
+        for i in range(len(truth[Path(src["path"]).name]["time"])):
+            file_of[src["offset"] + i] = Path(src["path"]).name
+    ids = _split_ids(exp)
+    assert {file_of[i] for i in ids["test"]} == {"Friday-WorkingHours-Afternoon-DDos.pcap_ISCX.csv"}
+    assert len(ids["test"]) == 100
+    assert {file_of[i] for i in ids["val"]} == {"Friday-WorkingHours-Morning.pcap_ISCX.csv"}
+
+
+def test_inspect_split_by_time_says_what_each_split_holds(cli, tmp_path):
+    write_glf_folder(tmp_path / "glf")
+    res = cli("inspect", "--data", tmp_path / "glf", "--split-by", "time", "--json")
+    assert res.code == 0, res.err
+    info = json.loads(res.out)
+    parts = info["split"]["parts"]
+    assert set(parts) == {"train", "val", "test"}
+    assert sum(parts["train"]["classes"].values()) == parts["train"]["rows"] == 240
+    stamps = info["timestamps"]
+    assert stamps["rows_restored"]["Friday-WorkingHours-Afternoon-DDos.pcap_ISCX.csv"] == 100
+    assert stamps["rows_restored"]["Friday-WorkingHours-Morning.pcap_ISCX.csv"] == 0
+    assert "12-hour" in stamps["clock"]
+
+
+def _late_class_csv(path: Path) -> Path:
+    """A generic CSV with an ISO timestamp column `ts`, where class `late` only occurs in the last
+    tenth of the time range."""
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"f{i}" for i in range(6)])
+    frame["ts"] = pd.date_range("2020-01-01", periods=n, freq="min").strftime("%Y-%m-%dT%H:%M:%S")
+    frame["Label"] = np.where(np.arange(n) % 2 == 0, "a", "b")
+    frame.loc[n - 20 :, "Label"] = "late"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _bad_glf_timestamp(tmp_path: Path) -> Path:
+    folder = tmp_path / "glf"
+    write_glf_folder(folder)
+    path = folder / "Tuesday-WorkingHours.pcap_ISCX.csv"
+    frame = pd.read_csv(path)
+    frame.loc[6, " Timestamp"] = "04/07/2017 1O:15:00"
+    frame.to_csv(path, index=False)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("make", "split_by", "needles"),
+    [
+        (lambda p: write_glf_folder(p / "glf") and p / "glf", "group:Source MAC",
+         ["no column 'Source MAC'"]),
+        (_bad_glf_timestamp, "time",
+         ["'04/07/2017 1O:15:00'", "line 8", "Tuesday-WorkingHours.pcap_ISCX.csv"]),
+        (lambda p: _late_class_csv(p / "late.csv"), "time:ts",
+         ["'late'", "no training rows", "--drop-classes"]),
+        (lambda p: write_glf_folder(p / "glf") and p / "glf", "files:Monday*;Wednesday*;Friday*",
+         ["'Wednesday*' matches no file"]),
+    ],
+    ids=["unknown-column", "unparsable-timestamp", "class-missing-from-training", "glob-no-file"],
+)  # fmt: skip
+def test_bad_split_input_exits_2_with_one_line_and_no_folder(
+    cli, tmp_path, make, split_by, needles
+):
+    data = make(tmp_path)
+    res = cli(
+        "compare", "--data", data, "--losses", "ce", "--seeds", "0", "--epochs", "1",
+        "--model", "mlp", "--out", tmp_path / "out", "--split-by", split_by,
+    )  # fmt: skip
+    assert res.code == 2, res.err
+    assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
+    for needle in needles:
+        assert needle in res.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_afternoon_hours_restored_on_rows_of_the_shared_raw_head_file(cli, tmp_path):
+    """The shared file's first flows read `7/7/2017 3:30` (the Friday afternoon DDoS file: 15:30).
+    Copied under their release name, with every other row relabelled so that there are two classes,
+    every timestamp reads 15:30 after restoration; under a Morning name it stays 03:30."""
+    if not RAW_GLF.exists():
+        pytest.skip(f"{RAW_GLF} not present (../shared/datasets is absent)")
+    raw = RAW_GLF
+    lines = raw.read_text(encoding="utf-8").splitlines()
+    assert all(",7/7/2017 3:30," in line for line in lines[1:])
+    body = [
+        ln.rsplit(",", 1)[0] + ",DDoS" if i % 2 == 0 and i else ln for i, ln in enumerate(lines)
+    ]
+    for name, expected in (
+        ("Friday-WorkingHours-Afternoon-DDos.pcap_ISCX.csv", "2017-07-07T15:30:00"),
+        ("Friday-WorkingHours-Morning.pcap_ISCX.csv", "2017-07-07T03:30:00"),
+    ):
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        (folder / name).write_text("\n".join(body) + "\n", encoding="utf-8")
+        res = cli("inspect", "--data", folder, "--split-by", "time", "--json")
+        assert res.code == 0, res.err
+        info = json.loads(res.out)
+        for part in info["split"]["parts"].values():
+            assert part["time_range"] == [expected, expected]
+        restored = info["timestamps"]["rows_restored"][name]
+        assert restored == (len(lines) - 1 if "Afternoon" in name else 0)

@@ -27,7 +27,13 @@ import pandas as pd
 from lossbench.config import DataOptions
 from lossbench.data import cache as cache_mod
 from lossbench.data.builtin import BUILTIN_DATASETS, BUILTIN_VERSION, load_builtin
-from lossbench.data.ids import binary_task
+from lossbench.data.ids import (
+    assign_splits,
+    binary_task,
+    describe_splits,
+    parse_split_by,
+    split_keys,
+)
 from lossbench.data.leakage import duplicate_rows, leakage_report
 from lossbench.data.load import (
     LoadInfo,
@@ -42,7 +48,6 @@ from lossbench.data.presets import GENERIC, PRESETS, Preset, label_mapping, reso
 from lossbench.data.split import (
     Scaler,
     split_min_count,
-    stratified_split,
     stratified_subsample,
 )
 from lossbench.data.table import (
@@ -104,6 +109,9 @@ class PreparedData:
                 self.y_test,
                 list(self.class_names),
             )
+            # --split-by's checks: groups shared between splits, train rows after the first test row
+            checks = (self.info.get("split") or {}).get("checks") or {}
+            self.info["leakage"].update(checks)
         return self.info["leakage"]
 
     def class_counts(self, split: str = "train") -> np.ndarray:
@@ -190,7 +198,22 @@ def preprocess(
                 f"{source}: duplicate column name {col!r} ({n} columns have it); "
                 "column names must be unique"
             )
-    dropped_cols = [c for c in preset.drop_columns if c in columns and c != label]
+    spec = parse_split_by(opts.split_by)
+    keys, key_cols, split_info = split_keys(
+        df,
+        spec,
+        timestamp_column=preset.timestamp_column,
+        clock12=preset.clock12,
+        sources=loaded.sources if loaded is not None else [],
+        source=source,
+        where=lambda i: describe_row(loaded, int(df.index[i])),
+    )
+    if label in key_cols:
+        raise InputError(f"{source}: --split-by {opts.split_by!r}: {label!r} is the label column")
+    # identifier columns split the rows and are never features
+    dropped_cols = [
+        c for c in columns if c != label and (c in preset.drop_columns or c in key_cols)
+    ]
     feature_cols = [c for c in columns if c != label and c not in dropped_cols]
     if not feature_cols:
         raise InputError(f"{source}: no feature columns besides the label column {label!r}")
@@ -252,6 +275,9 @@ def preprocess(
         "preset": preset.name,
         "label_col": label,
         "sources": [s["path"] for s in loaded.sources] if loaded is not None else [],
+        # row ids per file (offset: the row id of its first row), to find a row's file
+        "source_rows": list(loaded.sources) if loaded is not None else [],
+        **split_info,
         "n_rows_raw": len(df),
         "raw_classes": _counts_dict(raw_counts, raw_names),
         "dropped": {
@@ -268,7 +294,7 @@ def preprocess(
         "onehot_columns": onehot,
         "warnings": warn,
     }
-    return Table(name, cols, y[rows], ids, rows, names, feature_names, info)
+    return Table(name, cols, y[rows], ids, rows, names, feature_names, info, split_keys=keys)
 
 
 def _drop_duplicates(cols: list[np.ndarray], y: np.ndarray, opts: DataOptions) -> int:
@@ -560,9 +586,15 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
                 f"the rows a stratified split needs): {shift}"
             )
         rows, y, ids = rows[sub], y[sub], ids[sub]
-    if opts.split_by != "random" or opts.test_data:  # pragma: no cover - the next commits
-        raise InputError("--split-by and --test-data are not implemented yet")
-    tr, va, te = stratified_split(y, opts.split, opts.seed)
+    if opts.test_data:  # pragma: no cover - the next commit
+        raise InputError("--test-data is not implemented yet")
+    spec = parse_split_by(opts.split_by)
+    if spec.kind not in ("random", "order") and not table.split_keys:
+        raise InputError(f"{table.name}: --split-by {spec.text!r} needs a file with its columns")
+    tr, va, te = assign_splits(spec, table.split_keys, rows, ids, y, opts.split, opts.seed)
+    split_parts = describe_splits(
+        spec, table.split_keys, rows, y, (tr, va, te), table.class_names, info["warnings"]
+    )
 
     # The scaler is fitted on the training rows: every statistic comes from them alone.
     columns, feature_names = list(table.columns), list(table.feature_names)
@@ -612,6 +644,7 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
                 "fractions": [float(f) for f in opts.split],
                 "seed": opts.seed,
                 "sizes": [len(tr), len(va), len(te)],
+                **split_parts,
             },
             "sample_frac": opts.sample_frac,
             "task": opts.task,
@@ -710,6 +743,8 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         "dedupe": opts.dedupe,
         "split": prepared.info["split"],
         "leakage": prepared.leakage(),
+        # --split-by: the timestamps read (and restored), the files of each split
+        **{k: info[k] for k in ("timestamps", "files", "files_unused") if k in info},
     }
 
 

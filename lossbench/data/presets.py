@@ -60,6 +60,8 @@ class Preset:
     merges: tuple[str, ...] = ()  # default `--merge` rules
     drop_classes: tuple[str, ...] = ()  # default `--drop-classes`
     drop_constant: bool = False  # drop features constant on the training split (step 5)
+    timestamp_column: str | None = None  # what `--split-by time` orders by (issue 33)
+    clock12: bool = False  # timestamps on a 12-hour clock without AM/PM (CICIDS2017)
 
 
 CICIDS2017 = Preset(
@@ -69,6 +71,8 @@ CICIDS2017 = Preset(
     merges=("Web Attack=Web Attack*",),
     drop_classes=("Heartbleed", "Infiltration"),
     drop_constant=True,
+    timestamp_column="Timestamp",
+    clock12=True,
 )
 GENERIC = Preset(name="none")
 PRESETS: dict[str, Preset] = {"cicids2017": CICIDS2017, "none": GENERIC}
