@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Preset = Literal["cicids2017", "none", "auto"]
+Preset = Literal["cicids2017", "cicids2018", "none", "auto"]
 NanPolicy = Literal["drop", "median", "error"]
 Scaler = Literal["minmax", "standard"]
 ModelName = Literal["cnn1d", "mlp"]

@@ -137,16 +137,22 @@ def write_evaluation(
     exactly what the prediction files store (`lossbench.evaluation.evaluate_predictions`), so
     `lossbench report` recomputes the same numbers from them.
     """
-    from lossbench.evaluation import write_predictions, write_run_evaluation
+    from lossbench.evaluation import with_unseen_classes, write_predictions, write_run_evaluation
 
+    # --test-data classes never seen in training: columns the model cannot predict (errors)
+    unseen = list(data.info.get("test_only_classes") or [])
+    names = list(data.class_names) + unseen
+    test, val = (with_unseen_classes(split, len(unseen)) for split in (test, val))
     write_predictions(run_dir, test, val)
     metrics = {**metrics_base, "status": "ok", "reason": None, "far_targets": list(far_targets)}
+    metrics["class_names"] = names
     # the split's own class counts (before any resampling of a method): the head/medium/tail
     # groups come from them, the same for every method
     metrics["split_class_counts"] = {
-        split: data.class_counts(split).astype(int).tolist() for split in ("train", "val", "test")
+        split: np.bincount(getattr(data, f"y_{split}"), minlength=len(names)).astype(int).tolist()
+        for split in ("train", "val", "test")
     }
-    return write_run_evaluation(run_dir, data.class_names, metrics, test, val, positive)
+    return write_run_evaluation(run_dir, names, metrics, test, val, positive)
 
 
 def _finish(run_dir: Path, logger: logging.Logger, plots: bool = True) -> None:

@@ -398,3 +398,157 @@ def test_afternoon_hours_restored_on_rows_of_the_shared_raw_head_file(cli, tmp_p
             assert part["time_range"] == [expected, expected]
         restored = info["timestamps"]["rows_restored"][name]
         assert restored == (len(lines) - 1 if "Afternoon" in name else 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# CSE-CIC-IDS2018 (CICFlowMeter-V3 names, as distributed) and --test-data
+
+IDS2018_FEATURES = [
+    "Flow Duration", "Tot Fwd Pkts", "Tot Bwd Pkts", "TotLen Fwd Pkts", "TotLen Bwd Pkts",
+    "Fwd Pkt Len Max", "Fwd Pkt Len Min", "Fwd Pkt Len Mean", "Fwd Pkt Len Std",
+    "Bwd Pkt Len Max", "Bwd Pkt Len Min", "Bwd Pkt Len Mean", "Bwd Pkt Len Std", "Flow Byts/s",
+    "Flow Pkts/s", "Flow IAT Mean", "Flow IAT Std", "Flow IAT Max", "Flow IAT Min",
+    "Fwd IAT Tot", "Fwd IAT Mean", "Fwd IAT Std", "Fwd IAT Max", "Fwd IAT Min", "Bwd IAT Tot",
+    "Bwd IAT Mean", "Bwd IAT Std", "Bwd IAT Max", "Bwd IAT Min", "Fwd PSH Flags",
+    "Bwd PSH Flags", "Fwd URG Flags", "Bwd URG Flags", "Fwd Header Len", "Bwd Header Len",
+    "Fwd Pkts/s", "Bwd Pkts/s", "Pkt Len Min", "Pkt Len Max", "Pkt Len Mean", "Pkt Len Std",
+    "Pkt Len Var", "FIN Flag Cnt", "SYN Flag Cnt", "RST Flag Cnt", "PSH Flag Cnt",
+    "ACK Flag Cnt", "URG Flag Cnt", "CWE Flag Count", "ECE Flag Cnt", "Down/Up Ratio",
+    "Pkt Size Avg", "Fwd Seg Size Avg", "Bwd Seg Size Avg", "Fwd Byts/b Avg", "Fwd Pkts/b Avg",
+    "Fwd Blk Rate Avg", "Bwd Byts/b Avg", "Bwd Pkts/b Avg", "Bwd Blk Rate Avg",
+    "Subflow Fwd Pkts", "Subflow Fwd Byts", "Subflow Bwd Pkts", "Subflow Bwd Byts",
+    "Init Fwd Win Byts", "Init Bwd Win Byts", "Fwd Act Data Pkts", "Fwd Seg Size Min",
+    "Active Mean", "Active Std", "Active Max", "Active Min", "Idle Mean", "Idle Std", "Idle Max",
+    "Idle Min",
+]  # fmt: skip
+# the 2018 names of GLF_FEATURES (the generator's 2017 feature columns), in the same order
+IDS2018_OF_GLF = IDS2018_FEATURES[:25]
+IDS2018_LABELS = ("Benign", "DoS attacks-Hulk", "Bot")  # signal 0, 1, 3 as in the GLF files
+
+
+def write_ids2018_file(path: Path, rows: int = 150, seed: int = 1, ids: bool = False) -> Path:
+    """A CSE-CIC-IDS2018 CSV as distributed: Dst Port, Protocol, Timestamp (dd/mm/yyyy
+    hh:mm:ss, 24-hour), the CICFlowMeter-V3 features, Label; a header row repeated inside the
+    file, `Infinity` and `NaN` cells; with `ids`, the 20-02-2018 file's extra Flow ID, Src IP,
+    Src Port, Dst IP first."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=rows, p=[0.6, 0.25, 0.15])
+    signal = np.array([0.0, 1.5, 4.5])[y]
+    frame = pd.DataFrame(
+        {
+            "Dst Port": 80,
+            "Protocol": 6,
+            "Timestamp": [
+                (dt.datetime(2018, 2, 21, 10) + dt.timedelta(seconds=17 * i)).strftime(
+                    "%d/%m/%Y %H:%M:%S"
+                )
+                for i in range(rows)
+            ],
+        }
+    )
+    X = rng.normal(size=(rows, len(IDS2018_FEATURES)))
+    X[:, : len(IDS2018_OF_GLF)] += signal[:, None]
+    for j, col in enumerate(IDS2018_FEATURES):
+        frame[col] = X[:, j]
+    frame["Label"] = np.array(IDS2018_LABELS)[y]
+    if ids:
+        src = [f"172.31.69.{i}" for i in rng.integers(1, 30, rows)]
+        frame.insert(0, "Dst IP", "18.219.193.20")
+        frame.insert(0, "Src Port", rng.integers(1024, 65535, rows))
+        frame.insert(0, "Src IP", src)
+        frame.insert(0, "Flow ID", [f"{s}-18.219.193.20-80-6" for s in src])
+    text = frame.astype(object)
+    text.loc[5, "Flow Byts/s"] = "Infinity"
+    text.loc[7, "Flow Pkts/s"] = "NaN"
+    header = pd.DataFrame([list(frame.columns)], columns=frame.columns)
+    text = pd.concat([text.iloc[:60], header, text.iloc[60:]], ignore_index=True)
+    text.to_csv(path, index=False)
+    return path
+
+
+def test_cicids2018_preset_reads_the_release_format(cli, tmp_path):
+    """auto detects CSE-CIC-IDS2018, maps its names to CICIDS2017's, drops the repeated header row
+    and the identifier columns, and merges its labels into the 2017 sample's classes."""
+    path = write_ids2018_file(
+        tmp_path / "Thuesday-20-02-2018_TrafficForML_CICFlowMeter.csv", ids=True
+    )
+    res = cli("inspect", "--data", path, "--json", "--split-by", "group:Source IP")
+    assert res.code == 0, res.err
+    info = json.loads(res.out)
+    assert info["preset"] == "cicids2018"
+    assert info["dropped"]["rows_repeated_header"] == 1
+    assert set(info["classes"]) == {"BENIGN", "DoS", "Bot"}
+    assert info["merged"]["DoS"] == ["DoS attacks-Hulk"]
+    dropped = set(info["dropped"]["columns"])
+    assert {"Flow ID", "Source IP", "Source Port", "Destination IP", "Timestamp"} <= dropped
+    assert info["rows_with_missing"] == 2  # Infinity and NaN
+    assert info["split"]["checks"]["groups_shared_between_splits"] == 0
+
+
+def test_test_data_trains_on_2017_tests_on_2018_and_scores_like_sklearn(cli, tmp_path):
+    write_glf_folder(tmp_path / "glf")
+    test_file = write_ids2018_file(tmp_path / "Wednesday-21-02-2018_TrafficForML_CICFlowMeter.csv")
+    exp = _compare_glf(
+        cli, tmp_path, "--test-data", test_file, "--label-map", "DoS attacks-Hulk=DoS Hulk"
+    )
+    meta = json.loads((exp / "experiment.json").read_text())
+    info = meta["data_info"]
+    assert meta["data"]["test_data"] == str(test_file)
+    assert info["test_data"]["preset"] == "cicids2018"
+    raw = pd.read_csv(test_file)
+    raw = raw[raw["Label"] != "Label"]
+    finite = np.isfinite(raw[["Flow Byts/s", "Flow Pkts/s"]].astype(float)).all(axis=1)
+    bots = int(((raw["Label"] == "Bot") & finite).sum())
+    assert bots > 0 and info["test_data"]["unseen_classes"] == {"Bot": bots}
+    assert any("never seen in training" in w and "Bot" in w for w in info["warnings"])
+    # training and validation come from --data only: 60/20 renormalised to 75/25 of 400 rows
+    assert info["split"]["sizes"][:2] == [300, 100]
+    run = exp / "runs" / "ce_seed0"
+    metrics = json.loads((run / "metrics.json").read_text())
+    names = metrics["class_names"]
+    assert names == ["BENIGN", "DoS Hulk", "PortScan", "Bot"]
+    pred = pd.read_parquet(run / "predictions.parquet")
+    assert len(pred) == 150 - 2  # the Infinity and NaN rows dropped (--nan-policy drop)
+    y = pred["y_true"].to_numpy()
+    z = pred[[f"z_{k}" for k in range(len(names))]].to_numpy()
+    p = pred[[f"p_{k}" for k in range(len(names))]].to_numpy()
+    y_hat = z.argmax(axis=1)
+    assert (y == 3).sum() == bots and not (y_hat == 3).any()
+    labels = list(range(len(names)))
+    from sklearn.metrics import (
+        accuracy_score,
+        matthews_corrcoef,
+        precision_recall_fscore_support,
+    )
+
+    prec, rec, f1, support = precision_recall_fscore_support(
+        y, y_hat, labels=labels, zero_division=0
+    )
+    summary = metrics["summary"]
+    assert summary["accuracy"] == pytest.approx(accuracy_score(y, y_hat))
+    assert summary["macro_f1"] == pytest.approx(f1.mean())
+    assert summary["macro_precision"] == pytest.approx(prec.mean())
+    assert summary["macro_recall"] == pytest.approx(rec.mean())
+    assert summary["mcc"] == pytest.approx(matthews_corrcoef(y, y_hat))
+    brier = np.mean(np.sum((np.eye(len(names))[y] - p) ** 2, axis=1))
+    assert summary["brier"] == pytest.approx(brier)
+    per_class = pd.read_csv(run / "per_class.csv").set_index("class")
+    np.testing.assert_allclose(per_class.loc[names, "f1"], f1)
+    np.testing.assert_allclose(per_class.loc[names, "recall"], rec)
+    np.testing.assert_allclose(per_class.loc[names, "support"], support)
+    assert per_class.loc["Bot", "recall"] == 0  # never predicted: errors of the model
+
+
+def test_test_data_missing_a_feature_exits_2_listing_it(cli, tmp_path):
+    write_glf_folder(tmp_path / "glf")
+    path = write_ids2018_file(tmp_path / "t2018.csv")
+    frame = pd.read_csv(path).drop(columns=["Flow IAT Max", "Fwd IAT Tot"])
+    frame.to_csv(path, index=False)
+    res = cli(
+        "compare", "--data", tmp_path / "glf", "--test-data", path, "--losses", "ce",
+        "--seeds", "0", "--epochs", "1", "--model", "mlp", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert res.code == 2, res.err
+    assert len(res.err.strip().splitlines()) == 1
+    assert "'Flow IAT Max'" in res.err and "'Fwd IAT Total'" in res.err
+    assert not (tmp_path / "out").exists()

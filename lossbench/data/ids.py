@@ -383,6 +383,8 @@ def describe_splits(
     parts: Sequence[np.ndarray],
     names: Sequence[str],
     warn: list[str],
+    *,
+    test_elsewhere: bool = False,
 ) -> dict[str, Any]:
     """What each split holds: class counts, the time range (time) or group count (group), and
     the checks of a leak-free split: groups shared between splits (0 for a group split) and
@@ -400,6 +402,8 @@ def describe_splits(
             "training rows; drop them with --drop-classes or choose another split"
         )
     for split, c in zip(_PARTS[1:], counts[1:], strict=True):
+        if split == "test" and test_elsewhere:
+            continue  # --test-data: the test split comes from another file
         absent = [names[j] for j in range(k) if c[j] == 0 and counts[0][j] > 0]
         if absent:
             warn.append(
@@ -419,6 +423,8 @@ def describe_splits(
         if "group" in keys:
             entry["groups"] = int(len(np.unique(keys["group"][rows[p]])))
         out["parts"][split] = entry
+    if test_elsewhere:
+        out["test_data"] = True
     if "time" in keys and all(len(p) for p in parts):
         t = [keys["time"][rows[p]] for p in parts]
         checks["train_rows_after_first_test_row"] = int((t[0] > t[2].min()).sum())
@@ -446,3 +452,30 @@ __all__ = [
     "parse_timestamps",
     "split_keys",
 ]
+
+
+# --- a preset's layout (CSE-CIC-IDS2018) ---------------------------------------------------------
+
+
+def normalise_layout(
+    df: pd.DataFrame, rename: Sequence[tuple[str, str]], repeated_headers: bool, label: str
+) -> tuple[pd.DataFrame, int]:
+    """Rename columns to the CICIDS2017 names, and drop header rows repeated inside the table
+    (their label cell reads the label column's name; pandas then read the columns as text, which
+    are made numbers again where every other value is one). Returns the table and how many
+    header rows were dropped."""
+    if rename:
+        df = df.rename(columns=dict(rename))
+    if not repeated_headers or label not in df.columns:
+        return df, 0
+    header = df[label].astype("string").str.strip().eq(label).fillna(False).to_numpy()
+    if not header.any():
+        return df, 0
+    df = df.loc[~header].copy()
+    for col in df.columns:
+        if col != label and df[col].dtype == object:
+            try:
+                df[col] = pd.to_numeric(df[col])
+            except (ValueError, TypeError):
+                continue  # a text column (Timestamp, an address) stays text
+    return df, int(header.sum())

@@ -17,6 +17,7 @@ Bad input raises `InputError` with one message naming the file, column or value.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from lossbench.data.ids import (
     assign_splits,
     binary_task,
     describe_splits,
+    normalise_layout,
     parse_split_by,
     split_keys,
 )
@@ -191,6 +193,8 @@ def preprocess(
     label, defaulted = resolve_label_col(columns, opts.label_col, source)
     preset = resolve_preset(opts.preset, columns)
     warn: list[str] = []
+    df, n_header_rows = normalise_layout(df, preset.rename, preset.repeated_headers, label)
+    columns = [str(c) for c in df.columns]
 
     for col, n in (loaded.duplicate_columns if loaded is not None else {}).items():
         if not (col in preset.allowed_duplicates and n == 2):
@@ -286,6 +290,7 @@ def preprocess(
             "rows_missing_label": n_no_label,
             "rows_missing": n_row_missing if opts.nan_policy == "drop" else 0,
             "rows_duplicate": n_duplicate,
+            "rows_repeated_header": n_header_rows,
             "classes": dropped_classes,
         },
         "rows_with_missing": n_row_missing,
@@ -518,7 +523,9 @@ def prepare(opts: DataOptions) -> PreparedData:
         InputError: bad input (SPEC 2.5), with one message naming the file, column or value.
     """
     src = _resolve_source(opts)
-    key = cache_mod.fingerprint(src.signature, opts)
+    test_src = _resolve_source(dataclasses.replace(opts, data=opts.test_data))
+    signature = src.signature + (test_src.signature if opts.test_data else [])
+    key = cache_mod.fingerprint(signature, opts)
     root = cache_mod.cache_root(opts)
     if opts.cache:
         hit = cache_mod.load_entry(root, key)
@@ -540,7 +547,8 @@ def prepare(opts: DataOptions) -> PreparedData:
         df, loaded = read_table(src.path, label_col=opts.label_col)
         table = preprocess(df, opts, src.name, loaded=loaded)
         del df
-    data = _split_and_scale(table, opts)
+    test_table = _test_table(test_src, opts) if opts.test_data else None
+    data = _split_and_scale(table, opts, test_table)
     data.fingerprint = key
     data.info["fingerprint"] = key
     data.info["cache_hit"] = False
@@ -570,8 +578,83 @@ def _balance_shift(before: np.ndarray, after: np.ndarray, names: list[str]) -> s
     return ", ".join(f"class {names[i]!r}: {100 * p[i]:.3g}% -> {100 * q[i]:.3g}%" for i in moved)
 
 
-def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
-    """Steps 5-7: subsample, split; median fill, constant features and scaler from train only."""
+def _test_table(src: _Source, opts: DataOptions) -> Table:
+    """`--test-data`: the test file through its own preset (detected unless --preset names one
+    that fits), its labels renamed by `--label-map` first, the training's label rules and
+    `--task`; no split, no class-size checks."""
+    if src.path is None:
+        raise InputError(f"--test-data {opts.test_data!r}: expected a file or folder")
+    df, loaded = read_table(src.path, label_col=opts.label_col)
+    renames = [_label_map_rule(rule) for rule in opts.label_map or []]
+    preset = resolve_preset("auto", [str(c) for c in df.columns])
+    base = list(preset.merges) if opts.merge is None else list(opts.merge)
+    test_opts = dataclasses.replace(
+        opts, preset=preset.name, split_by="random", sample_frac=None, merge=renames + base
+    )
+    return preprocess(df, test_opts, src.name, check_classes=False, loaded=loaded)
+
+
+def _label_map_rule(rule: str) -> str:
+    """`OLD=NEW` (`--label-map`) as the merge rule `NEW=OLD`."""
+    old, sep, new = rule.partition("=")
+    if not sep or not old.strip() or not new.strip():
+        raise InputError(f"--label-map {rule!r}: expected OLD=NEW, e.g. 'DDOS attack-HOIC=DDoS'")
+    return f"{new.strip()}={old.strip()}"
+
+
+def _cross_dataset_test(
+    test: Table,
+    class_names: list[str],
+    feature_names: list[str],
+    fill: np.ndarray,
+    scaler: Scaler,
+    check: bool,
+    warn: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], dict[str, Any]]:
+    """The test split from `--test-data`: its columns matched to the training features by name,
+    scaled with what the training split fitted; its labels matched by name. A test class never
+    seen in training gets an index after the training classes (its rows count as errors of the
+    model, which cannot predict it). Returns X, y, ids, the test-only class names, and info."""
+    missing = [n for n in feature_names if n not in test.feature_names]
+    if missing:
+        where = (test.info.get("sources") or [test.name])[0]
+        raise InputError(
+            f"{where}: --test-data lacks {len(missing)} feature(s) of the training data: "
+            f"{', '.join(map(repr, missing))}"
+        )
+    position = {n: j for j, n in enumerate(test.feature_names)}
+    columns = [test.columns[position[n]] for n in feature_names]
+    X = gather_rows(columns, test.rows, check=check, fill=fill, scaler=scaler)
+    unseen = sort_class_names([n for n in test.class_names if n not in class_names])
+    index = {n: i for i, n in enumerate(class_names + unseen)}
+    lut = np.array([index[n] for n in test.class_names], dtype=np.int64)
+    y = lut[test.y]
+    counts = np.bincount(test.y, minlength=len(test.class_names))
+    unseen_counts = {n: int(counts[test.class_names.index(n)]) for n in unseen}
+    if unseen:
+        warn.append(
+            "--test-data has classes never seen in training, scored as errors of the model: "
+            + ", ".join(f"{n} ({c} rows)" for n, c in unseen_counts.items())
+        )
+    info = {
+        "path": test.info.get("sources"),
+        "preset": test.info.get("preset"),
+        "rows": int(len(y)),
+        "classes": _counts_dict(np.bincount(y, minlength=len(index)), class_names + unseen),
+        "unseen_classes": unseen_counts,
+        "merged": test.info.get("merged"),
+        "dropped": test.info.get("dropped"),
+        "warnings": test.info.get("warnings"),
+    }
+    return X, y, test.ids, unseen, info
+
+
+def _split_and_scale(
+    table: Table, opts: DataOptions, test_table: Table | None = None
+) -> PreparedData:
+    """Steps 5-7: subsample, split; median fill, constant features and scaler from train only.
+    With `test_table` (`--test-data`) the data is split into training and validation only (the
+    fractions renormalised) and the test split is `test_table`."""
     info = dict(table.info)
     info["warnings"] = list(info.get("warnings", []))
     info["dropped"] = dict(info.get("dropped", {}))
@@ -586,15 +669,21 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
                 f"the rows a stratified split needs): {shift}"
             )
         rows, y, ids = rows[sub], y[sub], ids[sub]
-    if opts.test_data:  # pragma: no cover - the next commit
-        raise InputError("--test-data is not implemented yet")
     spec = parse_split_by(opts.split_by)
     if spec.kind not in ("random", "order") and not table.split_keys:
         raise InputError(f"{table.name}: --split-by {spec.text!r} needs a file with its columns")
-    tr, va, te = assign_splits(spec, table.split_keys, rows, ids, y, opts.split, opts.seed)
+    fractions = opts.split
+    if test_table is not None:  # train/val only: the validation share split in two, then joined
+        f_train, f_val = opts.split[0], opts.split[1]
+        f_train, f_val = f_train / (f_train + f_val), f_val / (f_train + f_val)
+        fractions = (f_train, f_val / 2, f_val / 2)
+    tr, va, te = assign_splits(spec, table.split_keys, rows, ids, y, fractions, opts.seed)
+    if test_table is not None:
+        va, te = np.union1d(va, te), te[:0]
     split_parts = describe_splits(
-        spec, table.split_keys, rows, y, (tr, va, te), table.class_names, info["warnings"]
-    )
+        spec, table.split_keys, rows, y, (tr, va, te), table.class_names, info["warnings"],
+        test_elsewhere=test_table is not None,
+    )  # fmt: skip
 
     # The scaler is fitted on the training rows: every statistic comes from them alone.
     columns, feature_names = list(table.columns), list(table.feature_names)
@@ -633,6 +722,14 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
         gather_rows(columns, rows[part], check=check, fill=fill, scaler=scaler)
         for part in (tr, va, te)
     )
+    class_names = list(table.class_names)
+    y_test, ids_test = y[te], ids[te]
+    if test_table is not None:
+        X_test, y_test, ids_test, unseen, info["test_data"] = _cross_dataset_test(
+            test_table, class_names, feature_names, fill, scaler, check, info["warnings"]
+        )
+        info["test_only_classes"] = unseen
+        split_parts["parts"]["test"] = {"rows": int(len(y_test)), **info["test_data"]}
     info.update(
         {
             "n_rows": int(len(y)),
@@ -643,7 +740,7 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
             "split": {
                 "fractions": [float(f) for f in opts.split],
                 "seed": opts.seed,
-                "sizes": [len(tr), len(va), len(te)],
+                "sizes": [len(tr), len(va), len(y_test)],
                 **split_parts,
             },
             "sample_frac": opts.sample_frac,
@@ -659,11 +756,11 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
         X_test=X_test,
         y_train=y[tr],
         y_val=y[va],
-        y_test=y[te],
+        y_test=y_test,
         ids_train=ids[tr],
         ids_val=ids[va],
-        ids_test=ids[te],
-        class_names=list(table.class_names),
+        ids_test=ids_test,
+        class_names=class_names,
         feature_names=feature_names,
         info=info,
     )
