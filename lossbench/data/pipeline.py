@@ -109,7 +109,8 @@ class PreparedData:
                 self.y_val,
                 self.X_test,
                 self.y_test,
-                list(self.class_names),
+                # --test-data classes never seen in training have indices after the K classes
+                list(self.class_names) + list(self.info.get("test_only_classes") or []),
             )
             # --split-by's checks: groups shared between splits, train rows after the first test row
             checks = (self.info.get("split") or {}).get("checks") or {}
