@@ -397,7 +397,7 @@ def _md_cell(value: Any) -> str:
 def table_to_markdown(display: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of a display DataFrame (text left, numbers right)."""
     cols = list(display.columns)
-    align = [":---" if c in ("Class", "Loss") else "---:" for c in cols]
+    align = [":---" if c in ("Class", "Loss", "Group", "Classes") else "---:" for c in cols]
     lines = [
         "| " + " | ".join(_md_cell(c) for c in cols) + " |",
         "| " + " | ".join(align) + " |",
