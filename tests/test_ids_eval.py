@@ -381,6 +381,8 @@ def test_test_data_trains_on_2017_tests_on_2018_and_scores_like_sklearn(cli, tmp
     assert bots > 0 and info["test_data"]["unseen_classes"] == {"Bot": bots}
     assert info["leakage"]["test"]["per_class"]["Bot"]["rows"] == bots
     assert any("never seen in training" in w and "Bot" in w for w in info["warnings"])
+    page = (exp / "summary" / "report.html").read_text()
+    assert f"Bot ({bots} rows)" in page
     # training and validation come from --data only: 60/20 renormalised to 75/25 of 400 rows
     assert info["split"]["sizes"][:2] == [300, 100]
     run = exp / "runs" / "ce_seed0"

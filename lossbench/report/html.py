@@ -438,6 +438,9 @@ def render_report(
         for r in results.runs
         for w in r.metrics.get("warnings") or []
     ]
+    # the data's own warnings (e.g. --test-data classes never seen in training, --split-by)
+    data_warnings = (results.meta.get("data_info") or {}).get("warnings") or []
+    warned = [f"<li>data: {_e(w)}</li>" for w in data_warnings] + warned
     sections = [
         f"<h1>lossbench report: {_e(results.name)}</h1>",
         (f"<h2>Warnings</h2><ul>{''.join(warned)}</ul>" if warned else ""),
