@@ -104,6 +104,19 @@ def test_prior_and_stump_baselines_reach_tables_significance_and_report(baseline
     np.testing.assert_allclose(proba, np.tile(counts / counts.sum(), (len(pred), 1)))
 
 
+def test_prior_and_stump_baselines_reach_the_leaderboard(cli, tmp_path):
+    data = [_threshold_csv(tmp_path / f"d{i}.csv", seed=i) for i in (1, 2)]
+    res = cli(
+        "compare", "--data", data[0], "--data", data[1], "--losses", "ce",
+        "--baselines", "prior,stump", "--seeds", "0", "--epochs", "1", "--model", "mlp",
+        "--device", "cpu", "--out", tmp_path / "out", "--quiet",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    (board,) = (tmp_path / "out").glob("leaderboard_*")
+    ranks = pd.read_csv(board / "average_ranks.csv")
+    assert {"prior", "stump"} <= set(ranks["method"])
+
+
 def test_table_class_groups_scores_head_medium_and_tail_classes(baseline_exp):
     """Groups from the training shares (>= 10% head, < 1% tail), each group's macro-F1 and
     macro recall recomputed with scikit-learn from predictions.parquet."""
