@@ -63,16 +63,24 @@ def _exp(out: Path) -> Path:
     return exp
 
 
-@pytest.fixture
-def baseline_exp(cli, tmp_path):
-    csv = _threshold_csv(tmp_path / "t.csv")
-    res = cli(
-        "compare", "--data", csv, "--losses", "ce", "--baselines", "prior,stump",
-        "--seeds", "0", "--epochs", "1", "--model", "mlp", "--device", "cpu",
-        "--out", tmp_path / "out", "--quiet",
-    )  # fmt: skip
-    assert res.code == 0, res.err
-    return _exp(tmp_path / "out")
+@pytest.fixture(scope="module")
+def baseline_exp(tmp_path_factory):
+    """One compare (ce, prior, stump) shared by the tests that read it."""
+    from lossbench.cli import main
+
+    tmp = tmp_path_factory.mktemp("baselines")
+    csv = _threshold_csv(tmp / "t.csv")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOSSBENCH_CACHE", str(tmp / "cache"))
+        code = main(
+            [
+                "compare", "--data", str(csv), "--losses", "ce", "--baselines", "prior,stump",
+                "--seeds", "0", "--epochs", "1", "--model", "mlp", "--device", "cpu",
+                "--out", str(tmp / "out"), "--quiet",
+            ]
+        )  # fmt: skip
+    assert code == 0
+    return _exp(tmp / "out")
 
 
 def test_prior_and_stump_baselines_reach_tables_significance_and_report(baseline_exp):
