@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Preset = Literal["cicids2017", "none", "auto"]
+Preset = Literal["cicids2017", "cicids2018", "none", "auto"]
 NanPolicy = Literal["drop", "median", "error"]
 Scaler = Literal["minmax", "standard"]
 ModelName = Literal["cnn1d", "mlp"]
@@ -18,6 +18,7 @@ Jit = Literal["auto", "on", "off"]
 Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]  # SPEC 7
 Executor = Literal["local", "ray"]
 Plots = Literal["summary", "runs"]
+Task = Literal["multiclass", "binary"]  # issue 33: binary = negative class against the rest
 
 #: The selection criteria (SPEC 5.1), in the order `--help` lists them.
 SELECT_CRITERIA: tuple[str, ...] = get_args(Select)

@@ -121,6 +121,36 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Bypass the prepare
 DedupeOpt = Annotated[
     bool, typer.Option("--dedupe", help="Drop exact duplicate rows (features and label) first.")
 ]
+TaskOpt = Annotated[
+    choices.Task,
+    typer.Option(
+        "--task",
+        help="binary: the negative class (--negative, default BENIGN) against every other class "
+        "merged into 'attack' (zero-day and cross-dataset detection).",
+    ),
+]
+NegativeOpt = Annotated[
+    str | None, typer.Option("--negative", help="--task binary: the negative class (BENIGN).")
+]
+SplitByOpt = Annotated[
+    str,
+    typer.Option(
+        "--split-by",
+        help="random (stratified); order (row order); time[:COLUMN] (by timestamp); "
+        "group:COL[,COL] (every group in one split); files:TRAIN;VAL;TEST (file-name globs).",
+    ),
+]
+TestDataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--test-data",
+        help="Cross-dataset test: train and validate on --data, test on this file or folder.",
+    ),
+]
+LabelMapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--label-map", help="Rename --test-data labels, e.g. 'DDOS attack-HOIC=DDoS'."),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for split, weights and batch order.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 ConfigOpt = Annotated[
@@ -137,6 +167,11 @@ def _dataset_options(
     min_class_count: MinClassOpt = None,
     no_cache: NoCacheOpt = False,
     dedupe: DedupeOpt = False,
+    task: TaskOpt = "multiclass",
+    negative: NegativeOpt = None,
+    split_by: SplitByOpt = "random",
+    test_data: TestDataOpt = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
     """How to read a dataset: the options `inspect`, `run` and `compare` share."""
 
@@ -663,7 +698,12 @@ def compare(
         str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
     ] = "0,1,2",
     baselines: Annotated[
-        str, typer.Option("--baselines", help="scikit-learn baselines: lr,rf,hgb.")
+        str,
+        typer.Option(
+            "--baselines",
+            help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
+            "(a depth-1 tree on the best single feature) show how hard the task is.",
+        ),
     ] = "",
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = False,
     plots: Annotated[
@@ -818,6 +858,7 @@ def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
         "table_average": tables["average"].to_dict(orient="records"),
         "table_per_class": tables["per_class"].to_dict(orient="records"),
         "table_calibration": tables["calibration"].to_dict(orient="records"),
+        "table_class_groups": tables["class_groups"].to_dict(orient="records"),
     }
 
 

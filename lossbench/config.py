@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
+from lossbench.baselines import BASELINES  # the classical baselines of --baselines
 from lossbench.choices import (
     Device,
     Executor,
@@ -21,6 +22,7 @@ from lossbench.choices import (
     Preset,
     Scaler,
     Select,
+    Task,
 )
 from lossbench.errors import InputError
 
@@ -45,6 +47,12 @@ class DataOptions:
     max_onehot_levels: int = 20
     positive_label: str | None = None  # binary tasks: the positive class (default: the minority)
     dedupe: bool = False  # drop exact duplicate rows (features and label) before the split
+    # issue 33 (honest IDS evaluation)
+    task: Task = "multiclass"  # binary: the negative class against every other class merged
+    negative: str | None = None  # the binary task's negative class (default: BENIGN)
+    split_by: str = "random"  # random | order | time[:COL] | group:COL[,COL] | files:T;V;S
+    test_data: str | None = None  # cross-dataset test: train/validate on `data`, test on this
+    label_map: list[str] | None = None  # test-data label renames, "OLD=NEW"
 
 
 @dataclass
@@ -192,8 +200,6 @@ _TEXT = Rule("str", "a string")
 _FLAG = Rule("bool", "true or false")
 _LIST = Rule("list", "a comma-separated string or a list of strings")
 
-#: The classical baselines of `compare --baselines`.
-BASELINES = ("lr", "rf", "hgb")
 
 #: Every setting of `run` and `compare`, keyed like the TOML file (and the flags, dashes as `_`).
 RULES: dict[str, Rule] = {
@@ -238,6 +244,11 @@ RULES: dict[str, Rule] = {
     "select": _choice(Select),
     "far": Rule("list", "false-alarm-rate targets in (0, 1), e.g. 0.01,0.001 or [0.01, 0.001]"),
     "dedupe": _FLAG,
+    "task": _choice(Task),
+    "negative": _TEXT,
+    "split_by": _TEXT,
+    "test_data": _TEXT,
+    "label_map": Rule("list", "a string like 'DDOS attack-HOIC=DDoS' or a list of them"),
     "tune": _int("an integer >= 0 (trials per method; 0: no tuning)", lambda v: v >= 0),
 }
 
@@ -327,7 +338,7 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
             raise bad()
     if key in ("losses", "baselines"):
         _check_names(key, value, items, origin)
-    if key == "merge":
+    if key in ("merge", "label_map"):
         return items if isinstance(value, list) else [value]
     return ",".join(items)
 
@@ -399,6 +410,11 @@ def data_options(settings: Mapping[str, Any], *, data: Any, seed: int) -> DataOp
         cache=not settings["no_cache"],
         dedupe=bool(settings["dedupe"]),
         positive_label=settings["positive_label"],
+        task=settings.get("task") or "multiclass",
+        negative=settings.get("negative"),
+        split_by=settings.get("split_by") or "random",
+        test_data=settings.get("test_data"),
+        label_map=settings.get("label_map") or None,
     )
 
 

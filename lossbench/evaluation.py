@@ -86,6 +86,26 @@ class SplitPredictions:
         )
 
 
+#: The logit of a class the model has no output for (a `--test-data` class never seen in
+#: training): never the argmax, posterior 0.
+UNSEEN_LOGIT = -1e9
+
+
+def with_unseen_classes(split: SplitPredictions, n_unseen: int) -> SplitPredictions:
+    """`split` with `n_unseen` more classes that the model cannot predict (logit
+    `UNSEEN_LOGIT`, posterior 0), so that rows of a test class never seen in training are
+    scored as errors of the model rather than dropped."""
+    if not n_unseen:
+        return split
+    n = len(split.y)
+    logits = None
+    if split.logits is not None:
+        pad = np.full((n, n_unseen), UNSEEN_LOGIT, dtype=np.float32)
+        logits = np.concatenate([np.asarray(split.logits, dtype=np.float32), pad], axis=1)
+    proba = np.concatenate([np.asarray(split.proba), np.zeros((n, n_unseen))], axis=1)
+    return SplitPredictions(split.row_id, split.y, logits, proba)
+
+
 def write_predictions(run_dir: Path, test: SplitPredictions, val: SplitPredictions) -> None:
     """Write predictions.parquet (test) and predictions_val.parquet (validation) atomically."""
     atomic_write_parquet(run_dir / TEST_FILE, test.to_frame())
@@ -230,6 +250,20 @@ def write_run_evaluation(
     conf.insert(0, "true", list(class_names))
     atomic_write_csv(run_dir / "confusion.csv", conf)
     metrics = {**metrics, **fields}
+    # the training split's counts before a method's resampling (older runs: what trained)
+    train_counts = (metrics.get("split_class_counts") or {}).get("train") or metrics.get(
+        "train_class_counts"
+    )
+    if train_counts:
+        from lossbench.metrics.groups import class_groups
+
+        metrics["class_groups"] = class_groups(
+            train_counts,
+            ev.per_class["f1"].to_numpy(),
+            ev.per_class["recall"].to_numpy(),
+            ev.per_class["support"].to_numpy(),
+            class_names,
+        )
     atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
 

@@ -107,6 +107,10 @@ class _RunGuard:
 
 
 def _positive_index(data: Any, positive_label: str | None) -> int | None:
+    if positive_label is None and data.info.get("task") == "binary":
+        from lossbench.data.ids import POSITIVE
+
+        positive_label = POSITIVE  # --task binary: the IDS convention, attack is positive
     if data.n_classes != 2 or positive_label is None:
         return None
     if positive_label not in data.class_names:
@@ -133,11 +137,22 @@ def write_evaluation(
     exactly what the prediction files store (`lossbench.evaluation.evaluate_predictions`), so
     `lossbench report` recomputes the same numbers from them.
     """
-    from lossbench.evaluation import write_predictions, write_run_evaluation
+    from lossbench.evaluation import with_unseen_classes, write_predictions, write_run_evaluation
 
+    # --test-data classes never seen in training: columns the model cannot predict (errors)
+    unseen = list(data.info.get("test_only_classes") or [])
+    names = list(data.class_names) + unseen
+    test, val = (with_unseen_classes(split, len(unseen)) for split in (test, val))
     write_predictions(run_dir, test, val)
     metrics = {**metrics_base, "status": "ok", "reason": None, "far_targets": list(far_targets)}
-    return write_run_evaluation(run_dir, data.class_names, metrics, test, val, positive)
+    metrics["class_names"] = names
+    # the split's own class counts (before any resampling of a method): the head/medium/tail
+    # groups come from them, the same for every method
+    metrics["split_class_counts"] = {
+        split: np.bincount(getattr(data, f"y_{split}"), minlength=len(names)).astype(int).tolist()
+        for split in ("train", "val", "test")
+    }
+    return write_run_evaluation(run_dir, names, metrics, test, val, positive)
 
 
 def _finish(run_dir: Path, logger: logging.Logger, plots: bool = True) -> None:
@@ -311,11 +326,9 @@ def execute_baseline_run(
     reporter: Reporter | None = None,
     plots: bool = True,
 ) -> dict[str, Any]:
-    """Train a scikit-learn baseline (lr, rf, hgb) on the same split; same files minus history."""
-    # lazy: scikit-learn only for baselines
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-
+    """Train a scikit-learn baseline (`lossbench.baselines`: lr, rf, hgb, prior, stump) on the
+    same split; same files minus history."""
+    from lossbench.baselines import fit_baseline
     from lossbench.evaluation import SplitPredictions
 
     reporter = reporter or Reporter()
@@ -329,14 +342,18 @@ def execute_baseline_run(
     }
     guard = _RunGuard(run_dir, base, reporter)
     with guard as logger:
-        models = {
-            "lr": lambda: LogisticRegression(max_iter=1000),
-            "rf": lambda: RandomForestClassifier(
-                n_estimators=100, n_jobs=-1, random_state=spec.seed
-            ),
-            "hgb": lambda: HistGradientBoostingClassifier(random_state=spec.seed),
-        }
-        clf = models[spec.loss]()
+        t0 = time.perf_counter()
+        clf, learned = fit_baseline(
+            spec.loss,
+            spec.seed,
+            data.X_train,
+            data.y_train,
+            data.X_val,
+            data.y_val,
+            data.n_classes,
+            data.feature_names,
+        )
+        fit_seconds = time.perf_counter() - t0
         atomic_write_json(
             run_dir / "config.json",
             {
@@ -350,8 +367,6 @@ def execute_baseline_run(
             },
         )
         reporter.run_started(spec.name, 0)
-        t0 = time.perf_counter()
-        clf.fit(np.asarray(data.X_train), np.asarray(data.y_train))
         splits = []
         for ids, X, y in _test_and_val(data):
             proba = np.zeros((len(y), data.n_classes))
@@ -359,10 +374,11 @@ def execute_baseline_run(
             proba /= proba.sum(axis=1, keepdims=True)  # float32 models: rows sum to 1 in float64
             splits.append(SplitPredictions(ids, np.asarray(y), None, proba))
         base.update(
-            learned_params={},
+            learned_params=learned,
+            train_class_counts=data.class_counts("train").astype(int).tolist(),
             epochs_run=0,
             best_epoch=0,
-            train_seconds=time.perf_counter() - t0,
+            train_seconds=fit_seconds,
             device="CPU",
         )
         metrics = write_evaluation(

@@ -48,7 +48,14 @@ N_BOOT = 200
 
 CONTRACT_FILES = [
     f"table_{t}.{ext}"
-    for t in ("average", "average_tuned", "per_class", "calibration", "operating_points")
+    for t in (
+        "average",
+        "average_tuned",
+        "per_class",
+        "calibration",
+        "operating_points",
+        "class_groups",
+    )
     for ext in ("csv", "md", "parquet")
 ] + [
     "significance.csv",
@@ -366,6 +373,7 @@ def test_summary_tables_match_the_written_csv(built):
         "per_class",
         "calibration",
         "operating_points",
+        "class_groups",
     }
     for which, df in tables.items():
         on_disk = pd.read_csv(exp / "summary" / f"table_{which}.csv")

@@ -35,6 +35,11 @@ DATA_FIELDS = {
     "max_onehot_levels": (3, True, True),
     "positive_label": ("attack", True, False),  # read by the metrics only
     "dedupe": (True, True, True),
+    "task": ("binary", True, True),
+    "negative": ("normal", True, True),
+    "split_by": ("time", True, True),
+    "test_data": ("other2018.csv", True, True),
+    "label_map": (["DDOS attack-HOIC=DDoS"], True, True),
 }
 TRAIN_FIELDS = {
     "model": ("mlp", True),

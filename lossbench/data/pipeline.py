@@ -17,6 +17,7 @@ Bad input raises `InputError` with one message naming the file, column or value.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ import pandas as pd
 from lossbench.config import DataOptions
 from lossbench.data import cache as cache_mod
 from lossbench.data.builtin import BUILTIN_DATASETS, BUILTIN_VERSION, load_builtin
+from lossbench.data.ids import (
+    assign_splits,
+    binary_task,
+    describe_splits,
+    normalise_layout,
+    parse_split_by,
+    split_keys,
+)
 from lossbench.data.leakage import duplicate_rows, leakage_report
 from lossbench.data.load import (
     LoadInfo,
@@ -41,7 +50,6 @@ from lossbench.data.presets import GENERIC, PRESETS, Preset, label_mapping, reso
 from lossbench.data.split import (
     Scaler,
     split_min_count,
-    stratified_split,
     stratified_subsample,
 )
 from lossbench.data.table import (
@@ -101,8 +109,12 @@ class PreparedData:
                 self.y_val,
                 self.X_test,
                 self.y_test,
-                list(self.class_names),
+                # --test-data classes never seen in training have indices after the K classes
+                list(self.class_names) + list(self.info.get("test_only_classes") or []),
             )
+            # --split-by's checks: groups shared between splits, train rows after the first test row
+            checks = (self.info.get("split") or {}).get("checks") or {}
+            self.info["leakage"].update(checks)
         return self.info["leakage"]
 
     def class_counts(self, split: str = "train") -> np.ndarray:
@@ -182,6 +194,8 @@ def preprocess(
     label, defaulted = resolve_label_col(columns, opts.label_col, source)
     preset = resolve_preset(opts.preset, columns)
     warn: list[str] = []
+    df, n_header_rows = normalise_layout(df, preset.rename, preset.repeated_headers, label)
+    columns = [str(c) for c in df.columns]
 
     for col, n in (loaded.duplicate_columns if loaded is not None else {}).items():
         if not (col in preset.allowed_duplicates and n == 2):
@@ -189,7 +203,22 @@ def preprocess(
                 f"{source}: duplicate column name {col!r} ({n} columns have it); "
                 "column names must be unique"
             )
-    dropped_cols = [c for c in preset.drop_columns if c in columns and c != label]
+    spec = parse_split_by(opts.split_by)
+    keys, key_cols, split_info = split_keys(
+        df,
+        spec,
+        timestamp_column=preset.timestamp_column,
+        clock12=preset.clock12,
+        sources=loaded.sources if loaded is not None else [],
+        source=source,
+        where=lambda i: describe_row(loaded, int(df.index[i])),
+    )
+    if label in key_cols:
+        raise InputError(f"{source}: --split-by {opts.split_by!r}: {label!r} is the label column")
+    # identifier columns split the rows and are never features
+    dropped_cols = [
+        c for c in columns if c != label and (c in preset.drop_columns or c in key_cols)
+    ]
     feature_cols = [c for c in columns if c != label and c not in dropped_cols]
     if not feature_cols:
         raise InputError(f"{source}: no feature columns besides the label column {label!r}")
@@ -237,6 +266,7 @@ def preprocess(
             y[row_missing] = -1
 
     y, names, dropped_classes, merged = _apply_label_rules(y, names, opts, preset, warn)
+    y, names = binary_task(y, names, opts, merged)
     n_duplicate = _drop_duplicates(cols, y, opts)
     if check_classes:
         what = f"label column {label!r}"
@@ -250,6 +280,9 @@ def preprocess(
         "preset": preset.name,
         "label_col": label,
         "sources": [s["path"] for s in loaded.sources] if loaded is not None else [],
+        # row ids per file (offset: the row id of its first row), to find a row's file
+        "source_rows": list(loaded.sources) if loaded is not None else [],
+        **split_info,
         "n_rows_raw": len(df),
         "raw_classes": _counts_dict(raw_counts, raw_names),
         "dropped": {
@@ -258,6 +291,7 @@ def preprocess(
             "rows_missing_label": n_no_label,
             "rows_missing": n_row_missing if opts.nan_policy == "drop" else 0,
             "rows_duplicate": n_duplicate,
+            "rows_repeated_header": n_header_rows,
             "classes": dropped_classes,
         },
         "rows_with_missing": n_row_missing,
@@ -266,7 +300,7 @@ def preprocess(
         "onehot_columns": onehot,
         "warnings": warn,
     }
-    return Table(name, cols, y[rows], ids, rows, names, feature_names, info)
+    return Table(name, cols, y[rows], ids, rows, names, feature_names, info, split_keys=keys)
 
 
 def _drop_duplicates(cols: list[np.ndarray], y: np.ndarray, opts: DataOptions) -> int:
@@ -447,6 +481,7 @@ def _builtin_table(name: str, opts: DataOptions) -> Table:
     table = load_builtin(name)
     warn: list[str] = []
     y, names, dropped, merged = _apply_label_rules(table.y, table.class_names, opts, GENERIC, warn)
+    y, names = binary_task(y, names, opts, merged)
     n_duplicate = _drop_duplicates(table.columns, y, opts)
     y, names, small = _check_classes(y, names, opts, name, warn)
     dropped.update(small)
@@ -489,7 +524,9 @@ def prepare(opts: DataOptions) -> PreparedData:
         InputError: bad input (SPEC 2.5), with one message naming the file, column or value.
     """
     src = _resolve_source(opts)
-    key = cache_mod.fingerprint(src.signature, opts)
+    test_src = _resolve_source(dataclasses.replace(opts, data=opts.test_data))
+    signature = src.signature + (test_src.signature if opts.test_data else [])
+    key = cache_mod.fingerprint(signature, opts)
     root = cache_mod.cache_root(opts)
     if opts.cache:
         hit = cache_mod.load_entry(root, key)
@@ -511,7 +548,8 @@ def prepare(opts: DataOptions) -> PreparedData:
         df, loaded = read_table(src.path, label_col=opts.label_col)
         table = preprocess(df, opts, src.name, loaded=loaded)
         del df
-    data = _split_and_scale(table, opts)
+    test_table = _test_table(test_src, opts) if opts.test_data else None
+    data = _split_and_scale(table, opts, test_table)
     data.fingerprint = key
     data.info["fingerprint"] = key
     data.info["cache_hit"] = False
@@ -541,8 +579,83 @@ def _balance_shift(before: np.ndarray, after: np.ndarray, names: list[str]) -> s
     return ", ".join(f"class {names[i]!r}: {100 * p[i]:.3g}% -> {100 * q[i]:.3g}%" for i in moved)
 
 
-def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
-    """Steps 5-7: subsample, split; median fill, constant features and scaler from train only."""
+def _test_table(src: _Source, opts: DataOptions) -> Table:
+    """`--test-data`: the test file through its own preset (detected unless --preset names one
+    that fits), its labels renamed by `--label-map` first, the training's label rules and
+    `--task`; no split, no class-size checks."""
+    if src.path is None:
+        raise InputError(f"--test-data {opts.test_data!r}: expected a file or folder")
+    df, loaded = read_table(src.path, label_col=opts.label_col)
+    renames = [_label_map_rule(rule) for rule in opts.label_map or []]
+    preset = resolve_preset("auto", [str(c) for c in df.columns])
+    base = list(preset.merges) if opts.merge is None else list(opts.merge)
+    test_opts = dataclasses.replace(
+        opts, preset=preset.name, split_by="random", sample_frac=None, merge=renames + base
+    )
+    return preprocess(df, test_opts, src.name, check_classes=False, loaded=loaded)
+
+
+def _label_map_rule(rule: str) -> str:
+    """`OLD=NEW` (`--label-map`) as the merge rule `NEW=OLD`."""
+    old, sep, new = rule.partition("=")
+    if not sep or not old.strip() or not new.strip():
+        raise InputError(f"--label-map {rule!r}: expected OLD=NEW, e.g. 'DDOS attack-HOIC=DDoS'")
+    return f"{new.strip()}={old.strip()}"
+
+
+def _cross_dataset_test(
+    test: Table,
+    class_names: list[str],
+    feature_names: list[str],
+    fill: np.ndarray,
+    scaler: Scaler,
+    check: bool,
+    warn: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], dict[str, Any]]:
+    """The test split from `--test-data`: its columns matched to the training features by name,
+    scaled with what the training split fitted; its labels matched by name. A test class never
+    seen in training gets an index after the training classes (its rows count as errors of the
+    model, which cannot predict it). Returns X, y, ids, the test-only class names, and info."""
+    missing = [n for n in feature_names if n not in test.feature_names]
+    if missing:
+        where = (test.info.get("sources") or [test.name])[0]
+        raise InputError(
+            f"{where}: --test-data lacks {len(missing)} feature(s) of the training data: "
+            f"{', '.join(map(repr, missing))}"
+        )
+    position = {n: j for j, n in enumerate(test.feature_names)}
+    columns = [test.columns[position[n]] for n in feature_names]
+    X = gather_rows(columns, test.rows, check=check, fill=fill, scaler=scaler)
+    unseen = sort_class_names([n for n in test.class_names if n not in class_names])
+    index = {n: i for i, n in enumerate(class_names + unseen)}
+    lut = np.array([index[n] for n in test.class_names], dtype=np.int64)
+    y = lut[test.y]
+    counts = np.bincount(test.y, minlength=len(test.class_names))
+    unseen_counts = {n: int(counts[test.class_names.index(n)]) for n in unseen}
+    if unseen:
+        warn.append(
+            "--test-data has classes never seen in training, scored as errors of the model: "
+            + ", ".join(f"{n} ({c} rows)" for n, c in unseen_counts.items())
+        )
+    info = {
+        "path": test.info.get("sources"),
+        "preset": test.info.get("preset"),
+        "rows": int(len(y)),
+        "classes": _counts_dict(np.bincount(y, minlength=len(index)), class_names + unseen),
+        "unseen_classes": unseen_counts,
+        "merged": test.info.get("merged"),
+        "dropped": test.info.get("dropped"),
+        "warnings": test.info.get("warnings"),
+    }
+    return X, y, test.ids, unseen, info
+
+
+def _split_and_scale(
+    table: Table, opts: DataOptions, test_table: Table | None = None
+) -> PreparedData:
+    """Steps 5-7: subsample, split; median fill, constant features and scaler from train only.
+    With `test_table` (`--test-data`) the data is split into training and validation only (the
+    fractions renormalised) and the test split is `test_table`."""
     info = dict(table.info)
     info["warnings"] = list(info.get("warnings", []))
     info["dropped"] = dict(info.get("dropped", {}))
@@ -557,7 +670,21 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
                 f"the rows a stratified split needs): {shift}"
             )
         rows, y, ids = rows[sub], y[sub], ids[sub]
-    tr, va, te = stratified_split(y, opts.split, opts.seed)
+    spec = parse_split_by(opts.split_by)
+    if spec.kind not in ("random", "order") and not table.split_keys:
+        raise InputError(f"{table.name}: --split-by {spec.text!r} needs a file with its columns")
+    fractions = opts.split
+    if test_table is not None:  # train/val only: the validation share split in two, then joined
+        f_train, f_val = opts.split[0], opts.split[1]
+        f_train, f_val = f_train / (f_train + f_val), f_val / (f_train + f_val)
+        fractions = (f_train, f_val / 2, f_val / 2)
+    tr, va, te = assign_splits(spec, table.split_keys, rows, ids, y, fractions, opts.seed)
+    if test_table is not None:
+        va, te = np.union1d(va, te), te[:0]
+    split_parts = describe_splits(
+        spec, table.split_keys, rows, y, (tr, va, te), table.class_names, info["warnings"],
+        test_elsewhere=test_table is not None,
+    )  # fmt: skip
 
     # The scaler is fitted on the training rows: every statistic comes from them alone.
     columns, feature_names = list(table.columns), list(table.feature_names)
@@ -596,6 +723,14 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
         gather_rows(columns, rows[part], check=check, fill=fill, scaler=scaler)
         for part in (tr, va, te)
     )
+    class_names = list(table.class_names)
+    y_test, ids_test = y[te], ids[te]
+    if test_table is not None:
+        X_test, y_test, ids_test, unseen, info["test_data"] = _cross_dataset_test(
+            test_table, class_names, feature_names, fill, scaler, check, info["warnings"]
+        )
+        info["test_only_classes"] = unseen
+        split_parts["parts"]["test"] = {"rows": int(len(y_test)), **info["test_data"]}
     info.update(
         {
             "n_rows": int(len(y)),
@@ -606,9 +741,11 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
             "split": {
                 "fractions": [float(f) for f in opts.split],
                 "seed": opts.seed,
-                "sizes": [len(tr), len(va), len(te)],
+                "sizes": [len(tr), len(va), len(y_test)],
+                **split_parts,
             },
             "sample_frac": opts.sample_frac,
+            "task": opts.task,
             "scaler": scaler.to_info(),
             "dedupe": opts.dedupe,
         }
@@ -620,11 +757,11 @@ def _split_and_scale(table: Table, opts: DataOptions) -> PreparedData:
         X_test=X_test,
         y_train=y[tr],
         y_val=y[va],
-        y_test=y[te],
+        y_test=y_test,
         ids_train=ids[tr],
         ids_val=ids[va],
-        ids_test=ids[te],
-        class_names=list(table.class_names),
+        ids_test=ids_test,
+        class_names=class_names,
         feature_names=feature_names,
         info=info,
     )
@@ -704,6 +841,8 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         "dedupe": opts.dedupe,
         "split": prepared.info["split"],
         "leakage": prepared.leakage(),
+        # --split-by: the timestamps read (and restored), the files of each split
+        **{k: info[k] for k in ("timestamps", "files", "files_unused") if k in info},
     }
 
 

@@ -44,6 +44,7 @@ class Table:
         class_names: sorted class names.
         feature_names: F names.
         info: JSON-able record of what was done (see `lossbench.data.pipeline`).
+        split_keys: timestamps, group codes or file parts of the loaded rows for `--split-by`.
     """
 
     name: str
@@ -54,6 +55,8 @@ class Table:
     class_names: list[str]
     feature_names: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    # what `--split-by` reads, arrays over all N loaded rows (`lossbench.data.ids.split_keys`)
+    split_keys: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_matrix(

@@ -108,9 +108,9 @@ def _summary_table_html(table: pd.DataFrame, which: str) -> str:
     """A summary table as HTML ("mean ± std" cells, best mean per column in bold)."""
     metrics = table_metrics(which, table)
     display = display_table(table, which)
-    group = "class" if which in ("per_class", "operating_points") else None
+    group = {"per_class": "class", "operating_points": "class", "class_groups": "group"}.get(which)
     best = {label: _best_rows(table, m, group) for m, label in metrics.items()}
-    text_cols = {"Class", "Loss"}
+    text_cols = {"Class", "Loss", "Group", "Classes"}
     head = "".join(
         f'<th class="text">{_e(c)}</th>' if c in text_cols else f"<th>{_e(c)}</th>"
         for c in display.columns
@@ -353,6 +353,41 @@ def _runs_html(results: ExperimentResults) -> str:
     return "".join(parts) or '<p class="note">No runs.</p>'
 
 
+_GROUPS_NOTE = (
+    "Classes grouped by their share of the training split: head >= 10%, tail < 1%, medium in "
+    "between (the same groups for every method); macro-F1 and macro recall over each group's "
+    "classes present in the test split."
+)
+
+
+def _difficulty_html(average: pd.DataFrame) -> str:
+    """How hard the task is: each method's macro-F1 above the `stump` and `prior` baselines
+    (issue 33); "" when the experiment ran neither."""
+    if average.empty or "macro_f1_mean" not in average:
+        return ""
+    f1 = dict(zip(average["loss"], pd.to_numeric(average["macro_f1_mean"]), strict=True))
+    refs = [b for b in ("stump", "prior") if b in f1 and not math.isnan(f1[b])]
+    if not refs:
+        return ""
+    head = "".join(f"<th>F1 − {_e(b)}</th>" for b in refs)
+    rows = "".join(
+        f'<tr><td class="text">{_e(kind)}</td><td>{_num(value)}</td>'
+        + "".join(f"<td>{'–' if math.isnan(value) else f'{value - f1[b]:+.3f}'}</td>" for b in refs)
+        + "</tr>"
+        for kind, value in f1.items()
+        if kind not in refs
+    )
+    return (
+        "<h2>How hard the task is</h2>"
+        '<p class="note">Macro-F1 (mean over seeds) of each method and how far it is above the '
+        "stump (a depth-1 tree on the one feature that scores best on validation) and the prior "
+        "(the training class prior: the floor). A method close to the stump gains little over a "
+        "single threshold on a single feature.</p>"
+        f'<table><thead><tr><th class="text">Loss</th><th>F1</th>{head}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def _leakage_html(results: ExperimentResults) -> str:
     """Validation/test rows that exactly duplicate a training row (experiment.json data_info)."""
     info = results.meta.get("data_info") or {}
@@ -407,6 +442,9 @@ def render_report(
         for r in results.runs
         for w in r.metrics.get("warnings") or []
     ]
+    # the data's own warnings (e.g. --test-data classes never seen in training, --split-by)
+    data_warnings = (results.meta.get("data_info") or {}).get("warnings") or []
+    warned = [f"<li>data: {_e(w)}</li>" for w in data_warnings] + warned
     sections = [
         f"<h1>lossbench report: {_e(results.name)}</h1>",
         (f"<h2>Warnings</h2><ul>{''.join(warned)}</ul>" if warned else ""),
@@ -418,9 +456,13 @@ def render_report(
         "<h2>Average test metrics (macro over classes)</h2>",
         _summary_table_html(tables["average"], "average"),
         _undefined_html(tables, "average"),
+        _difficulty_html(tables["average"]),
         "<h2>Per-class test metrics</h2>",
         _summary_table_html(tables["per_class"], "per_class"),
         _undefined_html(tables, "per_class"),
+        "<h2>Head, medium and tail classes</h2>",
+        f'<p class="note">{_e(_GROUPS_NOTE)}</p>',
+        _summary_table_html(tables["class_groups"], "class_groups"),
         "<h2>Average test metrics under the validation-tuned decision rule</h2>",
         '<p class="note">Per-class logit offsets (binary: one threshold) fitted on validation '
         "macro-F1 and applied unchanged to the test split, for every method alike: a loss that "

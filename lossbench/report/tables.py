@@ -255,6 +255,42 @@ def _operating_points_table(results: ExperimentResults) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+CLASS_GROUP_METRICS: dict[str, str] = {"macro_f1": "F1", "macro_recall": "Recall"}
+
+
+def _class_groups_table(results: ExperimentResults) -> pd.DataFrame:
+    """Per (frequency group, run kind): macro-F1 and macro recall over the group's classes
+    (metrics.json's `class_groups`, `lossbench.metrics.groups`), with the share thresholds."""
+    from lossbench.metrics.groups import GROUPS, HEAD_SHARE, TAIL_SHARE
+
+    columns = ["group", "loss", "kind", "n_seeds", "classes", "head_share", "tail_share"] + [
+        f"{m}_{s}" for m in CLASS_GROUP_METRICS for s in ("mean", "std")
+    ]
+    rows = []
+    for group in GROUPS:
+        for kind in results.kinds:
+            ok = [r for r in results.ok_runs(kind) if r.metrics.get("class_groups")]
+            if not ok:
+                continue
+            stored = [r.metrics["class_groups"] for r in ok]
+            thresholds = stored[0].get("thresholds") or {}
+            row: dict[str, Any] = {
+                "group": group,
+                "loss": kind,
+                "kind": results.kind_type(kind),
+                "n_seeds": len(ok),
+                "classes": ", ".join(stored[0][group]["classes"]),
+                "head_share": thresholds.get("head", HEAD_SHARE),
+                "tail_share": thresholds.get("tail", TAIL_SHARE),
+            }
+            for metric in CLASS_GROUP_METRICS:
+                row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(
+                    [g[group][metric] for g in stored]
+                )
+            rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
 def operating_point_metrics(table: pd.DataFrame) -> dict[str, str]:
     """Column key -> label of an operating-points table ("DR@FAR 0.01", "pAUROC", ...)."""
     labels: dict[str, str] = {}
@@ -280,6 +316,7 @@ def table_metrics(which: str, table: pd.DataFrame) -> dict[str, str]:
         "average_tuned": AVERAGE_METRICS,
         "per_class": PER_CLASS_METRICS,
         "calibration": CALIBRATION_METRICS,
+        "class_groups": CLASS_GROUP_METRICS,
     }[which]
 
 
@@ -291,6 +328,7 @@ def tables_from(results: ExperimentResults) -> dict[str, pd.DataFrame]:
         "per_class": _per_class_table(results),
         "calibration": _calibration_table(results),
         "operating_points": _operating_points_table(results),
+        "class_groups": _class_groups_table(results),
     }
 
 
@@ -309,6 +347,8 @@ def summary_tables(exp_dir: Path) -> dict[str, pd.DataFrame]:
       the temperature T fitted on validation, and the temperature-scaled `<m>_ts`, mean and std.
     - operating_points: one row per (class, run kind); `dr@<t>`/`far@<t>` (test detection rate and
       test FAR at each validation FAR target t) and `pauroc`, mean and std.
+    - class_groups: one row per (group, run kind), groups head (training share >= head_share),
+      medium and tail (< tail_share); the group's classes and macro_f1/macro_recall mean and std.
 
     Means are over the completed seeds; std is the sample std (ddof=1), NaN for one seed.
     """
@@ -334,6 +374,9 @@ def display_table(table: pd.DataFrame, which: str) -> pd.DataFrame:
     out: dict[str, list[Any]] = {}
     if which in ("per_class", "operating_points"):
         out["Class"] = table["class"].astype(str).tolist()
+    if which == "class_groups":
+        out["Group"] = table["group"].astype(str).tolist()
+        out["Classes"] = table["classes"].fillna("").astype(str).tolist()
     out["Loss"] = table["loss"].astype(str).tolist()
     for metric, label in metrics.items():
         out[label] = [
@@ -354,7 +397,7 @@ def _md_cell(value: Any) -> str:
 def table_to_markdown(display: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of a display DataFrame (text left, numbers right)."""
     cols = list(display.columns)
-    align = [":---" if c in ("Class", "Loss") else "---:" for c in cols]
+    align = [":---" if c in ("Class", "Loss", "Group", "Classes") else "---:" for c in cols]
     lines = [
         "| " + " | ".join(_md_cell(c) for c in cols) + " |",
         "| " + " | ".join(align) + " |",
