@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 
 from lossbench.errors import InputError
 
@@ -33,6 +34,9 @@ _PARQUET_MAGIC = b"PAR1"
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 _SNIFF_BYTES = 8192
+#: The cells pandas reads as missing by default ("", "NA", "NaN", "null", "None", ...); for the
+#: feature columns only (a label is text as written).
+_NA_MARKERS = sorted(STR_NA_VALUES)
 
 # Dash-like characters unified to "-" in labels. U+FFFD is what a lossy decoder leaves of the
 # cp1252 en dash (0x96) in CICIDS2017's web-attack labels, so it is treated as a dash too.
@@ -324,11 +328,17 @@ def _read_csv(
     raw_names, sep = _parse_header(path, head)
     names, dups = _dedupe(raw_names)
     label, _ = resolve_label_col(names, label_col, str(path))
+    # Labels are text as written: pandas' default missing-value markers (NA, None, null, nan,
+    # ...) hold for the features only, and only an empty label cell is a missing label.
+    na_values: dict[str, Any] = {name: _NA_MARKERS for name in names}
+    na_values[label] = [""]
     kwargs: dict[str, Any] = dict(
         sep=sep,
         header=0,
         names=names,
         index_col=False,
+        keep_default_na=False,
+        na_values=na_values,
         skip_blank_lines=False,
         engine="c",
         compression="gzip" if kind == "gzip" else None,
@@ -406,9 +416,24 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     except Exception as exc:  # pyarrow raises several types for a corrupt or foreign file
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: not a valid Parquet file ({msg})") from None
+    _refuse_nested(path)
     names, dups = _dedupe([str(c).strip() for c in df.columns])
     df.columns = names
     return df, dups
+
+
+def _refuse_nested(path: Path) -> None:
+    """A Parquet column of a nested type (list, struct, map, union) is neither a feature nor a
+    label: an error naming the column and its type."""
+    import pyarrow.parquet as pq
+    import pyarrow.types as pat
+
+    for field_ in pq.read_schema(path):
+        if pat.is_nested(field_.type):
+            raise InputError(
+                f"{path}: column {field_.name!r} has the nested type {field_.type}; lossbench "
+                "reads numbers and text only: flatten it or drop the column"
+            )
 
 
 def _check_same_columns(path: Path, cols: list[str], first: Path, want: list[str]) -> None:

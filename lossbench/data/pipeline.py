@@ -144,6 +144,14 @@ def _resolve_source(opts: DataOptions) -> _Source:
     return _Source(name, p, cache_mod.file_signature(files))
 
 
+def source_fingerprint(opts: DataOptions) -> str:
+    """The fingerprint of the data `opts.data` names, whatever the spelling of its path: a hash of
+    each source file's resolved path, size and modification time (the array cache's key for the
+    sources), or of the built-in dataset's name and version. The experiment key includes it, so
+    changed data under the same path starts a new experiment."""
+    return cache_mod.sources_digest(_resolve_source(opts).signature)
+
+
 # ----------------------------------------------------------------------------------------------
 # preprocessing (no split)
 
@@ -496,6 +504,7 @@ def prepare(opts: DataOptions) -> PreparedData:
         if hit is not None:
             arrays, meta = hit
             info = {**meta["info"], "cache_hit": True, "cache_path": str(root)}
+            info["source_fingerprint"] = cache_mod.sources_digest(src.signature)
             return PreparedData(
                 name=meta["name"],
                 **arrays,
@@ -514,6 +523,7 @@ def prepare(opts: DataOptions) -> PreparedData:
     data = _split_and_scale(table, opts)
     data.fingerprint = key
     data.info["fingerprint"] = key
+    data.info["source_fingerprint"] = cache_mod.sources_digest(src.signature)
     data.info["cache_hit"] = False
     if opts.cache:
         meta = {

@@ -1,0 +1,228 @@
+"""Never a silently wrong table (issue 37): results tied to their data, only planned runs counted,
+no duplicates, labels as written, and bad input that used to end in exit 1.
+
+Each case of the issue's "Why" has a test here, on tiny data (1 epoch, an MLP).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossbench.config import DataOptions
+
+FAST = ("--device", "cpu", "--epochs", "1", "--model", "mlp", "--quiet")
+
+
+def _lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def _experiments(out: Path) -> list[Path]:
+    return sorted(p.parent for p in out.glob("*/experiment.json")) if out.exists() else []
+
+
+def _csv(path: Path, labels: list[str], n_per_class: int = 20, seed: int = 0) -> Path:
+    """A small learnable CSV: 4 features, `n_per_class` rows per label."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, label in enumerate(labels):
+        for x in rng.normal(k, 0.3, size=(n_per_class, 4)):
+            rows.append(",".join(f"{v:.4f}" for v in x) + f",{label}")
+    path.write_text("a,b,c,d,Label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _meta(exp: Path) -> dict:
+    return json.loads((exp / "experiment.json").read_text())
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. results tied to their data
+
+
+def test_changed_data_under_the_same_path_starts_a_new_experiment(cli, tmp_path):
+    data, out = _csv(tmp_path / "d.csv", ["x", "y", "z"]), tmp_path / "out"
+    assert cli("compare", "--out", out, *FAST, "--losses", "ce", "--data", data).code == 0
+    (first,) = _experiments(out)
+    _csv(data, ["p", "q"], n_per_class=25, seed=1)  # another dataset under the same path
+    res = cli("compare", "--out", out, *FAST, "--losses", "ce", "--seeds", "0,1", "--data", data)
+    assert res.code == 0, res.err
+    exps = _experiments(out)
+    assert len(exps) == 2, exps
+    second = next(e for e in exps if e != first)
+    assert _meta(second)["class_names"] == ["p", "q"]
+    assert _meta(first)["class_names"] == ["x", "y", "z"]
+    assert _meta(second)["data_fingerprint"] != _meta(first)["data_fingerprint"]
+    assert _meta(second)["seeds"] == [0, 1]
+    per_class = pd.read_csv(second / "summary" / "table_per_class.csv")
+    assert set(per_class["class"]) == {"p", "q"}
+    average = pd.read_csv(second / "summary" / "table_average.csv")
+    assert average["n_seeds"].tolist() == [2]
+
+
+def test_another_spelling_of_the_same_path_resumes(cli, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    _csv(tmp_path / "data" / "x.csv", ["x", "y"])
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    assert cli("compare", "--out", out, *FAST, "--losses", "ce", "--data", "data/x.csv").code == 0
+    (exp,) = _experiments(out)
+    done = (exp / "runs" / "ce_seed0" / "DONE").stat().st_mtime_ns
+    for spelling in ("./data/../data/x.csv", str(tmp_path / "data" / "x.csv")):
+        res = cli("compare", "--out", out, *FAST, "--losses", "ce", "--data", spelling)
+        assert res.code == 0, res.err
+        assert _experiments(out) == [exp]
+    assert (exp / "runs" / "ce_seed0" / "DONE").stat().st_mtime_ns == done  # not trained again
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. only planned runs are runs
+
+
+def test_a_stray_run_folder_is_ignored_with_a_warning_and_the_summary_agrees(cli, tmp_path):
+    data, out = _csv(tmp_path / "d.csv", ["x", "y", "z"]), tmp_path / "out"
+    args = ("--out", out, *FAST, "--losses", "ce,wce", "--seeds", "0,1", "--data", data)
+    assert cli("compare", *args).code == 0
+    (exp,) = _experiments(out)
+    shutil.copytree(exp / "runs" / "ce_seed0", exp / "runs" / "ce_seed0.bak")
+    for res in (cli("report", exp), cli("compare", *args)):
+        assert res.code == 0, res.err
+        warned = [ln for ln in _lines(res.err) if ln.startswith("warning:")]
+        assert len([w for w in warned if "ce_seed0.bak" in w]) == 1, res.err
+        summary = exp / "summary"
+        average = pd.read_csv(summary / "table_average.csv").set_index("loss")
+        assert average.loc["ce", "n_seeds"] == 2
+        assert set(pd.read_csv(summary / "significance.csv")["n_seeds"]) == {2}
+        assert set(pd.read_csv(summary / "ranks.csv")["n_seeds"]) == {2}
+        per_class = pd.read_csv(summary / "table_per_class.csv")
+        assert set(per_class["n_seeds"]) == {2}
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. no duplicates
+
+
+@pytest.mark.parametrize(
+    ("args", "repeated"),
+    [
+        (("--losses", "ce,wce,ce"), "ce"),
+        (("--losses", "ce", "--seeds", "0,1,0"), "0"),
+        (("--losses", "ce", "--baselines", "lr,lr"), "lr"),
+        (("--losses", "ce", "--data", "{d}", "--data", "{d}"), "d.csv"),
+        (("--losses", "ce", "--data", "{d}", "--data", "{d2}"), "d.csv"),
+    ],
+    ids=["losses", "seeds", "baselines", "data", "data-spelling"],
+)
+def test_repeated_values_exit_2_naming_the_value(cli, tmp_path, args, repeated):
+    data, out = _csv(tmp_path / "d.csv", ["x", "y"]), tmp_path / "out"
+    other = str(tmp_path / "." / "d.csv")
+    args = [a.replace("{d}", str(data)).replace("{d2}", other) for a in args]
+    res = cli("compare", "--out", out, *FAST, *args)
+    assert res.code == 2, res.err
+    lines = _lines(res.err)
+    assert len(lines) == 1 and "repeated" in lines[0] and repeated in lines[0], res.err
+    assert not _experiments(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. labels are strings as written
+
+
+def test_labels_pandas_reads_as_missing_are_class_names(tmp_path):
+    from lossbench.data.pipeline import prepare
+
+    data = _csv(tmp_path / "d.csv", ["NA", "None", "null", "nan", "N/A"])
+    text = data.read_text().rstrip("\n") + "\n" + "0.1,0.2,0.3,0.4,\n"  # one empty label
+    data.write_text(text)
+    prepared = prepare(DataOptions(data=str(data), cache=False))
+    assert sorted(prepared.class_names) == sorted(["NA", "None", "null", "nan", "N/A"])
+    assert prepared.info["dropped"]["rows_missing_label"] == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. no exit 1 for input
+
+
+@pytest.mark.parametrize("nested", ["list", "struct", "list-label"])
+@pytest.mark.parametrize("command", ["run", "inspect"])
+def test_nested_parquet_columns_exit_2_naming_the_column(cli, tmp_path, nested, command):
+    n = 40
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.random(n), "b": rng.random(n), "Label": ["x", "y"] * (n // 2)})
+    if nested == "list":
+        df["deep"] = [[1.0, 2.0]] * n
+    elif nested == "struct":
+        df["deep"] = [{"u": 1, "v": 2.0}] * n
+    else:
+        df["Label"] = [["x"], ["y"]] * (n // 2)
+    path = tmp_path / "nested.parquet"
+    df.to_parquet(path)
+    column = "Label" if nested == "list-label" else "deep"
+    out = tmp_path / "out"
+    args = ("--out", out, *FAST) if command == "run" else ()
+    res = cli(command, *args, "--data", path)
+    assert res.code == 2, res.err
+    lines = _lines(res.err)
+    assert len(lines) == 1 and column in lines[0] and str(path) in lines[0], res.err
+    assert ("list" if nested != "struct" else "struct") in lines[0], res.err
+    assert not _experiments(out)
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_a_toml_file_that_is_not_utf8_exits_2(cli, tmp_path, encoding):
+    toml = tmp_path / "exp.toml"
+    toml.write_bytes('losses = "ce"\n# café\n'.encode(encoding))
+    out = tmp_path / "out"
+    res = cli("compare", "--out", out, *FAST, "--config", toml)
+    assert res.code == 2, res.err
+    lines = _lines(res.err)
+    assert len(lines) == 1 and "not UTF-8" in lines[0] and str(toml) in lines[0], res.err
+    assert not _experiments(out)
+
+
+@pytest.fixture(scope="module")
+def _one_experiment(tmp_path_factory):
+    from lossbench.cli import main
+
+    root = tmp_path_factory.mktemp("hostile")
+    data = _csv(root / "d.csv", ["x", "y"])
+    assert (
+        main(["compare", "--out", str(root / "out"), *FAST, "--losses", "ce", "--data", str(data)])
+        == 0
+    )
+    return _experiments(root / "out")[0]
+
+
+@pytest.mark.parametrize("blocked", ["summary", "summary/plots"])
+def test_a_results_path_that_is_a_file_exits_2_naming_it(cli, _one_experiment, tmp_path, blocked):
+    exp = tmp_path / "exp"
+    shutil.copytree(_one_experiment, exp)
+    target = exp / blocked
+    if target.is_dir():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("in the way\n")
+    res = cli("report", exp)
+    assert res.code == 2, res.err
+    lines = _lines(res.err)
+    assert len(lines) == 1 and str(target) in lines[0] and "not a folder" in lines[0], res.err
+
+
+def test_smote_on_a_one_row_training_class_names_the_class(cli, tmp_path):
+    data = _csv(tmp_path / "d.csv", ["x", "y"], n_per_class=30)
+    with data.open("a") as fh:  # three rows: one each for training, validation and test
+        fh.write("".join(f"{v},{v},{v},{v},rare\n" for v in (5.0, 5.1, 5.2)))
+    out = tmp_path / "out"
+    res = cli("compare", "--out", out, *FAST, "--losses", "ce+smote", "--data", data)
+    assert res.code == 3, res.err
+    (exp,) = _experiments(out)
+    metrics = json.loads((exp / "runs" / "ce+smote_seed0" / "metrics.json").read_text())
+    assert metrics["status"] == "failed"
+    assert "internal error" not in metrics["reason"]
+    assert "'rare'" in metrics["reason"] and "SMOTE" in metrics["reason"], metrics["reason"]
