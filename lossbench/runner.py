@@ -111,8 +111,13 @@ class _RunGuard:
 
 
 def _positive_index(data: Any, positive_label: str | None) -> int | None:
-    if data.n_classes != 2 or positive_label is None:
+    if positive_label is None:
         return None
+    if data.n_classes != 2:
+        raise InputError(
+            f"--positive-label {positive_label!r}: {data.name} has {data.n_classes} classes; "
+            "the positive class applies to binary tasks only"
+        )
     if positive_label not in data.class_names:
         raise InputError(
             f"--positive-label {positive_label!r}: not a class; classes are "

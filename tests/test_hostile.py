@@ -226,3 +226,87 @@ def test_smote_on_a_one_row_training_class_names_the_class(cli, tmp_path):
     assert metrics["status"] == "failed"
     assert "internal error" not in metrics["reason"]
     assert "'rare'" in metrics["reason"] and "SMOTE" in metrics["reason"], metrics["reason"]
+
+
+# ----------------------------------------------------------------------------------------------
+# 6. non-finite values, dropped rows, --positive-label, symlinks, folder names
+
+
+@pytest.mark.parametrize("policy", ["drop", "median"])
+def test_every_non_finite_or_out_of_range_value_is_missing(tmp_path, policy):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lossbench.data.pipeline import prepare
+
+    n = 60
+    f16 = np.arange(n, dtype=np.float16)
+    f16[3] = np.inf  # float16 cannot hold float32's largest value: compared naively it passes
+    f32 = np.arange(n, dtype=np.float32)
+    f32[4] = -np.inf
+    dec = [decimal.Decimal(i) for i in range(n)]
+    dec[5] = decimal.Decimal("1e39")  # beyond float32
+    text = [str(i) for i in range(n)]
+    text[6] = "1e39"
+    table = {
+        "f16": pa.array(f16),
+        "f32": pa.array(f32),
+        "dec": pa.array(dec, type=pa.decimal256(45, 0)),
+        "s": pa.array(text),
+        "Label": pa.array(["x", "y"] * (n // 2)),
+    }
+    path = tmp_path / "types.parquet"
+    pq.write_table(pa.table(table), path)
+    data = prepare(DataOptions(data=str(path), cache=False, nan_policy=policy))
+    X = np.concatenate([data.X_train, data.X_val, data.X_test])
+    assert np.isfinite(X).all()
+    assert data.info["rows_with_missing"] == 4
+    if policy == "drop":
+        assert len(X) == n - 4
+        assert any(w.startswith("4 rows with a missing") for w in data.info["warnings"])
+    else:
+        assert len(X) == n
+
+
+def test_positive_label_on_a_multiclass_task_exits_2(cli, tmp_path):
+    data, out = _csv(tmp_path / "d.csv", ["x", "y", "z"]), tmp_path / "out"
+    res = cli("run", "--out", out, *FAST, "--data", data, "--positive-label", "x")
+    assert res.code == 2, res.err
+    lines = _lines(res.err)
+    assert len(lines) == 1 and "--positive-label" in lines[0] and "3 classes" in lines[0]
+    assert not _experiments(out)
+
+
+def test_symlinks_in_a_data_folder_are_read_once_and_dangling_ones_named(tmp_path):
+    from lossbench.data.pipeline import prepare
+
+    folder = tmp_path / "days"
+    folder.mkdir()
+    _csv(folder / "a.csv", ["x", "y"])
+    (folder / "b.csv").symlink_to(folder / "a.csv")
+    (folder / "c.csv").symlink_to(tmp_path / "gone.csv")
+    data = prepare(DataOptions(data=str(folder), cache=False))
+    assert data.info["n_rows_raw"] == 40  # a.csv once
+    warnings = data.info["warnings"]
+    assert any("b.csv" in w and "read once" in w for w in warnings), warnings
+    assert any("c.csv" in w and "nothing" in w for w in warnings), warnings
+
+
+def test_experiment_folder_names_hold_only_safe_characters(cli, tmp_path):
+    data, out = _csv(tmp_path / "we\nird name;$x.csv", ["x", "y"]), tmp_path / "out"
+    assert cli("run", "--out", out, *FAST, "--data", data).code == 0
+    (exp,) = _experiments(out)
+    assert all(c.isalnum() or c in "._+-" for c in exp.name), exp.name
+
+
+def test_a_csv_header_is_parsed_by_the_csv_rules_of_the_rows(tmp_path):
+    from lossbench.data.load import read_table
+
+    path = tmp_path / "h.csv"
+    body = "".join(f"{i},{i + 1},{'xy'[i % 2]}\r\n" for i in range(6))
+    path.write_text('"first\r\nname","b,c",Label\r\n' + body, encoding="utf-8", newline="")
+    df, _ = read_table(path)
+    assert list(df.columns) == ["first\r\nname", "b,c", "Label"]
+    assert df["b,c"].tolist() == [1, 2, 3, 4, 5, 6]
