@@ -64,9 +64,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno and str(exc.filename) == str(tmp):
+            # name the file the user knows, not the temporary one that no longer exists
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
         raise
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from lossbench.config import DataOptions
+from lossbench.data.pipeline import source_fingerprint
 
 FAST = ("--device", "cpu", "--epochs", "1", "--model", "mlp", "--quiet")
 
@@ -59,6 +60,8 @@ def test_changed_data_under_the_same_path_starts_a_new_experiment(cli, tmp_path)
     assert _meta(second)["class_names"] == ["p", "q"]
     assert _meta(first)["class_names"] == ["x", "y", "z"]
     assert _meta(second)["data_fingerprint"] != _meta(first)["data_fingerprint"]
+    # the stored fingerprint is the data's as it is now: the one the key was made of
+    assert _meta(second)["data_fingerprint"] == source_fingerprint(DataOptions(data=str(data)))
     assert _meta(second)["seeds"] == [0, 1]
     per_class = pd.read_csv(second / "summary" / "table_per_class.csv")
     assert set(per_class["class"]) == {"p", "q"}
@@ -310,3 +313,20 @@ def test_a_csv_header_is_parsed_by_the_csv_rules_of_the_rows(tmp_path):
     df, _ = read_table(path)
     assert list(df.columns) == ["first\r\nname", "b,c", "Label"]
     assert df["b,c"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_error_writing_a_results_file_names_it_not_its_temporary(tmp_path, monkeypatch):
+    import errno
+
+    from lossbench.io import atomic_write_text
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    target = tmp_path / "summary" / "report.html"
+    with pytest.raises(OSError) as info:
+        atomic_write_text(target, "<html></html>")
+    assert info.value.filename == str(target)
+    assert info.value.errno == errno.ENOSPC
+    assert list(target.parent.iterdir()) == []
