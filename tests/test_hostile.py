@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from lossbench.config import DataOptions
-from lossbench.data.pipeline import source_fingerprint
 
 FAST = ("--device", "cpu", "--epochs", "1", "--model", "mlp", "--quiet")
 
@@ -48,6 +47,8 @@ def _meta(exp: Path) -> dict:
 
 
 def test_changed_data_under_the_same_path_starts_a_new_experiment(cli, tmp_path):
+    from lossbench.data.pipeline import source_fingerprint
+
     data, out = _csv(tmp_path / "d.csv", ["x", "y", "z"]), tmp_path / "out"
     assert cli("compare", "--out", out, *FAST, "--losses", "ce", "--data", data).code == 0
     (first,) = _experiments(out)
@@ -96,8 +97,6 @@ def test_a_stray_run_folder_is_ignored_with_a_warning_and_the_summary_agrees(cli
     shutil.copytree(exp / "runs" / "ce_seed0", exp / "runs" / "ce_seed0.bak")
     for res in (cli("report", exp), cli("compare", *args)):
         assert res.code == 0, res.err
-        warned = [ln for ln in _lines(res.err) if ln.startswith("warning:")]
-        assert len([w for w in warned if "ce_seed0.bak" in w]) == 1, res.err
         summary = exp / "summary"
         average = pd.read_csv(summary / "table_average.csv").set_index("loss")
         assert average.loc["ce", "n_seeds"] == 2
@@ -105,6 +104,8 @@ def test_a_stray_run_folder_is_ignored_with_a_warning_and_the_summary_agrees(cli
         assert set(pd.read_csv(summary / "ranks.csv")["n_seeds"]) == {2}
         per_class = pd.read_csv(summary / "table_per_class.csv")
         assert set(per_class["n_seeds"]) == {2}
+        warned = [ln for ln in _lines(res.err) if ln.startswith("warning:")]
+        assert len([w for w in warned if "ce_seed0.bak" in w]) == 1, res.err
 
 
 # ----------------------------------------------------------------------------------------------
