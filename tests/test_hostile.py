@@ -331,3 +331,42 @@ def test_an_error_writing_a_results_file_names_it_not_its_temporary(tmp_path, mo
     assert info.value.filename == str(target)
     assert info.value.errno == errno.ENOSPC
     assert list(target.parent.iterdir()) == []
+
+
+def test_every_dropped_row_is_counted_in_a_warning(tmp_path):
+    from lossbench.data.pipeline import prepare
+
+    data = _csv(tmp_path / "d.csv", ["x", "y", "gone"])
+    lines = data.read_text().splitlines()
+    lines += [lines[1], ",,,,", "1,2,3,4,", "1,inf,3,4,x"]  # a repeat, empty, unlabelled, inf
+    data.write_text("\n".join(lines) + "\n")
+    opts = DataOptions(data=str(data), cache=False, dedupe=True, drop_classes=["gone"])
+    warnings = prepare(opts).info["warnings"]
+    for needle in (
+        "1 empty rows",
+        "1 rows without a label",
+        "1 rows with a missing",
+        "1 rows repeating an earlier row",
+        "20 rows of the dropped classes 'gone' (20)",
+    ):
+        assert any(w.startswith(needle) for w in warnings), (needle, warnings)
+
+
+def test_data_changed_between_seeds_stops_the_compare(cli, tmp_path, monkeypatch):
+    import lossbench.experiment as experiment
+
+    data, out = _csv(tmp_path / "d.csv", ["x", "y"]), tmp_path / "out"
+    original = experiment.data_for_seed
+
+    def changed_for_seed_1(opts, seed):
+        prepared = original(opts, seed)
+        if seed == 1:  # as if the file were replaced after seed 0 was loaded
+            prepared.info["source_fingerprint"] = "0" * 16
+        return prepared
+
+    monkeypatch.setattr(experiment, "data_for_seed", changed_for_seed_1)
+    res = cli("compare", "--out", out, *FAST, "--losses", "ce", "--seeds", "0,1", "--data", data)
+    assert res.code == 2, res.err
+    assert "changed while the compare ran" in _lines(res.err)[-1], res.err
+    (exp,) = _experiments(out)
+    assert not (exp / "runs" / "ce_seed1").exists()
