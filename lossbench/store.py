@@ -52,6 +52,12 @@ def parse_run_name(name: str) -> tuple[str, int] | None:
     return method, int(seed)
 
 
+def read_result_csv(path: Path) -> pd.DataFrame:
+    """A result CSV (per_class.csv, confusion.csv, ...) as written: an empty cell is missing (how
+    pandas writes NaN), any other text, a class named `NA`, `None` or `null` included, is itself."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
 def mark_done(run_dir: Path) -> None:
     """Write DONE (the time it finished): the last file of a complete run."""
     atomic_write_text(run_dir / DONE, _dt.datetime.now().isoformat() + "\n")
@@ -259,7 +265,7 @@ class RunRecord:
     def per_class(self) -> pd.DataFrame | None:
         """per_class.csv, or None when the file is absent."""
         p = self.path / "per_class.csv"
-        return pd.read_csv(p) if p.is_file() else None
+        return read_result_csv(p) if p.is_file() else None
 
     def calibration(self) -> dict[str, Any] | None:
         """calibration.json, or None when the file is absent."""

@@ -370,3 +370,13 @@ def test_data_changed_between_seeds_stops_the_compare(cli, tmp_path, monkeypatch
     assert "changed while the compare ran" in _lines(res.err)[-1], res.err
     (exp,) = _experiments(out)
     assert not (exp / "runs" / "ce_seed1").exists()
+
+
+def test_classes_named_like_missing_values_survive_to_the_tables(cli, tmp_path):
+    data, out = _csv(tmp_path / "d.csv", ["NA", "None", "null"]), tmp_path / "out"
+    res = cli("compare", "--out", out, *FAST, "--losses", "ce", "--data", data, "--plots", "runs")
+    assert res.code == 0, res.err
+    (exp,) = _experiments(out)
+    table = pd.read_csv(exp / "summary" / "table_per_class.csv", keep_default_na=False)
+    assert sorted(table["class"]) == ["NA", "None", "null"]
+    assert (exp / "runs" / "ce_seed0" / "plots" / "per_class_f1.png").is_file()
