@@ -905,12 +905,15 @@ def report(
     from lossbench.evaluation import reevaluate_run
     from lossbench.integrity import run_problem
     from lossbench.report import build_summary, run_plots
-    from lossbench.store import read_experiment_meta, run_status
+    from lossbench.store import read_experiment_meta, run_status, stray_run_dirs, stray_warning
 
     exp_dir = Path(results_dir)
     draw_runs = plots == "runs"
     read_experiment_meta(exp_dir)
-    for run_dir in sorted((exp_dir / "runs").glob("*")):
+    if (stray := stray_warning(exp_dir)) is not None:
+        err_console.print(f"[yellow]warning:[/yellow] {stray}", highlight=False, soft_wrap=True)
+    ignored = set(stray_run_dirs(exp_dir))
+    for run_dir in sorted(set((exp_dir / "runs").glob("*")) - ignored):
         if run_status(run_dir) == "done":
             note = reevaluate_run(run_dir)
             if note is not None and not as_json:

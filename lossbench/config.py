@@ -156,8 +156,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise InputError(f"{p}: config file not found")
     try:
-        with p.open("rb") as fh:
-            raw = tomllib.load(fh)
+        text = p.read_bytes().decode("utf-8-sig")  # a UTF-8 byte-order mark is allowed
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{p}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); TOML "
+            "files are UTF-8: save it as UTF-8"
+        ) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{p}: not valid TOML ({exc})") from None
     return {k.replace("-", "_"): v for k, v in raw.items()}

@@ -14,6 +14,7 @@ import hashlib
 import json
 import platform
 import subprocess
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -53,6 +54,7 @@ from lossbench.store import (
     new_experiment_dir,
     read_experiment_meta,
     run_status,
+    stray_warning,
     write_experiment,
     write_loss_shapes,
 )
@@ -240,7 +242,7 @@ def experiment_meta(
         "data": dataclasses.asdict(cfg.data),
         "train": dataclasses.asdict(cfg.train),
         "data_info": {**data.info, "leakage": data.leakage()},
-        "data_fingerprint": data.fingerprint,
+        "data_fingerprint": data.info["source_fingerprint"],  # the one in `key`
         "device": device,
         "executor": executor,
         "versions": versions(),
@@ -248,21 +250,71 @@ def experiment_meta(
     }
 
 
-def resolve_key(command: str, cfg: Settings, params: dict[str, Any], tune: int = 0) -> str:
+def resolve_key(
+    command: str,
+    cfg: Settings,
+    params: dict[str, Any],
+    tune: int = 0,
+    *,
+    data_fingerprint: str | None = None,
+) -> str:
     """Configuration key of an experiment: the same data and settings continue the same experiment.
 
     The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
     or more losses grows the existing experiment (training only the new runs) instead of starting
-    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment."""
+    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment.
+    The data enter by their fingerprint (`data_fingerprint`, by default computed from `cfg.data`:
+    `pipeline.source_fingerprint`), not by the spelling of their path: changed data under the
+    same path start a new experiment, the same file under another spelling continues one."""
+    if data_fingerprint is None:
+        from lossbench.data.pipeline import source_fingerprint
+
+        data_fingerprint = source_fingerprint(cfg.data)
     return config_key(
         {
             "command": command,
-            "data": run_defining(cfg.data),
+            "data": {**run_defining(cfg.data), "data": data_fingerprint},
             "train": run_defining(cfg.train),
             "params": params,
             **({"tune": tune} if tune else {}),
         }
     )
+
+
+def _refuse_repeats(
+    cfgs: Sequence[Settings],
+    losses: Sequence[str],
+    baselines: Sequence[str],
+    seeds: Sequence[int],
+) -> None:
+    """A value given twice (a loss, a baseline, a seed, or the same data under any spelling) is
+    bad input: it would train one run twice, or make two experiments of one dataset."""
+    from lossbench.data.pipeline import source_fingerprint
+
+    for option, values in (("--losses", losses), ("--baselines", baselines), ("--seeds", seeds)):
+        repeated = [str(v) for v, n in Counter(values).items() if n > 1]
+        if repeated:
+            raise InputError(f"{option}: {', '.join(repeated)} repeated; give each value once")
+    seen: dict[str, str] = {}
+    for cfg in cfgs:
+        given = cfg.data.data if cfg.data.data is not None else "digits-lt"
+        fingerprint = source_fingerprint(cfg.data)
+        if fingerprint in seen:
+            same = given if seen[fingerprint] == given else f"{seen[fingerprint]} and {given}"
+            raise InputError(f"--data {same}: repeated (the same data); give each dataset once")
+        seen[fingerprint] = given
+
+
+def _same_source(data: Any, exp_dir: Path) -> None:
+    """Refuse a seed's data whose fingerprint differs from the experiment's (the file changed
+    while the compare ran)."""
+    expected = read_experiment_meta(exp_dir).get("data_fingerprint")
+    if data.info["source_fingerprint"] != expected:
+        raise InputError(
+            f"{data.info.get('sources', [data.name])[0]}: the data changed while the compare ran "
+            f"(fingerprint {data.info['source_fingerprint']}, experiment {exp_dir.name} has "
+            f"{expected}); run the compare again"
+        )
 
 
 def grow_experiment(
@@ -332,6 +384,7 @@ def _compare_datasets(
     seed with the chosen parameters beside the default runs.
     """
     reporter = reporter or Reporter()
+    _refuse_repeats(cfgs, losses, baselines, seeds)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise InputError(
@@ -360,7 +413,8 @@ def _compare_datasets(
     exp_dirs: list[Path] = []
     jobs: list[tuple[RunSpec, Settings, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
-        key = resolve_key("compare", cfg, params, tune)
+        fingerprint = first.info["source_fingerprint"]
+        key = resolve_key("compare", cfg, params, tune, data_fingerprint=fingerprint)
         out_lock = lock_out(out)  # finding or creating the folder is one step for every process
         locks.callback(out_lock.release)
         exp_dir = None if fresh else find_experiment(out, key)
@@ -422,6 +476,7 @@ def _compare_datasets(
             if key not in held:  # runs are seed-major: hold one seed's split at a time
                 held = {k: v for k, v in held.items() if k[0] != id(cfg)}
                 held[key] = data_for_seed(cfg.data, spec.seed)
+                _same_source(held[key], exp_dir)
             execute(
                 spec,
                 cfg,
@@ -435,6 +490,8 @@ def _compare_datasets(
 
     for exp_dir in exp_dirs:
         record_loss_shapes(exp_dir)
+        if (stray := stray_warning(exp_dir)) is not None:
+            reporter.warning(stray)
         build_summary(exp_dir)
     return exp_dirs
 
@@ -496,7 +553,7 @@ def single_run(
     validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"))
     check_model_fits(cfg.train.model, data.n_features, data.name)
     _report_data_warnings(data, reporter or Reporter())
-    key = resolve_key("run", cfg, cfg.params)
+    key = resolve_key("run", cfg, cfg.params, data_fingerprint=data.info["source_fingerprint"])
     exp_dir = new_experiment_dir(out, f"{data.name}_{cfg.loss}")
     meta = experiment_meta(
         command="run",

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lossbench.errors import InputError
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
@@ -50,7 +52,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         ...     df.to_parquet(tmp)
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(target.parent)
+    if target.is_dir():
+        raise InputError(f"{target}: a folder is in the way of a results file; move it away")
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
@@ -60,10 +64,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno and str(exc.filename) == str(tmp):
+            # name the file the user knows, not the temporary one that no longer exists
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
         raise
+
+
+def _make_folder(folder: Path) -> None:
+    """Create `folder` and its parents.
+
+    Raises:
+        InputError: a file stands where the folder (or one of its parents) must be.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next(p for p in (folder, *folder.parents) if p.exists() and not p.is_dir())
+        raise InputError(
+            f"{blocker}: not a folder (a file is in its place); move it away"
+        ) from None
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,16 +88,20 @@ def prepare_method(
     n_features: int,
     n_classes: int,
     device: str,
+    class_names: Sequence[str] | None = None,
 ) -> MethodSetup:
     """Resample the training rows when the method says so (seeded, its own generator), build the
     loss from the class counts the trainer sees, then get the seeded trainer of the run
     (`train.trainer_for_run`: initial weights depend on the seed and network only) with
-    class-balanced batches for `+balanced-batches`. Call inside the device scope."""
+    class-balanced batches for `+balanced-batches`. Call inside the device scope.
+    `class_names` name the class a sampler cannot work on (`errors.RunError`)."""
     from lossbench.losses import get
     from lossbench.train import resolve_jit, trainer_for_run
 
     if method.sampler in ("ros", "rus", "smote"):
-        X_train, y_train = resample_training(X_train, y_train, method.sampler, topts.seed)
+        X_train, y_train = resample_training(
+            X_train, y_train, method.sampler, topts.seed, class_names
+        )
     y_train = np.asarray(y_train, dtype=np.int64)
     counts = np.bincount(y_train, minlength=n_classes).astype(int).tolist()
     loss = get(method.loss, counts, **params)

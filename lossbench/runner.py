@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lossbench.config import DataOptions, Settings
-from lossbench.errors import InputError
+from lossbench.errors import InputError, RunError
 from lossbench.io import (
     atomic_write_csv,
     atomic_write_json,
@@ -95,8 +95,12 @@ class _RunGuard:
         try:
             if not isinstance(exc, Exception) or isinstance(exc, InputError):
                 return False
-            self.logger.error("internal error:\n%s", traceback.format_exc())
-            reason = f"internal error: {type(exc).__name__}: {exc} (traceback in log.txt)"
+            if isinstance(exc, RunError):  # the data do not allow this run: no bug
+                self.logger.error("failed: %s", exc)
+                reason = str(exc)
+            else:
+                self.logger.error("internal error:\n%s", traceback.format_exc())
+                reason = f"internal error: {type(exc).__name__}: {exc} (traceback in log.txt)"
             self.failed = _failed(self.run_dir, self.base, reason, self.reporter)
             return True
         finally:
@@ -111,8 +115,13 @@ def _positive_index(data: Any, positive_label: str | None) -> int | None:
         from lossbench.data.ids import POSITIVE
 
         positive_label = POSITIVE  # --task binary: the IDS convention, attack is positive
-    if data.n_classes != 2 or positive_label is None:
+    if positive_label is None:
         return None
+    if data.n_classes != 2:
+        raise InputError(
+            f"--positive-label {positive_label!r}: {data.name} has {data.n_classes} classes; "
+            "the positive class applies to binary tasks only"
+        )
     if positive_label not in data.class_names:
         raise InputError(
             f"--positive-label {positive_label!r}: not a class; classes are "
@@ -222,6 +231,7 @@ def execute_loss_run(
                 data.n_features,
                 data.n_classes,
                 device,
+                data.class_names,
             )
             model, loss, trainer = setup.model, setup.loss, setup.trainer
             checksum = setup.initial_weights_sha256

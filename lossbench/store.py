@@ -14,13 +14,16 @@
 Writers: `prepare_run_dir` (a folder without DONE holds no result and is cleared), `mark_done`,
 `write_failed_run`, `write_experiment`, `write_trials`, `write_loss_shapes`. Readers: `read_run`
 -> `RunRecord`, `load_experiment` -> `ExperimentResults` (the report's view), `run_status` (what
-resume needs), `load_metrics` (the CLI's view), `read_trials` (what a resumed tuning replays).
+resume needs), `load_metrics` (the CLI's view), `read_trials` (what a resumed tuning replays). Only
+the runs experiment.json plans are runs (`planned_runs`); any other folder under runs/ is ignored
+(`stray_run_dirs`, which the CLI names in a warning).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +53,12 @@ def parse_run_name(name: str) -> tuple[str, int] | None:
     if not sep or not method or not digits.isdigit():
         return None
     return method, int(seed)
+
+
+def read_result_csv(path: Path) -> pd.DataFrame:
+    """A result CSV (per_class.csv, confusion.csv, ...) as written: an empty cell is missing (how
+    pandas writes NaN), any other text, a class named `NA`, `None` or `null` included, is itself."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
 def mark_done(run_dir: Path) -> None:
@@ -104,10 +113,13 @@ def prepare_run_dir(run_dir: Path) -> None:
 
 
 def new_experiment_dir(out: Path, label: str) -> Path:
-    """Create `out/<timestamp>_<label>`, never reusing an existing folder."""
+    """Create `out/<timestamp>_<label>`, never reusing an existing folder; `label` keeps only
+    safe characters (letters, digits, `.`, `_`, `+`, `-`; any other run of characters becomes
+    `_`), so a newline or a slash in a file name never reaches a folder name."""
     stamp = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
-    base = out / f"{stamp}_{label}"
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", label).strip("._") or "data"
+    base = out / f"{stamp}_{safe}"
     candidate, n = base, 1
     while True:
         try:
@@ -182,24 +194,56 @@ def _run_dirs(exp_dir: Path) -> list[Path]:
     return sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
 
 
-def _missing_runs(exp_dir: Path, meta: dict[str, Any], present: set[str]) -> list[RunRecord]:
-    """Runs that experiment.json plans but that have no folder (never started, or deleted)."""
+def planned_runs(meta: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
+    """The runs experiment.json plans: folder name -> (method, "loss" | "baseline", seed), for
+    every seed and every loss, baseline and tuned method (`compare --tune`)."""
     baselines = list(meta.get("baselines") or [])
     kinds = list(meta.get("losses") or []) + baselines
     kinds += [f"{m}{TUNED}" for m in (meta.get("tuning") or {}).get("chosen") or {}]
+    return {
+        run_name(str(k), int(seed)): (str(k), "baseline" if k in baselines else "loss", int(seed))
+        for seed in meta.get("seeds") or []
+        for k in kinds
+    }
+
+
+def stray_run_dirs(exp_dir: Path) -> list[Path]:
+    """Folders under runs/ that experiment.json does not plan (a copy such as `ce_seed0.bak`, a
+    run of another experiment): the store's readers ignore them. Empty when experiment.json is
+    missing, unreadable or plans nothing (every folder is read then)."""
+    try:
+        planned = planned_runs(_read_json(Path(exp_dir) / "experiment.json") or {})
+    except (OSError, ValueError):
+        return []
+    return [d for d in _run_dirs(Path(exp_dir)) if planned and d.name not in planned]
+
+
+def stray_warning(exp_dir: Path) -> str | None:
+    """One line naming the `stray_run_dirs` of an experiment, or None when there are none."""
+    stray = stray_run_dirs(exp_dir)
+    if not stray:
+        return None
+    names = ", ".join(d.name for d in stray)
+    return (
+        f"{Path(exp_dir) / 'runs'}: ignored {len(stray)} folder(s) that experiment.json does not "
+        f"plan: {names}"
+    )
+
+
+def _missing_runs(exp_dir: Path, meta: dict[str, Any], present: set[str]) -> list[RunRecord]:
+    """Runs that experiment.json plans but that have no folder (never started, or deleted)."""
     return [
         RunRecord(
             name=name,
             path=exp_dir / "runs" / name,
-            loss=str(k),
-            kind="baseline" if k in baselines else "loss",
-            seed=int(seed),
+            loss=method,
+            kind=kind,
+            seed=seed,
             status="missing",
             reason="no run folder (not started, or deleted)",
         )
-        for seed in meta.get("seeds") or []
-        for k in kinds
-        if (name := run_name(k, seed)) not in present
+        for name, (method, kind, seed) in planned_runs(meta).items()
+        if name not in present
     ]
 
 
@@ -229,7 +273,7 @@ class RunRecord:
     def per_class(self) -> pd.DataFrame | None:
         """per_class.csv, or None when the file is absent."""
         p = self.path / "per_class.csv"
-        return pd.read_csv(p) if p.is_file() else None
+        return read_result_csv(p) if p.is_file() else None
 
     def calibration(self) -> dict[str, Any] | None:
         """calibration.json, or None when the file is absent."""
@@ -346,10 +390,12 @@ def read_run(run_dir: Path) -> RunRecord:
 
 
 def load_experiment(exp_dir: Path) -> ExperimentResults:
-    """Read experiment.json (optional) and every runs/*/ folder of an experiment."""
+    """Read experiment.json (optional) and the runs/*/ folders of the runs it plans (every
+    folder when it plans none; `stray_run_dirs` are left out)."""
     exp_dir = Path(exp_dir)
     meta = _read_json(exp_dir / "experiment.json") or {}
-    runs = [read_run(d) for d in _run_dirs(exp_dir)]
+    planned = planned_runs(meta)
+    runs = [read_run(d) for d in _run_dirs(exp_dir) if not planned or d.name in planned]
     runs += _missing_runs(exp_dir, meta, {r.name for r in runs})
 
     declared = list(meta.get("losses") or []) + list(meta.get("baselines") or [])

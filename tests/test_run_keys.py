@@ -19,7 +19,7 @@ SOURCES = [["/data/flows.csv", 1234, 5678]]
 
 # field -> (a value other than the default, changes the experiment key, changes the cache key)
 DATA_FIELDS = {
-    "data": ("other.csv", True, False),  # the cache keys the files' signatures instead
+    "data": ("synthetic-cicids", True, False),  # the cache keys the files' signatures instead
     "label_col": ("y", True, True),
     "preset": ("none", True, True),
     "nan_policy": ("median", True, True),
@@ -85,3 +85,19 @@ def test_train_option_changes_the_experiment_key_only_if_it_defines_the_run(name
     base = _keys(DataOptions(), TrainOptions())
     changed = _keys(DataOptions(), TrainOptions(**{name: value}))
     assert (changed[0] != base[0], changed[1] != base[1]) == (experiment, False)
+
+
+def _key_of(data: str) -> str:
+    return resolve_key("compare", RunConfig(loss="ce", data=DataOptions(data=data)), {})
+
+
+def test_the_key_follows_the_data_not_the_spelling_of_its_path(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "x.csv"
+    path.write_text("a,Label\n1,x\n2,y\n")
+    monkeypatch.chdir(tmp_path)
+    key = _key_of("data/x.csv")
+    assert _key_of("./data/../data/x.csv") == key
+    assert _key_of(str(path)) == key
+    path.write_text("a,Label\n1,p\n2,q\n3,q\n")  # other data under the same path
+    assert _key_of("data/x.csv") != key

@@ -56,6 +56,12 @@ def file_signature(paths: list[Path]) -> list[list[Any]]:
     return out
 
 
+def sources_digest(sources: list[Any]) -> str:
+    """SHA-256 hex digest (first 16 digits) of the sources' signatures alone."""
+    blob = json.dumps(sources, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
 def fingerprint(sources: list[Any], opts: DataOptions) -> str:
     """SHA-256 hex digest of the sources' signatures and the options that shape the arrays."""
     options = array_shaping(opts)

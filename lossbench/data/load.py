@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
+import os
 import re
 import warnings
 import zlib
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 
 from lossbench.errors import InputError
 
@@ -33,6 +36,9 @@ _PARQUET_MAGIC = b"PAR1"
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 _SNIFF_BYTES = 8192
+#: The cells pandas reads as missing by default ("", "NA", "NaN", "null", "None", ...); for the
+#: feature columns only (a label is text as written).
+_NA_MARKERS = sorted(STR_NA_VALUES)
 
 # Dash-like characters unified to "-" in labels. U+FFFD is what a lossy decoder leaves of the
 # cp1252 en dash (0x96) in CICIDS2017's web-attack labels, so it is treated as a dash too.
@@ -103,13 +109,34 @@ def resolve_label_col(columns: list[str], label_col: str | None, source: str) ->
 
 
 def list_data_files(folder: Path) -> list[Path]:
-    """The CSV files (`.csv`, `.csv.gz`) of a folder, sorted by name; hidden files are ignored."""
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(CSV_SUFFIXES)
-    ]
-    return sorted(files, key=lambda p: p.name)
+    """The CSV files (`.csv`, `.csv.gz`) of a folder, sorted by name (`scan_data_folder`)."""
+    return scan_data_folder(folder)[0]
+
+
+def scan_data_folder(folder: Path) -> tuple[list[Path], list[str]]:
+    """The CSV files (`.csv`, `.csv.gz`) of a folder, sorted by name, and notes for warnings.
+
+    Hidden files are ignored. Symbolic links are followed: a file reached twice (a link to a
+    file of the folder, or two links to one file) is read once, under its first name; a link
+    that leads nowhere is left out. Each of these is named in a note."""
+    files: list[Path] = []
+    notes: list[str] = []
+    seen: dict[Path, Path] = {}
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        if p.name.startswith(".") or not p.name.lower().endswith(CSV_SUFFIXES):
+            continue
+        if p.is_symlink() and not p.exists():
+            notes.append(f"{p}: a symbolic link to nothing ({os.readlink(p)}), left out")
+            continue
+        if not p.is_file():
+            continue
+        real = p.resolve()
+        if real in seen:
+            notes.append(f"{p}: the same file as {seen[real].name} (a link), read once")
+            continue
+        seen[real] = p
+        files.append(p)
+    return files, notes
 
 
 @dataclass(frozen=True)
@@ -122,6 +149,7 @@ class LoadInfo:
         n_empty_rows: fully empty rows dropped.
         duplicate_columns: names that occur more than once in the header -> how often.
         label_col: the label column.
+        notes: files of a folder left out or read once (`scan_data_folder`), for warnings.
     """
 
     path: str
@@ -129,6 +157,7 @@ class LoadInfo:
     n_empty_rows: int = 0
     duplicate_columns: dict[str, int] = field(default_factory=dict)
     label_col: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def load_table(path: str | Path, *, label_col: str | None = None) -> pd.DataFrame:
@@ -155,8 +184,9 @@ def read_table(path: str | Path, *, label_col: str | None = None) -> tuple[pd.Da
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
+    notes: list[str] = []
     if p.is_dir():
-        files = list_data_files(p)
+        files, notes = scan_data_folder(p)
         if not files:
             raise InputError(f"{p}: folder holds no CSV files (*.csv, *.csv.gz)")
     else:
@@ -184,7 +214,7 @@ def read_table(path: str | Path, *, label_col: str | None = None) -> tuple[pd.Da
     df = frames[0] if len(frames) == 1 else pd.concat(frames, copy=False)
     if len(df) == 0:
         raise InputError(f"{p}: no data rows (only empty lines after the header)")
-    return df, LoadInfo(str(p), sources, n_empty, duplicates, label)
+    return df, LoadInfo(str(p), sources, n_empty, duplicates, label, notes)
 
 
 def describe_row(loaded: LoadInfo | None, row_id: int) -> str:
@@ -269,7 +299,9 @@ def _parse_header(path: Path, head: bytes) -> tuple[list[str], str]:
             if cand in text:
                 sep = cand
                 break
-    names = next(csv.reader([text], delimiter=sep))
+    if '"' in text:  # a quoted name may hold the delimiter or a line break (RFC 4180)
+        text = _decode_header(head)
+    names = next(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
     return [n.strip() for n in names], sep
 
 
@@ -324,11 +356,17 @@ def _read_csv(
     raw_names, sep = _parse_header(path, head)
     names, dups = _dedupe(raw_names)
     label, _ = resolve_label_col(names, label_col, str(path))
+    # Labels are text as written: pandas' default missing-value markers (NA, None, null, nan,
+    # ...) hold for the features only, and only an empty label cell is a missing label.
+    na_values: dict[str, Any] = {name: _NA_MARKERS for name in names}
+    na_values[label] = [""]
     kwargs: dict[str, Any] = dict(
         sep=sep,
         header=0,
         names=names,
         index_col=False,
+        keep_default_na=False,
+        na_values=na_values,
         skip_blank_lines=False,
         engine="c",
         compression="gzip" if kind == "gzip" else None,
@@ -406,9 +444,24 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     except Exception as exc:  # pyarrow raises several types for a corrupt or foreign file
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: not a valid Parquet file ({msg})") from None
+    _refuse_nested(path)
     names, dups = _dedupe([str(c).strip() for c in df.columns])
     df.columns = names
     return df, dups
+
+
+def _refuse_nested(path: Path) -> None:
+    """A Parquet column of a nested type (list, struct, map, union) is neither a feature nor a
+    label: an error naming the column and its type."""
+    import pyarrow.parquet as pq
+    import pyarrow.types as pat
+
+    for field_ in pq.read_schema(path):
+        if pat.is_nested(field_.type):
+            raise InputError(
+                f"{path}: column {field_.name!r} has the nested type {field_.type}; lossbench "
+                "reads numbers and text only: flatten it or drop the column"
+            )
 
 
 def _check_same_columns(path: Path, cols: list[str], first: Path, want: list[str]) -> None:

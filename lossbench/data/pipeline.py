@@ -156,6 +156,14 @@ def _resolve_source(opts: DataOptions) -> _Source:
     return _Source(name, p, cache_mod.file_signature(files))
 
 
+def source_fingerprint(opts: DataOptions) -> str:
+    """The fingerprint of the data `opts.data` names, whatever the spelling of its path: a hash of
+    each source file's resolved path, size and modification time (the array cache's key for the
+    sources), or of the built-in dataset's name and version. The experiment key includes it, so
+    changed data under the same path starts a new experiment."""
+    return cache_mod.sources_digest(_resolve_source(opts).signature)
+
+
 # ----------------------------------------------------------------------------------------------
 # preprocessing (no split)
 
@@ -227,6 +235,9 @@ def preprocess(
     raw_names = list(names)
     raw_counts = np.bincount(y[y >= 0], minlength=len(names))
     n_no_label = int((y < 0).sum())
+    warn.extend(loaded.notes if loaded is not None else [])
+    if loaded is not None and loaded.n_empty_rows:
+        warn.append(f"{loaded.n_empty_rows} empty rows (no value in any cell) were skipped")
     if n_no_label:
         warn.append(f"{n_no_label} rows without a label were dropped")
     cols, feature_names, onehot = _features(
@@ -264,10 +275,18 @@ def preprocess(
             )
         if opts.nan_policy == "drop":
             y[row_missing] = -1
+            shown = ", ".join(repr(c) for c in with_missing[:5])
+            shown += ", ..." if len(with_missing) > 5 else ""
+            warn.append(
+                f"{n_row_missing} rows with a missing, infinite or out-of-float32-range value "
+                f"(columns {shown}) were dropped (--nan-policy drop)"
+            )
 
     y, names, dropped_classes, merged = _apply_label_rules(y, names, opts, preset, warn)
     y, names = binary_task(y, names, opts, merged)
     n_duplicate = _drop_duplicates(cols, y, opts)
+    if n_duplicate:
+        warn.append(f"{n_duplicate} rows repeating an earlier row were dropped (--dedupe)")
     if check_classes:
         what = f"label column {label!r}"
         y, names, small = _check_classes(y, names, opts, source, warn, what)
@@ -408,6 +427,12 @@ def _apply_label_rules(
     for old, new in zip(names, new_of_old, strict=True):
         if new is None and counts[names.index(old)]:
             dropped[old] = int(counts[names.index(old)])
+    if dropped:
+        listed = ", ".join(f"{name!r} ({n})" for name, n in dropped.items())
+        warn.append(
+            f"{sum(dropped.values())} rows of the dropped classes {listed} were dropped "
+            "(--drop-classes, or the preset's default)"
+        )
     new_names = sort_class_names(sorted({n for n in new_of_old if n is not None}))
     index = {n: i for i, n in enumerate(new_names)}
     lut = np.array([index[n] if n is not None else -1 for n in new_of_old] + [-1], np.int64)
@@ -533,6 +558,7 @@ def prepare(opts: DataOptions) -> PreparedData:
         if hit is not None:
             arrays, meta = hit
             info = {**meta["info"], "cache_hit": True, "cache_path": str(root)}
+            info["source_fingerprint"] = cache_mod.sources_digest(src.signature)
             return PreparedData(
                 name=meta["name"],
                 **arrays,
@@ -552,6 +578,7 @@ def prepare(opts: DataOptions) -> PreparedData:
     data = _split_and_scale(table, opts, test_table)
     data.fingerprint = key
     data.info["fingerprint"] = key
+    data.info["source_fingerprint"] = cache_mod.sources_digest(src.signature)
     data.info["cache_hit"] = False
     if opts.cache:
         meta = {

@@ -10,14 +10,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+
+from lossbench.errors import RunError
 
 RESAMPLERS = ("ros", "rus", "smote")
 SAMPLERS = (*RESAMPLERS, "balanced-batches")
 
 
 def resample_training(
-    X: np.ndarray, y: np.ndarray, sampler: str, seed: int
+    X: np.ndarray,
+    y: np.ndarray,
+    sampler: str,
+    seed: int,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The training split after `sampler` (one of `RESAMPLERS`), seeded by `seed`.
 
@@ -26,7 +34,8 @@ def resample_training(
     SMOTE uses min(5, n_min - 1) neighbours so that a class of a few rows still works.
 
     Raises:
-        ValueError: SMOTE on a class with a single training row (no neighbour to interpolate).
+        RunError: SMOTE on a class with a single training row (no neighbour to interpolate); the
+            message names the class (by `class_names[k]` when given, else its index).
     """
     from imblearn.over_sampling import SMOTE, RandomOverSampler
     from imblearn.under_sampling import RandomUnderSampler
@@ -37,9 +46,17 @@ def resample_training(
     elif sampler == "rus":
         tool = RandomUnderSampler(sampling_strategy="not minority", random_state=seed)
     elif sampler == "smote":
-        smallest = int(np.bincount(y)[np.unique(y)].min())
+        present = np.unique(y)
+        counts = np.bincount(y)[present]
+        smallest = int(counts.min())
         if smallest < 2:
-            raise ValueError("SMOTE needs at least 2 training rows in every class")
+            k = int(present[int(np.argmin(counts))])
+            name = repr(str(class_names[k])) if class_names is not None else f"index {k}"
+            raise RunError(
+                f"SMOTE cannot oversample class {name}: it has {smallest} training row (SMOTE "
+                "interpolates between 2 or more); use ce+ros, or drop the class with "
+                "--min-class-count"
+            )
         tool = SMOTE(
             sampling_strategy="not majority", k_neighbors=min(5, smallest - 1), random_state=seed
         )

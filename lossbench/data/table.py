@@ -94,7 +94,10 @@ class Table:
 
 
 def finite_mask(col: np.ndarray) -> np.ndarray:
-    """True where a value is usable: not NaN, not ±inf, within float32's range."""
+    """True where a value is usable: not NaN, not ±inf, within float32's range (any dtype: a
+    float16 or float32 value is in range when finite; FLOAT32_MAX is no float16)."""
+    if col.dtype.kind == "f" and col.dtype.itemsize <= 4:
+        return np.isfinite(col)
     with np.errstate(invalid="ignore"):
         return np.abs(col) <= FLOAT32_MAX
 

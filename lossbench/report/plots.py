@@ -40,6 +40,7 @@ from sklearn.metrics import precision_recall_curve
 
 from lossbench.io import atomic_savefig
 from lossbench.report.tables import ExperimentResults, RunRecord
+from lossbench.store import read_result_csv
 
 __all__ = [
     "MAX_OVERLAY_KINDS",
@@ -490,10 +491,10 @@ def run_figures(run_dir: Path) -> dict[str, Figure]:
         calibration = json.loads((run_dir / "calibration.json").read_text())
         figures["reliability.png"] = plot_reliability(calibration, name)
     if (run_dir / "confusion.csv").is_file():
-        confusion = pd.read_csv(run_dir / "confusion.csv")
+        confusion = read_result_csv(run_dir / "confusion.csv")
         figures["confusion.png"] = plot_confusion(confusion, name)
     if (run_dir / "per_class.csv").is_file():
-        per_class = pd.read_csv(run_dir / "per_class.csv")
+        per_class = read_result_csv(run_dir / "per_class.csv")
         figures["per_class_f1.png"] = plot_per_class(per_class, name)
     return figures
 
