@@ -531,7 +531,9 @@ def run(
 
     device_desc = configure_device(topts.device)
     from lossbench.experiment import single_run
+    from lossbench.losses.registry import resolve_methods
 
+    loss = resolve_methods([loss])[0]
     cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
     quiet, as_json = settings["quiet"], settings["as_json"]
     with RichReporter(quiet or as_json) as reporter:
@@ -615,8 +617,9 @@ def compare(
     from lossbench.config import Settings, parse_params
     from lossbench.experiment import compare_datasets
     from lossbench.losses import names
+    from lossbench.losses.registry import resolve_methods
 
-    loss_list = names() if losses.strip() == "all" else parse_list(losses)
+    loss_list = names() if losses.strip() == "all" else resolve_methods(parse_list(losses))
     if not loss_list:
         raise InputError("--losses: give at least one loss")
     try:

@@ -197,9 +197,11 @@ BASELINES = ("lr", "rf", "hgb")
 
 #: Every setting of `run` and `compare`, keyed like the TOML file (and the flags, dashes as `_`).
 RULES: dict[str, Rule] = {
-    "loss": Rule("str", "a loss of `lossbench losses`"),
+    "loss": Rule("str", "a loss of `lossbench losses` or a spec [ALIAS=]MODULE:ATTR"),
     "losses": Rule(
-        "list", "losses of `lossbench losses` (a list, or a string like ce,dwb), or all"
+        "list",
+        "losses of `lossbench losses` or specs [ALIAS=]MODULE:ATTR (a list, or a string like "
+        "ce,dwb), or all",
     ),
     "baselines": Rule("list", f"baselines among {', '.join(BASELINES)} (a list, or a string)"),
     "seeds": Rule("list", f"integers from 0 to {SEED_MAX} (a list, or a string like 0,1,2)"),
@@ -340,10 +342,14 @@ def _check_names(key: str, value: Any, items: list[str], origin: str | None) -> 
         unknown = [i for i in items if i not in known]
     else:
         from lossbench.losses import names  # lazy: the losses import Keras
+        from lossbench.losses.registry import known as is_known
+        from lossbench.losses.registry import resolve_methods
 
         known = tuple(names())
-        bases = {i: re.split(r"[+@]", i, maxsplit=1)[0] for i in items}
-        unknown = [i for i, b in bases.items() if b not in known and i != "all"]
+        specs = [i for i in items if ":" in i]
+        resolve_methods(specs)  # a user's MODULE:ATTR: imported and checked here
+        bases = {i: re.split(r"[+@]", i, maxsplit=1)[0] for i in items if i not in specs}
+        unknown = [i for i, b in bases.items() if not is_known(b) and i != "all"]
     if unknown:
         what = "baseline" if key == "baselines" else "loss"
         raise InputError(

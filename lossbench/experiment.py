@@ -62,10 +62,13 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
     `loss.key=value` targets one loss; a plain `key=value` goes to every selected loss that has
     that parameter (an error if none has it). Validation of values happens in `losses.get`.
     """
-    from lossbench.losses import describe  # lazy: the losses import TensorFlow
+    from lossbench.losses.registry import accepted_params  # lazy: the losses import Keras
     from lossbench.methods import base_loss
 
-    accepted = {row["name"]: set(row["defaults"]) for row in describe()}
+    def takes(name: str, key: str) -> bool:
+        allowed = accepted_params(base_loss(name))
+        return allowed is None or key in allowed
+
     out: dict[str, dict[str, Any]] = {name: {} for name in losses}
     for key, value in params.items():
         if "." in key:
@@ -74,7 +77,7 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
                 raise InputError(f"--param {key}: loss {target!r} is not among the selected losses")
             out[target][sub] = value
             continue
-        takers = [name for name in losses if key in accepted.get(base_loss(name), set())]
+        takers = [name for name in losses if takes(name, key)]
         if not takers:
             raise InputError(
                 f"--param {key}: none of the selected losses ({', '.join(losses)}) has a parameter "
@@ -91,14 +94,16 @@ def validate_losses(
     """Build every method's loss once so bad names or parameters fail before any folder is
     created (a method is a loss or a data-level baseline, `lossbench.methods`)."""
     from lossbench.losses import get  # lazy: TensorFlow
+    from lossbench.losses.registry import probe_user_loss
     from lossbench.methods import parse_method
 
     for name in losses:
         method = parse_method(name, allow_tuned=False)
         try:
-            get(method.loss, class_counts, **per_loss_params.get(name, {}))
+            loss = get(method.loss, class_counts, **per_loss_params.get(name, {}))
         except (ValueError, TypeError) as exc:
             raise InputError(f"--loss {name}: {' '.join(str(exc).split())}") from None
+        probe_user_loss(method.loss, loss)  # a user's loss on a probe batch (InputError)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,17 +186,40 @@ def experiment_meta(
         "data_fingerprint": data.fingerprint,
         "device": device,
         "executor": executor,
+        "user_code": _user_provenance(losses),
         "versions": versions(),
         "git_commit": git_commit(),
     }
 
 
-def resolve_key(command: str, cfg: Settings, params: dict[str, Any], tune: int = 0) -> str:
+def user_code_hashes(losses: Sequence[str]) -> dict[str, str | None]:
+    """The SHA-256 of each user loss's source among `losses` (run name -> hash; empty without
+    user code): the experiment key's `user_code`, so that editing the code starts a new
+    experiment."""
+    from lossbench.losses.registry import provenance
+
+    return {name: rec["sha256"] for name, rec in provenance(losses).items()}
+
+
+def _user_provenance(losses: Sequence[str]) -> dict[str, Any]:
+    from lossbench.losses.registry import provenance
+
+    return provenance(losses)
+
+
+def resolve_key(
+    command: str,
+    cfg: Settings,
+    params: dict[str, Any],
+    tune: int = 0,
+    user_code: dict[str, str | None] | None = None,
+) -> str:
     """Configuration key of an experiment: the same data and settings continue the same experiment.
 
     The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
     or more losses grows the existing experiment (training only the new runs) instead of starting
-    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment."""
+    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment,
+    and so is one with user code of other sources (`user_code`, `user_code_hashes`)."""
     return config_key(
         {
             "command": command,
@@ -199,6 +227,7 @@ def resolve_key(command: str, cfg: Settings, params: dict[str, Any], tune: int =
             "train": run_defining(cfg.train),
             "params": params,
             **({"tune": tune} if tune else {}),
+            **({"user_code": user_code} if user_code else {}),
         }
     )
 
@@ -298,7 +327,7 @@ def _compare_datasets(
     exp_dirs: list[Path] = []
     jobs: list[tuple[RunSpec, Settings, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
-        key = resolve_key("compare", cfg, params, tune)
+        key = resolve_key("compare", cfg, params, tune, user_code_hashes(losses))
         out_lock = lock_out(out)  # finding or creating the folder is one step for every process
         locks.callback(out_lock.release)
         exp_dir = None if fresh else find_experiment(out, key)
@@ -433,7 +462,7 @@ def single_run(
     validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"))
     check_model_fits(cfg.train.model, data.n_features, data.name)
     _report_data_warnings(data, reporter or Reporter())
-    key = resolve_key("run", cfg, cfg.params)
+    key = resolve_key("run", cfg, cfg.params, user_code=user_code_hashes([cfg.loss]))
     exp_dir = new_experiment_dir(out, f"{data.name}_{cfg.loss}")
     meta = experiment_meta(
         command="run",

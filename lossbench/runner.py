@@ -224,6 +224,7 @@ def execute_loss_run(
                 ).hexdigest(),
                 "device": device,
                 "loss_config": loss.get_config(),
+                **_user_code(spec.loss),
             }
             atomic_write_json(run_dir / "config.json", config)
             writer = tensorboard_writer(run_dir / "tensorboard") if topts.tensorboard else None
@@ -404,6 +405,14 @@ def execute(
     if spec.kind == "baseline":
         return execute_baseline_run(spec, cfg, data, run_dir, reporter=reporter, plots=plots)
     return execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter, plots=plots)
+
+
+def _user_code(method: str) -> dict[str, Any]:
+    """config.json's `user_code` (spec, file, SHA-256) when the run's loss is user code."""
+    from lossbench.losses.registry import provenance
+
+    found = provenance([method])
+    return {"user_code": next(iter(found.values()))} if found else {}
 
 
 def _save_model(model: Any, path: Path) -> None:
