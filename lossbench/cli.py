@@ -25,7 +25,6 @@ from lossbench.config import (
     data_options,
     parse_list,
     resolve_settings,
-    train_options,
 )
 from lossbench.errors import InputError
 
@@ -294,20 +293,39 @@ def losses(
     the posterior used for calibration (decisions are argmax z), the model head and the ranges
     `compare --tune` searches (a loss without any gets its trials of learning rate)."""
     from lossbench.losses import describe
-    from lossbench.tuning import LR_SEARCH
+    from lossbench.losses.registry import describe_plugins
 
-    rows = describe()
-    if as_json:
-        _print_json(rows)
+    rows, plugins = describe(), describe_plugins()
+    if as_json:  # one list: the built-ins, then the plugins (with their entry point)
+        _print_json(
+            [{**r, "section": "built-in"} for r in rows]
+            + [{**r, "section": "plugins"} for r in plugins]
+        )
         return
     if markdown:
         sys.stdout.write(losses_markdown(rows))
+        if plugins:
+            sys.stdout.write("\nPlugins (not in `--losses all`):\n\n")
+            sys.stdout.write(losses_markdown([r for r in plugins if "error" not in r]))
         return
-    table = Table(title="lossbench losses", show_lines=True)
+    console.print(_losses_table("lossbench losses", rows))
+    if plugins:
+        title = "plugins (entry-point group lossbench.losses; not in --losses all)"
+        console.print(_losses_table(title, plugins))
+
+
+def _losses_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    """The `lossbench losses` table of these rows (a plugin that failed to load: its error)."""
+    from lossbench.tuning import LR_SEARCH
+
+    table = Table(title=title, show_lines=True)
     for col in ("name", "formula", "defaults", "source", "posterior / head", "tuned (--tune)"):
         table.add_column(col, overflow="fold")
     lr_only = "lr (learning rate): log-uniform [{:g}, {:g}]".format(*LR_SEARCH)
     for row in rows:
+        if "error" in row:
+            table.add_row(escape(row["name"]), "", "", escape(row["error"]), "", "")
+            continue
         cells = (
             row["name"],
             row["formula"],
@@ -317,7 +335,7 @@ def losses(
             "; ".join(f"{k}: {v}" for k, v in row["search"].items()) or lr_only,
         )
         table.add_row(*map(escape, cells))
-    console.print(table)
+    return table
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,7 +345,16 @@ EpochsOpt = Annotated[int, typer.Option("--epochs", help="Maximum epochs (>= 1).
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size (>= 1).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 ModelOpt = Annotated[
-    choices.ModelName, typer.Option("--model", help="Network: cnn1d (paper Fig. 4) or mlp.")
+    str,
+    typer.Option(
+        "--model",
+        help="Network: cnn1d (paper Fig. 4), mlp, or your builder MODULE:ATTR "
+        "(build(n_features, n_classes, **params) -> keras.Model of logits).",
+    ),
+]
+ModelParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model-param", help="Parameter KEY=VALUE of your --model MODULE:ATTR."),
 ]
 DeviceOpt = Annotated[choices.Device, typer.Option("--device", help="Training device.")]
 OutOpt = Annotated[str, typer.Option("--out", help="Results folder.")]
@@ -379,6 +406,7 @@ def _training_options(
     scaler: ScalerOpt = "minmax",
     positive_label: PositiveOpt = None,
     model: ModelOpt = "cnn1d",
+    model_param: ModelParamOpt = None,
     epochs: EpochsOpt = 200,
     batch_size: BatchOpt = 256,
     lr: LrOpt = 1e-3,
@@ -516,29 +544,24 @@ def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
 @with_options(_dataset_options, _training_options)
 def run(
     settings: dict[str, Any],
-    loss: Annotated[str, typer.Option("--loss", help="Loss name (see `lossbench losses`).")] = "ce",
+    loss: Annotated[
+        str,
+        typer.Option(
+            "--loss",
+            help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
+            "(MODULE a module or a .py file).",
+        ),
+    ] = "ce",
     data: DataOpt = None,
     seed: SeedOpt = 0,
 ) -> None:
     """Train one network with one loss and write its run folder (metrics, plots, model)."""
-    from pathlib import Path
+    from lossbench.api import run_settings
 
-    from lossbench.config import RunConfig, parse_params
-
-    dopts = data_options(settings, data=data, seed=seed)
-    topts = train_options(settings, seed=seed)
-    from lossbench.train import configure_device
-
-    device_desc = configure_device(topts.device)
-    from lossbench.experiment import single_run
-    from lossbench.losses.registry import resolve_methods
-
-    loss = resolve_methods([loss])[0]
-    cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
     quiet, as_json = settings["quiet"], settings["as_json"]
     with RichReporter(quiet or as_json) as reporter:
-        run_dir, metrics = single_run(
-            cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter
+        run_dir, metrics = run_settings(
+            settings, loss=loss, data=data, seed=seed, reporter=reporter
         )
     if as_json:
         _print_json({"run_dir": str(run_dir), **metrics})
@@ -566,7 +589,8 @@ def compare(
         typer.Option(
             "--losses",
             help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
-            "ce+balanced-batches), or 'all' (the losses).",
+            "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
+            "eleven built-in losses).",
         ),
     ] = "ce,wce,focal,cb,dwb",
     seeds: Annotated[
@@ -614,50 +638,23 @@ def compare(
     """Train one run per (loss, seed) on the same split and write the paper's tables and report."""
     from pathlib import Path
 
-    from lossbench.config import Settings, parse_params
-    from lossbench.experiment import compare_datasets
-    from lossbench.losses import names
-    from lossbench.losses.registry import resolve_methods
+    from lossbench.api import compare_settings
 
-    loss_list = names() if losses.strip() == "all" else resolve_methods(parse_list(losses))
-    if not loss_list:
-        raise InputError("--losses: give at least one loss")
-    try:
-        seed_list = [int(s) for s in parse_list(str(seeds))]
-    except ValueError:
-        raise InputError(f"--seeds {seeds!r}: expected integers like 0,1,2") from None
-    seed0 = seed_list[0] if seed_list else 0
-    datasets = data if isinstance(data, list) else [data]
-    if len(datasets) == 0:
-        datasets = [None]
-    cfgs = [
-        Settings(
-            data=data_options(settings, data=d, seed=seed0),
-            train=train_options(settings, seed=seed0),
-        )
-        for d in datasets
-    ]
-    from lossbench.train import configure_device
-
-    device_desc = configure_device(cfgs[0].train.device)
     quiet, as_json, out = settings["quiet"], settings["as_json"], Path(settings["out"])
     with RichReporter(quiet or as_json) as reporter:
-        exp_dirs = compare_datasets(
-            cfgs,
-            losses=loss_list,
-            baselines=parse_list(baselines),
-            seeds=seed_list,
-            params=parse_params(settings["param"]),
-            out=out,
+        exp_dirs = compare_settings(
+            settings,
+            losses=losses,
+            seeds=seeds,
+            baselines=baselines,
             fresh=fresh,
-            device=device_desc,
-            reporter=reporter,
-            executor=executor,
-            executor_options={"address": address, "gpus_per_run": gpus_per_run}
-            if executor == "ray"
-            else None,
-            run_plots=plots == "runs",
+            plots=plots,
             tune=tune,
+            executor=executor,
+            address=address,
+            gpus_per_run=gpus_per_run,
+            data=data,
+            reporter=reporter,
         )
     board = _compare_leaderboard(exp_dirs, out) if len(exp_dirs) > 1 else None
     if as_json:

@@ -67,6 +67,7 @@ class TrainOptions:
     jit_compile: bool | None = None  # None: XLA where it helps (auto)
     precision: Precision = "float32"
     tensorboard: bool = False
+    model_params: dict[str, Any] = field(default_factory=dict)  # --model-param, user networks
 
 
 #: The option fields that do not define what an experiment runs: the seed (an experiment holds the
@@ -81,7 +82,10 @@ NOT_ARRAY_SHAPING = ("data", "positive_label")
 def run_defining(opts: DataOptions | TrainOptions) -> dict[str, Any]:
     """The fields of `opts` that define a run (the experiment key: equal values continue an
     experiment), by name; values as `dataclasses.asdict` gives them."""
-    return {k: v for k, v in dataclasses.asdict(opts).items() if k not in NOT_RUN_DEFINING}
+    out = {k: v for k, v in dataclasses.asdict(opts).items() if k not in NOT_RUN_DEFINING}
+    if not out.get("model_params", True):
+        del out["model_params"]  # none: the key of every experiment from before the field
+    return out
 
 
 def array_shaping(opts: DataOptions) -> dict[str, Any]:
@@ -109,15 +113,15 @@ class RunConfig(Settings):
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_params(items: list[str] | None) -> dict[str, Any]:
+def parse_params(items: list[str] | None, flag: str = "--param") -> dict[str, Any]:
     """Parse `--param key=value` items; values are read as TOML scalars or lists when possible."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise InputError(f"--param {item!r}: expected key=value, e.g. --param gamma=2")
+            raise InputError(f"{flag} {item!r}: expected key=value, e.g. {flag} gamma=2")
         key, raw = (s.strip() for s in item.split("=", 1))
         if not key:
-            raise InputError(f"--param {item!r}: empty parameter name")
+            raise InputError(f"{flag} {item!r}: empty parameter name")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -217,7 +221,8 @@ RULES: dict[str, Rule] = {
     "scaler": _choice(Scaler),
     "no_cache": _FLAG,
     "positive_label": _TEXT,
-    "model": _choice(ModelName),
+    "model": Rule("model", f"one of {', '.join(get_args(ModelName))}, or your builder MODULE:ATTR"),
+    "model_param": Rule("params", "a table of network parameters ([model_param] units = 64)"),
     "epochs": _int("an integer >= 1", lambda v: v >= 1),
     "batch_size": _int("an integer >= 1", lambda v: v >= 1),
     "lr": _float("a positive finite number", lambda v: 0 < v < float("inf")),
@@ -287,6 +292,16 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
             raise bad()
         if key == "loss":
             _check_names(key, value, [value], origin)
+        return value
+    if kind == "model":
+        if not isinstance(value, str):
+            raise bad()
+        if ":" in value:
+            from lossbench.models import user_model  # lazy: Keras
+
+            user_model(value)  # imported and checked here
+        elif value not in get_args(ModelName):
+            raise bad()
         return value
     if kind == "data":
         items = value if isinstance(value, list) else [value]
@@ -431,6 +446,7 @@ def train_options(settings: Mapping[str, Any], *, seed: int) -> TrainOptions:
         jit_compile={"auto": None, "on": True, "off": False}[settings["jit"]],
         select=settings["select"],
         far_targets=far_targets,
+        model_params=parse_params(settings.get("model_param"), flag="--model-param"),
     )
 
 
@@ -441,8 +457,20 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def check_model_fits(model: str, n_features: int, dataset: str) -> None:
-    """Raise InputError when `dataset` has too few features for `model` (e.g. cnn1d needs 6)."""
+def check_model_fits(
+    model: str,
+    n_features: int,
+    dataset: str,
+    n_classes: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """Raise InputError when `dataset` has too few features for `model` (e.g. cnn1d needs 6), or
+    when the user's network `MODULE:ATTR` does not build logits `(None, n_classes)` for it."""
+    if ":" in model and n_classes is not None:
+        from lossbench.models import build_model  # lazy: Keras
+
+        build_model(model, n_features, n_classes, params=params)
+        return
     need = MIN_FEATURES.get(model, 1)
     if n_features < need:
         raise InputError(

@@ -89,10 +89,14 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
 
 
 def validate_losses(
-    losses: Sequence[str], per_loss_params: dict[str, dict[str, Any]], class_counts: np.ndarray
+    losses: Sequence[str],
+    per_loss_params: dict[str, dict[str, Any]],
+    class_counts: np.ndarray,
+    model: str = "",
 ) -> None:
     """Build every method's loss once so bad names or parameters fail before any folder is
-    created (a method is a loss or a data-level baseline, `lossbench.methods`)."""
+    created (a method is a loss or a data-level baseline, `lossbench.methods`); a loss that
+    needs a head other than plain logits cannot train the user's network `model`."""
     from lossbench.losses import get  # lazy: TensorFlow
     from lossbench.losses.registry import probe_user_loss
     from lossbench.methods import parse_method
@@ -104,6 +108,11 @@ def validate_losses(
         except (ValueError, TypeError) as exc:
             raise InputError(f"--loss {name}: {' '.join(str(exc).split())}") from None
         probe_user_loss(method.loss, loss)  # a user's loss on a probe batch (InputError)
+        if ":" in model and (loss.head != "linear" or loss.scale != 1.0):
+            raise InputError(
+                f"--loss {name}: it needs the {loss.head} head (scale {loss.scale:g}), which "
+                f"only the built-in networks build, not --model {model}"
+            )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,25 +195,30 @@ def experiment_meta(
         "data_fingerprint": data.fingerprint,
         "device": device,
         "executor": executor,
-        "user_code": _user_provenance(losses),
+        "user_code": _user_provenance(losses, cfg.train.model),
         "versions": versions(),
         "git_commit": git_commit(),
     }
 
 
-def user_code_hashes(losses: Sequence[str]) -> dict[str, str | None]:
-    """The SHA-256 of each user loss's source among `losses` (run name -> hash; empty without
-    user code): the experiment key's `user_code`, so that editing the code starts a new
-    experiment."""
+def user_code_hashes(losses: Sequence[str], model: str = "") -> dict[str, str | None]:
+    """The SHA-256 of the source of each user loss among `losses` (run name -> hash) and of the
+    user's network (under "--model"); empty without user code: the experiment key's
+    `user_code`, so that editing the code starts a new experiment."""
+    return {name: rec["sha256"] for name, rec in _user_provenance(losses, model).items()}
+
+
+def _user_provenance(losses: Sequence[str], model: str = "") -> dict[str, Any]:
+    """experiment.json's `user_code`: spec, file and SHA-256 of each user loss (by run name)
+    and of the user's network (under "--model")."""
     from lossbench.losses.registry import provenance
 
-    return {name: rec["sha256"] for name, rec in provenance(losses).items()}
+    out = provenance(losses)
+    if ":" in model:
+        from lossbench.models import user_model
 
-
-def _user_provenance(losses: Sequence[str]) -> dict[str, Any]:
-    from lossbench.losses.registry import provenance
-
-    return provenance(losses)
+        out["--model"] = user_model(model).provenance()
+    return out
 
 
 def resolve_key(
@@ -313,8 +327,14 @@ def _compare_datasets(
     for cfg in cfgs:
         first = data_for_seed(cfg.data, seeds[0])
         _positive_index(first, cfg.data.positive_label)
-        validate_losses(losses, per_loss, first.class_counts("train"))
-        check_model_fits(cfg.train.model, first.n_features, first.name)
+        validate_losses(losses, per_loss, first.class_counts("train"), cfg.train.model)
+        check_model_fits(
+            cfg.train.model,
+            first.n_features,
+            first.name,
+            first.n_classes,
+            cfg.train.model_params,
+        )
         firsts.append(first)
     address = (executor_options or {}).get("address")
     if executor == "ray" and address:  # join the cluster before any folder exists
@@ -327,7 +347,8 @@ def _compare_datasets(
     exp_dirs: list[Path] = []
     jobs: list[tuple[RunSpec, Settings, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
-        key = resolve_key("compare", cfg, params, tune, user_code_hashes(losses))
+        hashes = user_code_hashes(losses, cfg.train.model)
+        key = resolve_key("compare", cfg, params, tune, hashes)
         out_lock = lock_out(out)  # finding or creating the folder is one step for every process
         locks.callback(out_lock.release)
         exp_dir = None if fresh else find_experiment(out, key)
@@ -459,10 +480,13 @@ def single_run(
     metrics)."""
     data = data_for_seed(cfg.data, cfg.train.seed)
     _positive_index(data, cfg.data.positive_label)
-    validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"))
-    check_model_fits(cfg.train.model, data.n_features, data.name)
+    validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"), cfg.train.model)
+    check_model_fits(
+        cfg.train.model, data.n_features, data.name, data.n_classes, cfg.train.model_params
+    )
     _report_data_warnings(data, reporter or Reporter())
-    key = resolve_key("run", cfg, cfg.params, user_code=user_code_hashes([cfg.loss]))
+    hashes = user_code_hashes([cfg.loss], cfg.train.model)
+    key = resolve_key("run", cfg, cfg.params, user_code=hashes)
     exp_dir = new_experiment_dir(out, f"{data.name}_{cfg.loss}")
     meta = experiment_meta(
         command="run",

@@ -111,6 +111,7 @@ def prepare_method(
         "head": loss.head,  # the head the loss declares (ldam: cosine, s = 30)
         "scale": loss.scale,
         "precision": topts.precision,
+        **({"params": topts.model_params} if topts.model_params else {}),
     }
     jit = resolve_jit(topts.jit_compile, device)
     trainer, checksum = trainer_for_run(arch, loss, topts, n_classes, jit_compile=jit)

@@ -166,3 +166,187 @@ def test_two_specs_with_one_name_clash(cli, tmp_path):
     assert res.code == 2
     assert all(s in res.err for s in specs), res.err
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# the Python API
+
+
+def _my_fn(y, z):
+    from keras import ops
+
+    return -ops.sum(y * ops.log_softmax(z, axis=-1), axis=-1)
+
+
+def _frame(rows: int = 240) -> pd.DataFrame:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(rows) < 0.25, "attack", "benign")
+    X = rng.normal(size=(rows, 6)) + (y == "attack")[:, None]
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    frame["y"] = y
+    return frame
+
+
+def test_python_compare_returns_the_tables_it_wrote(tmp_path):
+    import lossbench
+
+    out = tmp_path / "out"
+    exp = lossbench.compare(
+        data=_frame(), label_col="y", losses=["ce", ("mine", _my_fn)], seeds=[0], epochs=2,
+        out=out, model="mlp", device="cpu", quiet=True,
+    )  # fmt: skip
+    assert isinstance(exp, lossbench.Experiment)
+    written = pd.read_csv(exp.path / "summary" / "table_average.csv")
+    pd.testing.assert_frame_equal(exp.tables["average"], written)
+    assert set(written.iloc[:, 0].astype(str)) >= {"ce", "mine"}
+    again = lossbench.load(exp.path)
+    for name, table in exp.tables.items():
+        pd.testing.assert_frame_equal(again.tables[name], table)
+    assert exp.significance is not None and exp.ranks is not None
+    assert exp.report_path.is_file()
+    runs = {r.name: r for r in exp.runs}
+    assert set(runs) == {"ce_seed0", "mine_seed0"}
+    assert runs["mine_seed0"].metrics["status"] == "ok"
+    assert len(runs["mine_seed0"].history) == 2
+    assert len(runs["ce_seed0"].predictions) > 0
+    model = runs["ce_seed0"].model()
+    assert model.output_shape == (None, 2)
+    # the same call again resumes: the in-memory data is fingerprinted like a file
+    same = lossbench.compare(
+        data=_frame(), label_col="y", losses=["ce", ("mine", _my_fn)], seeds=[0], epochs=2,
+        out=out, model="mlp", device="cpu", quiet=True,
+    )  # fmt: skip
+    assert same.path == exp.path
+
+
+def test_python_run_with_x_y_and_a_bad_setting(tmp_path):
+    import lossbench
+
+    frame = _frame()
+    X, y = frame.drop(columns="y").to_numpy(), frame["y"].to_numpy()
+    run = lossbench.run(
+        data=(X, y), loss="focal", out=tmp_path / "out", epochs=1, model="mlp", device="cpu",
+        quiet=True,
+    )  # fmt: skip
+    assert isinstance(run, lossbench.Run) and run.status == "ok"
+    with pytest.raises(lossbench.InputError, match=r"--epochs -3: expected an integer >= 1"):
+        lossbench.run(data=(X, y), epochs=-3, out=tmp_path / "bad", quiet=True)
+    with pytest.raises(lossbench.InputError, match="unknown setting"):
+        lossbench.compare(data=(X, y), epoch=3, out=tmp_path / "bad", quiet=True)
+    with pytest.raises(lossbench.InputError, match="neither a loss class nor a callable"):
+        lossbench.compare(data=(X, y), losses=[3], out=tmp_path / "bad", quiet=True)
+    assert not (tmp_path / "bad").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# the user's network
+
+MODELS = """
+import keras
+
+
+def build(n_features, n_classes, units=16):
+    inputs = keras.Input(shape=(n_features,))
+    x = keras.layers.Dense(units, activation="relu")(inputs)
+    x = keras.layers.Dense(units, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(n_classes)(x))
+
+
+def wrong(n_features, n_classes):
+    inputs = keras.Input(shape=(n_features,))
+    return keras.Model(inputs, keras.layers.Dense(n_classes + 1)(inputs))
+"""
+
+
+def test_user_network_runs_for_every_loss_and_saves_plain_keras(cli, tmp_path):
+    import keras
+
+    mod = _write(tmp_path, "nets.py", MODELS)
+    out = tmp_path / "out"
+    res = cli(
+        "compare", "--out", out, "--losses", "ce,focal", "--seeds", "0", "--epochs", "1",
+        "--device", "cpu", "--quiet", "--model", f"{mod}:build", "--model-param", "units=8",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    (exp,) = _experiments(out)
+    cfgs = [
+        json.loads((exp / "runs" / f"{m}_seed0" / "config.json").read_text())
+        for m in ("ce", "focal")
+    ]
+    assert cfgs[0]["initial_weights_sha256"] == cfgs[1]["initial_weights_sha256"]
+    assert cfgs[0]["user_model"]["sha256"] is not None
+    assert cfgs[0]["train"]["model_params"] == {"units": 8}
+    model = keras.saving.load_model(exp / "runs" / "ce_seed0" / "model.keras")
+    assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [8, 8, 10]
+    meta = json.loads((exp / "experiment.json").read_text())
+    assert meta["user_code"]["--model"]["spec"] == f"{mod}:build"
+
+
+@pytest.mark.parametrize(
+    ("attr", "needle"),
+    [("wrong", "output shape (None, 11); expected (None, 10)"), ("nope", "has no attribute")],
+)
+def test_bad_user_network_exits_2_before_any_folder(cli, tmp_path, attr, needle):
+    mod = _write(tmp_path, "nets.py", MODELS)
+    out = tmp_path / "out"
+    res = cli("run", "--out", out, "--epochs", "1", "--model", f"{mod}:{attr}", "--device", "cpu")
+    assert res.code == 2, res.err
+    assert needle in res.err and len(res.err.strip().splitlines()) == 1, res.err
+    assert not out.exists()
+
+
+def test_user_loss_that_turns_nan_is_a_failed_run(cli, tmp_path):
+    # finite on the probe batch (20 rows), NaN on a training batch of 256
+    mod = _write(
+        tmp_path,
+        "nan_loss.py",
+        DOUBLE_CE + "\n\ndef nan_later(y, z):\n    return ce(y, z) + ops.log(50 - ops.sum(y))\n",
+    )
+    out = tmp_path / "out"
+    res = cli("run", "--out", out, "--loss", f"{mod}:nan_later", "--epochs", "2", *FAST)
+    assert res.code == 3, res.err
+
+
+# ----------------------------------------------------------------------------------------------
+# plugins
+
+
+def test_plugin_is_listed_and_runs_by_its_name(cli, tmp_path, monkeypatch):
+    import importlib.metadata
+
+    (tmp_path / "lb_poly_plugin.py").write_text(textwrap.dedent(POLY_CLASS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fake = [
+        importlib.metadata.EntryPoint(
+            name="poly", value="lb_poly_plugin:Poly1", group="lossbench.losses"
+        )
+    ]
+    real = importlib.metadata.entry_points
+
+    def entry_points(**kw):
+        return fake if kw.get("group") == "lossbench.losses" else real(**kw)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    res = cli("losses", "--json")
+    assert res.code == 0, res.err
+    rows = json.loads(res.out)
+    plugins = [r for r in rows if r["section"] == "plugins"]
+    assert [r["name"] for r in plugins] == ["poly"]
+    assert plugins[0]["search"] == {"epsilon": "uniform [0, 2]"}
+    assert len([r for r in rows if r["section"] == "built-in"]) == 11
+    assert "plugins" in cli("losses").out
+    out = tmp_path / "out"
+    res = cli(
+        "compare", "--out", out, "--losses", "ce,poly", "--seeds", "0", "--epochs", "1", *FAST
+    )
+    assert res.code == 0, res.err
+    (exp,) = _experiments(out)
+    assert (exp / "runs" / "poly_seed0" / "DONE").exists()
+    meta = json.loads((exp / "experiment.json").read_text())
+    assert meta["user_code"]["poly"]["spec"] == "plugin poly = lb_poly_plugin:Poly1"
+    # `--losses all` stays the eleven built-ins
+    from lossbench.losses import names
+
+    assert "poly" not in names() and len(names()) == 11

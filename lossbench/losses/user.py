@@ -119,6 +119,55 @@ def _import(module: str, spec: str, what: str) -> Any:
         ) from None
 
 
+def _attribute(module: str, attr: str, spec: str, what: str) -> tuple[Any, Any]:
+    """(the module, its attribute `attr`, dotted for a class attribute) of a spec."""
+    mod = _import(module, spec, what)
+    obj = mod
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise InputError(f"{what} spec {spec!r}: module {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return mod, obj
+
+
+def resolve_model(text: str) -> UserCode:
+    """Resolve a network spec `MODULE:ATTR`: ATTR is `build(n_features, n_classes, **params)`
+    returning a `keras.Model` of logits (InputError naming the spec and the cause)."""
+    _, module, attr = split_spec(text, what="model")
+    mod, obj = _attribute(module, attr, text, "model")
+    if not callable(obj):
+        raise InputError(
+            f"model spec {text!r}: {type(obj).__name__} object is not a callable "
+            "build(n_features, n_classes, **params)"
+        )
+    path, digest = source_of(obj if inspect.isfunction(obj) else type(obj), mod)
+    return UserCode(text, text, path, digest, "model", obj)
+
+
+def build_model(
+    code: UserCode, n_features: int, n_classes: int, params: dict[str, Any]
+) -> keras.Model:
+    """The user's network; InputError unless it is a `keras.Model` with output `(None, K)`."""
+    try:
+        model = code.obj(n_features, n_classes, **params)
+    except Exception as exc:
+        raise InputError(f"model spec {code.spec!r}: building it raised {_cause(exc)}") from None
+    if not isinstance(model, keras.Model):
+        raise InputError(
+            f"model spec {code.spec!r}: returned a {type(model).__name__}, not a keras.Model"
+        )
+    try:
+        shape = tuple(model.output_shape)
+    except (AttributeError, ValueError):
+        shape = None
+    if shape != (None, n_classes):
+        raise InputError(
+            f"model spec {code.spec!r}: output shape {shape}; expected (None, {n_classes}) "
+            f"logits for {n_features} features and {n_classes} classes"
+        )
+    return model
+
+
 def _cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
@@ -163,12 +212,7 @@ def _parameters(fn: Any) -> dict[str, inspect.Parameter]:
 def resolve(text: str, *, builtins: tuple[str, ...] = ()) -> UserCode:
     """Resolve a loss spec `[ALIAS=]MODULE:ATTR` (InputError naming the spec and the cause)."""
     alias, module, attr = split_spec(text)
-    mod = _import(module, text, "loss")
-    obj = mod
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise InputError(f"loss spec {text!r}: module {module!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    mod, obj = _attribute(module, attr, text, "loss")
     return from_object(
         obj, name=alias or attr.split(".")[-1].lower(), spec=text, module=mod, builtins=builtins
     )
