@@ -6,9 +6,8 @@ The Python API (`lossbench.api`): `compare(...) -> Experiment`, `run(...) -> Run
 
 from typing import Any
 
+from lossbench._version import __version__
 from lossbench.errors import InputError
-
-__version__ = "0.1.0"
 
 _API = ("Experiment", "Run", "compare", "load", "run")
 

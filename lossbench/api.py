@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from inspect import signature
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lossbench.config import OWN_SETTINGS
 from lossbench.errors import InputError
 
 #: The tables of `Experiment.tables` (summary/table_<name>.csv).
@@ -152,7 +152,7 @@ def compare(
     Returns the `Experiment` (a list of them when `data` is a list of datasets). Failed runs
     are in `.runs` with their status, as the command line lists them.
     """
-    from lossbench import cli
+    from lossbench.progress import RichReporter
 
     given = {"out": str(out), "quiet": quiet, **settings}
     if losses is not None:
@@ -162,9 +162,9 @@ def compare(
     if data is not None:
         datasets = data if isinstance(data, list) else [data]
         given["data"] = [_dataset(d, given) for d in datasets]
-    resolved = _settings(cli.compare, given)
-    own = {k: resolved.pop(k) for k in _COMPARE_OWN}
-    with cli.RichReporter(quiet) as reporter:
+    resolved = _settings("compare", given)
+    own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["compare"], "data")}
+    with RichReporter(quiet) as reporter:
         exp_dirs = compare_settings(resolved, reporter=reporter, **own)
     exps = [Experiment(d) for d in exp_dirs]
     return exps if isinstance(data, list) else exps[0]
@@ -180,34 +180,21 @@ def run(
     **settings: Any,
 ) -> Run:
     """`lossbench run` from Python: one network trained with one loss; returns its `Run`."""
-    from lossbench import cli
+    from lossbench.progress import RichReporter
 
     given = {"out": str(out), "quiet": quiet, "seed": seed, **settings}
     given["loss"] = _loss_names([loss])[0]
     if data is not None:
         given["data"] = _dataset(data, given)
-    resolved = _settings(cli.run, given)
-    own = {k: resolved.pop(k) for k in ("loss", "data", "seed")}
-    with cli.RichReporter(quiet) as reporter:
+    resolved = _settings("run", given)
+    own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["run"], "data")}
+    with RichReporter(quiet) as reporter:
         run_dir, _ = run_settings(resolved, reporter=reporter, **own)
     return Run.from_dir(run_dir)
 
 
 # ----------------------------------------------------------------------------------------------
 # the bodies of `lossbench compare` and `lossbench run` (the command line calls these too)
-
-_COMPARE_OWN = (
-    "losses",
-    "seeds",
-    "baselines",
-    "fresh",
-    "plots",
-    "tune",
-    "executor",
-    "address",
-    "gpus_per_run",
-    "data",
-)
 
 
 def compare_settings(
@@ -292,14 +279,12 @@ def run_settings(
 # keywords -> settings
 
 
-def _settings(command: Callable[..., Any], given: dict[str, Any]) -> dict[str, Any]:
+def _settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
     """The command's settings: its defaults, then `given` (the command line's names), validated
     by `config.resolve_settings` with the `config` TOML file when given."""
-    from lossbench.config import resolve_settings
+    from lossbench.config import command_defaults, resolve_settings
 
-    defaults = {
-        name: p.default for name, p in signature(command).parameters.items() if name != "ctx"
-    }
+    defaults = command_defaults(command)
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise InputError(

@@ -18,8 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lossbench import __version__, choices
+from lossbench import choices
+from lossbench._version import __version__
 from lossbench.config import (
+    DEFAULTS,
     RULES,
     check_setting,
     data_options,
@@ -27,6 +29,7 @@ from lossbench.config import (
     resolve_settings,
 )
 from lossbench.errors import InputError
+from lossbench.progress import RichReporter
 
 app = typer.Typer(
     name="lossbench",
@@ -128,14 +131,14 @@ ConfigOpt = Annotated[
 
 
 def _dataset_options(
-    label_col: LabelColOpt = None,
-    preset: PresetOpt = "auto",
-    nan_policy: NanPolicyOpt = "drop",
-    drop_classes: DropClassesOpt = None,
-    merge: MergeOpt = None,
-    min_class_count: MinClassOpt = None,
-    no_cache: NoCacheOpt = False,
-    dedupe: DedupeOpt = False,
+    label_col: LabelColOpt = DEFAULTS["label_col"],
+    preset: PresetOpt = DEFAULTS["preset"],
+    nan_policy: NanPolicyOpt = DEFAULTS["nan_policy"],
+    drop_classes: DropClassesOpt = DEFAULTS["drop_classes"],
+    merge: MergeOpt = DEFAULTS["merge"],
+    min_class_count: MinClassOpt = DEFAULTS["min_class_count"],
+    no_cache: NoCacheOpt = DEFAULTS["no_cache"],
+    dedupe: DedupeOpt = DEFAULTS["dedupe"],
 ) -> None:
     """How to read a dataset: the options `inspect`, `run` and `compare` share."""
 
@@ -401,112 +404,30 @@ PrecisionOpt = Annotated[
 
 
 def _training_options(
-    sample_frac: SampleFracOpt = None,
-    split: SplitOpt = "0.6,0.2,0.2",
-    scaler: ScalerOpt = "minmax",
-    positive_label: PositiveOpt = None,
-    model: ModelOpt = "cnn1d",
-    model_param: ModelParamOpt = None,
-    epochs: EpochsOpt = 200,
-    batch_size: BatchOpt = 256,
-    lr: LrOpt = 1e-3,
-    clipnorm: ClipOpt = 1.0,
-    patience: PatienceOpt = 20,
-    select: SelectOpt = "macro_f1",
-    far: FarOpt = "0.01,0.001",
-    device: DeviceOpt = "auto",
-    jit: JitOpt = "auto",
-    precision: PrecisionOpt = "float32",
-    param: ParamOpt = None,
-    out: OutOpt = "results",
-    tensorboard: TensorboardOpt = False,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    sample_frac: SampleFracOpt = DEFAULTS["sample_frac"],
+    split: SplitOpt = DEFAULTS["split"],
+    scaler: ScalerOpt = DEFAULTS["scaler"],
+    positive_label: PositiveOpt = DEFAULTS["positive_label"],
+    model: ModelOpt = DEFAULTS["model"],
+    model_param: ModelParamOpt = DEFAULTS["model_param"],
+    epochs: EpochsOpt = DEFAULTS["epochs"],
+    batch_size: BatchOpt = DEFAULTS["batch_size"],
+    lr: LrOpt = DEFAULTS["lr"],
+    clipnorm: ClipOpt = DEFAULTS["clipnorm"],
+    patience: PatienceOpt = DEFAULTS["patience"],
+    select: SelectOpt = DEFAULTS["select"],
+    far: FarOpt = DEFAULTS["far"],
+    device: DeviceOpt = DEFAULTS["device"],
+    jit: JitOpt = DEFAULTS["jit"],
+    precision: PrecisionOpt = DEFAULTS["precision"],
+    param: ParamOpt = DEFAULTS["param"],
+    out: OutOpt = DEFAULTS["out"],
+    tensorboard: TensorboardOpt = DEFAULTS["tensorboard"],
+    config: ConfigOpt = DEFAULTS["config"],
+    quiet: QuietOpt = DEFAULTS["quiet"],
+    as_json: JsonOpt = DEFAULTS["as_json"],
 ) -> None:
     """The other options `run` and `compare` share (after `_dataset_options`)."""
-
-
-class RichReporter:
-    """Draws rich progress bars for the runs of an experiment and the epochs of each run."""
-
-    def __init__(self, quiet: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.quiet = quiet
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=quiet,
-            transient=False,
-        )
-        self.runs_task = None
-        self.epoch_task = None
-        self.tune_task = None
-        self.results: dict[str, dict[str, Any]] = {}
-
-    def __enter__(self) -> RichReporter:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
-
-    def experiment_started(self, exp_dir: Any, runs: list[str]) -> None:
-        if self.runs_task is None:
-            self.runs_task = self.progress.add_task("runs", total=len(runs), info=str(exp_dir))
-        else:  # a compare over several datasets: one bar for all their runs
-            total = self.progress.tasks[self.progress.task_ids.index(self.runs_task)].total or 0
-            self.progress.update(self.runs_task, total=total + len(runs), info=str(exp_dir))
-
-    def warning(self, message: str) -> None:
-        self.progress.console.print(
-            f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
-        )
-
-    def trial_finished(self, method: str, done: int, total: int, row: dict[str, Any]) -> None:
-        if self.tune_task is None:
-            self.tune_task = self.progress.add_task("tuning", total=total, info="")
-        info = f"{method} trial {row['number']}: {row['state'].lower()} {row['value']:.4f}"
-        self.progress.update(self.tune_task, completed=done, total=total, info=info)
-
-    def run_skipped(self, name: str) -> None:
-        if self.runs_task is not None:
-            self.progress.update(self.runs_task, advance=1, info=f"{name}: done earlier, skipped")
-
-    def run_started(self, name: str, epochs: int) -> None:
-        if self.epoch_task is not None:
-            self.progress.remove_task(self.epoch_task)
-        self.epoch_task = self.progress.add_task(f"  {name}", total=max(epochs, 1), info="")
-
-    def epoch_end(self, name: str, row: dict[str, Any]) -> None:
-        info = (
-            f"loss {row['loss']:.4f} val_loss {row['val_loss']:.4f} "
-            f"val F1 {row['val_macro_f1']:.3f}"
-        )
-        self.progress.update(self.epoch_task, advance=1, info=info)
-
-    def run_finished(self, name: str, metrics: dict[str, Any]) -> None:
-        self.results[name] = metrics
-        if self.epoch_task is not None:
-            task = self.progress.tasks[self.progress.task_ids.index(self.epoch_task)]
-            self.progress.update(self.epoch_task, completed=task.total)
-        if self.runs_task is not None:
-            status = metrics.get("status")
-            info = f"{name}: {status}" + (f" ({metrics.get('reason')})" if status != "ok" else "")
-            self.progress.update(self.runs_task, advance=1, info=info)
 
 
 def _headline_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -551,15 +472,15 @@ def run(
             help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
             "(MODULE a module or a .py file).",
         ),
-    ] = "ce",
-    data: DataOpt = None,
-    seed: SeedOpt = 0,
+    ] = DEFAULTS["loss"],
+    data: DataOpt = DEFAULTS["data"],
+    seed: SeedOpt = DEFAULTS["seed"],
 ) -> None:
     """Train one network with one loss and write its run folder (metrics, plots, model)."""
     from lossbench.api import run_settings
 
     quiet, as_json = settings["quiet"], settings["as_json"]
-    with RichReporter(quiet or as_json) as reporter:
+    with RichReporter(quiet or as_json, err_console) as reporter:
         run_dir, metrics = run_settings(
             settings, loss=loss, data=data, seed=seed, reporter=reporter
         )
@@ -592,14 +513,16 @@ def compare(
             "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
             "eleven built-in losses).",
         ),
-    ] = "ce,wce,focal,cb,dwb",
+    ] = DEFAULTS["losses"],
     seeds: Annotated[
         str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
-    ] = "0,1,2",
+    ] = DEFAULTS["seeds"],
     baselines: Annotated[
         str, typer.Option("--baselines", help="scikit-learn baselines: lr,rf,hgb.")
-    ] = "",
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = False,
+    ] = DEFAULTS["baselines"],
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = DEFAULTS[
+        "fresh"
+    ],
     plots: Annotated[
         choices.Plots,
         typer.Option(
@@ -607,7 +530,7 @@ def compare(
             help="summary: the summary's plots only (each run's: `lossbench report --plots "
             "runs`); runs: each run's plots too.",
         ),
-    ] = "summary",
+    ] = DEFAULTS["plots"],
     tune: Annotated[
         int,
         typer.Option(
@@ -616,16 +539,16 @@ def compare(
             "objective: the --select criterion), then add '<method>@tuned' rows beside the "
             "defaults; 0 = no tuning.",
         ),
-    ] = 0,
+    ] = DEFAULTS["tune"],
     executor: Annotated[
         choices.Executor, typer.Option("--executor", help="Where the runs train.")
-    ] = "local",
+    ] = DEFAULTS["executor"],
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
-    ] = None,
+    ] = DEFAULTS["address"],
     gpus_per_run: Annotated[
         float, typer.Option("--gpus-per-run", help="GPUs per Ray task (>= 0).")
-    ] = 0,
+    ] = DEFAULTS["gpus_per_run"],
     data: Annotated[
         list[str] | None,
         typer.Option(
@@ -633,7 +556,7 @@ def compare(
             help="As for `run`; repeat --data to compare on several datasets (one experiment "
             "each). Default: digits-lt.",
         ),
-    ] = None,
+    ] = DEFAULTS["data"],
 ) -> None:
     """Train one run per (loss, seed) on the same split and write the paper's tables and report."""
     from pathlib import Path
@@ -641,7 +564,7 @@ def compare(
     from lossbench.api import compare_settings
 
     quiet, as_json, out = settings["quiet"], settings["as_json"], Path(settings["out"])
-    with RichReporter(quiet or as_json) as reporter:
+    with RichReporter(quiet or as_json, err_console) as reporter:
         exp_dirs = compare_settings(
             settings,
             losses=losses,

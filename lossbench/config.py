@@ -249,6 +249,78 @@ RULES: dict[str, Rule] = {
 }
 
 
+#: The default of every setting of `run` and `compare`: the flags', the TOML file's and the
+#: Python API's (`lossbench.api`).
+DEFAULTS: dict[str, Any] = {
+    # how to read a dataset (inspect, run, compare)
+    "label_col": None,
+    "preset": "auto",
+    "nan_policy": "drop",
+    "drop_classes": None,
+    "merge": None,
+    "min_class_count": None,
+    "no_cache": False,
+    "dedupe": False,
+    # what run and compare share besides
+    "sample_frac": None,
+    "split": "0.6,0.2,0.2",
+    "scaler": "minmax",
+    "positive_label": None,
+    "model": "cnn1d",
+    "model_param": None,
+    "epochs": 200,
+    "batch_size": 256,
+    "lr": 1e-3,
+    "clipnorm": 1.0,
+    "patience": 20,
+    "select": "macro_f1",
+    "far": "0.01,0.001",
+    "device": "auto",
+    "jit": "auto",
+    "precision": "float32",
+    "param": None,
+    "out": "results",
+    "tensorboard": False,
+    "config": None,
+    "quiet": False,
+    "as_json": False,
+    # one command's own
+    "data": None,
+    "loss": "ce",
+    "seed": 0,
+    "losses": "ce,wce,focal,cb,dwb",
+    "seeds": "0,1,2",
+    "baselines": "",
+    "fresh": False,
+    "plots": "summary",
+    "tune": 0,
+    "executor": "local",
+    "address": None,
+    "gpus_per_run": 0,
+}
+#: The settings only one of the commands has (every other key of `DEFAULTS` both have).
+OWN_SETTINGS: dict[str, tuple[str, ...]] = {
+    "run": ("loss", "seed"),
+    "compare": (
+        "losses",
+        "seeds",
+        "baselines",
+        "fresh",
+        "plots",
+        "tune",
+        "executor",
+        "address",
+        "gpus_per_run",
+    ),
+}
+
+
+def command_defaults(command: str) -> dict[str, Any]:
+    """The settings of `run` or `compare` with their defaults."""
+    others = {k for c, keys in OWN_SETTINGS.items() if c != command for k in keys}
+    return {k: v for k, v in DEFAULTS.items() if k not in others}
+
+
 def _where(key: str, value: Any, origin: str | None) -> str:
     """'--epochs -3' for a flag, 'exp.toml: epochs = -3' for a key of a config file."""
     if origin is None:

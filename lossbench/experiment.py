@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lossbench import __version__
+from lossbench._version import __version__
 from lossbench.config import (
     BASELINES,
     RunConfig,

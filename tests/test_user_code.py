@@ -350,3 +350,18 @@ def test_plugin_is_listed_and_runs_by_its_name(cli, tmp_path, monkeypatch):
     from lossbench.losses import names
 
     assert "poly" not in names() and len(names()) == 11
+
+
+# ----------------------------------------------------------------------------------------------
+# the examples
+
+
+def test_compare_in_python_example_runs(tmp_path, monkeypatch):
+    import runpy
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    module = runpy.run_path(str(examples / "compare_in_python.py"))
+    exp = module["main"](tiny=True, out=str(tmp_path / "out"))
+    names = set(exp.tables["average"].astype(str).values.ravel())
+    assert {"ce", "focal", "double_ce", "poly1"} <= names
+    assert all(run.status == "ok" for run in exp.runs)
