@@ -176,6 +176,13 @@ def build_model(
 USER_MODELS: dict[str, Any] = {}
 
 
+def unpack_model(code: Any) -> None:
+    """Register, in a Ray worker, the user's network a task carries (`losses.user.unpack`)."""
+    from lossbench.losses.user import unpack
+
+    USER_MODELS[code.spec] = unpack(code)
+
+
 def user_model(spec: str) -> Any:
     """The `UserCode` of a network spec `MODULE:ATTR` (resolved once per process)."""
     from lossbench.losses.user import resolve_model

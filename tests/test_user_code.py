@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lossbench.errors import InputError
+
 FAST = ("--device", "cpu", "--model", "mlp", "--quiet")
 
 DOUBLE_CE = """
@@ -365,3 +367,52 @@ def test_compare_in_python_example_runs(tmp_path, monkeypatch):
     names = set(exp.tables["average"].astype(str).values.ravel())
     assert {"ce", "focal", "double_ce", "poly1"} <= names
     assert all(run.status == "ok" for run in exp.runs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Ray: the user's code travels with each task
+
+
+def test_a_file_spec_is_shipped_to_a_worker_without_the_file(tmp_path):
+    import pickle
+    import sys
+
+    import numpy as np
+
+    from lossbench.losses import get, registry
+    from lossbench.losses.user import UserCode, unpack
+
+    mod = _write(tmp_path, "shipped_losses.py", DOUBLE_CE)
+    name = registry.register(f"shipped={mod}:double_ce")
+    before = registry.USER[name]
+    payload = pickle.dumps(registry.shipments([f"{name}@tuned"]))
+    # a worker: no registration, no module, no file
+    registry.USER.pop(name)
+    for key in [k for k in sys.modules if k.startswith("_lossbench_user_shipped_losses")]:
+        del sys.modules[key]
+    mod.unlink()
+    registry.unpack_shipments(pickle.loads(payload))
+    after = registry.USER[name]
+    assert after.provenance() == before.provenance()
+    loss = get(name, [3, 2])
+    values = np.asarray(loss.call(np.array([0, 1]), np.array([[1.0, 0.0], [0.0, 2.0]])))
+    expected = 2 * -np.log(np.exp([1.0, 2.0]) / (np.exp([1.0, 2.0]) + 1.0))
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+    # a module the worker cannot import: the message says how to make it importable
+    missing = UserCode("gone", "no_such_module_xyz:fn", None, None, "function", None)
+    with pytest.raises(InputError, match="every worker must be able to import it"):
+        unpack(missing)
+
+
+@pytest.mark.slow
+def test_a_file_spec_runs_under_the_ray_executor(cli, tmp_path):
+    pytest.importorskip("ray")
+    mod = _write(tmp_path, "my_losses.py", DOUBLE_CE)
+    out = tmp_path / "out"
+    res = cli(
+        "compare", "--out", out, "--losses", f"ce,double={mod}:double_ce", "--seeds", "0",
+        "--epochs", "1", "--executor", "ray", *FAST,
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    (exp,) = _experiments(out)
+    assert (exp / "runs" / "double_seed0" / "DONE").exists()

@@ -75,8 +75,31 @@ def user_code(name: str) -> UserCode | None:
         if found is None:
             return None
         code = resolve(f"{name}={found}", builtins=tuple(LOSSES))
-        USER[name] = dataclasses.replace(code, spec=f"plugin {name} = {found}")
+        USER[name] = dataclasses.replace(code, spec=f"plugin {name} = {found}", origin="plugin")
     return USER[name]
+
+
+def shipments(losses: Sequence[str]) -> list[UserCode]:
+    """What Ray tasks carry of the user losses among these methods (`user.shipment`)."""
+    from lossbench.losses.user import shipment
+
+    codes = {re.split(r"[+@]", m, maxsplit=1)[0] for m in losses}
+    return [shipment(c) for c in map(user_code, sorted(codes)) if c is not None]
+
+
+def unpack_shipments(codes: Sequence[UserCode]) -> None:
+    """Register, in a Ray worker, the user losses a task carries (`user.unpack`)."""
+    from lossbench.losses.user import unpack
+
+    def plugin(name: str) -> UserCode:
+        USER.pop(name, None)
+        found = user_code(name)
+        if found is None:
+            raise InputError(f"loss {name!r}: no plugin of that name on this Ray worker")
+        return found
+
+    for code in codes:
+        USER[code.name] = unpack(code, plugin)
 
 
 def known(name: str) -> bool:

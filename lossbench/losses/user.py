@@ -26,7 +26,7 @@ import importlib.util
 import inspect
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,6 +58,10 @@ class UserCode:
     sha256: str | None
     kind: str
     obj: Any
+    #: file (a `.py` path spec), module, object (given from Python) or plugin
+    origin: str = "module"
+    #: the bytes of a `.py` file spec, as hashed (what a Ray task ships to its worker)
+    source: bytes | None = field(default=None, repr=False)
 
     def provenance(self) -> dict[str, Any]:
         """What experiment.json and config.json record of it (JSON-able)."""
@@ -87,9 +91,14 @@ def split_spec(text: str, *, what: str = "loss") -> tuple[str | None, str, str]:
     return alias, module.strip(), attr.strip()
 
 
+def is_file_module(module: str) -> bool:
+    """Whether the MODULE of a spec is a path to a `.py` file (else a module name)."""
+    return module.endswith(".py") or "/" in module or "\\" in module
+
+
 def _import(module: str, spec: str, what: str) -> Any:
     """The module of a spec: a `.py` file (relative to the current directory) or a module name."""
-    if module.endswith(".py") or "/" in module or "\\" in module:
+    if is_file_module(module):
         path = Path(module).expanduser()
         if not path.is_file():
             raise InputError(f"{what} spec {spec!r}: file {str(path)!r} not found")
@@ -141,7 +150,7 @@ def resolve_model(text: str) -> UserCode:
             "build(n_features, n_classes, **params)"
         )
     path, digest = source_of(obj if inspect.isfunction(obj) else type(obj), mod)
-    return UserCode(text, text, path, digest, "model", obj)
+    return _with_origin(UserCode(text, text, path, digest, "model", obj), module)
 
 
 def build_model(
@@ -213,9 +222,20 @@ def resolve(text: str, *, builtins: tuple[str, ...] = ()) -> UserCode:
     """Resolve a loss spec `[ALIAS=]MODULE:ATTR` (InputError naming the spec and the cause)."""
     alias, module, attr = split_spec(text)
     mod, obj = _attribute(module, attr, text, "loss")
-    return from_object(
+    code = from_object(
         obj, name=alias or attr.split(".")[-1].lower(), spec=text, module=mod, builtins=builtins
     )
+    return _with_origin(code, module)
+
+
+def _with_origin(code: UserCode, module: str) -> UserCode:
+    """A spec's `UserCode` with its origin; a `.py` file's path, hash and bytes are the file's."""
+    if not is_file_module(module):
+        return replace(code, origin="module")
+    path = Path(module).expanduser().resolve()
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    return replace(code, path=str(path), sha256=digest, origin="file", source=source)
 
 
 def from_object(
@@ -249,7 +269,7 @@ def from_object(
     path, digest = source_of(
         obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj), module
     )
-    return UserCode(name, spec, path, digest, kind, obj)
+    return UserCode(name, spec, path, digest, kind, obj, origin="object")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,3 +398,44 @@ def plugins() -> dict[str, str]:
     from importlib.metadata import entry_points
 
     return {ep.name: ep.value for ep in entry_points(group=PLUGIN_GROUP)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Ray: the user's code travels with each task
+
+
+def shipment(code: UserCode) -> UserCode:
+    """What a Ray task carries of a user loss or network: a `.py` file's bytes (not its module,
+    which the worker cannot import by name), an object itself (Ray pickles it by value where it
+    must), a module's or a plugin's name only (the worker imports it)."""
+    return replace(code, obj=None) if code.origin != "object" else code
+
+
+HINT = (
+    "on a Ray cluster every worker must be able to import it: install the module there, or "
+    "name a .py file (MODULE a path), which lossbench ships with each task"
+)
+
+
+def unpack(code: UserCode, plugin: Any = None) -> UserCode:
+    """The `UserCode` a worker runs from a `shipment`: the shipped file written to a temporary
+    folder and imported, the module imported (InputError with how to make it importable), the
+    plugin loaded by `plugin(name)`; its provenance stays the sender's."""
+    if code.origin == "object":
+        return code
+    if code.origin == "plugin":
+        return plugin(code.name)
+    _, module, attr = split_spec(code.spec, what="model" if code.kind == "model" else "loss")
+    if code.origin == "file":
+        import tempfile
+
+        folder = Path(tempfile.gettempdir()) / "lossbench-user" / str(code.sha256)
+        folder.mkdir(parents=True, exist_ok=True)
+        module = str(folder / Path(module).name)
+        Path(module).write_bytes(code.source or b"")
+    what = "model" if code.kind == "model" else "loss"
+    try:
+        _, obj = _attribute(module, attr, code.spec, what)
+    except InputError as exc:
+        raise InputError(f"{exc}; {HINT}") from None
+    return replace(code, obj=obj)
