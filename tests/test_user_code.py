@@ -174,7 +174,7 @@ def test_two_specs_with_one_name_clash(cli, tmp_path):
 # the Python API
 
 
-def _my_fn(y, z):
+def my_fn(y, z):
     from keras import ops
 
     return -ops.sum(y * ops.log_softmax(z, axis=-1), axis=-1)
@@ -196,28 +196,28 @@ def test_python_compare_returns_the_tables_it_wrote(tmp_path):
 
     out = tmp_path / "out"
     exp = lossbench.compare(
-        data=_frame(), label_col="y", losses=["ce", ("mine", _my_fn)], seeds=[0], epochs=2,
+        data=_frame(), label_col="y", losses=["ce", my_fn], seeds=[0], epochs=2,
         out=out, model="mlp", device="cpu", quiet=True,
     )  # fmt: skip
     assert isinstance(exp, lossbench.Experiment)
     written = pd.read_csv(exp.path / "summary" / "table_average.csv")
     pd.testing.assert_frame_equal(exp.tables["average"], written)
-    assert set(written.iloc[:, 0].astype(str)) >= {"ce", "mine"}
+    assert set(written.iloc[:, 0].astype(str)) >= {"ce", "my_fn"}
     again = lossbench.load(exp.path)
     for name, table in exp.tables.items():
         pd.testing.assert_frame_equal(again.tables[name], table)
     assert exp.significance is not None and exp.ranks is not None
     assert exp.report_path.is_file()
     runs = {r.name: r for r in exp.runs}
-    assert set(runs) == {"ce_seed0", "mine_seed0"}
-    assert runs["mine_seed0"].metrics["status"] == "ok"
-    assert len(runs["mine_seed0"].history) == 2
+    assert set(runs) == {"ce_seed0", "my_fn_seed0"}
+    assert runs["my_fn_seed0"].metrics["status"] == "ok"
+    assert len(runs["my_fn_seed0"].history) == 2
     assert len(runs["ce_seed0"].predictions) > 0
     model = runs["ce_seed0"].model()
     assert model.output_shape == (None, 2)
     # the same call again resumes: the in-memory data is fingerprinted like a file
     same = lossbench.compare(
-        data=_frame(), label_col="y", losses=["ce", ("mine", _my_fn)], seeds=[0], epochs=2,
+        data=_frame(), label_col="y", losses=["ce", my_fn], seeds=[0], epochs=2,
         out=out, model="mlp", device="cpu", quiet=True,
     )  # fmt: skip
     assert same.path == exp.path
@@ -416,3 +416,20 @@ def test_a_file_spec_runs_under_the_ray_executor(cli, tmp_path):
     assert res.code == 0, res.err
     (exp,) = _experiments(out)
     assert (exp / "runs" / "double_seed0" / "DONE").exists()
+
+
+def test_keys_of_experiments_without_user_code_are_unchanged():
+    """No --model-param and no user code: the key holds exactly the fields it held before."""
+    from lossbench.config import RunConfig, TrainOptions, run_defining
+    from lossbench.experiment import config_key, resolve_key, user_code_hashes
+
+    assert "model_params" not in run_defining(TrainOptions())
+    assert user_code_hashes(["ce", "focal+ros@tuned"], "cnn1d") == {}
+    cfg = RunConfig()
+    payload = {
+        "command": "compare",
+        "data": run_defining(cfg.data),
+        "train": run_defining(cfg.train),
+        "params": {},
+    }
+    assert resolve_key("compare", cfg, {}) == config_key(payload)
