@@ -37,6 +37,14 @@ from lossbench.errors import InputError
 TABLES = ("average", "average_tuned", "per_class", "calibration", "operating_points")
 
 
+def _progress(quiet: bool) -> Any:
+    """The rich progress of the API; with `quiet` nothing is printed, data warnings included
+    (experiment.json keeps them)."""
+    from lossbench.progress import RichReporter
+
+    return RichReporter(quiet, warn_when_quiet=False)
+
+
 @dataclass
 class Run:
     """One run folder: `.metrics` (metrics.json), `.history` and `.predictions` DataFrames
@@ -152,8 +160,6 @@ def compare(
     Returns the `Experiment` (a list of them when `data` is a list of datasets). Failed runs
     are in `.runs` with their status, as the command line lists them.
     """
-    from lossbench.progress import RichReporter
-
     given = {"out": str(out), "quiet": quiet, **settings}
     if losses is not None:
         given["losses"] = _loss_names(losses)
@@ -164,7 +170,7 @@ def compare(
         given["data"] = [_dataset(d, given) for d in datasets]
     resolved = _settings("compare", given)
     own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["compare"], "data")}
-    with RichReporter(quiet) as reporter:
+    with _progress(quiet) as reporter:
         exp_dirs = compare_settings(resolved, reporter=reporter, **own)
     exps = [Experiment(d) for d in exp_dirs]
     return exps if isinstance(data, list) else exps[0]
@@ -180,15 +186,13 @@ def run(
     **settings: Any,
 ) -> Run:
     """`lossbench run` from Python: one network trained with one loss; returns its `Run`."""
-    from lossbench.progress import RichReporter
-
     given = {"out": str(out), "quiet": quiet, "seed": seed, **settings}
     given["loss"] = _loss_names([loss])[0]
     if data is not None:
         given["data"] = _dataset(data, given)
     resolved = _settings("run", given)
     own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["run"], "data")}
-    with RichReporter(quiet) as reporter:
+    with _progress(quiet) as reporter:
         run_dir, _ = run_settings(resolved, reporter=reporter, **own)
     return Run.from_dir(run_dir)
 

@@ -12,7 +12,9 @@ from rich.console import Console
 class RichReporter:
     """Draws rich progress bars for the runs of an experiment and the epochs of each run."""
 
-    def __init__(self, quiet: bool, console: Console | None = None) -> None:
+    def __init__(
+        self, quiet: bool, console: Console | None = None, *, warn_when_quiet: bool = True
+    ) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -23,6 +25,7 @@ class RichReporter:
         )
 
         self.quiet = quiet
+        self.warn_when_quiet = warn_when_quiet
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -54,6 +57,8 @@ class RichReporter:
             self.progress.update(self.runs_task, total=total + len(runs), info=str(exp_dir))
 
     def warning(self, message: str) -> None:
+        if self.quiet and not self.warn_when_quiet:
+            return
         self.progress.console.print(
             f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
         )

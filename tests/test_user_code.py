@@ -191,7 +191,7 @@ def _frame(rows: int = 240) -> pd.DataFrame:
     return frame
 
 
-def test_python_compare_returns_the_tables_it_wrote(tmp_path):
+def test_python_compare_returns_the_tables_it_wrote(tmp_path, capsys):
     import lossbench
 
     out = tmp_path / "out"
@@ -200,6 +200,7 @@ def test_python_compare_returns_the_tables_it_wrote(tmp_path):
         out=out, model="mlp", device="cpu", quiet=True,
     )  # fmt: skip
     assert isinstance(exp, lossbench.Experiment)
+    assert capsys.readouterr().out == ""  # quiet=True
     written = pd.read_csv(exp.path / "summary" / "table_average.csv")
     pd.testing.assert_frame_equal(exp.tables["average"], written)
     assert set(written.iloc[:, 0].astype(str)) >= {"ce", "my_fn"}
