@@ -359,7 +359,7 @@ def test_plugin_is_listed_and_runs_by_its_name(cli, tmp_path, monkeypatch):
 # the examples
 
 
-def test_compare_in_python_example_runs(tmp_path, monkeypatch):
+def test_compare_in_python_example_runs(tmp_path):
     import runpy
 
     examples = Path(__file__).resolve().parents[1] / "examples"
