@@ -434,3 +434,20 @@ def test_keys_of_experiments_without_user_code_are_unchanged():
         "params": {},
     }
     assert resolve_key("compare", cfg, {}) == config_key(payload)
+
+
+def test_toml_takes_loss_specs_and_network_parameters(cli, tmp_path):
+    losses = _write(tmp_path, "my_losses.py", DOUBLE_CE)
+    nets = _write(tmp_path, "nets.py", MODELS)
+    config = tmp_path / "exp.toml"
+    config.write_text(
+        f'losses = ["ce", "double={losses}:double_ce"]\nseeds = [0]\nepochs = 1\n'
+        f'model = "{nets}:build"\ndevice = "cpu"\n\n[model_param]\nunits = 4\n'
+    )
+    out = tmp_path / "out"
+    res = cli("compare", "--config", config, "--out", out, "--quiet")
+    assert res.code == 0, res.err
+    (exp,) = _experiments(out)
+    cfg = json.loads((exp / "runs" / "double_seed0" / "config.json").read_text())
+    assert cfg["train"]["model_params"] == {"units": 4}
+    assert cfg["user_code"]["spec"] == f"double={losses}:double_ce"
