@@ -451,3 +451,34 @@ def test_toml_takes_loss_specs_and_network_parameters(cli, tmp_path):
     cfg = json.loads((exp / "runs" / "double_seed0" / "config.json").read_text())
     assert cfg["train"]["model_params"] == {"units": 4}
     assert cfg["user_code"]["spec"] == f"double={losses}:double_ce"
+
+
+def test_a_factory_gets_the_class_counts_and_a_scalar_loss_is_spread_over_the_batch():
+    import numpy as np
+    from keras import ops
+
+    from lossbench.losses import FunctionLoss, get, registry
+
+    seen = {}
+
+    def weighted(class_counts, power=1.0):
+        seen["counts"] = class_counts
+        w = (max(class_counts) / np.asarray(class_counts, dtype="float32")) ** power
+
+        def loss(y, z):  # a scalar: the batch mean of the weighted cross-entropy
+            per = -ops.sum(y * ops.log_softmax(z, axis=-1), axis=-1)
+            return ops.mean(per * ops.sum(y * w, axis=-1))
+
+        return loss
+
+    name = registry.register(weighted)
+    assert name == "weighted"
+    loss = get(name, [6, 2], power=2)
+    assert isinstance(loss, FunctionLoss) and seen["counts"] == [6, 2]
+    z = np.array([[2.0, 0.0], [0.0, 1.0]], dtype="float32")
+    values = np.asarray(loss.call(np.array([0, 1]), z))
+    ce = -np.log(np.exp(z[[0, 1], [0, 1]]) / np.exp(z).sum(axis=1))
+    assert values.shape == (2,)
+    np.testing.assert_allclose(values, np.mean(ce * np.array([1.0, 9.0])), rtol=1e-5)
+    with pytest.raises(InputError, match=r"unknown parameter\(s\) gamma; allowed: power"):
+        get(name, [6, 2], gamma=1)
