@@ -26,12 +26,12 @@ demo: $(STAMP)
 	$(BIN)/lossbench compare --epochs 15 --seeds 0
 
 lint: $(STAMP)
-	$(BIN)/ruff check lossbench tests scripts
-	$(BIN)/ruff format --check lossbench tests scripts
+	$(BIN)/ruff check lossbench tests scripts examples
+	$(BIN)/ruff format --check lossbench tests scripts examples
 
 format: $(STAMP)
-	$(BIN)/ruff format lossbench tests scripts
-	$(BIN)/ruff check --fix lossbench tests scripts
+	$(BIN)/ruff format lossbench tests scripts examples
+	$(BIN)/ruff check --fix lossbench tests scripts examples
 
 bench: $(STAMP)
 	$(BIN)/lossbench bench

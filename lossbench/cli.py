@@ -18,16 +18,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lossbench import __version__, choices
+from lossbench import choices
+from lossbench._version import __version__
 from lossbench.config import (
+    DEFAULTS,
     RULES,
     check_setting,
     data_options,
     parse_list,
     resolve_settings,
-    train_options,
 )
 from lossbench.errors import InputError
+from lossbench.progress import RichReporter
 
 app = typer.Typer(
     name="lossbench",
@@ -159,19 +161,19 @@ ConfigOpt = Annotated[
 
 
 def _dataset_options(
-    label_col: LabelColOpt = None,
-    preset: PresetOpt = "auto",
-    nan_policy: NanPolicyOpt = "drop",
-    drop_classes: DropClassesOpt = None,
-    merge: MergeOpt = None,
-    min_class_count: MinClassOpt = None,
-    no_cache: NoCacheOpt = False,
-    dedupe: DedupeOpt = False,
-    task: TaskOpt = "multiclass",
-    negative: NegativeOpt = None,
-    split_by: SplitByOpt = "random",
-    test_data: TestDataOpt = None,
-    label_map: LabelMapOpt = None,
+    label_col: LabelColOpt = DEFAULTS["label_col"],
+    preset: PresetOpt = DEFAULTS["preset"],
+    nan_policy: NanPolicyOpt = DEFAULTS["nan_policy"],
+    drop_classes: DropClassesOpt = DEFAULTS["drop_classes"],
+    merge: MergeOpt = DEFAULTS["merge"],
+    min_class_count: MinClassOpt = DEFAULTS["min_class_count"],
+    no_cache: NoCacheOpt = DEFAULTS["no_cache"],
+    dedupe: DedupeOpt = DEFAULTS["dedupe"],
+    task: TaskOpt = DEFAULTS["task"],
+    negative: NegativeOpt = DEFAULTS["negative"],
+    split_by: SplitByOpt = DEFAULTS["split_by"],
+    test_data: TestDataOpt = DEFAULTS["test_data"],
+    label_map: LabelMapOpt = DEFAULTS["label_map"],
 ) -> None:
     """How to read a dataset: the options `inspect`, `run` and `compare` share."""
 
@@ -396,20 +398,39 @@ def losses(
             "--data and --param choose what `lossbench losses --plot` draws: add --plot"
         )
     from lossbench.losses import describe
-    from lossbench.tuning import LR_SEARCH
+    from lossbench.losses.registry import describe_plugins
 
-    rows = describe()
-    if as_json:
-        _print_json(rows)
+    rows, plugins = describe(), describe_plugins()
+    if as_json:  # one list: the built-ins, then the plugins (with their entry point)
+        _print_json(
+            [{**r, "section": "built-in"} for r in rows]
+            + [{**r, "section": "plugins"} for r in plugins]
+        )
         return
     if markdown:
         sys.stdout.write(losses_markdown(rows))
+        if plugins:
+            sys.stdout.write("\nPlugins (not in `--losses all`):\n\n")
+            sys.stdout.write(losses_markdown([r for r in plugins if "error" not in r]))
         return
-    table = Table(title="lossbench losses", show_lines=True)
+    console.print(_losses_table("lossbench losses", rows))
+    if plugins:
+        title = "plugins (entry-point group lossbench.losses; not in --losses all)"
+        console.print(_losses_table(title, plugins))
+
+
+def _losses_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    """The `lossbench losses` table of these rows (a plugin that failed to load: its error)."""
+    from lossbench.tuning import LR_SEARCH
+
+    table = Table(title=title, show_lines=True)
     for col in ("name", "formula", "defaults", "source", "posterior / head", "tuned (--tune)"):
         table.add_column(col, overflow="fold")
     lr_only = "lr (learning rate): log-uniform [{:g}, {:g}]".format(*LR_SEARCH)
     for row in rows:
+        if "error" in row:
+            table.add_row(escape(row["name"]), "", "", escape(row["error"]), "", "")
+            continue
         cells = (
             row["name"],
             row["formula"],
@@ -419,7 +440,7 @@ def losses(
             "; ".join(f"{k}: {v}" for k, v in row["search"].items()) or lr_only,
         )
         table.add_row(*map(escape, cells))
-    console.print(table)
+    return table
 
 
 def _plot_loss_shapes(
@@ -454,7 +475,16 @@ EpochsOpt = Annotated[int, typer.Option("--epochs", help="Maximum epochs (>= 1).
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size (>= 1).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
 ModelOpt = Annotated[
-    choices.ModelName, typer.Option("--model", help="Network: cnn1d (paper Fig. 4) or mlp.")
+    str,
+    typer.Option(
+        "--model",
+        help="Network: cnn1d (paper Fig. 4), mlp, or your builder MODULE:ATTR "
+        "(build(n_features, n_classes, **params) -> keras.Model of logits).",
+    ),
+]
+ModelParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model-param", help="Parameter KEY=VALUE of your --model MODULE:ATTR."),
 ]
 DeviceOpt = Annotated[choices.Device, typer.Option("--device", help="Training device.")]
 OutOpt = Annotated[str, typer.Option("--out", help="Results folder.")]
@@ -501,111 +531,30 @@ PrecisionOpt = Annotated[
 
 
 def _training_options(
-    sample_frac: SampleFracOpt = None,
-    split: SplitOpt = "0.6,0.2,0.2",
-    scaler: ScalerOpt = "minmax",
-    positive_label: PositiveOpt = None,
-    model: ModelOpt = "cnn1d",
-    epochs: EpochsOpt = 200,
-    batch_size: BatchOpt = 256,
-    lr: LrOpt = 1e-3,
-    clipnorm: ClipOpt = 1.0,
-    patience: PatienceOpt = 20,
-    select: SelectOpt = "macro_f1",
-    far: FarOpt = "0.01,0.001",
-    device: DeviceOpt = "auto",
-    jit: JitOpt = "auto",
-    precision: PrecisionOpt = "float32",
-    param: ParamOpt = None,
-    out: OutOpt = "results",
-    tensorboard: TensorboardOpt = False,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    as_json: JsonOpt = False,
+    sample_frac: SampleFracOpt = DEFAULTS["sample_frac"],
+    split: SplitOpt = DEFAULTS["split"],
+    scaler: ScalerOpt = DEFAULTS["scaler"],
+    positive_label: PositiveOpt = DEFAULTS["positive_label"],
+    model: ModelOpt = DEFAULTS["model"],
+    model_param: ModelParamOpt = DEFAULTS["model_param"],
+    epochs: EpochsOpt = DEFAULTS["epochs"],
+    batch_size: BatchOpt = DEFAULTS["batch_size"],
+    lr: LrOpt = DEFAULTS["lr"],
+    clipnorm: ClipOpt = DEFAULTS["clipnorm"],
+    patience: PatienceOpt = DEFAULTS["patience"],
+    select: SelectOpt = DEFAULTS["select"],
+    far: FarOpt = DEFAULTS["far"],
+    device: DeviceOpt = DEFAULTS["device"],
+    jit: JitOpt = DEFAULTS["jit"],
+    precision: PrecisionOpt = DEFAULTS["precision"],
+    param: ParamOpt = DEFAULTS["param"],
+    out: OutOpt = DEFAULTS["out"],
+    tensorboard: TensorboardOpt = DEFAULTS["tensorboard"],
+    config: ConfigOpt = DEFAULTS["config"],
+    quiet: QuietOpt = DEFAULTS["quiet"],
+    as_json: JsonOpt = DEFAULTS["as_json"],
 ) -> None:
     """The other options `run` and `compare` share (after `_dataset_options`)."""
-
-
-class RichReporter:
-    """Draws rich progress bars for the runs of an experiment and the epochs of each run."""
-
-    def __init__(self, quiet: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.quiet = quiet
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=quiet,
-            transient=False,
-        )
-        self.runs_task = None
-        self.epoch_task = None
-        self.tune_task = None
-        self.results: dict[str, dict[str, Any]] = {}
-
-    def __enter__(self) -> RichReporter:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
-
-    def experiment_started(self, exp_dir: Any, runs: list[str]) -> None:
-        if self.runs_task is None:
-            self.runs_task = self.progress.add_task("runs", total=len(runs), info=str(exp_dir))
-        else:  # a compare over several datasets: one bar for all their runs
-            total = self.progress.tasks[self.progress.task_ids.index(self.runs_task)].total or 0
-            self.progress.update(self.runs_task, total=total + len(runs), info=str(exp_dir))
-
-    def warning(self, message: str) -> None:
-        self.progress.console.print(
-            f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
-        )
-
-    def trial_finished(self, method: str, done: int, total: int, row: dict[str, Any]) -> None:
-        if self.tune_task is None:
-            self.tune_task = self.progress.add_task("tuning", total=total, info="")
-        info = f"{method} trial {row['number']}: {row['state'].lower()} {row['value']:.4f}"
-        self.progress.update(self.tune_task, completed=done, total=total, info=info)
-
-    def run_skipped(self, name: str) -> None:
-        if self.runs_task is not None:
-            self.progress.update(self.runs_task, advance=1, info=f"{name}: done earlier, skipped")
-
-    def run_started(self, name: str, epochs: int) -> None:
-        if self.epoch_task is not None:
-            self.progress.remove_task(self.epoch_task)
-        self.epoch_task = self.progress.add_task(f"  {name}", total=max(epochs, 1), info="")
-
-    def epoch_end(self, name: str, row: dict[str, Any]) -> None:
-        info = (
-            f"loss {row['loss']:.4f} val_loss {row['val_loss']:.4f} "
-            f"val F1 {row['val_macro_f1']:.3f}"
-        )
-        self.progress.update(self.epoch_task, advance=1, info=info)
-
-    def run_finished(self, name: str, metrics: dict[str, Any]) -> None:
-        self.results[name] = metrics
-        if self.epoch_task is not None:
-            task = self.progress.tasks[self.progress.task_ids.index(self.epoch_task)]
-            self.progress.update(self.epoch_task, completed=task.total)
-        if self.runs_task is not None:
-            status = metrics.get("status")
-            info = f"{name}: {status}" + (f" ({metrics.get('reason')})" if status != "ok" else "")
-            self.progress.update(self.runs_task, advance=1, info=info)
 
 
 def _headline_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -643,27 +592,24 @@ def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
 @with_options(_dataset_options, _training_options)
 def run(
     settings: dict[str, Any],
-    loss: Annotated[str, typer.Option("--loss", help="Loss name (see `lossbench losses`).")] = "ce",
-    data: DataOpt = None,
-    seed: SeedOpt = 0,
+    loss: Annotated[
+        str,
+        typer.Option(
+            "--loss",
+            help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
+            "(MODULE a module or a .py file).",
+        ),
+    ] = DEFAULTS["loss"],
+    data: DataOpt = DEFAULTS["data"],
+    seed: SeedOpt = DEFAULTS["seed"],
 ) -> None:
     """Train one network with one loss and write its run folder (metrics, plots, model)."""
-    from pathlib import Path
+    from lossbench.api import run_settings
 
-    from lossbench.config import RunConfig, parse_params
-
-    dopts = data_options(settings, data=data, seed=seed)
-    topts = train_options(settings, seed=seed)
-    from lossbench.train import configure_device
-
-    device_desc = configure_device(topts.device)
-    from lossbench.experiment import single_run
-
-    cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
     quiet, as_json = settings["quiet"], settings["as_json"]
-    with RichReporter(quiet or as_json) as reporter:
-        run_dir, metrics = single_run(
-            cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter
+    with RichReporter(quiet or as_json, err_console) as reporter:
+        run_dir, metrics = run_settings(
+            settings, loss=loss, data=data, seed=seed, reporter=reporter
         )
     if as_json:
         _print_json({"run_dir": str(run_dir), **metrics})
@@ -691,12 +637,13 @@ def compare(
         typer.Option(
             "--losses",
             help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
-            "ce+balanced-batches), or 'all' (the losses).",
+            "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
+            "eleven built-in losses).",
         ),
-    ] = "ce,wce,focal,cb,dwb",
+    ] = DEFAULTS["losses"],
     seeds: Annotated[
         str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
-    ] = "0,1,2",
+    ] = DEFAULTS["seeds"],
     baselines: Annotated[
         str,
         typer.Option(
@@ -704,8 +651,10 @@ def compare(
             help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
             "(a depth-1 tree on the best single feature) show how hard the task is.",
         ),
-    ] = "",
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = False,
+    ] = DEFAULTS["baselines"],
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = DEFAULTS[
+        "fresh"
+    ],
     plots: Annotated[
         choices.Plots,
         typer.Option(
@@ -713,7 +662,7 @@ def compare(
             help="summary: the summary's plots only (each run's: `lossbench report --plots "
             "runs`); runs: each run's plots too.",
         ),
-    ] = "summary",
+    ] = DEFAULTS["plots"],
     tune: Annotated[
         int,
         typer.Option(
@@ -722,16 +671,16 @@ def compare(
             "objective: the --select criterion), then add '<method>@tuned' rows beside the "
             "defaults; 0 = no tuning.",
         ),
-    ] = 0,
+    ] = DEFAULTS["tune"],
     executor: Annotated[
         choices.Executor, typer.Option("--executor", help="Where the runs train.")
-    ] = "local",
+    ] = DEFAULTS["executor"],
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
-    ] = None,
+    ] = DEFAULTS["address"],
     gpus_per_run: Annotated[
         float, typer.Option("--gpus-per-run", help="GPUs per Ray task (>= 0).")
-    ] = 0,
+    ] = DEFAULTS["gpus_per_run"],
     data: Annotated[
         list[str] | None,
         typer.Option(
@@ -739,54 +688,28 @@ def compare(
             help="As for `run`; repeat --data to compare on several datasets (one experiment "
             "each). Default: digits-lt.",
         ),
-    ] = None,
+    ] = DEFAULTS["data"],
 ) -> None:
     """Train one run per (loss, seed) on the same split and write the paper's tables and report."""
     from pathlib import Path
 
-    from lossbench.config import Settings, parse_params
-    from lossbench.experiment import compare_datasets
-    from lossbench.losses import names
+    from lossbench.api import compare_settings
 
-    loss_list = names() if losses.strip() == "all" else parse_list(losses)
-    if not loss_list:
-        raise InputError("--losses: give at least one loss")
-    try:
-        seed_list = [int(s) for s in parse_list(str(seeds))]
-    except ValueError:
-        raise InputError(f"--seeds {seeds!r}: expected integers like 0,1,2") from None
-    seed0 = seed_list[0] if seed_list else 0
-    datasets = data if isinstance(data, list) else [data]
-    if len(datasets) == 0:
-        datasets = [None]
-    cfgs = [
-        Settings(
-            data=data_options(settings, data=d, seed=seed0),
-            train=train_options(settings, seed=seed0),
-        )
-        for d in datasets
-    ]
-    from lossbench.train import configure_device
-
-    device_desc = configure_device(cfgs[0].train.device)
     quiet, as_json, out = settings["quiet"], settings["as_json"], Path(settings["out"])
-    with RichReporter(quiet or as_json) as reporter:
-        exp_dirs = compare_datasets(
-            cfgs,
-            losses=loss_list,
-            baselines=parse_list(baselines),
-            seeds=seed_list,
-            params=parse_params(settings["param"]),
-            out=out,
+    with RichReporter(quiet or as_json, err_console) as reporter:
+        exp_dirs = compare_settings(
+            settings,
+            losses=losses,
+            seeds=seeds,
+            baselines=baselines,
             fresh=fresh,
-            device=device_desc,
-            reporter=reporter,
-            executor=executor,
-            executor_options={"address": address, "gpus_per_run": gpus_per_run}
-            if executor == "ray"
-            else None,
-            run_plots=plots == "runs",
+            plots=plots,
             tune=tune,
+            executor=executor,
+            address=address,
+            gpus_per_run=gpus_per_run,
+            data=data,
+            reporter=reporter,
         )
     board = _compare_leaderboard(exp_dirs, out) if len(exp_dirs) > 1 else None
     if as_json:

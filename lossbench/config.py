@@ -75,6 +75,7 @@ class TrainOptions:
     jit_compile: bool | None = None  # None: XLA where it helps (auto)
     precision: Precision = "float32"
     tensorboard: bool = False
+    model_params: dict[str, Any] = field(default_factory=dict)  # --model-param, user networks
 
 
 #: The option fields that do not define what an experiment runs: the seed (an experiment holds the
@@ -89,7 +90,10 @@ NOT_ARRAY_SHAPING = ("data", "positive_label")
 def run_defining(opts: DataOptions | TrainOptions) -> dict[str, Any]:
     """The fields of `opts` that define a run (the experiment key: equal values continue an
     experiment), by name; values as `dataclasses.asdict` gives them."""
-    return {k: v for k, v in dataclasses.asdict(opts).items() if k not in NOT_RUN_DEFINING}
+    out = {k: v for k, v in dataclasses.asdict(opts).items() if k not in NOT_RUN_DEFINING}
+    if not out.get("model_params", True):
+        del out["model_params"]  # none: the key of every experiment from before the field
+    return out
 
 
 def array_shaping(opts: DataOptions) -> dict[str, Any]:
@@ -117,15 +121,15 @@ class RunConfig(Settings):
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_params(items: list[str] | None) -> dict[str, Any]:
+def parse_params(items: list[str] | None, flag: str = "--param") -> dict[str, Any]:
     """Parse `--param key=value` items; values are read as TOML scalars or lists when possible."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise InputError(f"--param {item!r}: expected key=value, e.g. --param gamma=2")
+            raise InputError(f"{flag} {item!r}: expected key=value, e.g. {flag} gamma=2")
         key, raw = (s.strip() for s in item.split("=", 1))
         if not key:
-            raise InputError(f"--param {item!r}: empty parameter name")
+            raise InputError(f"{flag} {item!r}: empty parameter name")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -209,9 +213,11 @@ _LIST = Rule("list", "a comma-separated string or a list of strings")
 
 #: Every setting of `run` and `compare`, keyed like the TOML file (and the flags, dashes as `_`).
 RULES: dict[str, Rule] = {
-    "loss": Rule("str", "a loss of `lossbench losses`"),
+    "loss": Rule("str", "a loss of `lossbench losses` or a spec [ALIAS=]MODULE:ATTR"),
     "losses": Rule(
-        "list", "losses of `lossbench losses` (a list, or a string like ce,dwb), or all"
+        "list",
+        "losses of `lossbench losses` or specs [ALIAS=]MODULE:ATTR (a list, or a string like "
+        "ce,dwb), or all",
     ),
     "baselines": Rule("list", f"baselines among {', '.join(BASELINES)} (a list, or a string)"),
     "seeds": Rule("list", f"integers from 0 to {SEED_MAX} (a list, or a string like 0,1,2)"),
@@ -227,7 +233,8 @@ RULES: dict[str, Rule] = {
     "scaler": _choice(Scaler),
     "no_cache": _FLAG,
     "positive_label": _TEXT,
-    "model": _choice(ModelName),
+    "model": Rule("model", f"one of {', '.join(get_args(ModelName))}, or your builder MODULE:ATTR"),
+    "model_param": Rule("params", "a table of network parameters ([model_param] units = 64)"),
     "epochs": _int("an integer >= 1", lambda v: v >= 1),
     "batch_size": _int("an integer >= 1", lambda v: v >= 1),
     "lr": _float("a positive finite number", lambda v: 0 < v < float("inf")),
@@ -257,6 +264,83 @@ RULES: dict[str, Rule] = {
     "label_map": Rule("list", "a string like 'DDOS attack-HOIC=DDoS' or a list of them"),
     "tune": _int("an integer >= 0 (trials per method; 0: no tuning)", lambda v: v >= 0),
 }
+
+
+#: The default of every setting of `run` and `compare`: the flags', the TOML file's and the
+#: Python API's (`lossbench.api`).
+DEFAULTS: dict[str, Any] = {
+    # how to read a dataset (inspect, run, compare)
+    "label_col": None,
+    "preset": "auto",
+    "nan_policy": "drop",
+    "drop_classes": None,
+    "merge": None,
+    "min_class_count": None,
+    "no_cache": False,
+    "dedupe": False,
+    "task": "multiclass",
+    "negative": None,
+    "split_by": "random",
+    "test_data": None,
+    "label_map": None,
+    # what run and compare share besides
+    "sample_frac": None,
+    "split": "0.6,0.2,0.2",
+    "scaler": "minmax",
+    "positive_label": None,
+    "model": "cnn1d",
+    "model_param": None,
+    "epochs": 200,
+    "batch_size": 256,
+    "lr": 1e-3,
+    "clipnorm": 1.0,
+    "patience": 20,
+    "select": "macro_f1",
+    "far": "0.01,0.001",
+    "device": "auto",
+    "jit": "auto",
+    "precision": "float32",
+    "param": None,
+    "out": "results",
+    "tensorboard": False,
+    "config": None,
+    "quiet": False,
+    "as_json": False,
+    # one command's own
+    "data": None,
+    "loss": "ce",
+    "seed": 0,
+    "losses": "ce,wce,focal,cb,dwb",
+    "seeds": "0,1,2",
+    "baselines": "",
+    "fresh": False,
+    "plots": "summary",
+    "tune": 0,
+    "executor": "local",
+    "address": None,
+    "gpus_per_run": 0,
+}
+#: The settings only one of the commands has (every other key of `DEFAULTS` both have).
+OWN_SETTINGS: dict[str, tuple[str, ...]] = {
+    "run": ("loss", "seed"),
+    "compare": (
+        "losses",
+        "seeds",
+        "baselines",
+        "fresh",
+        "plots",
+        "tune",
+        "executor",
+        "address",
+        "gpus_per_run",
+    ),
+}
+
+
+def command_defaults(command: str) -> dict[str, Any]:
+    """The settings of `run` or `compare` with their defaults."""
+    others = {k for c, keys in OWN_SETTINGS.items() if c != command for k in keys}
+    return {k: v for k, v in DEFAULTS.items() if k not in others}
 
 
 def _where(key: str, value: Any, origin: str | None) -> str:
@@ -302,6 +386,16 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
             raise bad()
         if key == "loss":
             _check_names(key, value, [value], origin)
+        return value
+    if kind == "model":
+        if not isinstance(value, str):
+            raise bad()
+        if ":" in value:
+            from lossbench.models import user_model  # lazy: Keras
+
+            user_model(value)  # imported and checked here
+        elif value not in get_args(ModelName):
+            raise bad()
         return value
     if kind == "data":
         items = value if isinstance(value, list) else [value]
@@ -357,10 +451,14 @@ def _check_names(key: str, value: Any, items: list[str], origin: str | None) -> 
         unknown = [i for i in items if i not in known]
     else:
         from lossbench.losses import names  # lazy: the losses import Keras
+        from lossbench.losses.registry import known as is_known
+        from lossbench.losses.registry import resolve_methods
 
         known = tuple(names())
-        bases = {i: re.split(r"[+@]", i, maxsplit=1)[0] for i in items}
-        unknown = [i for i, b in bases.items() if b not in known and i != "all"]
+        specs = [i for i in items if ":" in i]
+        resolve_methods(specs)  # a user's MODULE:ATTR: imported and checked here
+        bases = {i: re.split(r"[+@]", i, maxsplit=1)[0] for i in items if i not in specs}
+        unknown = [i for i, b in bases.items() if not is_known(b) and i != "all"]
     if unknown:
         what = "baseline" if key == "baselines" else "loss"
         raise InputError(
@@ -447,6 +545,7 @@ def train_options(settings: Mapping[str, Any], *, seed: int) -> TrainOptions:
         jit_compile={"auto": None, "on": True, "off": False}[settings["jit"]],
         select=settings["select"],
         far_targets=far_targets,
+        model_params=parse_params(settings.get("model_param"), flag="--model-param"),
     )
 
 
@@ -457,8 +556,20 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def check_model_fits(model: str, n_features: int, dataset: str) -> None:
-    """Raise InputError when `dataset` has too few features for `model` (e.g. cnn1d needs 6)."""
+def check_model_fits(
+    model: str,
+    n_features: int,
+    dataset: str,
+    n_classes: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """Raise InputError when `dataset` has too few features for `model` (e.g. cnn1d needs 6), or
+    when the user's network `MODULE:ATTR` does not build logits `(None, n_classes)` for it."""
+    if ":" in model and n_classes is not None:
+        from lossbench.models import build_model  # lazy: Keras
+
+        build_model(model, n_features, n_classes, params=params)
+        return
     need = MIN_FEATURES.get(model, 1)
     if n_features < need:
         raise InputError(

@@ -29,10 +29,22 @@ from lossbench.runner import (
 from lossbench.store import prepare_run_dir, write_failed_run
 
 
-def _task(spec: Any, cfg: Settings, data: Any, device_pref: str) -> tuple[dict, dict[str, bytes]]:
-    """Body of one Ray task: train in a temporary folder, return metrics and the files."""
+def _task(
+    spec: Any, cfg: Settings, data: Any, device_pref: str, user_code: Any = None
+) -> tuple[dict, dict[str, bytes]]:
+    """Body of one Ray task: train in a temporary folder, return metrics and the files.
+    `user_code`: the user's losses and network the run needs (`_user_code`), registered in the
+    worker first."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from lossbench.train import configure_device  # lazy: TensorFlow, only inside the task
+
+    if user_code:
+        from lossbench.losses.registry import unpack_shipments
+        from lossbench.models import unpack_model
+
+        unpack_shipments(user_code["losses"])
+        if user_code["model"] is not None:
+            unpack_model(user_code["model"])
 
     with tempfile.TemporaryDirectory(prefix="lossbench-ray-") as tmp:
         run_dir = Path(tmp) / spec.name
@@ -47,6 +59,19 @@ def _task(spec: Any, cfg: Settings, data: Any, device_pref: str) -> tuple[dict, 
             if p.is_file()
         }
     return metrics, files
+
+
+def _user_code(spec: Any, cfg: Settings) -> dict[str, Any] | None:
+    """The user's loss and network a run needs, as its Ray task carries them (None: none)."""
+    if spec.kind != "loss":
+        return None
+    from lossbench.losses.registry import shipments
+    from lossbench.losses.user import shipment
+    from lossbench.models import user_model
+
+    losses = shipments([spec.loss])
+    model = shipment(user_model(cfg.train.model)) if ":" in cfg.train.model else None
+    return {"losses": losses, "model": model} if losses or model is not None else None
 
 
 def _store(run_dir: Path, files: dict[str, bytes]) -> None:
@@ -184,7 +209,9 @@ def _run_tasks(
             data = data_for_seed(cfg.data, spec.seed)
             data_refs[key] = ray.put(data)
             classes[key] = list(data.class_names)
-        ref = remote.remote(spec, cfg, data_refs[key], cfg.train.device)
+        shipped = _user_code(spec, cfg)
+        args = (spec, cfg, data_refs[key], cfg.train.device) + ((shipped,) if shipped else ())
+        ref = remote.remote(*args)
         pending[ref] = (spec, exp_dir, key)
         reporter.run_started(spec.name, cfg.train.epochs if spec.kind == "loss" else 0)
     while pending:

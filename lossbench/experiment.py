@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lossbench import __version__
+from lossbench._version import __version__
 from lossbench.config import (
     BASELINES,
     DataOptions,
@@ -66,10 +66,13 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
     `loss.key=value` targets one loss; a plain `key=value` goes to every selected loss that has
     that parameter (an error if none has it). Validation of values happens in `losses.get`.
     """
-    from lossbench.losses import describe  # lazy: the losses import TensorFlow
+    from lossbench.losses.registry import accepted_params  # lazy: the losses import Keras
     from lossbench.methods import base_loss
 
-    accepted = {row["name"]: set(row["defaults"]) for row in describe()}
+    def takes(name: str, key: str) -> bool:
+        allowed = accepted_params(base_loss(name))
+        return allowed is None or key in allowed
+
     out: dict[str, dict[str, Any]] = {name: {} for name in losses}
     for key, value in params.items():
         if "." in key:
@@ -78,7 +81,7 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
                 raise InputError(f"--param {key}: loss {target!r} is not among the selected losses")
             out[target][sub] = value
             continue
-        takers = [name for name in losses if key in accepted.get(base_loss(name), set())]
+        takers = [name for name in losses if takes(name, key)]
         if not takers:
             raise InputError(
                 f"--param {key}: none of the selected losses ({', '.join(losses)}) has a parameter "
@@ -90,14 +93,26 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
 
 
 def validate_losses(
-    losses: Sequence[str], per_loss_params: dict[str, dict[str, Any]], class_counts: np.ndarray
+    losses: Sequence[str],
+    per_loss_params: dict[str, dict[str, Any]],
+    class_counts: np.ndarray,
+    model: str = "",
 ) -> None:
     """Build every method's loss once so bad names or parameters fail before any folder is
-    created (a method is a loss or a data-level baseline, `lossbench.methods`)."""
+    created (a method is a loss or a data-level baseline, `lossbench.methods`); a loss that
+    needs a head other than plain logits cannot train the user's network `model`."""
+    from lossbench.losses.registry import probe_user_loss
     from lossbench.methods import parse_method
 
     for name in losses:
-        _build_loss(parse_method(name, allow_tuned=False), per_loss_params, class_counts)
+        method = parse_method(name, allow_tuned=False)
+        loss = _build_loss(method, per_loss_params, class_counts)
+        probe_user_loss(method.loss, loss)  # a user's loss on a probe batch (InputError)
+        if ":" in model and (loss.head != "linear" or loss.scale != 1.0):
+            raise InputError(
+                f"--loss {name}: it needs the {loss.head} head (scale {loss.scale:g}), which "
+                f"only the built-in networks build, not --model {model}"
+            )
 
 
 def _build_loss(
@@ -245,9 +260,30 @@ def experiment_meta(
         "data_fingerprint": data.info["source_fingerprint"],  # the one in `key`
         "device": device,
         "executor": executor,
+        "user_code": _user_provenance(losses, cfg.train.model),
         "versions": versions(),
         "git_commit": git_commit(),
     }
+
+
+def user_code_hashes(losses: Sequence[str], model: str = "") -> dict[str, str | None]:
+    """The SHA-256 of the source of each user loss among `losses` (run name -> hash) and of the
+    user's network (under "--model"); empty without user code: the experiment key's
+    `user_code`, so that editing the code starts a new experiment."""
+    return {name: rec["sha256"] for name, rec in _user_provenance(losses, model).items()}
+
+
+def _user_provenance(losses: Sequence[str], model: str = "") -> dict[str, Any]:
+    """experiment.json's `user_code`: spec, file and SHA-256 of each user loss (by run name)
+    and of the user's network (under "--model")."""
+    from lossbench.losses.registry import provenance
+
+    out = provenance(losses)
+    if ":" in model:
+        from lossbench.models import user_model
+
+        out["--model"] = user_model(model).provenance()
+    return out
 
 
 def resolve_key(
@@ -257,12 +293,14 @@ def resolve_key(
     tune: int = 0,
     *,
     data_fingerprint: str | None = None,
+    user_code: dict[str, str | None] | None = None,
 ) -> str:
     """Configuration key of an experiment: the same data and settings continue the same experiment.
 
     The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
     or more losses grows the existing experiment (training only the new runs) instead of starting
-    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment.
+    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment,
+    and so is one with user code of other sources (`user_code`, `user_code_hashes`).
     The data enter by their fingerprint (`data_fingerprint`, by default computed from `cfg.data`:
     `pipeline.source_fingerprint`), not by the spelling of their path: changed data under the
     same path start a new experiment, the same file under another spelling continues one."""
@@ -277,6 +315,7 @@ def resolve_key(
             "train": run_defining(cfg.train),
             "params": params,
             **({"tune": tune} if tune else {}),
+            **({"user_code": user_code} if user_code else {}),
         }
     )
 
@@ -399,8 +438,14 @@ def _compare_datasets(
     for cfg in cfgs:
         first = data_for_seed(cfg.data, seeds[0])
         _positive_index(first, cfg.data.positive_label)
-        validate_losses(losses, per_loss, first.class_counts("train"))
-        check_model_fits(cfg.train.model, first.n_features, first.name)
+        validate_losses(losses, per_loss, first.class_counts("train"), cfg.train.model)
+        check_model_fits(
+            cfg.train.model,
+            first.n_features,
+            first.name,
+            first.n_classes,
+            cfg.train.model_params,
+        )
         firsts.append(first)
     address = (executor_options or {}).get("address")
     if executor == "ray" and address:  # join the cluster before any folder exists
@@ -414,7 +459,10 @@ def _compare_datasets(
     jobs: list[tuple[RunSpec, Settings, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
         fingerprint = first.info["source_fingerprint"]
-        key = resolve_key("compare", cfg, params, tune, data_fingerprint=fingerprint)
+        hashes = user_code_hashes(losses, cfg.train.model)
+        key = resolve_key(
+            "compare", cfg, params, tune, data_fingerprint=fingerprint, user_code=hashes
+        )
         out_lock = lock_out(out)  # finding or creating the folder is one step for every process
         locks.callback(out_lock.release)
         exp_dir = None if fresh else find_experiment(out, key)
@@ -550,10 +598,15 @@ def single_run(
     metrics)."""
     data = data_for_seed(cfg.data, cfg.train.seed)
     _positive_index(data, cfg.data.positive_label)
-    validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"))
-    check_model_fits(cfg.train.model, data.n_features, data.name)
+    validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"), cfg.train.model)
+    check_model_fits(
+        cfg.train.model, data.n_features, data.name, data.n_classes, cfg.train.model_params
+    )
     _report_data_warnings(data, reporter or Reporter())
-    key = resolve_key("run", cfg, cfg.params, data_fingerprint=data.info["source_fingerprint"])
+    hashes = user_code_hashes([cfg.loss], cfg.train.model)
+    key = resolve_key(
+        "run", cfg, cfg.params, data_fingerprint=data.info["source_fingerprint"], user_code=hashes
+    )
     exp_dir = new_experiment_dir(out, f"{data.name}_{cfg.loss}")
     meta = experiment_meta(
         command="run",

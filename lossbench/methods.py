@@ -48,12 +48,13 @@ def base_loss(name: str) -> str:
 def parse_method(name: str, *, allow_tuned: bool = True) -> Method:
     """Parse `<loss>[+<sampler>][@tuned]`; raises InputError naming what is allowed."""
     from lossbench.losses import names
+    from lossbench.losses.registry import known
 
     tuned = name.endswith(TUNED)
     if tuned and not allow_tuned:
         raise InputError(f"--losses {name!r}: tuned rows come from --tune N, not from --losses")
     loss, _, sampler = name.removesuffix(TUNED).partition("+")
-    if loss not in names():
+    if not known(loss):
         raise InputError(
             f"--losses {name!r}: unknown loss {loss!r}; choose from {', '.join(names())} "
             f"or a data-level baseline {', '.join(DATA_LEVEL)}"
@@ -115,6 +116,7 @@ def prepare_method(
         "head": loss.head,  # the head the loss declares (ldam: cosine, s = 30)
         "scale": loss.scale,
         "precision": topts.precision,
+        **({"params": topts.model_params} if topts.model_params else {}),
     }
     jit = resolve_jit(topts.jit_compile, device)
     trainer, checksum = trainer_for_run(arch, loss, topts, n_classes, jit_compile=jit)

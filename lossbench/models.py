@@ -139,8 +139,11 @@ def build_model(
     head: str = "linear",
     scale: float = 1.0,
     precision: str = "float32",
+    params: dict[str, Any] | None = None,
 ) -> keras.Model:
-    """Build `cnn1d` (paper Fig. 4) or `mlp` for inputs of shape (n_features,).
+    """Build `cnn1d` (paper Fig. 4) or `mlp` for inputs of shape (n_features,), or the user's
+    network `MODULE:ATTR`: `build(n_features, n_classes, **params)` returning logits (the head
+    arguments apply to the built-in networks only).
 
     head: "linear" (Dense(K) logits; `scale` != 1 multiplies them) or "cosine" (`CosineDense`,
     logits scale * cos, LDAM's head). Both create the same variables from the same initialisers,
@@ -162,7 +165,31 @@ def build_model(
             f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
         )
     with _dtype_policy(precision):
+        if ":" in name:  # the user's builder MODULE:ATTR (`user_model`)
+            from lossbench.losses.user import build_model as build_user
+
+            return build_user(user_model(name), n_features, n_classes, dict(params or {}))
         return _build(name, n_features, n_classes, filters, units, dropout, head, scale)
+
+
+#: The user's network builders resolved in this process, by spec.
+USER_MODELS: dict[str, Any] = {}
+
+
+def unpack_model(code: Any) -> None:
+    """Register, in a Ray worker, the user's network a task carries (`losses.user.unpack`)."""
+    from lossbench.losses.user import unpack
+
+    USER_MODELS[code.spec] = unpack(code)
+
+
+def user_model(spec: str) -> Any:
+    """The `UserCode` of a network spec `MODULE:ATTR` (resolved once per process)."""
+    from lossbench.losses.user import resolve_model
+
+    if spec not in USER_MODELS:
+        USER_MODELS[spec] = resolve_model(spec)
+    return USER_MODELS[spec]
 
 
 @contextlib.contextmanager

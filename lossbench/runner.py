@@ -249,6 +249,7 @@ def execute_loss_run(
                 ).hexdigest(),
                 "device": device,
                 "loss_config": loss.get_config(),
+                **_user_code(spec.loss, topts.model),
             }
             atomic_write_json(run_dir / "config.json", config)
             writer = tensorboard_writer(run_dir / "tensorboard") if topts.tensorboard else None
@@ -430,6 +431,20 @@ def execute(
     if spec.kind == "baseline":
         return execute_baseline_run(spec, cfg, data, run_dir, reporter=reporter, plots=plots)
     return execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter, plots=plots)
+
+
+def _user_code(method: str, model: str) -> dict[str, Any]:
+    """config.json's `user_code` (spec, file, SHA-256) when the run's loss is user code, and
+    `user_model` when its network is."""
+    from lossbench.losses.registry import provenance
+
+    found = provenance([method])
+    out = {"user_code": next(iter(found.values()))} if found else {}
+    if ":" in model:
+        from lossbench.models import user_model
+
+        out["user_model"] = user_model(model).provenance()
+    return out
 
 
 def _save_model(model: Any, path: Path) -> None:

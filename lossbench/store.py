@@ -414,3 +414,17 @@ def load_experiment(exp_dir: Path) -> ExperimentResults:
                 class_names = list(r.metrics["class_names"])
                 break
     return ExperimentResults(exp_dir, meta, runs, kinds, [str(c) for c in class_names])
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config.json (empty when absent or unreadable)."""
+    try:
+        return _read_json(Path(run_dir) / "config.json") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def read_summary_csv(exp_dir: Path, name: str) -> pd.DataFrame | None:
+    """summary/<name> of an experiment (a table, significance.csv, ranks.csv), None if absent."""
+    path = Path(exp_dir) / "summary" / name
+    return pd.read_csv(path) if path.is_file() else None

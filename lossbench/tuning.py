@@ -79,10 +79,10 @@ def search_space(method: str) -> dict[str, Any]:
     """Optuna distributions of a method: its loss's declared ranges, else the learning rate."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    from lossbench.losses import LOSSES
+    from lossbench.losses.registry import declared_params
 
     space: dict[str, Any] = {}
-    for name, param in LOSSES[parse_method(method).loss].PARAMS.items():
+    for name, param in declared_params(parse_method(method).loss).items():
         if param.search_choices:
             space[name] = CategoricalDistribution(param.search_choices)
         elif param.search is not None:
@@ -183,9 +183,9 @@ class MethodStudy:
         self.study = optuna.create_study(direction="maximize", sampler=self._sampler(0))
         self.rows: list[dict[str, Any]] = self._replay()
         if not self.rows:
-            from lossbench.losses import LOSSES
+            from lossbench.losses.registry import declared_params
 
-            declared = LOSSES[parse_method(method).loss].PARAMS
+            declared = declared_params(parse_method(method).loss)
             defaults = {
                 k: self.base_params.get(k, declared[k].default) if k != "lr" else default_lr
                 for k in self.space

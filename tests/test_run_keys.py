@@ -58,6 +58,7 @@ TRAIN_FIELDS = {
     "jit_compile": (True, True),
     "precision": ("mixed_bfloat16", True),
     "tensorboard": (True, False),
+    "model_params": ({"units": 8}, True),  # the user's network's --model-param
 }
 
 

@@ -1,6 +1,15 @@
 """Loss library (SPEC section 4): eleven `keras.losses.Loss` subclasses on logits.
 
-Entry points: `names()`, `get(name, class_counts, **params)`, `describe()`. Every loss derives
+Entry points: `names()`, `get(name, class_counts, **params)`, `describe()`, `register(spec)`.
+
+The extension API (README, "Your own loss or network"): a loss written outside the package
+derives from `LossbenchLoss`, declares its parameters with `Param`, builds its per-class constants
+with `self.constant(...)` from `self.stats` (`class_stats`), reads them in `call` with
+`self.read(...)` after `labels, logits = self.prepare(y_true, logits)`, and may use the stable
+building blocks `take`, `true_class_log_probs`, `log_true_and_rest`, `balanced_cross_entropy`.
+A plain function `fn(y_true_onehot, logits)` or a Keras loss is wrapped in `FunctionLoss`.
+
+Every loss derives
 from `LossbenchLoss` (hooks for the training loop), is written with `keras.ops` only (any Keras 3
 backend; no TensorFlow import here), and is registered for Keras serialisation under the package
 "lossbench", so a model compiled with one saves and loads without `custom_objects` once this
@@ -18,6 +27,9 @@ from lossbench.losses.base import (
     class_stats,
     count_classes,
     labels_to_indices,
+    log_true_and_rest,
+    take,
+    true_class_log_probs,
 )
 from lossbench.losses.ce import CrossEntropy, WeightedCrossEntropy, ce_loss, weighted_ce_loss
 from lossbench.losses.dwb import DWBLoss, dwb_loss
@@ -32,7 +44,8 @@ from lossbench.losses.margin import (
     vs_loss,
 )
 from lossbench.losses.pgfl import PGFLoss, pgfl_alpha_update
-from lossbench.losses.registry import LOSSES, describe, get, names
+from lossbench.losses.registry import LOSSES, describe, get, names, register
+from lossbench.losses.user import FunctionLoss, UserCode
 
 __all__ = [
     "LOSSES",
@@ -43,12 +56,14 @@ __all__ = [
     "CrossEntropy",
     "DWBLoss",
     "FocalLoss",
+    "FunctionLoss",
     "LDAMLoss",
     "LogitAdjustedLoss",
     "LossHooks",
     "LossbenchLoss",
     "PGFLoss",
     "Param",
+    "UserCode",
     "VSLoss",
     "WeightedCrossEntropy",
     "amrl_hinge",
@@ -66,7 +81,11 @@ __all__ = [
     "ldam_loss",
     "logit_adjusted_loss",
     "names",
+    "log_true_and_rest",
     "pgfl_alpha_update",
+    "register",
+    "take",
+    "true_class_log_probs",
     "vs_loss",
     "weighted_ce_loss",
 ]

@@ -1,0 +1,354 @@
+"""The Python API: `compare`, `run` and `load`, on the command line's own code path.
+
+```python
+import lossbench
+
+exp = lossbench.compare(data=df, label_col="y", losses=["ce", my_loss], seeds=[0], epochs=5)
+exp.tables["average"]          # the DataFrame of summary/table_average.csv
+exp.runs[0].history            # history.csv of the first run
+```
+
+Settings take the command line's names (`epochs`, `batch_size`, `label_col`, `param={...}`, ...)
+and its defaults, and go through `config.resolve_settings`, the one validation of flags, TOML
+files and these keywords: a bad value raises `lossbench.InputError` with the command line's
+message. `data=` takes what `--data` takes, a pandas DataFrame (with `label_col`) or a pair
+`(X, y)`; in-memory data is written once to a Parquet file in the cache folder named by a hash of
+its content, so it is fingerprinted like a file (resume and the array cache work). `losses=`
+takes names, specs `[ALIAS=]MODULE:ATTR` and the objects themselves (a loss class or a callable,
+or a pair `(name, object)`). Progress is drawn with rich (in a notebook too) unless `quiet=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lossbench.config import OWN_SETTINGS
+from lossbench.errors import InputError
+
+#: The tables of `Experiment.tables` (summary/table_<name>.csv).
+TABLES = ("average", "average_tuned", "per_class", "calibration", "operating_points")
+
+
+def _progress(quiet: bool) -> Any:
+    """The rich progress of the API; with `quiet` nothing is printed, data warnings included
+    (experiment.json keeps them)."""
+    from lossbench.progress import RichReporter
+
+    return RichReporter(quiet, warn_when_quiet=False)
+
+
+@dataclass
+class Run:
+    """One run folder: `.metrics` (metrics.json), `.history` and `.predictions` DataFrames
+    (None where the run has none, e.g. a baseline's history), `.model()` for its network."""
+
+    path: Path
+    name: str
+    status: str
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def history(self) -> pd.DataFrame | None:
+        """history.csv: one row per epoch."""
+        return self._record().history()
+
+    @property
+    def predictions(self) -> pd.DataFrame | None:
+        """predictions.parquet: row_id, y_true and the class probabilities of the test split."""
+        return self._record().predictions()
+
+    def model(self) -> Any:
+        """The trained network, loaded from model.keras with plain Keras."""
+        import keras
+
+        path = self.path / "model.keras"
+        if not path.is_file():
+            raise InputError(f"{path}: no model.keras in this run (a baseline or a failed run)")
+        return keras.saving.load_model(path)
+
+    def _record(self) -> Any:
+        from lossbench.store import read_run
+
+        return read_run(self.path)
+
+    @classmethod
+    def from_dir(cls, run_dir: Path) -> Run:
+        """The run stored in `run_dir`."""
+        from lossbench.store import read_config, read_run
+
+        rec = read_run(Path(run_dir))
+        return cls(rec.path, rec.name, rec.status, rec.metrics, read_config(rec.path))
+
+
+@dataclass
+class Experiment:
+    """An experiment folder: `.path`, `.tables`, `.significance`, `.ranks`, `.runs`,
+    `.report_path`, `.meta` (experiment.json)."""
+
+    path: Path
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """experiment.json."""
+        from lossbench.store import read_experiment_meta
+
+        return read_experiment_meta(self.path)
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The summary tables that exist, by name: average, average_tuned, per_class,
+        calibration, operating_points."""
+        from lossbench.store import read_summary_csv
+
+        found = {name: read_summary_csv(self.path, f"table_{name}.csv") for name in TABLES}
+        return {name: table for name, table in found.items() if table is not None}
+
+    @property
+    def significance(self) -> pd.DataFrame | None:
+        """summary/significance.csv."""
+        from lossbench.store import read_summary_csv
+
+        return read_summary_csv(self.path, "significance.csv")
+
+    @property
+    def ranks(self) -> pd.DataFrame | None:
+        """summary/ranks.csv."""
+        from lossbench.store import read_summary_csv
+
+        return read_summary_csv(self.path, "ranks.csv")
+
+    @property
+    def runs(self) -> list[Run]:
+        """Every run folder, in name order."""
+        return [Run.from_dir(d) for d in sorted((self.path / "runs").glob("*")) if d.is_dir()]
+
+    @property
+    def report_path(self) -> Path:
+        """summary/report.html."""
+        return self.path / "summary" / "report.html"
+
+
+def load(path: str | Path) -> Experiment:
+    """The experiment stored in the folder `path` (InputError when it is none)."""
+    from lossbench.store import read_experiment_meta
+
+    exp_dir = Path(path)
+    read_experiment_meta(exp_dir)  # raises InputError naming the folder
+    return Experiment(exp_dir)
+
+
+def compare(
+    data: Any = None,
+    losses: Sequence[Any] | str | None = None,
+    seeds: Sequence[int] | str | None = None,
+    out: str | Path = "results",
+    *,
+    quiet: bool = False,
+    **settings: Any,
+) -> Experiment | list[Experiment]:
+    """`lossbench compare` from Python: one run per (loss, seed) on the same split.
+
+    Returns the `Experiment` (a list of them when `data` is a list of datasets). Failed runs
+    are in `.runs` with their status, as the command line lists them.
+    """
+    given = {"out": str(out), "quiet": quiet, **settings}
+    if losses is not None:
+        given["losses"] = _loss_names(losses)
+    if seeds is not None:
+        given["seeds"] = list(seeds) if not isinstance(seeds, str | int) else str(seeds)
+    if data is not None:
+        datasets = data if isinstance(data, list) else [data]
+        given["data"] = [_dataset(d, given) for d in datasets]
+    resolved = _settings("compare", given)
+    own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["compare"], "data")}
+    with _progress(quiet) as reporter:
+        exp_dirs = compare_settings(resolved, reporter=reporter, **own)
+    exps = [Experiment(d) for d in exp_dirs]
+    return exps if isinstance(data, list) else exps[0]
+
+
+def run(
+    data: Any = None,
+    loss: Any = "ce",
+    seed: int = 0,
+    out: str | Path = "results",
+    *,
+    quiet: bool = False,
+    **settings: Any,
+) -> Run:
+    """`lossbench run` from Python: one network trained with one loss; returns its `Run`."""
+    given = {"out": str(out), "quiet": quiet, "seed": seed, **settings}
+    given["loss"] = _loss_names([loss])[0]
+    if data is not None:
+        given["data"] = _dataset(data, given)
+    resolved = _settings("run", given)
+    own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["run"], "data")}
+    with _progress(quiet) as reporter:
+        run_dir, _ = run_settings(resolved, reporter=reporter, **own)
+    return Run.from_dir(run_dir)
+
+
+# ----------------------------------------------------------------------------------------------
+# the bodies of `lossbench compare` and `lossbench run` (the command line calls these too)
+
+
+def compare_settings(
+    settings: dict[str, Any],
+    *,
+    losses: str,
+    seeds: str,
+    baselines: str,
+    fresh: bool,
+    plots: str,
+    tune: int,
+    executor: str,
+    address: str | None,
+    gpus_per_run: float,
+    data: list[str] | str | None,
+    reporter: Any,
+) -> list[Path]:
+    """Run a compare from validated settings (`config.resolve_settings`); returns the
+    experiment folders, one per dataset."""
+    from lossbench.config import Settings, data_options, parse_list, parse_params, train_options
+    from lossbench.experiment import compare_datasets
+    from lossbench.losses import names
+    from lossbench.losses.registry import resolve_methods
+    from lossbench.train import configure_device
+
+    loss_list = names() if losses.strip() == "all" else resolve_methods(parse_list(losses))
+    if not loss_list:
+        raise InputError("--losses: give at least one loss")
+    try:
+        seed_list = [int(s) for s in parse_list(str(seeds))]
+    except ValueError:
+        raise InputError(f"--seeds {seeds!r}: expected integers like 0,1,2") from None
+    seed0 = seed_list[0] if seed_list else 0
+    datasets = data if isinstance(data, list) else [data]
+    if len(datasets) == 0:
+        datasets = [None]
+    cfgs = [
+        Settings(
+            data=data_options(settings, data=d, seed=seed0),
+            train=train_options(settings, seed=seed0),
+        )
+        for d in datasets
+    ]
+    device_desc = configure_device(cfgs[0].train.device)
+    return compare_datasets(
+        cfgs,
+        losses=loss_list,
+        baselines=parse_list(baselines),
+        seeds=seed_list,
+        params=parse_params(settings["param"]),
+        out=Path(settings["out"]),
+        fresh=fresh,
+        device=device_desc,
+        reporter=reporter,
+        executor=executor,
+        executor_options={"address": address, "gpus_per_run": gpus_per_run}
+        if executor == "ray"
+        else None,
+        run_plots=plots == "runs",
+        tune=tune,
+    )
+
+
+def run_settings(
+    settings: dict[str, Any], *, loss: str, data: str | None, seed: int, reporter: Any
+) -> tuple[Path, dict[str, Any]]:
+    """Train one run from validated settings; returns (run folder, metrics)."""
+    from lossbench.config import RunConfig, data_options, parse_params, train_options
+    from lossbench.experiment import single_run
+    from lossbench.losses.registry import resolve_methods
+    from lossbench.train import configure_device
+
+    dopts = data_options(settings, data=data, seed=seed)
+    topts = train_options(settings, seed=seed)
+    device_desc = configure_device(topts.device)
+    loss = resolve_methods([loss])[0]
+    cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
+    return single_run(cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter)
+
+
+# ----------------------------------------------------------------------------------------------
+# keywords -> settings
+
+
+def _settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The command's settings: its defaults, then `given` (the command line's names), validated
+    by `config.resolve_settings` with the `config` TOML file when given."""
+    from lossbench.config import command_defaults, resolve_settings
+
+    defaults = command_defaults(command)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise InputError(
+            f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(defaults))}"
+        )
+    flags = {**defaults, **given}
+    return resolve_settings(flags, given=set(given), config=flags.get("config"))
+
+
+def _loss_names(losses: Sequence[Any] | str) -> list[str] | str:
+    """Loss names for the settings: a string as given, objects registered (their run names)."""
+    from lossbench.losses.registry import resolve_methods
+
+    if isinstance(losses, str):
+        return losses
+    items = list(losses)
+    objects = [i for i in items if not isinstance(i, str)]
+    names = iter(resolve_methods(objects))
+    return [i if isinstance(i, str) else next(names) for i in items]
+
+
+def _dataset(data: Any, given: dict[str, Any]) -> Any:
+    """`data` as `--data` takes it: a DataFrame or an (X, y) pair becomes a Parquet file in the
+    cache folder, named by a hash of its content (written once); sets `label_col` for (X, y)."""
+    if isinstance(data, tuple) and len(data) == 2:
+        X, y = data
+        label = given.get("label_col") or "Label"
+        frame = pd.DataFrame(X).copy() if isinstance(X, pd.DataFrame) else _frame(np.asarray(X))
+        if label in frame.columns:
+            raise InputError(f"data: X has a column {label!r}, the label's; pass label_col=")
+        frame[label] = np.asarray(y)
+        given["label_col"] = label
+        data = frame
+    if not isinstance(data, pd.DataFrame):
+        return data
+    return str(_frame_file(data))
+
+
+def _frame(X: np.ndarray) -> pd.DataFrame:
+    if X.ndim != 2:
+        raise InputError(f"data: X has shape {X.shape}; expected (rows, features)")
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+
+
+def _frame_file(frame: pd.DataFrame) -> Path:
+    """The Parquet file holding `frame` in the cache folder (`frames/frame-<hash>.parquet`)."""
+    from lossbench.config import DataOptions
+    from lossbench.data.cache import cache_root
+    from lossbench.io import atomic_write_parquet
+
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(frame.columns), [str(t) for t in frame.dtypes]]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    path = cache_root(DataOptions()) / "frames" / f"frame-{digest.hexdigest()[:16]}.parquet"
+    if not path.is_file():  # written once: its size and time stay, as a file's do
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(path, frame)
+    return path
+
+
+__all__ = ["TABLES", "Experiment", "Run", "compare", "load", "run"]
