@@ -456,7 +456,10 @@ def _plot_loss_shapes(
     from lossbench.experiment import draw_loss_shapes
     from lossbench.losses import names
 
-    loss_list = names() if losses.strip() == "all" else parse_list(losses)
+    from lossbench.losses.registry import resolve_methods
+
+    # a user's [ALIAS=]MODULE:ATTR is registered under its run name, as compare does
+    loss_list = names() if losses.strip() == "all" else resolve_methods(parse_list(losses))
     if not loss_list:
         raise InputError("--losses: give at least one loss")
     opts = None if data is None else data_options({**settings, **_WHOLE_DATASET}, data=data, seed=0)

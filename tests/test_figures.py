@@ -279,3 +279,28 @@ def test_a_damaged_loss_shape_csv_is_left_out_of_the_report(tmp_path: Path) -> N
     written = build_summary(exp, n_boot=10)
     assert "plots/loss_shape.png" not in written
     assert not (exp / "summary" / "plots" / "loss_shape.png").exists()
+
+
+def test_a_user_loss_is_drawn_at_the_values_of_its_own_function(cli, tmp_path) -> None:
+    """A user's loss (issue 32's MODULE:ATTR spec) goes through `losses --plot` like a built-in:
+    the CSV's values are the user's function called on the CSV's logits (1e-6), here twice CE."""
+    module = tmp_path / "my_loss.py"
+    module.write_text(
+        "import keras\n\n"
+        "def double_ce(y, z):\n"
+        "    return -2.0 * keras.ops.sum(y * keras.ops.log_softmax(z, axis=-1), axis=-1)\n"
+    )
+    png = tmp_path / "shape.png"
+    res = cli("losses", "--plot", "--losses", f"ce,double={module}:double_ce", "--out", str(png))
+    assert res.code == 0, res.err
+    table = pd.read_csv(png.with_suffix(".csv"))
+    assert list(dict.fromkeys(table["loss"])) == ["ce", "double"]
+    rows = table[table["loss"] == "double"]
+    assert len(rows) == 2 * 199
+    z = rows[[c for c in rows.columns if c.startswith("z_")]].to_numpy()
+    onehot = np.eye(z.shape[1])[rows["y"].to_numpy()]
+    log_softmax = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    expected = -2.0 * (onehot * log_softmax).sum(axis=1)
+    assert np.allclose(rows["value"], expected, rtol=1e-6, atol=1e-6)
+    ce = table[table["loss"] == "ce"]["value"].to_numpy()
+    assert np.allclose(rows["value"].to_numpy(), 2 * ce, rtol=1e-6, atol=1e-6)
