@@ -455,7 +455,6 @@ def _plot_loss_shapes(
     from lossbench.config import parse_params
     from lossbench.experiment import draw_loss_shapes
     from lossbench.losses import names
-
     from lossbench.losses.registry import resolve_methods
 
     # a user's [ALIAS=]MODULE:ATTR is registered under its run name, as compare does
