@@ -29,6 +29,25 @@ from lossbench.config import (
 )
 from lossbench.errors import InputError
 
+
+def _no_type_after_flags() -> None:
+    """Typer 0.29 prints `<bool>` after options that take no value (`--quiet <bool>`), as if
+    they wanted one; its rich help shows nothing there for a flag once this returns None."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "lossbench_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.lossbench_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_type_after_flags()
+
 app = typer.Typer(
     name="lossbench",
     help="Benchmark training losses for imbalanced tabular classification.",
@@ -41,9 +60,10 @@ PIPE_WIDTH = 4096
 
 
 def _console(stderr: bool = False) -> Console:
-    """A rich console; on a pipe or a file it never wraps (rich would wrap at 80 columns)."""
+    """A rich console as wide as the terminal; on a pipe or a file as wide as $COLUMNS says when
+    it is set, else it never wraps (rich would wrap at 80 columns)."""
     con = Console(stderr=stderr)
-    if not con.is_terminal:
+    if not con.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         con = Console(stderr=stderr, width=PIPE_WIDTH)
     return con
 
@@ -221,15 +241,95 @@ def inspect(
     table.add_column("count", justify="right")
     table.add_column("percent", justify="right")
     for name, count in sorted(info["classes"].items(), key=lambda kv: -kv[1]):
-        table.add_row(str(name), f"{count:,}", f"{100 * count / total:.3f}%")
+        table.add_row(escape(str(name)), f"{count:,}", f"{100 * count / total:.2f}%")
     console.print(table)
     console.print(_leakage_table(info["leakage"]))
-    for key, value in info.items():
-        if key in ("classes", "leakage"):
-            continue
-        if isinstance(value, dict | list):
-            value = json.dumps(value, default=str)
-        console.print(f"[bold]{key}[/bold]: {value}")
+    for title, rows in inspect_sections(info):
+        grid = Table(title=title, title_justify="left", box=None, show_header=False)
+        grid.add_column("what", style="dim", no_wrap=True)
+        grid.add_column("value", overflow="fold")
+        for what, value in rows:
+            grid.add_row(what, escape(value))
+        console.print(grid)
+    for text in info.get("warnings") or []:
+        err_console.print(f"warning: {escape(str(text))}", highlight=False, soft_wrap=True)
+
+
+def _names(items: Any, limit: int = 12) -> str:
+    """'a, b, c' (the first `limit`, then 'and N more'), or 'none'."""
+    items = list(items or [])
+    head = ", ".join(map(str, items[:limit]))
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return (head + more) or "none"
+
+
+def inspect_sections(info: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """`lossbench inspect` as readable sections of (what, value) lines, numbers rounded."""
+    from lossbench.experiment import preset_drops
+
+    dropped = info.get("dropped") or {}
+    dup = info.get("duplicates") or {}
+    sizes = (info.get("split") or {}).get("sizes") or []
+    fractions = (info.get("split") or {}).get("fractions") or []
+    dataset = [
+        ("name", str(info.get("name"))),
+        ("sources", _names(info.get("sources"), 3)),
+        ("preset", str(info.get("preset"))),
+        ("label column", str(info.get("label_col"))),
+        ("rows", f"{info.get('n_rows_raw', 0):,} loaded, {info.get('n_rows', 0):,} kept"),
+        (
+            "columns",
+            f"{info.get('n_columns_raw', 0):,} loaded, {info.get('n_features', 0):,} features used",
+        ),
+        ("classes", f"{info.get('n_classes')}"),
+        ("imbalance ratio", f"{info.get('imbalance_ratio', 0):.2f} (largest / smallest class)"),
+    ]
+    if sizes:
+        parts = [f"{n:,} ({f:g})" for n, f in zip(sizes, fractions, strict=False)]
+        dataset.append(("split train / val / test", " / ".join(parts)))
+    quality = [
+        ("missing cells", f"{info.get('n_missing', 0):,}"),
+        ("infinite cells", f"{info.get('n_infinite', 0):,}"),
+        ("rows with a missing or infinite feature", f"{info.get('rows_with_missing', 0):,}"),
+        (
+            "duplicates, as loaded",
+            f"{info.get('n_duplicate_rows', 0):,} extra copies of a row (features and label, "
+            "before preprocessing)",
+        ),
+    ]
+    if dup:
+        quality.append(
+            (
+                "duplicates, after preprocessing",
+                f"{dup.get('rows_involved', 0):,} rows have an identical twin; "
+                f"{dup.get('extra_copies', 0):,} of them are extra copies, the rows --dedupe "
+                "removes"
+                + (" (done)" if info.get("dedupe") else "")
+                + ". They differ from the count as loaded because preprocessing drops rows and "
+                "columns first.",
+            )
+        )
+    prep = []
+    if dropped.get("columns"):
+        prep.append(("dropped columns", _names(dropped["columns"])))
+    prep += [
+        ("dropped", line.removeprefix("dropped "))
+        for line in preset_drops(info)
+        if "constant" not in line
+    ]
+    if info.get("merged"):
+        merged = "; ".join(f"{k} <- {_names(v)}" for k, v in info["merged"].items())
+        prep.append(("merged labels", merged))
+    if info.get("onehot_columns"):
+        prep.append(("one-hot encoded", _names(info["onehot_columns"])))
+    constant = info.get("constant_columns") or []
+    if constant:
+        prep.append((f"constant features ({len(constant)})", _names(constant)))
+    return [
+        ("Dataset", dataset),
+        ("Data quality", quality),
+        ("Preprocessing", prep or [("changes", "none")]),
+    ]
 
 
 def _leakage_table(leakage: dict[str, Any]) -> Table:
@@ -293,30 +393,33 @@ def losses(
     """List the available losses: name, formula, defaults, source (and what differs from it),
     the posterior used for calibration (decisions are argmax z), the model head and the ranges
     `compare --tune` searches (a loss without any gets its trials of learning rate)."""
-    from lossbench.losses import describe
-    from lossbench.tuning import LR_SEARCH
+    from lossbench.loss_catalog import read_catalog  # data: no Keras, no TensorFlow
 
-    rows = describe()
+    catalog = read_catalog()
+    rows = catalog["losses"]
     if as_json:
         _print_json(rows)
         return
     if markdown:
         sys.stdout.write(losses_markdown(rows))
         return
-    table = Table(title="lossbench losses", show_lines=True)
-    for col in ("name", "formula", "defaults", "source", "posterior / head", "tuned (--tune)"):
-        table.add_column(col, overflow="fold")
-    lr_only = "lr (learning rate): log-uniform [{:g}, {:g}]".format(*LR_SEARCH)
-    for row in rows:
-        cells = (
-            row["name"],
-            row["formula"],
-            defaults_text(row["defaults"]),
-            row["source"],
-            f"{row['posterior']} / {row['head']}",
-            "; ".join(f"{k}: {v}" for k, v in row["search"].items()) or lr_only,
+    lr_only = "lr (learning rate): log-uniform [{:g}, {:g}]".format(*catalog["lr_search"])
+    table = Table(title="lossbench losses", box=box.SIMPLE_HEAD, show_header=False, pad_edge=False)
+    table.add_column("field", style="dim", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for i, row in enumerate(rows):
+        if i:
+            table.add_section()
+        fields = (
+            ("formula", row["formula"]),
+            ("defaults", defaults_text(row["defaults"])),
+            ("source", row["source"]),
+            ("posterior", f"{row['posterior']} (head: {row['head']})"),
+            ("--tune", "; ".join(f"{k}: {v}" for k, v in row["search"].items()) or lr_only),
         )
-        table.add_row(*map(escape, cells))
+        table.add_row(f"[bold]{escape(row['name'])}[/bold]", "")
+        for name, value in fields:
+            table.add_row(f"  {name}", escape(value))
     console.print(table)
 
 
@@ -434,6 +537,8 @@ class RichReporter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if not self.progress.tasks:  # nothing drawn (e.g. bad input): leave no blank line
+            self.progress.live.transient = True
         self.progress.__exit__(*exc)
 
     def experiment_started(self, exp_dir: Any, runs: list[str]) -> None:
@@ -444,9 +549,14 @@ class RichReporter:
             self.progress.update(self.runs_task, total=total + len(runs), info=str(exp_dir))
 
     def warning(self, message: str) -> None:
+        # on stderr even under --quiet (the progress display is off then, its console is not)
         self.progress.console.print(
-            f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
+            f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True
         )
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self.progress.console.print(f"note: {escape(message)}", highlight=False, soft_wrap=True)
 
     def trial_finished(self, method: str, done: int, total: int, row: dict[str, Any]) -> None:
         if self.tune_task is None:
@@ -481,28 +591,108 @@ class RichReporter:
             self.progress.update(self.runs_task, advance=1, info=info)
 
 
-def _headline_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(
-        title=title,
-        caption="macro averages on the test split",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    cols = ["macro_precision", "macro_recall", "macro_f1", "macro_auroc", "gmean", "brier", "ece"]
-    heads = ["prec", "recall", "F1", "AUROC", "G-mean", "Brier", "ECE"]
-    table.add_column("run", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    for head in heads:
-        table.add_column(head, justify="right", no_wrap=True)
+#: The command line being run (`main` sets it), recorded in experiment.json and the report.
+_ARGV: list[str] = []
+
+
+def _invocation(settings: dict[str, Any]) -> dict[str, Any]:
+    """What the user typed: the exact command line, and the TOML file's name and content when
+    --config was used."""
+    import shlex
+    from pathlib import Path
+
+    out: dict[str, Any] = {"command_line": shlex.join(["lossbench", *_ARGV])}
+    config = settings.get("config")
+    if config:
+        out["config_file"] = str(config)
+        try:
+            out["config_text"] = Path(config).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            pass
+    return out
+
+
+def fit_table(
+    title: str,
+    header: list[str],
+    rows: list[list[str]],
+    *,
+    width: int,
+    caption: str = "",
+    full: str = "",
+    keep: int = 1,
+    bold: dict[str, set[int]] | None = None,
+) -> Table:
+    """A rich table whose cells never wrap and which is never wider than `width`: columns beyond
+    what fits are dropped from the right (the first `keep` always stay), and the caption says
+    which, and where the full table is (`full`). `bold`: column -> row positions to embolden."""
+    columns = list(header)
+
+    def build(cols: list[str], note: str) -> Table:
+        table = Table(
+            title=title,
+            caption=" ".join(filter(None, [caption, note])) or None,
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+            title_justify="left",
+            caption_justify="left",
+        )
+        for i, col in enumerate(cols):
+            table.add_column(col, justify="left" if i < keep else "right", no_wrap=True)
+        index = [header.index(c) for c in cols]
+        for r, row in enumerate(rows):
+            cells = []
+            for i in index:
+                text = escape(str(row[i]))
+                cells.append(
+                    f"[bold]{text}[/bold]" if r in (bold or {}).get(header[i], ()) else text
+                )
+            table.add_row(*cells)
+        return table
+
+    note = ""
+    while True:
+        table = build(columns, note)
+        measured = table.__rich_measure__(console, console.options.update_width(PIPE_WIDTH))
+        if measured.maximum <= width or len(columns) <= keep + 1:
+            return table
+        columns.pop()
+        dropped = [c for c in header if c not in columns]
+        note = f"Not shown (terminal too narrow): {', '.join(dropped)}" + (
+            f"; full table: {full}." if full else "."
+        )
+
+
+_HEADLINE = {
+    "macro_precision": "prec",
+    "macro_recall": "recall",
+    "macro_f1": "F1",
+    "macro_auroc": "AUROC",
+    "gmean": "G-mean",
+    "brier": "Brier",
+    "ece": "ECE",
+}
+
+
+def _headline_table(title: str, rows: list[dict[str, Any]], full: str = "") -> Table:
+    """One row per run: its status and headline test metrics (3 decimals)."""
+    cells = []
     for m in rows:
         s = m.get("summary") or {}
-        table.add_row(
-            str(m.get("name")),
-            str(m.get("status")),
-            *[f"{s[c]:.3f}" if isinstance(s.get(c), float) else "-" for c in cols],
+        cells.append(
+            [str(m.get("name")), str(m.get("status"))]
+            + [f"{s[c]:.3f}" if isinstance(s.get(c), float) else "–" for c in _HEADLINE]
         )
-    return table
+    return fit_table(
+        title,
+        ["run", "status", *_HEADLINE.values()],
+        cells,
+        width=console.width,
+        caption="macro averages on the test split",
+        full=full,
+        keep=2,
+    )
 
 
 def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
@@ -535,16 +725,17 @@ def run(
     cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
     quiet, as_json = settings["quiet"], settings["as_json"]
     with RichReporter(quiet or as_json) as reporter:
+        reporter.invocation = _invocation(settings)
         run_dir, metrics = single_run(
             cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter
         )
+    _print_run_warnings([metrics])  # on stderr, under --quiet and --json too
     if as_json:
         _print_json({"run_dir": str(run_dir), **metrics})
     elif quiet:
         typer.echo(str(run_dir))
     else:
         console.print(_headline_table(f"{run_dir.parent.parent.name}", [metrics]))
-        _print_run_warnings([metrics])
         console.print(f"run folder: {run_dir}", soft_wrap=True)
     if metrics.get("status") != "ok":
         err_console.print(
@@ -639,6 +830,7 @@ def compare(
     device_desc = configure_device(cfgs[0].train.device)
     quiet, as_json, out = settings["quiet"], settings["as_json"], Path(settings["out"])
     with RichReporter(quiet or as_json) as reporter:
+        reporter.invocation = _invocation(settings)
         exp_dirs = compare_datasets(
             cfgs,
             losses=loss_list,
@@ -729,28 +921,71 @@ def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
     }
 
 
-def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
+def _summary_rich_table(exp_dir: Any, which: str, title: str) -> Table:
+    """A summary table of summary/ (average or calibration) as a rich table fitting the terminal,
+    in the experiment's row order (`--losses`, then baselines), best values in bold by the
+    report's rule (`best_positions`)."""
+    from lossbench.report.html import best_rows
+    from lossbench.report.tables import display_table, summary_tables, table_metrics
+
+    table = summary_tables(exp_dir)[which]
+    display = display_table(table, which)
+    metrics = table_metrics(which, table)
+    bold = {label: best_rows(table, m, None) for m, label in metrics.items()}
+    return fit_table(
+        title,
+        [str(c) for c in display.columns],
+        [[str(v) for v in row] for row in display.itertuples(index=False)],
+        width=console.width,
+        full=str(exp_dir / "summary" / f"table_{which}.md"),
+        bold=bold,
+    )
+
+
+def _ordered_runs(exp_dir: Any) -> list[dict[str, Any]]:
+    """The runs' metrics in the tables' order: methods as in `--losses`, then seeds."""
+    from lossbench.report.tables import load_experiment
     from lossbench.store import load_metrics
 
+    order = {k: i for i, k in enumerate(load_experiment(exp_dir).kinds)}
+    return sorted(
+        load_metrics(exp_dir),
+        key=lambda m: (order.get(m.get("loss"), len(order)), m.get("seed") or 0, m.get("name")),
+    )
+
+
+def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
     summary = exp_dir / "summary"
+    runs = _ordered_runs(exp_dir)
+    _print_run_warnings(runs)  # on stderr, under --quiet too
     if quiet:
         typer.echo(str(exp_dir))
         typer.echo(str(summary / "report.html"))
         return
-    runs = load_metrics(exp_dir)
-    console.print(_headline_table(exp_dir.name, runs))
-    _print_run_warnings(runs)
-    md = summary / "table_average.md"
-    if md.exists():
-        console.print()
-        console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
-    md = summary / "table_calibration.md"
-    if md.exists():
-        console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(_headline_table(exp_dir.name, runs, full=str(summary / "report.html")))
+    if (summary / "table_average.csv").exists():
+        console.print(
+            _summary_rich_table(exp_dir, "average", "Macro-averaged test metrics (mean ± std)")
+        )
+        console.print(_summary_rich_table(exp_dir, "calibration", "Calibration (mean ± std)"))
+    _print_tuning(exp_dir)
     console.print(f"experiment: {exp_dir}", soft_wrap=True, highlight=False)
     console.print(f"tables:     {summary}", soft_wrap=True, highlight=False)
     console.print(f"plots:      {summary / 'plots'}", soft_wrap=True, highlight=False)
     console.print(f"report:     {summary / 'report.html'}", soft_wrap=True, highlight=False)
+
+
+def _print_tuning(exp_dir: Any) -> None:
+    """`compare --tune`: per method, the chosen values and whether the defaults won."""
+    from lossbench.report.tables import tuning_choices
+    from lossbench.store import read_experiment_meta
+
+    for choice in tuning_choices(read_experiment_meta(exp_dir)):
+        console.print(
+            f"tuned {escape(choice['method'])}: {escape(choice['text'])}",
+            highlight=False,
+            soft_wrap=False,
+        )
 
 
 @app.command()
@@ -1009,13 +1244,16 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point and its exit codes: 0 success; 2 bad input or environment (one
     line on stderr); 3 `run`/`compare` finished but a run failed; 1 an internal error (a bug:
     one line on stderr, the traceback in a log file)."""
+    global console, err_console
     args = list(sys.argv[1:] if argv is None else argv)
+    _ARGV[:] = args
+    console, err_console = _console(), _console(stderr=True)  # the terminal's width now
     verbose = "--verbose" in args[: args.index("--")] if "--" in args else "--verbose" in args
     if verbose:
         args = [a for a in args if a != "--verbose"]
     else:
         _quiet_libraries()
-    if not verbose and args and args[0] in ("run", "compare", "bench", "losses"):
+    if not verbose and args and args[0] in ("run", "compare", "bench"):
         _quiet_tensorflow_import()
     try:
         result = app(args=args, prog_name="lossbench", standalone_mode=False)

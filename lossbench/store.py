@@ -178,7 +178,8 @@ def _missing_runs(exp_dir: Path, meta: dict[str, Any], present: set[str]) -> lis
     """Runs that experiment.json plans but that have no folder (never started, or deleted)."""
     baselines = list(meta.get("baselines") or [])
     kinds = list(meta.get("losses") or []) + baselines
-    kinds += [f"{m}{TUNED}" for m in (meta.get("tuning") or {}).get("chosen") or {}]
+    chosen = (meta.get("tuning") or {}).get("chosen") or {}
+    kinds += [f"{m}{TUNED}" for m, c in chosen.items() if not (c or {}).get("defaults_chosen")]
     return [
         RunRecord(
             name=name,

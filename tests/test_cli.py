@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -129,3 +130,84 @@ def test_out_in_a_read_only_folder_exits_2(cli, tmp_path):
     res = cli("run", "--out", locked / "results", "--epochs", "1", "--model", "mlp")
     assert res.code == 2 and "permission denied" in res.err
     assert not (locked / "results").exists()
+
+
+def test_losses_answers_without_importing_tensorflow_or_keras():
+    """`lossbench losses` reads the catalogue (lossbench/loss_catalog.json), not the classes."""
+    code = (
+        "import sys; from lossbench.cli import main; rc = main(['losses']); "
+        "assert rc == 0; heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "dwb" in res.stdout and "Fernando and Tsokos" in res.stdout
+
+
+def test_loss_catalogue_is_what_the_loss_classes_say():
+    """The catalogue equals `describe()` (regenerate: python -m lossbench.loss_catalog)."""
+    from lossbench.loss_catalog import build_catalog, read_catalog
+
+    assert read_catalog() == json.loads(json.dumps(build_catalog()))
+
+
+def _widest(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
+@pytest.mark.parametrize("columns", [100, 200])
+def test_losses_and_inspect_fit_the_terminal(cli, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    for args in (("losses",), ("inspect",)):
+        res = cli(*args)
+        assert res.code == 0, res.err
+        assert _widest(res.out) <= columns and _widest(res.err) <= columns, args
+
+
+def test_compare_output_fits_the_terminal_in_losses_order_and_says_it_continues(
+    cli, monkeypatch, tmp_path
+):
+    """compare at 100 columns, the same experiment's `report` at 200: no line wider than the
+    terminal, tables as rich tables (no Markdown pipes) in --losses order, a note when a compare
+    grows an existing experiment."""
+    common = ["--epochs", "1", "--model", "mlp", "--seeds", "0", "--out", tmp_path]
+    monkeypatch.setenv("COLUMNS", "100")
+    res = cli("compare", "--losses", "wce,ce", *common)
+    assert res.code == 0, res.err
+    assert _widest(res.out) <= 100 and _widest(res.err) <= 100
+    assert "|" not in res.out  # no raw Markdown table
+    lines = res.out.splitlines()
+    first = next(i for i, ln in enumerate(lines) if "wce_seed0" in ln)
+    assert first < next(i for i, ln in enumerate(lines) if "ce_seed0" in ln and "wce" not in ln)
+    assert "continuing" not in res.err
+    (exp,) = [p for p in tmp_path.iterdir() if (p / "experiment.json").exists()]
+    monkeypatch.setenv("COLUMNS", "200")
+    res = cli("report", exp)
+    assert res.code == 0 and _widest(res.out) <= 200
+    monkeypatch.setenv("COLUMNS", "100")
+    res = cli("compare", "--losses", "wce,ce,focal", *common)
+    assert res.code == 0, res.err
+    assert f"note: continuing {exp}: 2 of 3 runs done" in " ".join(res.err.split())
+    assert _widest(res.err) <= 100
+
+
+def test_run_prints_the_presets_drops_and_keeps_warnings_under_quiet(cli, tmp_path):
+    """The CICIDS2017 preset's drops as note: lines; --quiet keeps warnings on stderr and the
+    notes off; no blank line before an error."""
+    from conftest import CICIDS_SAMPLE, need_shared
+
+    data = need_shared(CICIDS_SAMPLE)
+    args = ["run", "--data", data, "--epochs", "1", "--model", "mlp", "--out", tmp_path]
+    res = cli(*args, "--lr", "1e-7")
+    assert res.code == 0, res.err
+    err = " ".join(res.err.split())
+    assert "note: cicids2017_sample: dropped class Infiltration (36 rows)" in err
+    assert "note: cicids2017_sample: dropped 14 rows with a missing or infinite feature" in err
+    (metrics,) = tmp_path.glob("*/runs/*/metrics.json")
+    warnings = json.loads(metrics.read_text()).get("warnings")
+    assert warnings  # a network trained at lr 1e-7 for one epoch predicts few classes
+    res = cli(*args, "--lr", "1e-7", "--quiet")
+    assert res.code == 0
+    assert "predicts only" in res.err and "note:" not in res.err
+    res = cli(*args, "--loss", "nope")
+    assert res.code == 2 and res.err.startswith("error:"), repr(res.err)
