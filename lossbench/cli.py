@@ -466,6 +466,16 @@ PositiveOpt = Annotated[
 TensorboardOpt = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into the run folder.")
 ]
+MlflowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="[TRACKING_URI]",
+        help="Also log the runs to MLflow: one run per lossbench run, nested under one per "
+        "experiment (settings, per-epoch history, test metrics, tables and plots). Without a "
+        "URI: a SQLite store in <out>/mlruns/. Needs the mlflow extra.",
+    ),
+]
 JitOpt = Annotated[choices.Jit, typer.Option("--jit", help="XLA compilation of the train step.")]
 PrecisionOpt = Annotated[
     choices.Precision,
@@ -495,6 +505,7 @@ def _training_options(
     param: ParamOpt = None,
     out: OutOpt = "results",
     tensorboard: TensorboardOpt = False,
+    mlflow: MlflowOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -737,6 +748,7 @@ def run(
     else:
         console.print(_headline_table(f"{run_dir.parent.parent.name}", [metrics]))
         console.print(f"run folder: {run_dir}", soft_wrap=True)
+    _log_mlflow([run_dir.parent.parent], settings, quiet=quiet or as_json)
     if metrics.get("status") != "ok":
         err_console.print(
             f"run failed: {metrics.get('reason')} (see {run_dir / 'log.txt'})",
@@ -848,6 +860,7 @@ def compare(
             run_plots=plots == "runs",
             tune=tune,
         )
+    _log_mlflow(exp_dirs, settings, quiet=quiet or as_json)
     board = _compare_leaderboard(exp_dirs, out) if len(exp_dirs) > 1 else None
     if as_json:
         payloads = [_experiment_payload(d) for d in exp_dirs]
@@ -860,6 +873,26 @@ def compare(
         elif board is not None:
             console.print(f"leaderboard: {board}", soft_wrap=True)
     _exit_if_runs_failed(exp_dirs)
+
+
+def _log_mlflow(exp_dirs: list[Any], settings: dict[str, Any], *, quiet: bool) -> None:
+    """`--mlflow`: log these experiments' runs (`lossbench.tracking`), one note line each."""
+    from pathlib import Path
+
+    uri = settings.get("mlflow")
+    if not uri:
+        return
+    from lossbench.tracking import log_experiment
+
+    for exp_dir in exp_dirs:
+        done = log_experiment(exp_dir, uri, Path(settings["out"]))
+        if not quiet:
+            err_console.print(
+                f"note: mlflow: {len(done['logged'])} run(s) logged, {len(done['skipped'])} "
+                f"logged before, parent run {done['parent_run_id']} in {done['tracking_uri']}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 #: Exit code of `run` and `compare` when they finished but at least one run failed.
@@ -1176,6 +1209,21 @@ def _quiet_tensorflow_import() -> None:
         os.close(devnull)
 
 
+def _bare_mlflow(args: list[str]) -> list[str]:
+    """`--mlflow` with no URI after it (the last word, or another option next) means the default
+    store: Click options take a value, so the default is written in."""
+    if "--mlflow" not in args:
+        return args
+    from lossbench.tracking import DEFAULT
+
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--mlflow" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(DEFAULT)
+    return out
+
+
 def _usage_message(exc: typer.TyperException, args: list[str]) -> str:
     """One line for a usage error, naming the option and the value given when there is one; a
     value outside an option's choices gets the config layer's message (as from a TOML file)."""
@@ -1247,6 +1295,7 @@ def main(argv: list[str] | None = None) -> int:
     global console, err_console
     args = list(sys.argv[1:] if argv is None else argv)
     _ARGV[:] = args
+    args = _bare_mlflow(args)
     console, err_console = _console(), _console(stderr=True)  # the terminal's width now
     verbose = "--verbose" in args[: args.index("--")] if "--" in args else "--verbose" in args
     if verbose:

@@ -229,6 +229,7 @@ RULES: dict[str, Rule] = {
     "param": Rule("params", "a table of loss parameters ([param] gamma = 2)"),
     "out": Rule("out", "a folder path that can be created or written"),
     "tensorboard": _FLAG,
+    "mlflow": Rule("str", "an MLflow tracking URI, or default (a SQLite store in <out>/mlruns/)"),
     "fresh": _FLAG,
     "executor": _choice(Executor),
     "plots": _choice(Plots),
