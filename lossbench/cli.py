@@ -252,7 +252,7 @@ def inspect(
             grid.add_row(what, escape(value))
         console.print(grid)
     for text in info.get("warnings") or []:
-        err_console.print(f"warning: {escape(str(text))}", highlight=False, soft_wrap=True)
+        err_console.print(f"warning: {escape(str(text))}", highlight=False)
 
 
 def _names(items: Any, limit: int = 12) -> str:
@@ -707,10 +707,13 @@ def _headline_table(title: str, rows: list[dict[str, Any]], full: str = "") -> T
 
 
 def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
-    """The runs' warnings (e.g. "predicts only 1 of 2 classes"), one line each."""
+    """The runs' warnings (e.g. "predicts only 1 of 2 classes"), one each, wrapped at the
+    terminal's width (they hold no path)."""
     for m in rows:
         for text in m.get("warnings") or []:
-            err_console.print(f"warning: {m.get('name')}: {text}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"warning: {escape(str(m.get('name')))}: {escape(text)}", highlight=False
+            )
 
 
 @app.command()
@@ -1099,19 +1102,28 @@ def leaderboard(
         )
         return
     if not quiet:
+        from lossbench.report.tables import best_positions, format_p
+
         n = int(friedman["n_datasets"].max())
-        table = Table(title=f"Average rank over {n} datasets (1 = best)", box=box.SIMPLE_HEAD)
-        table.add_column("method")
         wide = ranks.pivot(index="method", columns="metric", values="avg_rank")
         metrics = list(friedman.index)
-        for metric in metrics:
-            table.add_column(metric, justify="right")
-        order = wide[metrics[0]].sort_values(kind="stable").index
-        for method in order:
-            table.add_row(method, *(f"{wide.loc[method, m]:.2f}" for m in metrics))
-        table.add_section()
-        table.add_row("Friedman p", *(f"{friedman.loc[m, 'p_value']:.3g}" for m in metrics))
-        console.print(table)
+        order = list(wide[metrics[0]].sort_values(kind="stable").index)
+        rows = [[m, *(f"{wide.loc[m, k]:.2f}" for k in metrics)] for m in order]
+        rows.append(["Friedman p", *(format_p(friedman.loc[k, "p_value"]) for k in metrics)])
+        bold = {
+            k: best_positions([wide.loc[m, k] for m in order], lower=True, digits=2)
+            for k in metrics
+        }
+        console.print(
+            fit_table(
+                f"Average rank over {n} datasets (1 = best)",
+                ["method", *metrics],
+                rows,
+                width=console.width,
+                full=str(folder / "leaderboard.html"),
+                bold=bold,
+            )
+        )
     if quiet:
         typer.echo(str(folder / "leaderboard.html"))
     else:

@@ -170,7 +170,8 @@ def test_compare_output_fits_the_terminal_in_losses_order_and_says_it_continues(
     """compare at 100 columns, the same experiment's `report` at 200: no line wider than the
     terminal, tables as rich tables (no Markdown pipes) in --losses order, a note when a compare
     grows an existing experiment."""
-    common = ["--epochs", "1", "--model", "mlp", "--seeds", "0", "--out", tmp_path]
+    monkeypatch.chdir(tmp_path)  # paths are printed whole: keep them short
+    common = ["--epochs", "1", "--model", "mlp", "--seeds", "0", "--out", "out"]
     monkeypatch.setenv("COLUMNS", "100")
     res = cli("compare", "--losses", "wce,ce", *common)
     assert res.code == 0, res.err
@@ -180,7 +181,8 @@ def test_compare_output_fits_the_terminal_in_losses_order_and_says_it_continues(
     first = next(i for i, ln in enumerate(lines) if "wce_seed0" in ln)
     assert first < next(i for i, ln in enumerate(lines) if "ce_seed0" in ln and "wce" not in ln)
     assert "continuing" not in res.err
-    (exp,) = [p for p in tmp_path.iterdir() if (p / "experiment.json").exists()]
+    (exp,) = [p.relative_to(tmp_path) for p in (tmp_path / "out").glob("*/experiment.json")]
+    exp = exp.parent
     monkeypatch.setenv("COLUMNS", "200")
     res = cli("report", exp)
     assert res.code == 0 and _widest(res.out) <= 200

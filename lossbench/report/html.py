@@ -33,11 +33,12 @@ __all__ = ["render_report"]
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
-       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.4; }
+       max-width: 1400px; padding: 0 1em; color: #222; line-height: 1.4; }
+div.wide { overflow-x: auto; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right;
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right;
          white-space: nowrap; }
 td.text.wrap { white-space: normal; }
 pre.config { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; }
@@ -55,8 +56,9 @@ details { margin: 0.3em 0; } summary { cursor: pointer; }
 
 _PLOT_CAPTIONS = {
     "history_overlay.png": "Validation macro F1 per epoch, one panel per loss: mean over seeds, "
-    "band ± 1 std, the other losses in grey. Each run's training and validation loss (and its "
-    "learned loss parameters) are in its plots/history.png.",
+    "band ± 1 std, the other losses in grey. Each run's plots/history.png has its training "
+    "and validation loss, its validation metrics and its learned loss parameters, each panel "
+    "titled by which it is.",
     "per_class_f1.png": "Test F1 per class and loss, mean over seeds: bars with ± std error bars "
     "for up to five losses, a heatmap with the values in its cells beyond that. A hatched stub "
     "marks an F1 of 0.",
@@ -123,7 +125,8 @@ def _summary_table_html(table: pd.DataFrame, which: str) -> str:
             cls = "text" if col in text_cols else "best" if i in best.get(col, ()) else ""
             cells.append(f'<td class="{cls}">{_e(value)}</td>' if cls else f"<td>{_e(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="wide">{table}</div>'  # cells never wrap: a narrow window scrolls
 
 
 def _undefined_html(tables: dict[str, pd.DataFrame], which: str) -> str:

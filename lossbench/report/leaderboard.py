@@ -49,6 +49,7 @@ from lossbench.report.stats import (
 )
 from lossbench.report.tables import (
     ExperimentResults,
+    best_positions,
     format_p,
     load_experiment,
     p_phrase,
@@ -317,6 +318,7 @@ def cd_figure(b: MetricBoard) -> Figure:
         color_palette={m: method_color(str(m)) for m in b.average_ranks.index},
         label_fmt_left="{label} ({rank:.2f})",
         label_fmt_right="({rank:.2f}) {label}",
+        text_h_margin=0.25,  # rank units: labels clear of the elbows, also when all tie
     )
     for (bar,) in artists["crossbars"]:
         xs = np.asarray(bar.get_xdata(), dtype=float)
@@ -326,6 +328,8 @@ def cd_figure(b: MetricBoard) -> Figure:
             bar.set_ydata([bar.get_ydata()[0]] * 2)
     ax.set_xlim(1, k)
     ax.set_xticks(range(1, k + 1))
+    for artist in [*ax.lines, *ax.collections]:  # a method ranked 1 or k sits on the axis' end
+        artist.set_clip_on(False)
     label = HEADLINE_METRICS.get(b.metric, b.metric)
     ax.set_title(
         f"{label}: average rank over {len(b.values)} datasets (1 = best), "
@@ -369,9 +373,12 @@ def _html(lb: Leaderboard, tables: dict[str, pd.DataFrame], pngs: dict[str, Path
         parts += [f'<p class="note">{e(n)}</p>' for n in b.notes]
         t = tables[metric]
         head = "".join(f"<th>{e(c)}</th>" for c in t.columns)
+        best = best_positions(pd.to_numeric(t["Average rank"]), lower=True, digits=2)
         body = "".join(
-            "<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>"
-            for row in t.itertuples(index=False)
+            "<tr>"
+            + "".join(f"<td>{e(v)}</td>" for v in row[:-1])
+            + f"<td{' class=best' if i in best else ''}>{e(row[-1])}</td></tr>"
+            for i, row in enumerate(t.itertuples(index=False))
         )
         parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         data = base64.b64encode(pngs[metric].read_bytes()).decode("ascii")
@@ -395,7 +402,7 @@ def _html(lb: Leaderboard, tables: dict[str, pd.DataFrame], pngs: dict[str, Path
         "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:.9em}"
         "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
         "th:first-child,td:first-child{text-align:left}th{background:#f0f0f0}"
-        "tr.sig td{font-weight:bold}.note{color:#555;font-size:.9em}"
+        "tr.sig td,td.best{font-weight:bold}.note{color:#555;font-size:.9em}"
         "figure img{max-width:100%;border:1px solid #ddd}"
     )
     return (
