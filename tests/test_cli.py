@@ -213,3 +213,13 @@ def test_run_prints_the_presets_drops_and_keeps_warnings_under_quiet(cli, tmp_pa
     assert "predicts only" in res.err and "note:" not in res.err
     res = cli(*args, "--loss", "nope")
     assert res.code == 2 and res.err.startswith("error:"), repr(res.err)
+
+
+@pytest.mark.parametrize("name", ["run", "compare", "inspect"])
+def test_help_shows_no_type_after_flags(cli, name):
+    """Options that take no value (--quiet, --json, --help) show no `<bool>`; others their type."""
+    res = cli(name, "--help")
+    assert res.code == 0
+    assert "<bool>" not in res.out
+    assert "--quiet" in res.out or name == "inspect"
+    assert "<int>" in res.out or name == "inspect"
