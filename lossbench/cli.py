@@ -633,10 +633,12 @@ def fit_table(
     full: str = "",
     keep: int = 1,
     bold: dict[str, set[int]] | None = None,
+    footer: int = 0,
 ) -> Table:
     """A rich table whose cells never wrap and which is never wider than `width`: columns beyond
     what fits are dropped from the right (the first `keep` always stay), and the caption says
-    which, and where the full table is (`full`). `bold`: column -> row positions to embolden."""
+    which, and where the full table is (`full`). `bold`: column -> row positions to embolden;
+    the last `footer` rows come after a rule."""
     columns = list(header)
 
     def build(cols: list[str], note: str) -> Table:
@@ -653,6 +655,8 @@ def fit_table(
             table.add_column(col, justify="left" if i < keep else "right", no_wrap=True)
         index = [header.index(c) for c in cols]
         for r, row in enumerate(rows):
+            if footer and r == len(rows) - footer:
+                table.add_section()
             cells = []
             for i in index:
                 text = escape(str(row[i]))
@@ -1122,6 +1126,7 @@ def leaderboard(
                 width=console.width,
                 full=str(folder / "leaderboard.html"),
                 bold=bold,
+                footer=1,
             )
         )
     if quiet:
