@@ -45,9 +45,16 @@ def test_reliability_panel_ece_is_the_calibration_tables_mean(three_seeds):
     from lossbench.report.plots import plot_reliability_overlay
     from lossbench.report.tables import load_experiment
 
+    from lossbench.report.plots import kind_styles, method_color
+
     exp, eces = three_seeds
-    fig = plot_reliability_overlay(load_experiment(exp), {k: {"color": "k"} for k in eces})
+    results = load_experiment(exp)
+    fig = plot_reliability_overlay(results, kind_styles(results.kinds))
     titles = {ax.get_title().split("\n")[0]: ax.get_title() for ax in fig.axes if ax.get_title()}
+    for ax in fig.axes:  # each loss's curve in its one colour (as in the CD diagrams)
+        loss = ax.get_title().split("\n")[0]
+        if loss in eces:
+            assert to_hex(ax.get_lines()[-1].get_color()) == method_color(loss)
     table = pd.read_csv(exp / "summary" / "table_calibration.csv").set_index("loss")
     for loss, values in eces.items():
         expected = f"{np.mean(values):.3f}"
