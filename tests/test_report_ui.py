@@ -42,10 +42,8 @@ def three_seeds(tmp_path_factory):
 
 
 def test_reliability_panel_ece_is_the_calibration_tables_mean(three_seeds):
-    from lossbench.report.plots import plot_reliability_overlay
+    from lossbench.report.plots import kind_styles, method_color, plot_reliability_overlay
     from lossbench.report.tables import load_experiment
-
-    from lossbench.report.plots import kind_styles, method_color
 
     exp, eces = three_seeds
     results = load_experiment(exp)
