@@ -1281,9 +1281,11 @@ _ENVIRONMENT_ERRNOS = {
 
 
 def _quiet_libraries() -> None:
-    """Keep TensorFlow's and Ray's own log lines (C++ notices, retracing warnings) off stderr."""
+    """Keep TensorFlow's, Ray's and MLflow's own log lines (C++ notices, retracing warnings,
+    database set-up) off stderr."""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines from --mlflow
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
