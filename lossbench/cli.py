@@ -31,6 +31,25 @@ from lossbench.config import (
 from lossbench.errors import InputError
 from lossbench.progress import RichReporter
 
+
+def _no_type_after_flags() -> None:
+    """Typer 0.29 prints `<bool>` after options that take no value (`--quiet <bool>`), as if
+    they wanted one; its rich help shows nothing there for a flag once this returns None."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "lossbench_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.lossbench_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_type_after_flags()
+
 app = typer.Typer(
     name="lossbench",
     help="Benchmark training losses for imbalanced tabular classification.",
@@ -43,9 +62,10 @@ PIPE_WIDTH = 4096
 
 
 def _console(stderr: bool = False) -> Console:
-    """A rich console; on a pipe or a file it never wraps (rich would wrap at 80 columns)."""
+    """A rich console as wide as the terminal; on a pipe or a file as wide as $COLUMNS says when
+    it is set, else it never wraps (rich would wrap at 80 columns)."""
     con = Console(stderr=stderr)
-    if not con.is_terminal:
+    if not con.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         con = Console(stderr=stderr, width=PIPE_WIDTH)
     return con
 
@@ -291,15 +311,95 @@ def inspect(
     table.add_column("count", justify="right")
     table.add_column("percent", justify="right")
     for name, count in sorted(info["classes"].items(), key=lambda kv: -kv[1]):
-        table.add_row(str(name), f"{count:,}", f"{100 * count / total:.3f}%")
+        table.add_row(escape(str(name)), f"{count:,}", f"{100 * count / total:.2f}%")
     console.print(table)
     console.print(_leakage_table(info["leakage"]))
-    for key, value in info.items():
-        if key in ("classes", "leakage"):
-            continue
-        if isinstance(value, dict | list):
-            value = json.dumps(value, default=str)
-        console.print(f"[bold]{key}[/bold]: {value}")
+    for title, rows in inspect_sections(info):
+        grid = Table(title=title, title_justify="left", box=None, show_header=False)
+        grid.add_column("what", style="dim", no_wrap=True)
+        grid.add_column("value", overflow="fold")
+        for what, value in rows:
+            grid.add_row(what, escape(value))
+        console.print(grid)
+    for text in info.get("warnings") or []:
+        err_console.print(f"warning: {escape(str(text))}", highlight=False)
+
+
+def _names(items: Any, limit: int = 12) -> str:
+    """'a, b, c' (the first `limit`, then 'and N more'), or 'none'."""
+    items = list(items or [])
+    head = ", ".join(map(str, items[:limit]))
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return (head + more) or "none"
+
+
+def inspect_sections(info: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """`lossbench inspect` as readable sections of (what, value) lines, numbers rounded."""
+    from lossbench.experiment import preset_drops
+
+    dropped = info.get("dropped") or {}
+    dup = info.get("duplicates") or {}
+    sizes = (info.get("split") or {}).get("sizes") or []
+    fractions = (info.get("split") or {}).get("fractions") or []
+    dataset = [
+        ("name", str(info.get("name"))),
+        ("sources", _names(info.get("sources"), 3)),
+        ("preset", str(info.get("preset"))),
+        ("label column", str(info.get("label_col"))),
+        ("rows", f"{info.get('n_rows_raw', 0):,} loaded, {info.get('n_rows', 0):,} kept"),
+        (
+            "columns",
+            f"{info.get('n_columns_raw', 0):,} loaded, {info.get('n_features', 0):,} features used",
+        ),
+        ("classes", f"{info.get('n_classes')}"),
+        ("imbalance ratio", f"{info.get('imbalance_ratio', 0):.2f} (largest / smallest class)"),
+    ]
+    if sizes:
+        parts = [f"{n:,} ({f:g})" for n, f in zip(sizes, fractions, strict=False)]
+        dataset.append(("split train / val / test", " / ".join(parts)))
+    quality = [
+        ("missing cells", f"{info.get('n_missing', 0):,}"),
+        ("infinite cells", f"{info.get('n_infinite', 0):,}"),
+        ("rows with a missing or infinite feature", f"{info.get('rows_with_missing', 0):,}"),
+        (
+            "duplicates, as loaded",
+            f"{info.get('n_duplicate_rows', 0):,} extra copies of a row (features and label, "
+            "before preprocessing)",
+        ),
+    ]
+    if dup:
+        quality.append(
+            (
+                "duplicates, after preprocessing",
+                f"{dup.get('rows_involved', 0):,} rows have an identical twin; "
+                f"{dup.get('extra_copies', 0):,} of them are extra copies, the rows --dedupe "
+                "removes"
+                + (" (done)" if info.get("dedupe") else "")
+                + ". They differ from the count as loaded because preprocessing drops rows and "
+                "columns first.",
+            )
+        )
+    prep = []
+    if dropped.get("columns"):
+        prep.append(("dropped columns", _names(dropped["columns"])))
+    prep += [
+        ("dropped", line.removeprefix("dropped "))
+        for line in preset_drops(info)
+        if "constant" not in line
+    ]
+    if info.get("merged"):
+        merged = "; ".join(f"{k} <- {_names(v)}" for k, v in info["merged"].items())
+        prep.append(("merged labels", merged))
+    if info.get("onehot_columns"):
+        prep.append(("one-hot encoded", _names(info["onehot_columns"])))
+    constant = info.get("constant_columns") or []
+    if constant:
+        prep.append((f"constant features ({len(constant)})", _names(constant)))
+    return [
+        ("Dataset", dataset),
+        ("Data quality", quality),
+        ("Preprocessing", prep or [("changes", "none")]),
+    ]
 
 
 def _leakage_table(leakage: dict[str, Any]) -> Table:
@@ -397,10 +497,10 @@ def losses(
         raise InputError(
             "--data and --param choose what `lossbench losses --plot` draws: add --plot"
         )
-    from lossbench.losses import describe
-    from lossbench.losses.registry import describe_plugins
+    from lossbench.loss_catalog import read_catalog  # data: no Keras, no TensorFlow
 
-    rows, plugins = describe(), describe_plugins()
+    catalog = read_catalog()
+    rows, plugins = catalog["losses"], _plugin_rows()
     if as_json:  # one list: the built-ins, then the plugins (with their entry point)
         _print_json(
             [{**r, "section": "built-in"} for r in rows]
@@ -413,33 +513,47 @@ def losses(
             sys.stdout.write("\nPlugins (not in `--losses all`):\n\n")
             sys.stdout.write(losses_markdown([r for r in plugins if "error" not in r]))
         return
-    console.print(_losses_table("lossbench losses", rows))
+    lr_only = "lr (learning rate): log-uniform [{:g}, {:g}]".format(*catalog["lr_search"])
+    console.print(_losses_table("lossbench losses", rows, lr_only))
     if plugins:
         title = "plugins (entry-point group lossbench.losses; not in --losses all)"
-        console.print(_losses_table(title, plugins))
+        console.print(_losses_table(title, plugins, lr_only))
 
 
-def _losses_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    """The `lossbench losses` table of these rows (a plugin that failed to load: its error)."""
-    from lossbench.tuning import LR_SEARCH
+def _plugin_rows() -> list[dict[str, Any]]:
+    """The installed plugins' `describe` rows; the loss library (Keras) is imported only when
+    some plugin is installed, so that `lossbench losses` answers without TensorFlow."""
+    from importlib.metadata import entry_points
 
-    table = Table(title=title, show_lines=True)
-    for col in ("name", "formula", "defaults", "source", "posterior / head", "tuned (--tune)"):
-        table.add_column(col, overflow="fold")
-    lr_only = "lr (learning rate): log-uniform [{:g}, {:g}]".format(*LR_SEARCH)
-    for row in rows:
+    if not entry_points(group="lossbench.losses"):  # losses.user.PLUGIN_GROUP (imports Keras)
+        return []
+    from lossbench.losses.registry import describe_plugins
+
+    return describe_plugins()
+
+
+def _losses_table(title: str, rows: list[dict[str, Any]], lr_only: str) -> Table:
+    """The `lossbench losses` table of these rows, one section a loss (a plugin that failed to
+    load: its error)."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_header=False, pad_edge=False)
+    table.add_column("field", style="dim", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for i, row in enumerate(rows):
+        if i:
+            table.add_section()
+        table.add_row(f"[bold]{escape(row['name'])}[/bold]", "")
         if "error" in row:
-            table.add_row(escape(row["name"]), "", "", escape(row["error"]), "", "")
+            table.add_row("  error", escape(row["error"]))
             continue
-        cells = (
-            row["name"],
-            row["formula"],
-            defaults_text(row["defaults"]),
-            row["source"],
-            f"{row['posterior']} / {row['head']}",
-            "; ".join(f"{k}: {v}" for k, v in row["search"].items()) or lr_only,
+        fields = (
+            ("formula", row["formula"]),
+            ("defaults", defaults_text(row["defaults"])),
+            ("source", row["source"]),
+            ("posterior", f"{row['posterior']} (head: {row['head']})"),
+            ("--tune", "; ".join(f"{k}: {v}" for k, v in row["search"].items()) or lr_only),
         )
-        table.add_row(*map(escape, cells))
+        for name, value in fields:
+            table.add_row(f"  {name}", escape(value))
     return table
 
 
@@ -522,6 +636,16 @@ PositiveOpt = Annotated[
 TensorboardOpt = Annotated[
     bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into the run folder.")
 ]
+MlflowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="[TRACKING_URI]",
+        help="Also log the runs to MLflow: one run per lossbench run, nested under one per "
+        "experiment (settings, per-epoch history, test metrics, tables and plots). Without a "
+        "URI: a SQLite store in <out>/mlruns/. Needs the mlflow extra.",
+    ),
+]
 JitOpt = Annotated[choices.Jit, typer.Option("--jit", help="XLA compilation of the train step.")]
 PrecisionOpt = Annotated[
     choices.Precision,
@@ -552,6 +676,7 @@ def _training_options(
     param: ParamOpt = DEFAULTS["param"],
     out: OutOpt = DEFAULTS["out"],
     tensorboard: TensorboardOpt = DEFAULTS["tensorboard"],
+    mlflow: MlflowOpt = DEFAULTS["mlflow"],
     config: ConfigOpt = DEFAULTS["config"],
     quiet: QuietOpt = DEFAULTS["quiet"],
     as_json: JsonOpt = DEFAULTS["as_json"],
@@ -559,35 +684,122 @@ def _training_options(
     """The other options `run` and `compare` share (after `_dataset_options`)."""
 
 
-def _headline_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(
-        title=title,
-        caption="macro averages on the test split",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    cols = ["macro_precision", "macro_recall", "macro_f1", "macro_auroc", "gmean", "brier", "ece"]
-    heads = ["prec", "recall", "F1", "AUROC", "G-mean", "Brier", "ECE"]
-    table.add_column("run", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    for head in heads:
-        table.add_column(head, justify="right", no_wrap=True)
+#: The command line being run (`main` sets it), recorded in experiment.json and the report.
+_ARGV: list[str] = []
+
+
+def _invocation(settings: dict[str, Any]) -> dict[str, Any]:
+    """What the user typed: the exact command line, and the TOML file's name and content when
+    --config was used."""
+    import shlex
+    from pathlib import Path
+
+    out: dict[str, Any] = {"command_line": shlex.join(["lossbench", *_ARGV])}
+    config = settings.get("config")
+    if config:
+        out["config_file"] = str(config)
+        try:
+            out["config_text"] = Path(config).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            pass
+    return out
+
+
+def fit_table(
+    title: str,
+    header: list[str],
+    rows: list[list[str]],
+    *,
+    width: int,
+    caption: str = "",
+    full: str = "",
+    keep: int = 1,
+    bold: dict[str, set[int]] | None = None,
+    footer: int = 0,
+) -> Table:
+    """A rich table whose cells never wrap and which is never wider than `width`: columns beyond
+    what fits are dropped from the right (the first `keep` always stay), and the caption says
+    which, and where the full table is (`full`). `bold`: column -> row positions to embolden;
+    the last `footer` rows come after a rule."""
+    columns = list(header)
+
+    def build(cols: list[str], note: str) -> Table:
+        table = Table(
+            title=title,
+            caption=" ".join(filter(None, [caption, note])) or None,
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+            title_justify="left",
+            caption_justify="left",
+        )
+        for i, col in enumerate(cols):
+            table.add_column(col, justify="left" if i < keep else "right", no_wrap=True)
+        index = [header.index(c) for c in cols]
+        for r, row in enumerate(rows):
+            if footer and r == len(rows) - footer:
+                table.add_section()
+            cells = []
+            for i in index:
+                text = escape(str(row[i]))
+                cells.append(
+                    f"[bold]{text}[/bold]" if r in (bold or {}).get(header[i], ()) else text
+                )
+            table.add_row(*cells)
+        return table
+
+    note = ""
+    while True:
+        table = build(columns, note)
+        measured = table.__rich_measure__(console, console.options.update_width(PIPE_WIDTH))
+        if measured.maximum <= width or len(columns) <= keep + 1:
+            return table
+        columns.pop()
+        dropped = [c for c in header if c not in columns]
+        note = f"Not shown (terminal too narrow): {', '.join(dropped)}" + (
+            f"; full table: {full}." if full else "."
+        )
+
+
+_HEADLINE = {
+    "macro_precision": "prec",
+    "macro_recall": "recall",
+    "macro_f1": "F1",
+    "macro_auroc": "AUROC",
+    "gmean": "G-mean",
+    "brier": "Brier",
+    "ece": "ECE",
+}
+
+
+def _headline_table(title: str, rows: list[dict[str, Any]], full: str = "") -> Table:
+    """One row per run: its status and headline test metrics (3 decimals)."""
+    cells = []
     for m in rows:
         s = m.get("summary") or {}
-        table.add_row(
-            str(m.get("name")),
-            str(m.get("status")),
-            *[f"{s[c]:.3f}" if isinstance(s.get(c), float) else "-" for c in cols],
+        cells.append(
+            [str(m.get("name")), str(m.get("status"))]
+            + [f"{s[c]:.3f}" if isinstance(s.get(c), float) else "–" for c in _HEADLINE]
         )
-    return table
+    return fit_table(
+        title,
+        ["run", "status", *_HEADLINE.values()],
+        cells,
+        width=console.width,
+        caption="macro averages on the test split",
+        full=full,
+        keep=2,
+    )
 
 
 def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
-    """The runs' warnings (e.g. "predicts only 1 of 2 classes"), one line each."""
+    """The runs' warnings (e.g. "predicts only 1 of 2 classes"), one each, wrapped at the
+    terminal's width (they hold no path)."""
     for m in rows:
         for text in m.get("warnings") or []:
-            err_console.print(f"warning: {m.get('name')}: {text}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"warning: {escape(str(m.get('name')))}: {escape(text)}", highlight=False
+            )
 
 
 @app.command()
@@ -610,17 +822,19 @@ def run(
 
     quiet, as_json = settings["quiet"], settings["as_json"]
     with RichReporter(quiet or as_json, err_console) as reporter:
+        reporter.invocation = _invocation(settings)
         run_dir, metrics = run_settings(
             settings, loss=loss, data=data, seed=seed, reporter=reporter
         )
+    _print_run_warnings([metrics])  # on stderr, under --quiet and --json too
     if as_json:
         _print_json({"run_dir": str(run_dir), **metrics})
     elif quiet:
         typer.echo(str(run_dir))
     else:
         console.print(_headline_table(f"{run_dir.parent.parent.name}", [metrics]))
-        _print_run_warnings([metrics])
         console.print(f"run folder: {run_dir}", soft_wrap=True)
+    _log_mlflow([run_dir.parent.parent], settings, quiet=quiet or as_json)
     if metrics.get("status") != "ok":
         err_console.print(
             f"run failed: {metrics.get('reason')} (see {run_dir / 'log.txt'})",
@@ -699,6 +913,7 @@ def compare(
 
     quiet, as_json, out = settings["quiet"], settings["as_json"], Path(settings["out"])
     with RichReporter(quiet or as_json, err_console) as reporter:
+        reporter.invocation = _invocation(settings)
         exp_dirs = compare_settings(
             settings,
             losses=losses,
@@ -713,6 +928,7 @@ def compare(
             data=data,
             reporter=reporter,
         )
+    _log_mlflow(exp_dirs, settings, quiet=quiet or as_json)
     board = _compare_leaderboard(exp_dirs, out) if len(exp_dirs) > 1 else None
     if as_json:
         payloads = [_experiment_payload(d) for d in exp_dirs]
@@ -725,6 +941,26 @@ def compare(
         elif board is not None:
             console.print(f"leaderboard: {board}", soft_wrap=True)
     _exit_if_runs_failed(exp_dirs)
+
+
+def _log_mlflow(exp_dirs: list[Any], settings: dict[str, Any], *, quiet: bool) -> None:
+    """`--mlflow`: log these experiments' runs (`lossbench.tracking`), one note line each."""
+    from pathlib import Path
+
+    uri = settings.get("mlflow")
+    if not uri:
+        return
+    from lossbench.tracking import log_experiment
+
+    for exp_dir in exp_dirs:
+        done = log_experiment(exp_dir, uri, Path(settings["out"]))
+        if not quiet:
+            err_console.print(
+                f"note: mlflow: {len(done['logged'])} run(s) logged, {len(done['skipped'])} "
+                f"logged before, parent run {done['parent_run_id']} in {done['tracking_uri']}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 #: Exit code of `run` and `compare` when they finished but at least one run failed.
@@ -787,28 +1023,71 @@ def _experiment_payload(exp_dir: Any) -> dict[str, Any]:
     }
 
 
-def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
+def _summary_rich_table(exp_dir: Any, which: str, title: str) -> Table:
+    """A summary table of summary/ (average or calibration) as a rich table fitting the terminal,
+    in the experiment's row order (`--losses`, then baselines), best values in bold by the
+    report's rule (`best_positions`)."""
+    from lossbench.report.html import best_rows
+    from lossbench.report.tables import display_table, summary_tables, table_metrics
+
+    table = summary_tables(exp_dir)[which]
+    display = display_table(table, which)
+    metrics = table_metrics(which, table)
+    bold = {label: best_rows(table, m, None) for m, label in metrics.items()}
+    return fit_table(
+        title,
+        [str(c) for c in display.columns],
+        [[str(v) for v in row] for row in display.itertuples(index=False)],
+        width=console.width,
+        full=str(exp_dir / "summary" / f"table_{which}.md"),
+        bold=bold,
+    )
+
+
+def _ordered_runs(exp_dir: Any) -> list[dict[str, Any]]:
+    """The runs' metrics in the tables' order: methods as in `--losses`, then seeds."""
+    from lossbench.report.tables import load_experiment
     from lossbench.store import load_metrics
 
+    order = {k: i for i, k in enumerate(load_experiment(exp_dir).kinds)}
+    return sorted(
+        load_metrics(exp_dir),
+        key=lambda m: (order.get(m.get("loss"), len(order)), m.get("seed") or 0, m.get("name")),
+    )
+
+
+def _print_experiment(exp_dir: Any, *, quiet: bool) -> None:
     summary = exp_dir / "summary"
+    runs = _ordered_runs(exp_dir)
+    _print_run_warnings(runs)  # on stderr, under --quiet too
     if quiet:
         typer.echo(str(exp_dir))
         typer.echo(str(summary / "report.html"))
         return
-    runs = load_metrics(exp_dir)
-    console.print(_headline_table(exp_dir.name, runs))
-    _print_run_warnings(runs)
-    md = summary / "table_average.md"
-    if md.exists():
-        console.print()
-        console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
-    md = summary / "table_calibration.md"
-    if md.exists():
-        console.print(md.read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(_headline_table(exp_dir.name, runs, full=str(summary / "report.html")))
+    if (summary / "table_average.csv").exists():
+        console.print(
+            _summary_rich_table(exp_dir, "average", "Macro-averaged test metrics (mean ± std)")
+        )
+        console.print(_summary_rich_table(exp_dir, "calibration", "Calibration (mean ± std)"))
+    _print_tuning(exp_dir)
     console.print(f"experiment: {exp_dir}", soft_wrap=True, highlight=False)
     console.print(f"tables:     {summary}", soft_wrap=True, highlight=False)
     console.print(f"plots:      {summary / 'plots'}", soft_wrap=True, highlight=False)
     console.print(f"report:     {summary / 'report.html'}", soft_wrap=True, highlight=False)
+
+
+def _print_tuning(exp_dir: Any) -> None:
+    """`compare --tune`: per method, the chosen values and whether the defaults won."""
+    from lossbench.report.tables import tuning_choices
+    from lossbench.store import read_experiment_meta
+
+    for choice in tuning_choices(read_experiment_meta(exp_dir)):
+        console.print(
+            f"tuned {escape(choice['method'])}: {escape(choice['text'])}",
+            highlight=False,
+            soft_wrap=False,
+        )
 
 
 @app.command()
@@ -892,19 +1171,29 @@ def leaderboard(
         )
         return
     if not quiet:
+        from lossbench.report.tables import best_positions, format_p
+
         n = int(friedman["n_datasets"].max())
-        table = Table(title=f"Average rank over {n} datasets (1 = best)", box=box.SIMPLE_HEAD)
-        table.add_column("method")
         wide = ranks.pivot(index="method", columns="metric", values="avg_rank")
         metrics = list(friedman.index)
-        for metric in metrics:
-            table.add_column(metric, justify="right")
-        order = wide[metrics[0]].sort_values(kind="stable").index
-        for method in order:
-            table.add_row(method, *(f"{wide.loc[method, m]:.2f}" for m in metrics))
-        table.add_section()
-        table.add_row("Friedman p", *(f"{friedman.loc[m, 'p_value']:.3g}" for m in metrics))
-        console.print(table)
+        order = list(wide[metrics[0]].sort_values(kind="stable").index)
+        rows = [[m, *(f"{wide.loc[m, k]:.2f}" for k in metrics)] for m in order]
+        rows.append(["Friedman p", *(format_p(friedman.loc[k, "p_value"]) for k in metrics)])
+        bold = {
+            k: best_positions([wide.loc[m, k] for m in order], lower=True, digits=2)
+            for k in metrics
+        }
+        console.print(
+            fit_table(
+                f"Average rank over {n} datasets (1 = best)",
+                ["method", *metrics],
+                rows,
+                width=console.width,
+                full=str(folder / "leaderboard.html"),
+                bold=bold,
+                footer=1,
+            )
+        )
     if quiet:
         typer.echo(str(folder / "leaderboard.html"))
     else:
@@ -1002,6 +1291,21 @@ def _quiet_tensorflow_import() -> None:
         os.close(devnull)
 
 
+def _bare_mlflow(args: list[str]) -> list[str]:
+    """`--mlflow` with no URI after it (the last word, or another option next) means the default
+    store: Click options take a value, so the default is written in."""
+    if "--mlflow" not in args:
+        return args
+    from lossbench.tracking import DEFAULT
+
+    out = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--mlflow" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            out.append(DEFAULT)
+    return out
+
+
 def _usage_message(exc: typer.TyperException, args: list[str]) -> str:
     """One line for a usage error, naming the option and the value given when there is one; a
     value outside an option's choices gets the config layer's message (as from a TOML file)."""
@@ -1042,9 +1346,11 @@ _ENVIRONMENT_ERRNOS = {
 
 
 def _quiet_libraries() -> None:
-    """Keep TensorFlow's and Ray's own log lines (C++ notices, retracing warnings) off stderr."""
+    """Keep TensorFlow's, Ray's and MLflow's own log lines (C++ notices, retracing warnings,
+    database set-up) off stderr."""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines from --mlflow
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
@@ -1070,13 +1376,17 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point and its exit codes: 0 success; 2 bad input or environment (one
     line on stderr); 3 `run`/`compare` finished but a run failed; 1 an internal error (a bug:
     one line on stderr, the traceback in a log file)."""
+    global console, err_console
     args = list(sys.argv[1:] if argv is None else argv)
+    _ARGV[:] = args
+    args = _bare_mlflow(args)
+    console, err_console = _console(), _console(stderr=True)  # the terminal's width now
     verbose = "--verbose" in args[: args.index("--")] if "--" in args else "--verbose" in args
     if verbose:
         args = [a for a in args if a != "--verbose"]
     else:
         _quiet_libraries()
-    if not verbose and args and args[0] in ("run", "compare", "bench", "losses"):
+    if not verbose and args and args[0] in ("run", "compare", "bench"):
         _quiet_tensorflow_import()
     try:
         result = app(args=args, prog_name="lossbench", standalone_mode=False)

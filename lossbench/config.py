@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Collection, Mapping
@@ -245,8 +246,9 @@ RULES: dict[str, Rule] = {
     "jit": _choice(Jit),
     "precision": _choice(Precision),
     "param": Rule("params", "a table of loss parameters ([param] gamma = 2)"),
-    "out": _TEXT,
+    "out": Rule("out", "a folder path that can be created or written"),
     "tensorboard": _FLAG,
+    "mlflow": Rule("str", "an MLflow tracking URI, or default (a SQLite store in <out>/mlruns/)"),
     "fresh": _FLAG,
     "executor": _choice(Executor),
     "plots": _choice(Plots),
@@ -303,6 +305,7 @@ DEFAULTS: dict[str, Any] = {
     "param": None,
     "out": "results",
     "tensorboard": False,
+    "mlflow": None,
     "config": None,
     "quiet": False,
     "as_json": False,
@@ -414,9 +417,16 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
         except InputError:
             raise bad() from None
         return value
+    if kind == "out":
+        if not isinstance(value, str) or not value:
+            raise bad()
+        problem = out_problem(Path(value))
+        if problem:
+            raise InputError(f"{_where(key, value, origin)}: {problem}")
+        return value
     if kind == "params":
         if isinstance(value, dict):
-            return [f"{k}={_toml_value(v)}" for k, v in value.items()]
+            return [f"{k}={_toml_value(v)}" for k, v in flatten_params(value).items()]
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
         raise bad()
@@ -441,6 +451,42 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
     if key in ("merge", "label_map"):
         return items if isinstance(value, list) else [value]
     return ",".join(items)
+
+
+def flatten_params(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A TOML `[param]` table as `--param` keys: `[param.dwb]` with `reg_weight = 0.5`, and
+    `dwb.reg_weight = 0.5` under `[param]` (both a nested table in TOML) become `dwb.reg_weight`;
+    `gamma = 2` stays `gamma`."""
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        if isinstance(v, Mapping):
+            out.update(flatten_params(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+#: Pseudo-filesystems where no results folder can be written.
+_SPECIAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def out_problem(path: Path) -> str | None:
+    """Why the results folder `path` cannot be used (None when it can): it is a file, a file
+    stands where one of its parent folders should be, it lies in a pseudo-filesystem (/proc,
+    /sys, /dev) or its nearest existing folder is not writable. Nothing is created."""
+    if path.exists() and not path.is_dir():
+        return "exists and is not a folder"
+    absolute = Path(os.path.abspath(path))
+    if any(absolute == r or r in absolute.parents for r in _SPECIAL_ROOTS):
+        return f"/{absolute.parts[1]} is a special filesystem, not a place for results"
+    parent = absolute
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write in {parent} (permission denied)"
+    return None
 
 
 def _check_names(key: str, value: Any, items: list[str], origin: str | None) -> None:

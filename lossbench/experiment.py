@@ -482,6 +482,8 @@ def _compare_datasets(
                 executor=executor,
             )
             meta["name"] = exp_dir.name
+            if reporter.invocation:
+                meta["invocation"] = reporter.invocation
             write_experiment(exp_dir, meta)
         else:
             locks.enter_context(lock_experiment(exp_dir))
@@ -503,9 +505,16 @@ def _compare_datasets(
                 reporter=reporter,
             )
             exp_specs.sort(key=lambda spec: list(seeds).index(spec.seed))
+        statuses = {s.name: run_status(exp_dir / "runs" / s.name) for s in exp_specs}
+        n_done = sum(status == "done" for status in statuses.values())
+        if n_done or any((exp_dir / "runs").glob("*")):
+            reporter.note(
+                f"continuing {exp_dir}: {n_done} of {len(exp_specs)} runs done"
+                + (", the others to train" if n_done < len(exp_specs) else "")
+            )
         reporter.experiment_started(exp_dir, [s.name for s in exp_specs])
         for spec in exp_specs:
-            status = run_status(exp_dir / "runs" / spec.name)
+            status = statuses[spec.name]
             if status == "done":
                 reporter.run_skipped(spec.name)
             else:
@@ -584,10 +593,11 @@ def _tune(
         "chosen": chosen,
     }
     write_experiment(exp_dir, meta)
-    return [
+    return [  # none where the defaults won: those runs would be the default runs again
         RunSpec(f"{m}{TUNED}", seed, "loss", chosen[m]["params"], chosen[m]["lr"])
         for seed in seeds
         for m in losses
+        if not chosen[m].get("defaults_chosen")
     ]
 
 
@@ -620,6 +630,8 @@ def single_run(
         key=key,
     )
     meta["name"] = exp_dir.name
+    if reporter is not None and reporter.invocation:
+        meta["invocation"] = reporter.invocation
     write_experiment(exp_dir, meta)
     spec = RunSpec(cfg.loss, cfg.train.seed, "loss", dict(cfg.params))
     run_dir = exp_dir / "runs" / spec.name
@@ -630,6 +642,30 @@ def single_run(
 def _report_data_warnings(data: Any, reporter: Reporter) -> None:
     for message in data.info.get("warnings", []):
         reporter.warning(f"{data.name}: {message}")
+    for message in preset_drops(data.info):
+        reporter.note(f"{data.name}: {message}")
+
+
+def preset_drops(info: dict[str, Any]) -> list[str]:
+    """What preprocessing dropped, one sentence each ("dropped 14 rows with a missing or infinite
+    feature", "dropped class Infiltration (36 rows)"), from a dataset's info."""
+    dropped = info.get("dropped") or {}
+    lines = []
+    for key, what in (
+        ("rows_missing", "with a missing or infinite feature"),
+        ("rows_empty", "that are empty"),
+        ("rows_missing_label", "without a label"),
+        ("rows_duplicate", "duplicating another row (--dedupe)"),
+    ):
+        if dropped.get(key):
+            lines.append(f"dropped {dropped[key]:,} rows {what}")
+    for name, count in (dropped.get("classes") or {}).items():
+        lines.append(f"dropped class {name} ({count:,} rows)")
+    if dropped.get("constant_columns"):
+        lines.append(
+            f"dropped {len(dropped['constant_columns'])} features constant on the training split"
+        )
+    return lines
 
 
 __all__ = [

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 
 class RichReporter:
@@ -26,6 +27,8 @@ class RichReporter:
 
         self.quiet = quiet
         self.warn_when_quiet = warn_when_quiet
+        #: what the user typed ({"command_line", "config_file", "config_text"}; the CLI sets it)
+        self.invocation: dict[str, Any] | None = None
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -47,6 +50,8 @@ class RichReporter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if not self.progress.tasks:  # nothing drawn (e.g. bad input): leave no blank line
+            self.progress.live.transient = True
         self.progress.__exit__(*exc)
 
     def experiment_started(self, exp_dir: Any, runs: list[str]) -> None:
@@ -59,9 +64,14 @@ class RichReporter:
     def warning(self, message: str) -> None:
         if self.quiet and not self.warn_when_quiet:
             return
+        # on stderr even under --quiet (the progress display is off then, its console is not)
         self.progress.console.print(
-            f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True
+            f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True
         )
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self.progress.console.print(f"note: {escape(message)}", highlight=False, soft_wrap=True)
 
     def trial_finished(self, method: str, done: int, total: int, row: dict[str, Any]) -> None:
         if self.tune_task is None:

@@ -32,8 +32,14 @@ from lossbench.store import mark_done, prepare_run_dir, run_name, write_failed_r
 
 
 class Reporter:
-    """Progress callbacks; the CLI subclasses it to draw rich progress bars. Defaults do nothing."""
+    """Progress callbacks; the CLI subclasses it to draw rich progress bars. Defaults do nothing.
 
+    `invocation` ({"command_line", "config_file", "config_text"}) is what the user typed, recorded
+    in a new experiment's experiment.json when the caller knows it (the CLI does)."""
+
+    invocation: dict[str, Any] | None = None
+
+    def note(self, message: str) -> None: ...
     def experiment_started(self, exp_dir: Path, runs: list[str]) -> None: ...
     def run_skipped(self, name: str) -> None: ...
     def trial_finished(self, method: str, done: int, total: int, row: dict[str, Any]) -> None: ...

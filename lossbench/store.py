@@ -199,7 +199,8 @@ def planned_runs(meta: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
     every seed and every loss, baseline and tuned method (`compare --tune`)."""
     baselines = list(meta.get("baselines") or [])
     kinds = list(meta.get("losses") or []) + baselines
-    kinds += [f"{m}{TUNED}" for m in (meta.get("tuning") or {}).get("chosen") or {}]
+    chosen = (meta.get("tuning") or {}).get("chosen") or {}
+    kinds += [f"{m}{TUNED}" for m, c in chosen.items() if not (c or {}).get("defaults_chosen")]
     return {
         run_name(str(k), int(seed)): (str(k), "baseline" if k in baselines else "loss", int(seed))
         for seed in meta.get("seeds") or []

@@ -182,16 +182,16 @@ class MethodStudy:
         self.space = search_space(method)
         self.study = optuna.create_study(direction="maximize", sampler=self._sampler(0))
         self.rows: list[dict[str, Any]] = self._replay()
-        if not self.rows:
-            from lossbench.losses.registry import declared_params
+        from lossbench.losses.registry import declared_params
 
-            declared = declared_params(parse_method(method).loss)
-            defaults = {
-                k: self.base_params.get(k, declared[k].default) if k != "lr" else default_lr
-                for k in self.space
-            }
-            if all(_in_space(self.space[k], v) for k, v in defaults.items()):
-                self.study.enqueue_trial(defaults)
+        declared = declared_params(parse_method(method).loss)
+        #: the searched values of the default rows (trial 0 when they lie in the space)
+        self.defaults = {
+            k: self.base_params.get(k, declared[k].default) if k != "lr" else default_lr
+            for k in self.space
+        }
+        if not self.rows and all(_in_space(self.space[k], v) for k, v in self.defaults.items()):
+            self.study.enqueue_trial(self.defaults)
 
     def _sampler(self, number: int) -> Any:
         import optuna
@@ -273,6 +273,7 @@ class MethodStudy:
             return {**out, "params": dict(self.base_params), "lr": None, "trial": None}
         best = max(done, key=lambda r: (float(r["value"]), -int(r["number"])))
         params = {k: _from_csv(best[f"param_{k}"]) for k in self.space}
+        defaults_chosen = all(_same(params[k], self.defaults[k]) for k in self.space)
         lr = params.pop("lr", None)
         return {
             **out,
@@ -280,7 +281,16 @@ class MethodStudy:
             "lr": lr,
             "trial": int(best["number"]),
             "value": float(best["value"]),
+            # the defaults won: the @tuned runs would retrain the default runs, so none is made
+            "defaults_chosen": defaults_chosen,
         }
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal parameter values; numbers up to the float round trip of trials.csv."""
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+    return a == b
 
 
 def _from_csv(value: Any) -> Any:

@@ -31,9 +31,28 @@ def test_inspect_default_is_digits_lt(cli) -> None:
 def test_inspect_prints_a_class_table(cli) -> None:
     res = cli("inspect")
     assert res.code == 0, res.err
-    assert "classes" in res.out and "imbalance_ratio" in res.out
+    assert "classes" in res.out and "imbalance ratio" in res.out
     first = res.out.splitlines()
-    assert any("180" in line and "24.457%" in line for line in first)  # 180 / 736
+    assert any("180" in line and "24.46%" in line for line in first)  # 180 / 736
+    # readable sections, rounded numbers, no raw key/value dump
+    assert {"Dataset", "Data quality", "Preprocessing"} <= {ln.strip() for ln in first}
+    assert "10.00 (largest / smallest class)" in res.out
+    assert "imbalance_ratio:" not in res.out and "{" not in res.out
+
+
+def test_inspect_explains_the_duplicate_counts(cli) -> None:
+    """The file's extra copies (before preprocessing) and, after it, the rows involved and the
+    extra copies that --dedupe removes: counted here with pandas on the same rows."""
+    path = need_shared(CICIDS_SAMPLE)
+    info = json.loads(cli("inspect", "--data", str(path), "--json").out)
+    res = cli("inspect", "--data", str(path), "--dedupe", "--json")
+    removed = json.loads(res.out)["dropped"]["rows_duplicate"]
+    assert info["duplicates"]["extra_copies"] == removed  # what --dedupe drops
+    assert info["duplicates"]["rows_involved"] > removed
+    assert info["n_duplicate_rows"] == int(pd.read_csv(path).duplicated().sum())
+    text = cli("inspect", "--data", str(path)).out
+    assert f"{info['duplicates']['rows_involved']:,} rows have an identical twin" in text
+    assert f"{removed:,} of them are extra copies, the rows --dedupe" in " ".join(text.split())
 
 
 def test_inspect_cicids_sample(cli) -> None:

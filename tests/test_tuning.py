@@ -165,14 +165,21 @@ def test_tuning_is_reproducible_equal_budget_and_never_sees_test_rows(
 
 def test_tuned_rows_sit_beside_the_defaults_with_the_chosen_parameters(reference):
     chosen = _chosen(reference)
+    # a method whose defaults won has no @tuned row (see test_defaults_chosen_...)
+    tuned = [m for m in ("ce", "focal") if not chosen[m]["defaults_chosen"]]
+    assert "focal" in tuned  # the focal case below needs its @tuned runs
     table = pd.read_csv(reference / "summary" / "table_average.csv")
-    assert table["loss"].tolist() == ["ce", "ce@tuned", "focal", "focal@tuned"]
+    expected = [r for m in ("ce", "focal") for r in [m, f"{m}@tuned"][: 2 if m in tuned else 1]]
+    assert table["loss"].tolist() == expected
     sig = pd.read_csv(reference / "summary" / "significance.csv")
-    assert {"ce@tuned", "focal@tuned"} <= set(sig["method_a"]) | set(sig["method_b"])
+    assert {f"{m}@tuned" for m in tuned} <= set(sig["method_a"]) | set(sig["method_b"])
     config = json.loads((reference / "runs" / "focal@tuned_seed1" / "config.json").read_text())
     assert config["params"]["gamma"] == chosen["focal"]["params"]["gamma"]
-    config = json.loads((reference / "runs" / "ce@tuned_seed1" / "config.json").read_text())
-    assert config["train"]["lr"] == chosen["ce"]["lr"]
+    if "ce" in tuned:
+        config = json.loads((reference / "runs" / "ce@tuned_seed1" / "config.json").read_text())
+        assert config["train"]["lr"] == chosen["ce"]["lr"]
+    else:  # the defaults (trial 0) won: no ce@tuned run is trained
+        assert not (reference / "runs" / "ce@tuned_seed1").exists()
     trials = _trials(reference, "focal")
     assert trials["value"].nunique() > 1  # the choice is an argmax, not a tie kept at trial 0
     best = trials.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
@@ -374,3 +381,37 @@ def test_ray_trials_choose_what_the_local_executor_chooses(reference, tiny_csv, 
     for method in ("ce", "focal"):
         pd.testing.assert_frame_equal(_trials(exp, method), _trials(reference, method))
     assert (exp / "runs" / "focal@tuned_seed1" / "DONE").exists()
+
+
+def test_defaults_chosen_are_not_retrained_and_are_said_so(tmp_path, capsys, monkeypatch):
+    """`--tune 2` where trial 0 (the defaults, lr 0.001) wins on well-separated classes: no
+    `ce@tuned` run is trained; the terminal line and the report's Tuning section say "defaults
+    chosen", and the report links the default run's results."""
+    from lossbench.cli import main
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(200) < 0.3).astype(int)
+    frame = pd.DataFrame(rng.normal(size=(200, 4)) + y[:, None] * 12)
+    frame.columns = [f"f{i}" for i in range(4)]
+    frame["Label"] = np.where(y == 1, "attack", "benign")
+    csv = tmp_path / "separable.csv"
+    frame.to_csv(csv, index=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    args = ["compare", "--data", csv, "--losses", "ce", "--seeds", "0", "--tune", "2"]
+    args += ["--epochs", "2", "--batch-size", "16", "--model", "mlp", "--device", "cpu"]
+    capsys.readouterr()
+    assert main([str(a) for a in [*args, "--no-cache", "--out", tmp_path / "out"]]) == 0
+    out = capsys.readouterr().out
+    exp = _experiment(tmp_path / "out")
+    trials = _trials(exp, "ce")
+    assert trials.loc[0, "param_lr"] == 0.001  # trial 0 is the defaults ...
+    assert trials["value"].idxmax() == 0 and trials["value"].nunique() == 2  # ... and wins
+    assert _chosen(exp)["ce"]["defaults_chosen"] is True
+    assert sorted(p.name for p in (exp / "runs").iterdir()) == ["ce_seed0"]  # no retrain
+    assert pd.read_csv(exp / "summary" / "table_average.csv")["loss"].tolist() == ["ce"]
+    assert "tuned ce: defaults chosen (trial 0 of 2" in out
+    html = (exp / "summary" / "report.html").read_text()
+    section = html[html.index("<h2>Tuning</h2>") :]
+    assert "defaults chosen" in section and 'href="#run-ce_seed0"' in section
+    assert 'id="run-ce_seed0"' in html
+    assert "None: every run completed." in html  # no ce@tuned planned and missing

@@ -804,7 +804,9 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
     Returns a JSON-able dict with at least: name, n_rows, n_features, classes (after
     preprocessing, largest first), raw_classes (before), imbalance_ratio (largest / smallest
     class), n_missing and n_infinite (cells before cleaning), constant_columns, n_duplicate_rows
-    (of the loaded table, before --dedupe), preset, dropped, warnings, and split and leakage
+    (extra copies of a row in the loaded table, before preprocessing and --dedupe), duplicates
+    (after preprocessing: rows_involved, the rows that have an identical twin, and extra_copies,
+    the rows --dedupe removes), preset, dropped, warnings, and split and leakage
     (`lossbench.data.leakage.leakage_report` on the split `prepare` makes with these options).
     Constant columns are those constant over all preprocessed rows (`prepare` decides on the
     training split only). Nothing is written.
@@ -842,6 +844,13 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         n_features -= len(constant)
     counts = table.class_counts()
     classes = _counts_dict(counts, table.class_names)
+    kept = pd.DataFrame(table.features())
+    kept["label"] = table.y
+    duplicates = {  # after preprocessing: what --dedupe acts on
+        "rows_involved": int(kept.duplicated(keep=False).sum()),
+        "extra_copies": int(kept.duplicated().sum()),
+    }
+    del kept
     prepared = _split_and_scale(table, opts)
     return {
         "name": table.name,
@@ -860,6 +869,7 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         "n_infinite": n_infinite,
         "rows_with_missing": info["rows_with_missing"],
         "n_duplicate_rows": n_dup,
+        "duplicates": duplicates,
         "constant_columns": constant,
         "dropped": dropped,
         "merged": info["merged"],

@@ -20,9 +20,12 @@ from lossbench.report.tables import (
     LOWER_IS_BETTER,
     NOT_RANKED,
     ExperimentResults,
+    best_positions,
     display_table,
+    format_p,
     fully_defined,
     table_metrics,
+    tuning_choices,
     undefined_note,
 )
 
@@ -30,11 +33,15 @@ __all__ = ["render_report"]
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
-       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.4; }
+       max-width: 1400px; padding: 0 1em; color: #222; line-height: 1.4; }
+div.wide { overflow-x: auto; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right;
+         white-space: nowrap; }
+td.text.wrap { white-space: normal; }
+pre.config { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; }
 th { background: #f0f0f0; } td.text, th.text { text-align: left; }
 td.best { font-weight: bold; background: #eaf4ea; }
 td.sig, tr.sig td { font-weight: bold; }
@@ -49,13 +56,15 @@ details { margin: 0.3em 0; } summary { cursor: pointer; }
 
 _PLOT_CAPTIONS = {
     "history_overlay.png": "Validation macro F1 per epoch, one panel per loss: mean over seeds, "
-    "band ± 1 std, the other losses in grey. Each run's training and validation loss (and its "
-    "learned loss parameters) are in its plots/history.png.",
+    "band ± 1 std, the other losses in grey. Each run's plots/history.png has its training "
+    "and validation loss, its validation metrics and its learned loss parameters, each panel "
+    "titled by which it is.",
     "per_class_f1.png": "Test F1 per class and loss, mean over seeds: bars with ± std error bars "
     "for up to five losses, a heatmap with the values in its cells beyond that. A hatched stub "
     "marks an F1 of 0.",
-    "reliability_overlay.png": "Reliability per loss (top-label confidence), one panel per loss, "
-    "bins pooled over seeds.",
+    "reliability_overlay.png": "Reliability per loss (top-label confidence), one panel per loss: "
+    "the curve's bins are pooled over seeds; the ECE in each title is the calibration table's "
+    "(the mean over seeds of each run's ECE).",
     "pr_curves.png": "Precision-recall curves per class on the test predictions pooled over seeds "
     "(at most 12 classes, the rarest; beyond six losses, the reference and the best by macro F1).",
     "loss_shape.png": "Each loss's value against p = softmax(z)_y, the predicted probability of "
@@ -85,8 +94,9 @@ def _data_uri(png: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
 
 
-def _best_rows(table: pd.DataFrame, metric: str, group: str | None) -> set[int]:
-    """Positions of the best mean per column (per group when given); ties all count."""
+def best_rows(table: pd.DataFrame, metric: str, group: str | None) -> set[int]:
+    """Positions of the best mean per column (per group when given), by `best_positions`: every
+    value tied for best at the printed precision, none when all tie, undefined values never."""
     col = f"{metric}_mean"
     best: set[int] = set()
     if table.empty or col not in table or metric in NOT_RANKED:
@@ -94,13 +104,10 @@ def _best_rows(table: pd.DataFrame, metric: str, group: str | None) -> set[int]:
     values = pd.to_numeric(table[col], errors="coerce").reset_index(drop=True)
     values = values.where(fully_defined(table, metric))  # undefined values never rank
     groups = table[group].reset_index(drop=True) if group else pd.Series([0] * len(table))
+    lower = metric in LOWER_IS_BETTER or metric.startswith("far@")
     for _, idx in groups.groupby(groups).groups.items():
-        sub = values.loc[idx].dropna()
-        if len(sub) < 2:
-            continue
-        lower = metric in LOWER_IS_BETTER or metric.startswith("far@")
-        target = sub.min() if lower else sub.max()
-        best.update(int(i) for i in sub.index[sub == target])
+        sub = values.loc[idx]
+        best.update(int(sub.index[i]) for i in best_positions(sub, lower=lower))
     return best
 
 
@@ -109,7 +116,7 @@ def _summary_table_html(table: pd.DataFrame, which: str) -> str:
     metrics = table_metrics(which, table)
     display = display_table(table, which)
     group = {"per_class": "class", "operating_points": "class", "class_groups": "group"}.get(which)
-    best = {label: _best_rows(table, m, group) for m, label in metrics.items()}
+    best = {label: best_rows(table, m, group) for m, label in metrics.items()}
     text_cols = {"Class", "Loss", "Group", "Classes"}
     head = "".join(
         f'<th class="text">{_e(c)}</th>' if c in text_cols else f"<th>{_e(c)}</th>"
@@ -122,7 +129,8 @@ def _summary_table_html(table: pd.DataFrame, which: str) -> str:
             cls = "text" if col in text_cols else "best" if i in best.get(col, ()) else ""
             cells.append(f'<td class="{cls}">{_e(value)}</td>' if cls else f"<td>{_e(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="wide">{table}</div>'  # cells never wrap: a narrow window scrolls
 
 
 def _undefined_html(tables: dict[str, pd.DataFrame], which: str) -> str:
@@ -157,10 +165,11 @@ def _significance_html(sig: pd.DataFrame) -> str:
                 f"<tr{cls}>"
                 f'<td class="text">{_e(r["method_a"])}</td>'
                 f'<td class="text">{_e(r["method_b"])}</td>'
-                f"<td>{_e(r['n_seeds'])}</td><td>{_num(r.get('mean_diff'), 4)}</td>"
+                f"<td>{_e(r['n_seeds'])}</td><td>{_num(r.get('mean_diff'))}</td>"
                 f"<td>{_interval(r.get('ci_low'), r.get('ci_high'))}</td>"
-                f"<td>{_num(r.get('p_value'), 4)}</td><td>{_num(r.get('p_holm'), 4)}</td>"
-                f"<td>{_num(r.get('wilcoxon_p'), 4)}</td>"
+                f"<td>{_e(format_p(r.get('p_value')))}</td>"
+                f"<td>{_e(format_p(r.get('p_holm')))}</td>"
+                f"<td>{_e(format_p(r.get('wilcoxon_p')))}</td>"
                 f"<td>{_interval(r.get('boot_ci_low'), r.get('boot_ci_high'))}</td>"
                 f'<td class="text">{_e(r.get("better") or "")}</td>'
                 f'<td class="text">{_e(r.get("note") or "")}</td>'
@@ -178,7 +187,7 @@ def _significance_html(sig: pd.DataFrame) -> str:
 def _interval(low: Any, high: Any) -> str:
     if _num(low) == "–" or _num(high) == "–":
         return "–"
-    return f"[{_num(low, 4)}, {_num(high, 4)}]"
+    return f"[{_num(low)}, {_num(high)}]"
 
 
 def _ranks_html(ranks: pd.DataFrame | None) -> str:
@@ -193,16 +202,69 @@ def _ranks_html(ranks: pd.DataFrame | None) -> str:
         f"<th>{_e(HEADLINE_METRICS.get(m, m))} ({_e(seeds[m])} seeds)</th>" for m in metrics
     )
     body = []
+    best = {
+        m: {methods[i] for i in best_positions(wide[m].reindex(methods), lower=True, digits=2)}
+        for m in metrics
+    }
     for method in methods:
         cells = []
         for m in metrics:
-            col = pd.to_numeric(wide[m], errors="coerce")
-            best = col.notna().sum() > 1 and col[method] == col.min()
-            cells.append(f'<td class="{"best" if best else ""}">{_num(col[method], 2)}</td>')
+            cls = "best" if method in best[m] else ""
+            cells.append(f'<td class="{cls}">{_num(wide.loc[method, m], 2)}</td>')
         body.append(f'<tr><td class="text">{_e(method)}</td>{"".join(cells)}</tr>')
     notes = sorted({n for n in ranks["note"].fillna("") if n})
     note = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
+
+
+def _tuning_html(results: ExperimentResults) -> str:
+    """`compare --tune`: per method, the chosen values (or "defaults chosen", linked to the
+    default run that stands for the @tuned row) and every trial with its objective."""
+    from lossbench.store import read_trials
+
+    tuning = results.meta.get("tuning") or {}
+    choices = tuning_choices(results.meta)
+    if not choices:
+        return ""
+    first_run = {}
+    for r in sorted(results.runs, key=lambda r: (r.seed is None, r.seed or 0)):
+        first_run.setdefault(r.loss, r.name)
+    parts = [
+        "<h2>Tuning</h2>",
+        f'<p class="note">{_e(tuning.get("trials"))} trials per method on seed '
+        f"{_e(tuning.get('seed'))}'s validation split ({_e(tuning.get('sampler'))}); objective: "
+        f"the validation {_e(tuning.get('criterion'))} at the selected epoch (larger is better). "
+        "The test split is never seen. When the defaults win, no @tuned run is trained: the "
+        "default rows stand for it.</p>",
+    ]
+    for choice in choices:
+        method = choice["method"]
+        link = ""
+        if choice["defaults_chosen"] and method in first_run:
+            link = f' (<a href="#run-{_e(first_run[method])}">the default run\'s results</a>)'
+        parts.append(f"<h3>{_e(method)}</h3><p>{_e(choice['text'])}{link}</p>")
+        trials = read_trials(results.path, method)
+        if not trials:
+            continue
+        params = [k for k in trials[0] if str(k).startswith("param_")]
+        chosen_trial = ((tuning.get("chosen") or {}).get(method) or {}).get("trial")
+        head = "<th>Trial</th><th>State</th><th>Objective</th>" + "".join(
+            f"<th>{_e(k.removeprefix('param_'))}</th>" for k in params
+        )
+        rows = "".join(
+            f"<tr{' class=sig' if t.get('number') == chosen_trial else ''}>"
+            f"<td>{_e(t.get('number'))}</td><td>{_e(t.get('state'))}</td>"
+            f"<td>{_num(t.get('value'))}</td>"
+            + "".join(f"<td>{_e(_param_cell(t.get(k)))}</td>" for k in params)
+            + "</tr>"
+            for t in trials
+        )
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    return "".join(parts)
+
+
+def _param_cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _settings_html(results: ExperimentResults) -> str:
@@ -220,17 +282,24 @@ def _settings_html(results: ExperimentResults) -> str:
         ("Learning rate", train.get("lr")),
         ("Model", train.get("model")),
         ("Patience", train.get("patience")),
-        ("Command", meta.get("command")),
+        ("Command", (meta.get("invocation") or {}).get("command_line") or meta.get("command")),
         ("Created", meta.get("created")),
         ("Device", meta.get("device")),
         ("Git commit", meta.get("git_commit")),
         ("Data fingerprint", meta.get("data_fingerprint")),
     ]
     rows = "".join(
-        f'<tr><th class="text">{_e(k)}</th><td class="text">{_e(v)}</td></tr>'
+        f'<tr><th class="text">{_e(k)}</th><td class="text wrap">{_e(v)}</td></tr>'
         for k, v in items
         if v not in (None, "")
     )
+    invocation = meta.get("invocation") or {}
+    if invocation.get("config_text"):
+        rows += (
+            f'<tr><th class="text">Config file {_e(invocation.get("config_file"))}</th>'
+            f'<td class="text wrap"><pre class="config">{_e(invocation["config_text"])}</pre>'
+            "</td></tr>"
+        )
     details = "".join(
         f"<details><summary>{title}</summary>{_options_html(options, meta)}</details>"
         for title, options in (
@@ -338,7 +407,7 @@ def _runs_html(results: ExperimentResults) -> str:
             )
         if r.summary:
             cells = "".join(
-                f'<tr><th class="text">{_e(k)}</th><td>{_num(v, 4)}</td></tr>'
+                f'<tr><th class="text">{_e(k)}</th><td>{_num(v)}</td></tr>'
                 for k, v in r.summary.items()
             )
             body.append(f"<table>{cells}</table>")
@@ -349,7 +418,7 @@ def _runs_html(results: ExperimentResults) -> str:
         if m.get("learned_params"):
             learned = json.dumps(m["learned_params"], indent=1)
             body.append(f"<p>Learned parameters:</p><pre>{_e(learned)}</pre>")
-        parts.append(f"<details>{head}{''.join(body)}</details>")
+        parts.append(f'<details id="run-{_e(r.name)}">{head}{"".join(body)}</details>')
     return "".join(parts) or '<p class="note">No runs.</p>'
 
 
@@ -449,8 +518,9 @@ def render_report(
         f"<h1>lossbench report: {_e(results.name)}</h1>",
         (f"<h2>Warnings</h2><ul>{''.join(warned)}</ul>" if warned else ""),
         f'<p class="note">{_e(status_line)}. Cells are mean ± std over seeds (sample std); '
-        "a single seed shows the mean alone; the best mean per column is in bold; – is a value "
-        "that is missing or undefined (see the notes under the tables), never marked best.</p>",
+        "a single seed shows the mean alone; every mean tied for best at the printed precision is "
+        "in bold (none when all tie); – is a value that is missing or undefined (see the notes "
+        "under the tables), never marked best.</p>",
         "<h2>Settings</h2>",
         _settings_html(results),
         "<h2>Average test metrics (macro over classes)</h2>",
@@ -490,6 +560,7 @@ def render_report(
         "descending), then the ranks are averaged over the seeds where every method has a "
         "value.</p>",
         _ranks_html(ranks),
+        _tuning_html(results),
         "<h2>Plots</h2>",
         figures,
         "<h2>Leakage</h2>",

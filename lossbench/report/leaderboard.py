@@ -47,7 +47,14 @@ from lossbench.report.stats import (
     headline_metrics,
     run_value,
 )
-from lossbench.report.tables import ExperimentResults, load_experiment, table_to_markdown
+from lossbench.report.tables import (
+    ExperimentResults,
+    best_positions,
+    format_p,
+    load_experiment,
+    p_phrase,
+    table_to_markdown,
+)
 
 __all__ = ["Leaderboard", "build_leaderboard", "default_leaderboard_dir", "leaderboard_from"]
 
@@ -282,22 +289,56 @@ def _metric_table(lb: Leaderboard, b: MetricBoard) -> pd.DataFrame:
 
 
 def _cd_diagram(b: MetricBoard, path: Path) -> Path:
+    return atomic_savefig(cd_figure(b), path, dpi=110)
+
+
+#: Half the width of the bar drawn for methods that share one average rank exactly (scikit-
+#: posthocs draws it from the lowest to the highest rank of the group: a zero-length bar).
+TIED_BAR_HALF_WIDTH = 0.15
+
+
+def cd_figure(b: MetricBoard) -> Figure:
+    """The critical-difference diagram of one metric: scikit-posthocs' drawing with the axis
+    spanning ranks 1..k in integer steps, each method in its own colour (`method_color`, the
+    same in every plot of lossbench) and a visible bar joining methods tied on one rank."""
     import scikit_posthocs as sp
 
+    from lossbench.report.plots import method_color
+
     sig = b.posthoc.copy() if b.friedman_rejects else b.posthoc * 0 + 1.0
-    fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(sig)))
+    k = len(sig)
+    fig = Figure(figsize=(7.5, 0.9 + 0.32 * k))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    sp.critical_difference_diagram(b.average_ranks, sig, ax=ax, alpha=ALPHA)
+    artists = sp.critical_difference_diagram(
+        b.average_ranks,
+        sig,
+        ax=ax,
+        alpha=ALPHA,
+        color_palette={m: method_color(str(m)) for m in b.average_ranks.index},
+        label_fmt_left="{label} ({rank:.2f})",
+        label_fmt_right="({rank:.2f}) {label}",
+        text_h_margin=0.25,  # rank units: labels clear of the elbows, also when all tie
+    )
+    for (bar,) in artists["crossbars"]:
+        xs = np.asarray(bar.get_xdata(), dtype=float)
+        if len(xs) and xs.max() - xs.min() < 1e-9:  # one rank shared: widen to a visible bar
+            centre = float(xs[0])
+            bar.set_xdata([centre - TIED_BAR_HALF_WIDTH, centre + TIED_BAR_HALF_WIDTH])
+            bar.set_ydata([bar.get_ydata()[0]] * 2)
+    ax.set_xlim(1, k)
+    ax.set_xticks(range(1, k + 1))
+    for artist in [*ax.lines, *ax.collections]:  # a method ranked 1 or k sits on the axis' end
+        artist.set_clip_on(False)
     label = HEADLINE_METRICS.get(b.metric, b.metric)
-    p = "–" if math.isnan(b.friedman_p) else f"{b.friedman_p:.3g}"
     ax.set_title(
-        f"{label}: average rank over {len(b.values)} datasets (1 = best), Friedman p = {p}",
+        f"{label}: average rank over {len(b.values)} datasets (1 = best), "
+        f"Friedman {p_phrase(b.friedman_p)}",
         fontsize=9,
         pad=22,
     )
     fig.tight_layout()
-    return atomic_savefig(fig, path, dpi=110)
+    return fig
 
 
 def _html(lb: Leaderboard, tables: dict[str, pd.DataFrame], pngs: dict[str, Path]) -> str:
@@ -322,20 +363,22 @@ def _html(lb: Leaderboard, tables: dict[str, pd.DataFrame], pngs: dict[str, Path
     posthoc = _posthoc(lb)
     for metric, b in lb.boards.items():
         label = HEADLINE_METRICS.get(metric, metric)
-        p = "–" if math.isnan(b.friedman_p) else f"{b.friedman_p:.4g}"
         stat = "–" if math.isnan(b.friedman_stat) else f"{b.friedman_stat:.3f}"
         verdict = "the ranks differ" if b.friedman_rejects else "no evidence that the ranks differ"
         parts.append(f"<h2>{e(label)}</h2>")
         parts.append(
-            f"<p>Friedman chi² = {e(stat)}, p = {e(p)} ({e(verdict)}), "
+            f"<p>Friedman chi² = {e(stat)}, {e(p_phrase(b.friedman_p))} ({e(verdict)}), "
             f"{len(b.values)} datasets.</p>"
         )
         parts += [f'<p class="note">{e(n)}</p>' for n in b.notes]
         t = tables[metric]
         head = "".join(f"<th>{e(c)}</th>" for c in t.columns)
+        best = best_positions(pd.to_numeric(t["Average rank"]), lower=True, digits=2)
         body = "".join(
-            "<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>"
-            for row in t.itertuples(index=False)
+            "<tr>"
+            + "".join(f"<td>{e(v)}</td>" for v in row[:-1])
+            + f"<td{' class=best' if i in best else ''}>{e(row[-1])}</td></tr>"
+            for i, row in enumerate(t.itertuples(index=False))
         )
         parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         data = base64.b64encode(pngs[metric].read_bytes()).decode("ascii")
@@ -346,7 +389,7 @@ def _html(lb: Leaderboard, tables: dict[str, pd.DataFrame], pngs: dict[str, Path
         sub = posthoc[posthoc["metric"] == metric]
         rows = "".join(
             f"<tr{' class=sig' if r.significant else ''}><td>{e(r.method_a)}</td>"
-            f"<td>{e(r.method_b)}</td><td>{r.rank_diff:+.2f}</td><td>{r.p_holm:.4g}</td></tr>"
+            f"<td>{e(r.method_b)}</td><td>{r.rank_diff:+.2f}</td><td>{e(format_p(r.p_holm))}</td></tr>"
             for r in sub.itertuples(index=False)
         )
         parts.append(
@@ -359,7 +402,7 @@ def _html(lb: Leaderboard, tables: dict[str, pd.DataFrame], pngs: dict[str, Path
         "color:#222}table{border-collapse:collapse;margin:.6em 0;font-size:.9em}"
         "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
         "th:first-child,td:first-child{text-align:left}th{background:#f0f0f0}"
-        "tr.sig td{font-weight:bold}.note{color:#555;font-size:.9em}"
+        "tr.sig td,td.best{font-weight:bold}.note{color:#555;font-size:.9em}"
         "figure img{max-width:100%;border:1px solid #ddd}"
     )
     return (
@@ -400,7 +443,7 @@ def build_leaderboard(exp_dirs: list[Path], out: Path | None = None) -> dict[str
         label = HEADLINE_METRICS.get(metric, metric)
         md = (
             f"{label}: mean over seeds per dataset (rank; 1 = best), average rank over datasets. "
-            f"Friedman p = {b.friedman_p:.4g}.\n\n{table_to_markdown(tables[metric])}"
+            f"Friedman {p_phrase(b.friedman_p)}.\n\n{table_to_markdown(tables[metric])}"
         )
         written[f"table_{metric}.md"] = atomic_write_text(out / f"table_{metric}.md", md)
         pngs[metric] = written[f"cd_{metric}.png"] = _cd_diagram(b, out / f"cd_{metric}.png")

@@ -20,6 +20,7 @@ Readable from 1 to 30 runs and 2 to 30 classes (issue 18):
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import re
@@ -39,7 +40,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import precision_recall_curve
 
 from lossbench.io import atomic_savefig
-from lossbench.report.tables import ExperimentResults, RunRecord
+from lossbench.report.tables import ExperimentResults, RunRecord, calibration_values
 from lossbench.store import read_result_csv
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "SUMMARY_PLOTS",
     "kind_colors",
     "kind_styles",
+    "method_color",
     "run_figures",
     "run_plots",
     "summary_figures",
@@ -99,6 +101,7 @@ _RC = {
     "figure.titlesize": 12,
 }
 _LINESTYLES = ("-", "--", ":", "-.")
+_HATCHES = {"-": None, "--": "//", ":": "..", "-.": "xx"}  # the bars' line style
 _EXTRA_COLORS = ("black", "#6a3d9a", "#b15928", "#01665e")  # after tab10's ten
 _ZERO_STUB = 0.03  # height of the hatched stub that shows a bar of value 0
 
@@ -150,23 +153,63 @@ def _class_ticks(ax: Axes, x: np.ndarray, classes: list[str]) -> None:
         ax.set_xticks(x, classes)
 
 
+#: The palette's fixed order: the built-in losses, then the scikit-learn baselines. Each gets its
+#: own colour for good (tab10, then four darker ones); a new built-in goes at the end, so no
+#: existing method changes colour.
+PALETTE_ORDER = (
+    "ce",
+    "wce",
+    "focal",
+    "cb",
+    "dwb",
+    "amrl",
+    "pgfl",
+    "la",
+    "ldam",
+    "vs",
+    "autobalance",
+    "lr",
+    "rf",
+    "hgb",
+)
+
+
+def _palette() -> list[Any]:
+    return [mpl.colors.to_hex(mpl.colormaps["tab10"](i)) for i in range(10)] + [
+        mpl.colors.to_hex(c) for c in _EXTRA_COLORS
+    ]
+
+
+def method_color(name: str) -> str:
+    """A method's colour, the same in every plot, diagram and page (a palette keyed by name, not
+    by position): a built-in loss or baseline its own (`PALETTE_ORDER`); a variant
+    (`ce+ros`, `dwb@tuned`) its base loss's colour (`kind_styles` sets it apart by line style);
+    any other name a colour picked by a stable hash of the name."""
+    colors = _palette()
+    base = re.split(r"[+@]", name, maxsplit=1)[0]
+    if base in PALETTE_ORDER:
+        return colors[PALETTE_ORDER.index(base)]
+    digest = int.from_bytes(hashlib.sha256(base.encode("utf-8")).digest()[:4], "big")
+    return colors[digest % len(colors)]
+
+
 def kind_colors(kinds: list[str]) -> dict[str, Any]:
-    """A stable colour per run kind (tab10, repeating after ten: see `kind_styles`)."""
-    return {k: style["color"] for k, style in kind_styles(kinds).items()}
+    """A stable colour per run kind (`method_color`)."""
+    return {k: method_color(k) for k in kinds}
 
 
 def kind_styles(kinds: list[str]) -> dict[str, dict[str, Any]]:
-    """A distinct style per run kind: the ten tab10 colours, then four darker ones, each with
-    a solid line; from the 11th kind on the line is also dashed (then dotted, dash-dotted), so
-    that no two kinds share both colour and line style."""
-    colors = [mpl.colormaps["tab10"](i) for i in range(10)] + list(_EXTRA_COLORS)
-    return {
-        k: {
-            "color": colors[i % len(colors)],
-            "linestyle": _LINESTYLES[(i // 10) % len(_LINESTYLES)],
-        }
-        for i, k in enumerate(kinds)
-    }
+    """A style per run kind: its colour (`method_color`, keyed by name) and a line style, solid
+    unless an earlier kind of these has the same colour (a variant such as `ce+ros` beside `ce`,
+    or a hash collision), then dashed, dotted, dash-dotted, so that no two kinds share both."""
+    styles: dict[str, dict[str, Any]] = {}
+    taken: dict[str, int] = {}
+    for k in kinds:
+        color = method_color(k)
+        n = taken.get(color, 0)
+        taken[color] = n + 1
+        styles[k] = {"color": color, "linestyle": _LINESTYLES[n % len(_LINESTYLES)]}
+    return styles
 
 
 def _class_colors(n: int) -> list[Any]:
@@ -247,8 +290,8 @@ def learned_groups(history: pd.DataFrame) -> dict[str, list[tuple[int | None, st
     without a class index (LDAM's `drw`) is a group of its own with index None."""
     groups: dict[str, list[tuple[int | None, str]]] = {}
     for col in history.columns:
-        if col in _HISTORY_STANDARD or col.startswith("val_class_loss_"):
-            continue
+        if col in _HISTORY_STANDARD or col.startswith("val_"):
+            continue  # validation metrics (val_nll, val_auprc, ...) are not learned parameters
         if not pd.to_numeric(history[col], errors="coerce").notna().any():
             continue
         m = _PER_CLASS_PARAM.match(col)
@@ -264,11 +307,14 @@ def plot_history(
     best_epoch: int | None = None,
     class_names: list[str] | None = None,
 ) -> Figure:
-    """Training and validation loss, validation macro F1/recall, and one panel per learned loss
-    parameter (AMRL's m, lambda, g; PGFL's alpha, pod, mc; AutoBalance's l, delta; ...), each
-    with one line per class in the class's colour."""
+    """Training and validation loss, the validation metrics (macro F1, recall, AUPRC; the NLL in
+    a panel of its own), and one panel per learned loss parameter (AMRL's m, lambda, g; PGFL's
+    alpha, pod, mc; AutoBalance's l, delta; ...), each with one line per class in the class's
+    colour. Panel titles say which is which: "Validation ..." or "learned ..."."""
     groups = learned_groups(history)
-    n_panels = 2 + len(groups)
+    has_nll = "val_nll" in history and history["val_nll"].notna().any()
+    n_standard = 3 if has_nll else 2
+    n_panels = n_standard + len(groups)
     nrows, ncols = _grid(n_panels, 2 if n_panels == 4 else 3)  # 4 panels: 2 x 2, no gaps
     fig = _figure(3.8 * ncols, 3.0 * nrows + 1.0)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
@@ -283,11 +329,13 @@ def plot_history(
         (axes[0], (("loss", "-"), ("val_loss", "--")), "loss", "Training and validation loss"),
         (
             axes[1],
-            (("val_macro_f1", "-"), ("val_macro_recall", "--")),
+            (("val_macro_f1", "-"), ("val_macro_recall", "--"), ("val_auprc", ":")),
             "score",
-            "Validation macro F1 / recall",
+            "Validation metrics: macro F1, recall, AUPRC",
         ),
     ]
+    if has_nll:
+        standard.append((axes[2], (("val_nll", "-"),), "NLL", "Validation NLL (metric)"))
     for ax, cols, ylabel, panel_title in standard:
         drawn = [c for c, _ in cols if c in history and history[c].notna().any()]
         for col, style in cols:
@@ -307,7 +355,7 @@ def plot_history(
     names = list(class_names or [])
     names += [str(k) for k in range(len(names), n_classes)]
     colors = _class_colors(n_classes)
-    for ax, (name, cols) in zip(axes[2:], groups.items(), strict=False):
+    for ax, (name, cols) in zip(axes[n_standard:], groups.items(), strict=False):
         for k, col in cols:
             color = colors[k] if k is not None else "tab:blue"
             ax.plot(epoch, history[col], color=color, marker=marker, markersize=3, linewidth=1.2)
@@ -335,7 +383,7 @@ def plot_history(
         mappable = mpl.cm.ScalarMappable(norm=norm, cmap="viridis")
         fig.colorbar(
             mappable,
-            ax=list(axes[2:n_panels]),
+            ax=list(axes[n_standard:n_panels]),
             orientation="horizontal",
             location="bottom",
             label="class index (learned-parameter panels)",
@@ -591,6 +639,8 @@ def _bars_per_class(
             width,
             yerr=sub["f1_std"].to_numpy(),  # NaN (one seed): no error bar
             color=color,
+            hatch=_HATCHES[styles[kind]["linestyle"]],  # a variant sharing its base's colour
+            edgecolor="white",
             label=kind,
             error_kw={"elinewidth": 0.8, "capsize": 1.5},
         )
@@ -685,7 +735,9 @@ def plot_reliability_overlay(
     results: ExperimentResults, styles: dict[str, dict[str, Any]]
 ) -> Figure:
     """Reliability curves, one panel per loss (bins pooled over its seeds; marker area grows
-    with the bin's count), with the pooled ECE in the panel title."""
+    with the bin's count). The panel title gives the ECE as the calibration table does: the
+    mean over seeds of each run's ECE (the pooled bins' ECE can differ, e.g. 0.067 against a
+    mean of 0.111, so it is not shown as "the" ECE)."""
     pooled = {k: b for k in results.kinds if (b := _pooled_bins(results.ok_runs(k))) is not None}
     pooled = {k: b for k, b in pooled.items() if not b.empty}
     if not pooled:
@@ -698,7 +750,11 @@ def plot_reliability_overlay(
     axes = _panel_axes(fig, len(pooled), 4)
     for ax, (kind, bins) in zip(axes, pooled.items(), strict=True):
         total = bins["count"].sum()
-        ece = float(((bins["accuracy"] - bins["confidence"]).abs() * bins["count"]).sum() / total)
+        eces = [
+            float(v)
+            for r in results.ok_runs(kind)
+            if (v := calibration_values(r).get("ece")) is not None
+        ]
         ax.plot([0, 1], [0, 1], linestyle="--", color="0.5", linewidth=1.0)
         color = styles[kind]["color"]
         ax.plot(bins["confidence"], bins["accuracy"], color=color, linewidth=1.5)
@@ -714,7 +770,7 @@ def plot_reliability_overlay(
         ax.set_xticks(UNIT_TICKS)
         ax.set_yticks(UNIT_TICKS)
         ax.set_aspect("equal")
-        ax.set_title(f"{kind} (ECE {ece:.3f})")
+        ax.set_title(f"{kind}\n{_ece_label(eces)}", fontsize=10)
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
     handles = [
@@ -722,8 +778,20 @@ def plot_reliability_overlay(
         Line2D([], [], color="0.2", marker="o", label="bin (area ∝ count)"),
     ]
     _legend_below(fig, handles, [h.get_label() for h in handles], ncol=2)
-    fig.suptitle(f"{results.name}: reliability per loss (top-label; bins pooled over seeds)")
+    fig.suptitle(
+        f"{results.name}: reliability per loss (top-label; curve: bins pooled over seeds; "
+        "ECE: as in the calibration table)"
+    )
     return fig
+
+
+def _ece_label(eces: list[float]) -> str:
+    """'ECE 0.111, mean over 3 seeds', 'ECE 0.105 (1 seed)', or 'ECE n/a'."""
+    if not eces:
+        return "ECE n/a"
+    if len(eces) == 1:
+        return f"ECE {eces[0]:.3f} (1 seed)"
+    return f"ECE {np.mean(eces):.3f}, mean over {len(eces)} seeds"
 
 
 def _pooled_predictions(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray] | None:

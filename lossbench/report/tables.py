@@ -38,11 +38,16 @@ __all__ = [
     "PER_CLASS_METRICS",
     "ExperimentResults",
     "RunRecord",
+    "best_positions",
+    "calibration_values",
     "excluded_runs",
     "format_mean_std",
+    "format_p",
+    "p_phrase",
     "load_experiment",
     "summary_tables",
     "table_to_markdown",
+    "tuning_choices",
 ]
 
 # summary key -> column label in Markdown/HTML
@@ -142,7 +147,7 @@ def _calibration_table(results: ExperimentResults) -> pd.DataFrame:
     for kind in results.kinds:
         ok = results.ok_runs(kind)
         row = _kind_row(results, kind, ok)
-        sources = [_calibration_values(r) for r in ok]
+        sources = [calibration_values(r) for r in ok]
         for metric in CALIBRATION_METRICS:
             values = [src.get(metric) for src in sources]
             row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(values)
@@ -153,7 +158,7 @@ def _calibration_table(results: ExperimentResults) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _calibration_values(run: RunRecord) -> dict[str, Any]:
+def calibration_values(run: RunRecord) -> dict[str, Any]:
     """Raw and temperature-scaled calibration of a run: metrics.json's `calibration` (SPEC 5.1),
     else its summary, else calibration.json (runs made before the protocol)."""
     stored = run.metrics.get("calibration") or {}
@@ -359,6 +364,65 @@ def summary_tables(exp_dir: Path) -> dict[str, pd.DataFrame]:
 # Markdown
 
 
+def _param_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def tuning_choices(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """`compare --tune`: per method, what was chosen, one dict each: method, text (one line:
+    "defaults chosen (trial 0 of 2, validation macro_f1 0.812)" or "reg_weight=0.83 (trial 1
+    of 2, ...)"), defaults_chosen, tuned_row (the `@tuned` row, or the default row that stands
+    for it when the defaults won). Empty without tuning."""
+    tuning = meta.get("tuning") or {}
+    out = []
+    for method, c in (tuning.get("chosen") or {}).items():
+        c = c or {}
+        searched = {k: v for k, v in (c.get("params") or {}).items()}
+        if c.get("lr") is not None:
+            searched["lr"] = c["lr"]
+        where = (
+            f"trial {c.get('trial')} of {c.get('n_trials')}, validation "
+            f"{c.get('criterion', tuning.get('criterion'))} "
+            + (f"{c['value']:.3f}" if isinstance(c.get("value"), int | float) else "–")
+            if c.get("trial") is not None
+            else f"no trial of {c.get('n_trials')} completed"
+        )
+        values = ", ".join(f"{k}={_param_text(v)}" for k, v in searched.items())
+        if c.get("defaults_chosen"):
+            text = f"defaults chosen ({where}); not retrained: the {method} rows stand for it"
+        else:
+            text = f"{values or 'defaults'} ({where}) -> {method}@tuned"
+        out.append(
+            {
+                "method": method,
+                "text": text,
+                "defaults_chosen": bool(c.get("defaults_chosen")),
+                "tuned_row": method if c.get("defaults_chosen") else f"{method}@tuned",
+            }
+        )
+    return out
+
+
+def format_p(p: Any) -> str:
+    """A p-value as every table and figure prints it: 3 significant digits ("0.145", "1.00",
+    "0.0123"), "< 0.001" below 0.001, "–" when there is none."""
+    try:
+        v = float(p)
+    except (TypeError, ValueError):
+        return "–"
+    if math.isnan(v):
+        return "–"
+    return "< 0.001" if v < 0.001 else f"{v:#.3g}"
+
+
+def p_phrase(p: Any, name: str = "p") -> str:
+    """ "p = 0.145", "p < 0.001", "p = –": a p-value in running text."""
+    text = format_p(p)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
 def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
     """ "0.912 ± 0.004"; the mean alone when std is NaN (one seed); "–" when there is no value."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -474,6 +538,19 @@ def fully_defined(table: pd.DataFrame, metric: str) -> pd.Series:
     if col in table:
         defined &= pd.to_numeric(table[col], errors="coerce").fillna(0) == 0
     return defined.reset_index(drop=True)
+
+
+def best_positions(values: Any, *, lower: bool, digits: int = 3) -> set[int]:
+    """Positions of the values tied for best at the printed precision (`digits` decimals): all of
+    them, or none when every defined value ties (nothing stands out) or fewer than two are
+    defined. NaN (undefined or missing) is never best. One rule for every table that marks a
+    best value (the report's tables, its ranks, the terminal's tables)."""
+    rounded = pd.Series(pd.to_numeric(pd.Series(list(values)), errors="coerce")).round(digits)
+    defined = rounded.dropna()
+    if len(defined) < 2 or defined.nunique() == 1:
+        return set()
+    target = defined.min() if lower else defined.max()
+    return {int(i) for i in defined.index[defined == target]}
 
 
 def undefined_note(per_class_table: pd.DataFrame, which: str) -> str:
