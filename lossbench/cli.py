@@ -321,6 +321,8 @@ def inspect(
         for what, value in rows:
             grid.add_row(what, escape(value))
         console.print(grid)
+    if png is not None:
+        console.print(f"figure: {png}", soft_wrap=True, highlight=False)
     for text in info.get("warnings") or []:
         err_console.print(f"warning: {escape(str(text))}", highlight=False)
 

@@ -496,6 +496,11 @@ def _check_names(key: str, value: Any, items: list[str], origin: str | None) -> 
         known: tuple[str, ...] = BASELINES
         unknown = [i for i in items if i not in known]
     else:
+        from lossbench.loss_catalog import read_catalog  # the built-ins' names, without Keras
+
+        builtin = {row["name"] for row in read_catalog()["losses"]}
+        if all(i == "all" or re.split(r"[+@]", i, maxsplit=1)[0] in builtin for i in items):
+            return  # no user spec or plugin to import: `lossbench losses` needs no TensorFlow
         from lossbench.losses import names  # lazy: the losses import Keras
         from lossbench.losses.registry import known as is_known
         from lossbench.losses.registry import resolve_methods

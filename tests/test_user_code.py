@@ -115,7 +115,11 @@ def test_lossbench_subclass_is_tuned_over_its_declared_range(cli, tmp_path):
     trials = pd.read_csv(exp / "tuning" / "poly1" / "trials.csv")
     assert len(trials) == 2
     assert any("epsilon" in c for c in trials.columns), trials.columns
-    assert (exp / "runs" / "poly1@tuned_seed0" / "DONE").exists()
+    # the chosen trial is retrained as poly1@tuned, unless the defaults won (issue 34: then the
+    # default run stands for it and nothing is retrained)
+    chosen = json.loads((exp / "experiment.json").read_text())["tuning"]["chosen"]["poly1"]
+    retrained = (exp / "runs" / "poly1@tuned_seed0" / "DONE").exists()
+    assert retrained != bool(chosen.get("defaults_chosen")), chosen
 
 
 def test_keras_loss_class_runs_with_its_parameters(cli, tmp_path):
