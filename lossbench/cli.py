@@ -683,6 +683,14 @@ def compare(
             "defaults; 0 = no tuning.",
         ),
     ] = 0,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune/--no-prune",
+            help="With --tune: stop trials below the median of the completed ones at the same "
+            "epoch (Optuna MedianPruner after --patience epochs, the same for every method).",
+        ),
+    ] = True,
     executor: Annotated[
         choices.Executor, typer.Option("--executor", help="Where the runs train.")
     ] = "local",
@@ -747,6 +755,7 @@ def compare(
             else None,
             run_plots=plots == "runs",
             tune=tune,
+            prune=prune,
         )
     board = _compare_leaderboard(exp_dirs, out) if len(exp_dirs) > 1 else None
     if as_json:

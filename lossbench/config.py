@@ -239,6 +239,7 @@ RULES: dict[str, Rule] = {
     "far": Rule("list", "false-alarm-rate targets in (0, 1), e.g. 0.01,0.001 or [0.01, 0.001]"),
     "dedupe": _FLAG,
     "tune": _int("an integer >= 0 (trials per method; 0: no tuning)", lambda v: v >= 0),
+    "prune": _FLAG,
 }
 
 

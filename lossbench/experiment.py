@@ -248,12 +248,19 @@ def experiment_meta(
     }
 
 
-def resolve_key(command: str, cfg: Settings, params: dict[str, Any], tune: int = 0) -> str:
+def resolve_key(
+    command: str,
+    cfg: Settings,
+    params: dict[str, Any],
+    tune: int = 0,
+    pruner: dict[str, Any] | None = None,
+) -> str:
     """Configuration key of an experiment: the same data and settings continue the same experiment.
 
     The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
     or more losses grows the existing experiment (training only the new runs) instead of starting
-    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment."""
+    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment,
+    a pruned one (`pruner`) too."""
     return config_key(
         {
             "command": command,
@@ -261,6 +268,7 @@ def resolve_key(command: str, cfg: Settings, params: dict[str, Any], tune: int =
             "train": run_defining(cfg.train),
             "params": params,
             **({"tune": tune} if tune else {}),
+            **({"pruner": pruner} if tune and pruner else {}),
         }
     )
 
@@ -321,6 +329,7 @@ def _compare_datasets(
     executor_options: dict[str, Any] | None = None,
     run_plots: bool = False,
     tune: int = 0,
+    prune: bool = True,
 ) -> list[Path]:
     """The body of `compare_datasets`, holding the experiment folders' locks in `locks`.
 
@@ -329,8 +338,11 @@ def _compare_datasets(
 
     `tune` > 0 first tunes every method with that many trials (`lossbench.tuning`, stored under
     `tuning/`, the choice in experiment.json's `tuning`), then adds a `<method>@tuned` run per
-    seed with the chosen parameters beside the default runs.
+    seed with the chosen parameters beside the default runs. With `prune` every method's trials
+    run under the same pruner (`tuning.pruner_spec`), recorded in experiment.json.
     """
+    from lossbench.tuning import pruner_spec
+
     reporter = reporter or Reporter()
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -360,7 +372,8 @@ def _compare_datasets(
     exp_dirs: list[Path] = []
     jobs: list[tuple[RunSpec, Settings, Path]] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
-        key = resolve_key("compare", cfg, params, tune)
+        pruner = pruner_spec(cfg.train.patience) if tune and prune else None
+        key = resolve_key("compare", cfg, params, tune, pruner)
         out_lock = lock_out(out)  # finding or creating the folder is one step for every process
         locks.callback(out_lock.release)
         exp_dir = None if fresh else find_experiment(out, key)
@@ -395,6 +408,7 @@ def _compare_datasets(
                 per_loss,
                 seeds,
                 n_trials=tune,
+                pruner=pruner,
                 device=device,
                 executor=executor,
                 executor_options=executor_options,
@@ -447,6 +461,7 @@ def _tune(
     seeds: Sequence[int],
     *,
     n_trials: int,
+    pruner: dict[str, Any] | None,
     device: str,
     executor: str,
     executor_options: dict[str, Any] | None,
@@ -468,6 +483,7 @@ def _tune(
         executor=executor,
         executor_options=executor_options,
         progress=reporter.trial_finished,
+        pruner=pruner,
     )
     meta = read_experiment_meta(exp_dir)
     meta["tuning"] = {
@@ -476,6 +492,7 @@ def _tune(
         "criterion": cfg.train.select,
         "split": "validation",
         "sampler": "optuna TPESampler (seeded per trial), trial 0 = the defaults",
+        "pruner": pruner,  # the same for every method; None: --no-prune
         "chosen": chosen,
     }
     write_experiment(exp_dir, meta)

@@ -577,8 +577,13 @@ class Trainer:
         *,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
         summary_writer: Any = None,
+        prune: Callable[[int, float], bool] | None = None,
     ) -> TrainResult:
-        """Train for `opts.epochs` epochs (fewer with early stopping); returns the history."""
+        """Train for `opts.epochs` epochs (fewer with early stopping); returns the history.
+
+        `prune(epoch, value)` (tuning's pruner) is called after every epoch from the selection
+        start on, except the last, with the best validation selection value so far (larger is
+        better); when it returns True training stops (`stopped_by: pruned`)."""
         opts = self.opts
         result = TrainResult()
         self.set_training_data(X_train, y_train, X_val, y_val)
@@ -630,6 +635,15 @@ class Trainer:
                 if waited >= opts.patience:
                     stopped_by = "early_stopping"
                     break
+            best_value = best_key[0]
+            if (
+                prune is not None
+                and epoch + 1 < opts.epochs
+                and math.isfinite(best_value)
+                and prune(epoch + 1, best_value)
+            ):
+                stopped_by = "pruned"
+                break
         result.train_seconds = time.perf_counter() - t_start
         if result.status == "ok" and opts.patience > 0 and best_weights is not None:
             self.model.set_weights(best_weights)
