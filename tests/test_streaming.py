@@ -1,0 +1,112 @@
+"""Streaming ingest (issue 35): CSVs parsed file by file in chunks into float32 columns equal the
+one-shot read, value by value and label by label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CICIDS_SAMPLE, need_shared
+
+from lossbench.bench import CICIDS_HEADER, CICIDS_LABELS
+from lossbench.config import DataOptions
+from lossbench.data import prepare
+from lossbench.data.load import list_data_files, normalise_label, read_table
+
+N_ROWS = 60  # data rows per generated file
+N_EMPTY = 9  # empty trailing rows per generated file (as the CICIDS2017 day files have)
+
+
+def _day_file(path: Path, seed: int) -> Path:
+    """A CICIDS2017-format file: leading spaces in the header, the duplicated Fwd Header Length,
+    `Infinity`, `-Infinity`, `inf` and `NaN` cells, cp1252 web-attack dashes, empty rows last."""
+    rng = np.random.default_rng(seed)
+    n_feat = CICIDS_HEADER.count(",")
+    values = rng.integers(0, 70000, size=(N_ROWS, n_feat)).astype(object)
+    values[:, 8] = np.round(rng.lognormal(3, 2, N_ROWS), 6)
+    for row, cell in zip(
+        rng.choice(N_ROWS, 8, replace=False),
+        ["Infinity", "-Infinity", "inf", "NaN"] * 2,
+        strict=True,
+    ):
+        values[row, 14 + row % 2] = cell
+    labels = rng.choice(np.array([*CICIDS_LABELS, "Web Attack \u2013 XSS"], dtype=object), N_ROWS)
+    labels[:3] = ["Web Attack \u2013 Brute Force", "Web Attack \u2013 Sql Injection", "BENIGN"]
+    lines = [CICIDS_HEADER]
+    lines += [
+        ",".join(map(str, row)) + f",{label}" for row, label in zip(values, labels, strict=True)
+    ]
+    lines += ["," * n_feat] * N_EMPTY
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+    return path
+
+
+def _one_shot(path: Path) -> pd.DataFrame:
+    """The reference: each file read whole by pandas (cp1252 text), names stripped, fully empty
+    rows dropped, files concatenated with row ids counted across them."""
+    frames, offset = [], 0
+    for f in list_data_files(path) if path.is_dir() else [path]:
+        df = pd.read_csv(f, encoding="cp1252", skip_blank_lines=False)
+        df.columns = [c.strip() for c in df.columns]
+        df.index = pd.RangeIndex(offset, offset + len(df))
+        offset += len(df)
+        frames.append(df.dropna(how="all"))
+    return pd.concat(frames)
+
+
+def _assert_same_table(streamed: pd.DataFrame, ref: pd.DataFrame) -> None:
+    assert list(streamed.columns) == list(ref.columns)
+    np.testing.assert_array_equal(streamed.index.to_numpy(), ref.index.to_numpy())
+    for c in ref.columns:
+        if c == "Label":
+            got = [normalise_label(v) for v in streamed[c]]
+            assert got == [normalise_label(v) for v in ref[c]]
+            continue
+        assert streamed[c].dtype == np.float32, c
+        np.testing.assert_array_equal(streamed[c].to_numpy(), ref[c].to_numpy(np.float32), c)
+
+
+@pytest.fixture(scope="module")
+def day_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("days")
+    for k in range(3):
+        _day_file(folder / f"day{k}.csv", seed=k)
+    return folder
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 50_000])
+def test_streamed_folder_equals_the_one_shot_read(day_folder, chunk_rows):
+    df, info = read_table(day_folder, chunk_rows=chunk_rows)
+    ref = _one_shot(day_folder)
+    _assert_same_table(df, ref)
+    assert info.n_empty_rows == 3 * N_EMPTY
+    assert [s["rows"] for s in info.sources] == [N_ROWS + N_EMPTY] * 3
+    values = df[["Flow Bytes/s", "Flow Packets/s"]].to_numpy()
+    assert np.isinf(values).sum() == 18 and np.isnan(values).sum() == 6  # the cells were read
+    labels = {normalise_label(v) for v in df["Label"]}
+    assert {"Web Attack - Brute Force", "Web Attack - Sql Injection"} <= labels
+
+
+def test_streamed_shared_sample_equals_the_one_shot_read():
+    path = need_shared(CICIDS_SAMPLE)
+    df, _ = read_table(path, chunk_rows=1000)
+    _assert_same_table(df, _one_shot(path))
+
+
+@pytest.mark.parametrize("source", ["folder", "sample"])
+def test_prepared_arrays_do_not_depend_on_the_chunk_size(day_folder, source, monkeypatch):
+    import lossbench.data.load as load
+
+    path = day_folder if source == "folder" else need_shared(CICIDS_SAMPLE)
+    opts = DataOptions(data=str(path), preset="cicids2017", cache=False, min_class_count=3)
+    prepared = []
+    for rows in (5 if source == "folder" else 997, 10**9):
+        monkeypatch.setattr(load, "CHUNK_ROWS", rows)
+        prepared.append(prepare(opts))
+    a, b = prepared
+    for part in ("X_train", "X_val", "X_test", "y_train", "y_val", "y_test", "ids_test"):
+        np.testing.assert_array_equal(getattr(a, part), getattr(b, part), part)
+    assert a.class_names == b.class_names and a.feature_names == b.feature_names
+    assert a.info["dropped"] == b.info["dropped"]
