@@ -110,3 +110,18 @@ def test_prepared_arrays_do_not_depend_on_the_chunk_size(day_folder, source, mon
         np.testing.assert_array_equal(getattr(a, part), getattr(b, part), part)
     assert a.class_names == b.class_names and a.feature_names == b.feature_names
     assert a.info["dropped"] == b.info["dropped"]
+
+
+def test_duplicate_rows_are_counted_as_pandas_counts_them(day_folder):
+    from lossbench.data.pipeline import count_duplicate_rows
+
+    df, _ = read_table(day_folder)
+    twice = pd.concat([df, df.iloc[::3], df.iloc[:5]])  # NaN and inf cells repeated too
+    twice.iloc[0, 0] = -0.0 if twice.iloc[0, 0] == 0 else twice.iloc[0, 0]
+    for frame in (df, twice, twice.iloc[::-1], df.iloc[:0]):
+        assert count_duplicate_rows(frame) == int(frame.duplicated().sum())
+    assert count_duplicate_rows(twice) >= len(df.iloc[::3])
+    flipped = pd.DataFrame(
+        {"a": [0.0, -0.0, np.nan, np.nan, 1.0], "b": ["x", "x", None, None, "y"]}
+    )
+    assert count_duplicate_rows(flipped) == int(flipped.duplicated().sum()) == 2

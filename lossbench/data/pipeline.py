@@ -655,12 +655,12 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         n_columns_raw = len(table.columns) + 1
     else:
         df, loaded = read_table(src.path, label_col=opts.label_col)
-        n_missing = int(df.isna().to_numpy().sum())
-        n_infinite = 0
-        for c in df.columns:
+        n_missing = n_infinite = 0
+        for c in df.columns:  # one column at a time: no full-width temporary
+            n_missing += int(df[c].isna().sum())
             if pd.api.types.is_float_dtype(df[c].dtype):
-                n_infinite += int(np.isinf(df[c].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
-        n_dup = int(df.duplicated().sum())
+                n_infinite += int(np.isinf(df[c].to_numpy(na_value=np.nan)).sum())
+        n_dup = count_duplicate_rows(df)
         n_columns_raw = df.shape[1]
         table = preprocess(df, opts, src.name, loaded=loaded)
         del df
@@ -705,6 +705,40 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         "split": prepared.info["split"],
         "leakage": prepared.leakage(),
     }
+
+
+def count_duplicate_rows(df: pd.DataFrame) -> int:
+    """Rows equal to an earlier row in every column, as `DataFrame.duplicated` counts them
+    (missing values equal), one column at a time instead of pandas' codes for every column.
+
+    Rows are grouped by a 64-bit hash of their values; a row counts when every column equals
+    that of the first row of its group (so only a hash collision could make it count less).
+    """
+    n = len(df)
+    if n == 0:
+        return 0
+    row_hash = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in df.columns:
+            s = df[c]
+            if pd.api.types.is_float_dtype(s.dtype):
+                s = s + 0.0  # -0.0 hashes as 0.0, as it compares
+            row_hash *= np.uint64(0x100000001B3)
+            row_hash ^= pd.util.hash_pandas_object(s, index=False).to_numpy()
+    codes, _ = pd.factorize(row_hash)
+    first = np.full(codes.max() + 1, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # each group's first row
+    leader = first[codes]
+    candidates = np.flatnonzero(leader != np.arange(n))
+    if len(candidates) == 0:
+        return 0
+    same = np.ones(len(candidates), dtype=bool)
+    for c in df.columns:
+        values = df[c].to_numpy()
+        a, b = values[candidates], values[leader[candidates]]
+        both_missing = pd.isna(a) & pd.isna(b)
+        same &= (a == b) | both_missing
+    return int(same.sum())
 
 
 def _is_constant(values: np.ndarray) -> bool:
