@@ -3,6 +3,7 @@ one-shot read, value by value and label by label."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,40 @@ def test_duplicate_rows_are_counted_as_pandas_counts_them(day_folder):
         {"a": [0.0, -0.0, np.nan, np.nan, 1.0], "b": ["x", "x", None, None, "y"]}
     )
     assert count_duplicate_rows(flipped) == int(flipped.duplicated().sum()) == 2
+
+
+def test_memory_mapped_arrays_give_the_metrics_of_in_memory_ones(cli, tmp_path, monkeypatch):
+    """The same run three times: from freshly prepared arrays (--no-cache), preparing and
+    writing the cache, and from the cache's memory-mapped arrays: identical test metrics and
+    predictions."""
+    import lossbench.experiment as experiment
+
+    real = experiment.data_for_seed
+    mapped: list[bool] = []
+
+    def spy(opts, seed):
+        data = real(opts, seed)
+        mapped.append(isinstance(data.X_train, np.memmap))
+        return data
+
+    monkeypatch.setattr(experiment, "data_for_seed", spy)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 4))
+    y = (X[:, 0] + rng.normal(size=150) > 0.8).astype(int)
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(Label=np.where(y, "attack", "benign"))
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    common = ["run", "--data", tmp_path / "d.csv", "--model", "mlp", "--epochs", "2", "--json"]
+    runs = {}
+    for name, extra in (("memory", ["--no-cache"]), ("write", []), ("mmap", [])):
+        res = cli(*common, "--out", tmp_path / name, *extra)
+        assert res.code == 0, res.err
+        runs[name] = Path(json.loads(res.out)["run_dir"])
+    assert mapped == [False, False, True]
+    metrics = [json.loads((runs[n] / "metrics.json").read_text()) for n in runs]
+    for m in metrics[1:]:
+        assert m["summary"] == metrics[0]["summary"]
+    for name in ("write", "mmap"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(runs[name] / "predictions.parquet"),
+            pd.read_parquet(runs["memory"] / "predictions.parquet"),
+        )
