@@ -38,6 +38,12 @@ if TYPE_CHECKING:  # the config layer imports the losses, whose AutoBalance impo
 #: activations of one call grow with it. 8192 -> 2048 rows lowered a 1-epoch run's peak RSS on
 #: a 160,000-row CICIDS2017-format file from 1549 to 1325 MB.
 EVAL_BATCH = 2048
+#: A training split larger than this stays where it is (in memory or memory-mapped from the
+#: cache) and each step's batch is gathered from it on the host, instead of the whole split
+#: being copied into a TensorFlow tensor first: at the full CICIDS2017 release's size that copy
+#: is 0.5 GB more. Smaller splits (every dataset of the benchmark's epoch figures) keep the copy,
+#: whose in-graph gather is a little faster.
+HOST_GATHER_BYTES = 256 * 2**20
 
 
 # ----------------------------------------------------------------------------------------------
@@ -470,9 +476,14 @@ class Trainer:
             X_train, y_train = X_train[lower], y_train[lower]
         self._X_tr_np = np.asarray(X_train, dtype=np.float32)
         self._y_tr_np = np.asarray(y_train, dtype=np.int64)
-        self._X_tr = tf.constant(self._X_tr_np)
-        self._y_tr = tf.constant(self._y_tr_np)
-        self._trace_for(self._X_tr, self._y_tr)
+        self._host_gather = self._X_tr_np.nbytes > HOST_GATHER_BYTES
+        if self._host_gather:  # a batch at a time: see HOST_GATHER_BYTES
+            self._X_tr = self._y_tr = None
+            self._trace_for(tf.constant(self._X_tr_np[:1]), tf.constant(self._y_tr_np[:1]))
+        else:
+            self._X_tr = tf.constant(self._X_tr_np)
+            self._y_tr = tf.constant(self._y_tr_np)
+            self._trace_for(self._X_tr, self._y_tr)
         self._n = len(y_train)
         self._y_val = np.asarray(y_val, dtype=np.int64)
         self._val_chunks = [
@@ -526,7 +537,12 @@ class Trainer:
         self.loss.on_epoch_begin(epoch)
         self._loss_sum.assign(0.0)
         for step, idx in enumerate(self.epoch_batches(epoch)):
-            self._train_step(self._X_tr, self._y_tr, idx, self._loss_sum)
+            if self._host_gather:  # the same step on the batch's rows, gathered here
+                rows = idx.numpy()
+                x, y = tf.constant(self._X_tr_np[rows]), tf.constant(self._y_tr_np[rows])
+                self._train_step(x, y, tf.range(len(rows), dtype=tf.int64), self._loss_sum)
+            else:
+                self._train_step(self._X_tr, self._y_tr, idx, self._loss_sum)
             if self.upper_vars and epoch >= self._upper_start and (step + 1) % self._interval == 0:
                 self._upper_step(*self._upper_batches())
                 self.upper_updates += 1

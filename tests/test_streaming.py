@@ -163,3 +163,40 @@ def test_memory_mapped_arrays_give_the_metrics_of_in_memory_ones(cli, tmp_path, 
             pd.read_parquet(runs[name] / "predictions.parquet"),
             pd.read_parquet(runs["memory"] / "predictions.parquet"),
         )
+
+
+def test_batches_gathered_on_the_host_train_exactly_as_the_device_copy(cli, tmp_path, monkeypatch):
+    """A training split above `HOST_GATHER_BYTES` is not copied into a tensor: each batch is
+    gathered from the (possibly memory-mapped) array. Same batches, same steps: the same run."""
+    import lossbench.train as train
+
+    real = train.Trainer.set_training_data
+    modes: list[bool] = []
+
+    def spy(self, *args, **kw):
+        real(self, *args, **kw)
+        modes.append(self._host_gather)
+
+    monkeypatch.setattr(train.Trainer, "set_training_data", spy)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(160, 5))
+    y = rng.integers(0, 3, 160)
+    frame = pd.DataFrame(X + y[:, None], columns=list("abcde")).assign(Label=y)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    common = ["run", "--loss", "amrl", "--data", tmp_path / "d.csv", "--model", "mlp"]
+    common += ["--epochs", "3", "--batch-size", "16", "--json", "--no-cache"]
+    runs = []
+    for limit in (train.HOST_GATHER_BYTES, 0):
+        monkeypatch.setattr(train, "HOST_GATHER_BYTES", limit)
+        res = cli(*common, "--out", tmp_path / str(limit))
+        assert res.code == 0, res.err
+        runs.append(Path(json.loads(res.out)["run_dir"]))
+    assert modes == [False, True]
+    device, host = (json.loads((r / "metrics.json").read_text()) for r in runs)
+    assert (
+        host["summary"] == device["summary"] and host["learned_params"] == device["learned_params"]
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(runs[1] / "history.csv").drop(columns="seconds"),
+        pd.read_csv(runs[0] / "history.csv").drop(columns="seconds"),
+    )
