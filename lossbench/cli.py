@@ -619,16 +619,17 @@ def run(
 
     dopts = data_options(settings, data=data, seed=seed)
     topts = train_options(settings, seed=seed)
+    from lossbench.experiment import data_for_seed, single_run
+
+    cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
+    prepared = data_for_seed(dopts, seed)  # before TensorFlow: their peak memory never adds up
     from lossbench.train import configure_device
 
     device_desc = configure_device(topts.device)
-    from lossbench.experiment import single_run
-
-    cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
     quiet, as_json = settings["quiet"], settings["as_json"]
     with RichReporter(quiet or as_json) as reporter:
         run_dir, metrics = single_run(
-            cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter
+            cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter, data=prepared
         )
     if as_json:
         _print_json({"run_dir": str(run_dir), **metrics})

@@ -504,11 +504,16 @@ def _tune(
 
 
 def single_run(
-    cfg: RunConfig, *, out: Path, device: str, reporter: Reporter | None = None
+    cfg: RunConfig,
+    *,
+    out: Path,
+    device: str,
+    reporter: Reporter | None = None,
+    data: Any = None,
 ) -> tuple[Path, dict[str, Any]]:
     """`lossbench run`: one loss, one seed, in a new experiment folder; returns (run dir,
-    metrics)."""
-    data = data_for_seed(cfg.data, cfg.train.seed)
+    metrics). `data`: the prepared data of `cfg.data` and the seed, when the caller has it."""
+    data = data if data is not None else data_for_seed(cfg.data, cfg.train.seed)
     _positive_index(data, cfg.data.positive_label)
     validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"))
     check_model_fits(cfg.train.model, data.n_features, data.name)

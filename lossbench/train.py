@@ -40,9 +40,9 @@ if TYPE_CHECKING:  # the config layer imports the losses, whose AutoBalance impo
 EVAL_BATCH = 2048
 #: A training split larger than this stays where it is (in memory or memory-mapped from the
 #: cache) and each step's batch is gathered from it on the host, instead of the whole split
-#: being copied into a TensorFlow tensor first: at the full CICIDS2017 release's size that copy
-#: is 0.5 GB more. Smaller splits (every dataset of the benchmark's epoch figures) keep the copy,
-#: whose in-graph gather is a little faster.
+#: being copied into a TensorFlow tensor first (the validation split likewise, one evaluation
+#: call at a time): at the full CICIDS2017 release's size those copies are 0.65 GB more.
+#: Smaller splits (every dataset of the benchmark's epoch figures) keep the copies.
 HOST_GATHER_BYTES = 256 * 2**20
 
 
@@ -450,6 +450,7 @@ class Trainer:
         and the loss's compiled per-sample values."""
         logits, losses = [], []
         for x, y in self._val_chunks:
+            x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)  # host-held chunks: now
             z = self._logits(x)
             values = self._loss_values(y, z)
             logits.append(z.numpy())
@@ -486,10 +487,11 @@ class Trainer:
             self._trace_for(self._X_tr, self._y_tr)
         self._n = len(y_train)
         self._y_val = np.asarray(y_val, dtype=np.int64)
+        hold = np.asarray if self._host_gather else tf.constant  # see HOST_GATHER_BYTES
         self._val_chunks = [
             (
-                tf.constant(np.asarray(X_val[start : start + EVAL_BATCH], dtype=np.float32)),
-                tf.constant(self._y_val[start : start + EVAL_BATCH]),
+                hold(np.asarray(X_val[start : start + EVAL_BATCH], dtype=np.float32)),
+                hold(self._y_val[start : start + EVAL_BATCH]),
             )
             for start in range(0, len(self._y_val), EVAL_BATCH)
         ]
