@@ -717,14 +717,20 @@ def count_duplicate_rows(df: pd.DataFrame) -> int:
     n = len(df)
     if n == 0:
         return 0
+
+    def values(c: str) -> np.ndarray:
+        """A column as numbers that compare as its values do: floats (-0.0 as 0.0, missing as
+        NaN), else codes of its distinct values (missing: -1), not millions of Python objects."""
+        s = df[c]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind == "f":
+            return s.to_numpy() + 0.0
+        return pd.factorize(s, use_na_sentinel=True)[0]
+
     row_hash = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for c in df.columns:
-            s = df[c]
-            if pd.api.types.is_float_dtype(s.dtype):
-                s = s + 0.0  # -0.0 hashes as 0.0, as it compares
             row_hash *= np.uint64(0x100000001B3)
-            row_hash ^= pd.util.hash_pandas_object(s, index=False).to_numpy()
+            row_hash ^= pd.util.hash_array(values(c))
     codes, _ = pd.factorize(row_hash)
     first = np.full(codes.max() + 1, -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(n - 1, -1, -1)  # each group's first row
@@ -734,10 +740,9 @@ def count_duplicate_rows(df: pd.DataFrame) -> int:
         return 0
     same = np.ones(len(candidates), dtype=bool)
     for c in df.columns:
-        values = df[c].to_numpy()
-        a, b = values[candidates], values[leader[candidates]]
-        both_missing = pd.isna(a) & pd.isna(b)
-        same &= (a == b) | both_missing
+        v = values(c)
+        a, b = v[candidates], v[leader[candidates]]
+        same &= (a == b) | (np.isnan(a) & np.isnan(b) if v.dtype.kind == "f" else False)
     return int(same.sum())
 
 
