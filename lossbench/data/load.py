@@ -18,7 +18,10 @@ table and a consolidated copy of it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import ctypes.util
 import gzip
 import re
 import warnings
@@ -45,6 +48,25 @@ _SNIFF_BYTES = 8192
 #: Rows per chunk of the streaming CSV reader (about 32 MB of float64 while a chunk of 80
 #: columns is parsed).
 CHUNK_ROWS = 50_000
+
+
+def _malloc_trim() -> Any:
+    """glibc's `malloc_trim`, or None (another C library)."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap's free pages to the system. A chunk's columns are small arrays, which
+    glibc places on its heap and, once freed, keeps there: without this the joined columns and
+    the chunks they were joined from would both count in the process's memory."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
 
 # Dash-like characters unified to "-" in labels. U+FFFD is what a lossy decoder leaves of the
 # cp1252 en dash (0x96) in CICIDS2017's web-attack labels, so it is treated as a dash too.
@@ -204,7 +226,10 @@ def read_table(
         offset += n_raw
 
     index = pd.Index(np.concatenate(ids), dtype=np.int64)
-    columns = {name: _join(parts.pop(name)) for name in list(parts)}  # one column at a time
+    columns = {}
+    for name in list(parts):  # one column at a time, its chunks' memory given back at once
+        columns[name] = _join(parts.pop(name))
+        give_back_freed_memory()
     df = pd.DataFrame(columns, index=index, copy=False)  # no copy: one block per column
     if len(df) == 0:
         raise InputError(f"{p}: no data rows (only empty lines after the header)")
