@@ -210,6 +210,7 @@ def compare_settings(
     fresh: bool,
     plots: str,
     tune: int,
+    prune: bool,
     executor: str,
     address: str | None,
     gpus_per_run: float,
@@ -259,6 +260,7 @@ def compare_settings(
         else None,
         run_plots=plots == "runs",
         tune=tune,
+        prune=prune,
     )
 
 
@@ -267,16 +269,20 @@ def run_settings(
 ) -> tuple[Path, dict[str, Any]]:
     """Train one run from validated settings; returns (run folder, metrics)."""
     from lossbench.config import RunConfig, data_options, parse_params, train_options
-    from lossbench.experiment import single_run
-    from lossbench.losses.registry import resolve_methods
-    from lossbench.train import configure_device
+    from lossbench.experiment import data_for_seed, single_run
 
     dopts = data_options(settings, data=data, seed=seed)
     topts = train_options(settings, seed=seed)
+    prepared = data_for_seed(dopts, seed)  # before TensorFlow: their peak memory never adds up
+    from lossbench.losses.registry import resolve_methods  # Keras, and with it TensorFlow
+    from lossbench.train import configure_device
+
     device_desc = configure_device(topts.device)
     loss = resolve_methods([loss])[0]
     cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
-    return single_run(cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter)
+    return single_run(
+        cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter, data=prepared
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -412,10 +412,12 @@ def _train_seconds(results_dir: Path) -> list[tuple[str, float]]:
 # ingest
 
 
-def write_cicids_csv(path: Path, target_mb: float, seed: int = 0) -> Path:
-    """Write a CICIDS2017-format CSV of at least `target_mb` MB: the 79 raw columns with leading
-    spaces, the duplicated Fwd Header Length, `Infinity` and `NaN` cells, a cp1252 web-attack
-    dash."""
+def write_cicids_csv(
+    path: Path, target_mb: float, seed: int = 0, *, n_rows: int | None = None
+) -> Path:
+    """Write a CICIDS2017-format CSV of at least `target_mb` MB (or of exactly `n_rows` data
+    rows): the 79 raw columns with leading spaces, the duplicated Fwd Header Length, `Infinity`
+    and `NaN` cells, a cp1252 web-attack dash."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -438,11 +440,160 @@ def write_cicids_csv(path: Path, target_mb: float, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         fh.write((",".join(cols) + "\n").encode())
+        if n_rows is not None:
+            whole, rest = divmod(n_rows, rows)
+            for _ in range(whole):
+                fh.write(chunk_bytes)
+            fh.write(b"".join(chunk_bytes.splitlines(keepends=True)[:rest]))
+            return path
         written = 0
         while written < target_mb * 1e6:
             fh.write(chunk_bytes)
             written += len(chunk_bytes)
     return path
+
+
+def write_cicids_folder(folder: Path, n_rows: int, n_files: int = 8) -> Path:
+    """A folder of `n_files` CICIDS2017-format day files holding `n_rows` data rows in all (the
+    full release: 8 files, about 2.8 million flows)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(n_files):
+        rows = n_rows // n_files + (1 if k < n_rows % n_files else 0)
+        write_cicids_csv(folder / f"day{k}.csv", 0, seed=k, n_rows=rows)
+    return folder
+
+
+#: The full release's size: 8 files, about 2.8 million flows.
+FULL_RELEASE_ROWS = 2_800_000
+#: Feature columns of the float32 matrix the size figures are compared with (the 78 columns
+#: less the duplicated Fwd Header Length), as in issue 35.
+FULL_RELEASE_FEATURES = len(CICIDS2017_FEATURES) - 1
+
+
+def _epoch_rows_per_second(out: Path) -> tuple[int, float]:
+    """(training rows, rows per second) of the first epoch of the one run under `out`."""
+    import pandas as pd
+
+    (run_dir,) = [p for p in out.glob("*/runs/*") if (p / "history.csv").exists()]
+    seconds = float(pd.read_csv(run_dir / "history.csv")["seconds"].iloc[0])
+    n_train = int(sum(json.loads((run_dir / "metrics.json").read_text())["train_class_counts"]))
+    return n_train, n_train / seconds
+
+
+def size_scale(
+    folder: Path,
+    *,
+    device: str = "CPU",
+    n_rows: int = FULL_RELEASE_ROWS,
+    small: str = "synthetic-cicids",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Peak RSS of `inspect` and of a 1-epoch `run` on a generated `n_rows`-row folder of 8
+    CICIDS2017-format files, each as a ratio to the float32 feature matrix (rows x 77 x 4 B),
+    and the epoch's training rows per second against the same 1-epoch run on `small`."""
+    data = write_cicids_folder(folder / "data", n_rows)
+    size_mb = sum(f.stat().st_size for f in (folder / "data").iterdir()) / 1e6
+    matrix_mb = n_rows * FULL_RELEASE_FEATURES * 4 / 2**20
+    dev = "gpu" if device.startswith("GPU") else "cpu"
+    env = {"LOSSBENCH_CACHE": str(folder / "cache")}
+    log(f"  {n_rows} rows in 8 files, {size_mb:.0f} MB of CSV; inspect ...")
+    inspect = peak_memory_of_run(["inspect", "--data", str(data), "--json"], env=env)
+    common = ["--loss", "ce", "--epochs", "1", "--device", dev, "--quiet", "--no-cache"]
+    log(f"  inspect: {inspect['peak_rss_mb']:.0f} MB; 1-epoch run ...")
+    big = peak_memory_of_run(["run", *common, "--data", str(data), "--out", str(folder / "big")])
+    log(f"  run: {big['peak_rss_mb']:.0f} MB; the same run on {small} ...")
+    rows_big = _epoch_rows_per_second(folder / "big") if big["exit_code"] == 0 else (0, 0.0)
+    little = peak_memory_of_run(["run", *common, "--data", small, "--out", str(folder / "small")])
+    rows_small = _epoch_rows_per_second(folder / "small") if little["exit_code"] == 0 else (0, 0.0)
+    for f in (folder / "data").iterdir():
+        f.unlink()
+    return {
+        "n_rows": n_rows,
+        "n_files": 8,
+        "csv_mb": size_mb,
+        "float32_matrix_mb": matrix_mb,
+        "inspect": inspect,
+        "inspect_ratio": inspect["peak_rss_mb"] / matrix_mb,
+        "run": big,
+        "run_ratio": big["peak_rss_mb"] / matrix_mb,
+        "run_train_rows": rows_big[0],
+        "run_rows_per_second": rows_big[1],
+        "small": small,
+        "small_train_rows": rows_small[0],
+        "small_rows_per_second": rows_small[1],
+        "rows_per_second_ratio": rows_big[1] / rows_small[1] if rows_small[1] else float("nan"),
+    }
+
+
+#: The tuning benchmark: three methods, N = 8 trials each, on a small set.
+TUNE_BENCH_ARGS = [
+    "compare", "--data", "digits-lt", "--losses", "ce,focal,dwb", "--tune", "8",
+    "--seeds", "0,1,2", "--model", "mlp", "--epochs", "60", "--patience", "5", "--quiet",
+]  # fmt: skip
+
+
+def tuning_speed(
+    out: Path, *, device: str = "CPU", log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Wall time of `compare --tune 8` (three methods, digits-lt) pruned against `--no-prune`,
+    and each method's chosen validation score under both, with the seed standard deviation of
+    the unpruned choice's validation score (its `@tuned` runs over seeds 0, 1, 2)."""
+    import pandas as pd
+
+    dev = "gpu" if device.startswith("GPU") else "cpu"
+    env = {**os.environ, "LOSSBENCH_CACHE": str(out / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    modes: dict[str, Any] = {}
+    for mode in ("pruned", "unpruned"):
+        args = [*TUNE_BENCH_ARGS, "--device", dev, "--out", str(out / mode)]
+        args += ["--no-prune"] if mode == "unpruned" else []
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "lossbench.cli", *args], env=env, capture_output=True, text=True
+        )
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"tuning benchmark failed: {proc.stderr.strip()[-500:]}")
+        (exp,) = [p for p in (out / mode).iterdir() if (p / "experiment.json").exists()]
+        meta = json.loads((exp / "experiment.json").read_text())["tuning"]
+        methods = {}
+        for method, chosen in meta["chosen"].items():
+            trials = pd.read_csv(exp / "tuning" / method / "trials.csv")
+            scores = []
+            for seed in (0, 1, 2):
+                run = exp / "runs" / f"{method}@tuned_seed{seed}"
+                history = pd.read_csv(run / "history.csv")
+                sel = json.loads((run / "metrics.json").read_text())["selection"]
+                scores.append(float(history["val_macro_f1"].iloc[sel["selected_epoch"] - 1]))
+            methods[method] = {
+                "chosen_value": chosen.get("value"),
+                "chosen_params": chosen["params"],
+                "chosen_lr": chosen["lr"],
+                "n_pruned": int((trials["state"] == "PRUNED").sum()),
+                "trial_seconds": float(trials["seconds"].sum()),
+                "epochs_trained": int(trials["epochs_run"].sum()),
+                "tuned_val_macro_f1_seeds": scores,
+                "tuned_val_macro_f1_seed_std": statistics.stdev(scores),
+            }
+        modes[mode] = {
+            "command": "lossbench " + " ".join(args),
+            "wall_seconds": wall,
+            "trial_seconds": sum(m["trial_seconds"] for m in methods.values()),
+            "pruner": meta.get("pruner"),
+            "methods": methods,
+        }
+        log(f"  {mode}: {wall:.1f} s ({modes[mode]['trial_seconds']:.1f} s in trials)")
+    pruned, unpruned = modes["pruned"], modes["unpruned"]
+    within = {
+        m: abs(pruned["methods"][m]["chosen_value"] - u["chosen_value"])
+        <= u["tuned_val_macro_f1_seed_std"]
+        for m, u in unpruned["methods"].items()
+    }
+    return {
+        **modes,
+        "wall_ratio": pruned["wall_seconds"] / unpruned["wall_seconds"],
+        "trial_seconds_ratio": pruned["trial_seconds"] / unpruned["trial_seconds"],
+        "chosen_within_seed_std": within,
+    }
 
 
 def ingest_speed(
@@ -684,6 +835,11 @@ def run_bench(
         if precision != "float32":
             args += ["--precision", precision]
         result["peak_memory"] = peak_memory_of_run(args, env={"LOSSBENCH_CACHE": tmp})
+        if not quick:  # issue 35: tuning cost and the full release's size
+            log("tuning, pruned against --no-prune (compare --tune 8, digits-lt) ...")
+            result["tuning"] = tuning_speed(Path(tmp) / "tune", device=device, log=log)
+            log(f"size: {FULL_RELEASE_ROWS} rows in 8 CICIDS2017-format files ...")
+            result["size"] = size_scale(Path(tmp) / "size", device=device, log=log)
     result["targets"] = targets(result)
     atomic_write_json(folder / "bench.json", result)
     atomic_write_text(folder / "bench.md", to_markdown(result))
@@ -779,6 +935,46 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
             },
         }
     )
+    out.update(_issue35_targets(r))
+    return out
+
+
+def _issue35_targets(r: dict[str, Any]) -> dict[str, Any]:
+    """The size and tuning targets (full bench only)."""
+    out: dict[str, Any] = {}
+    size = r.get("size")
+    if size:
+        ok = size["run"]["exit_code"] == 0
+        out["size_run_peak_over_float32_matrix"] = {
+            "value": size["run_ratio"],
+            "target": "<= 2.5",
+            "met": ok and size["run_ratio"] <= 2.5,
+        }
+        out["size_inspect_peak_over_float32_matrix"] = {
+            "value": size["inspect_ratio"],
+            "target": "<= 2",
+            "met": size["inspect"]["exit_code"] == 0 and size["inspect_ratio"] <= 2,
+        }
+        out["size_epoch_rows_per_second_vs_small"] = {
+            "value": size["rows_per_second_ratio"],
+            "target": ">= 0.8",
+            "met": ok and size["rows_per_second_ratio"] >= 0.8,
+        }
+    tuning = r.get("tuning")
+    if tuning:
+        out["tuning_pruned_wall_over_unpruned"] = {
+            "value": tuning["wall_ratio"],
+            "target": "<= 0.5",
+            "met": tuning["wall_ratio"] <= 0.5,
+        }
+        missed = [m for m, ok in tuning["chosen_within_seed_std"].items() if not ok]
+        out["tuning_pruned_choice_within_seed_std"] = {
+            "value": len(tuning["chosen_within_seed_std"]) - len(missed),
+            "of": len(tuning["chosen_within_seed_std"]),
+            "missed": missed,
+            "target": "every method",
+            "met": not missed,
+        }
     return out
 
 
@@ -934,4 +1130,63 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"(exit code {r['peak_memory']['exit_code']}; target < 2048 MB).",
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _issue35_markdown(r))
+
+
+def _issue35_markdown(r: dict[str, Any]) -> list[str]:
+    """bench.md's size and tuning sections (full bench only)."""
+    lines: list[str] = []
+    size = r.get("size")
+    if size:
+        lines += [
+            f"## The full release's size ({size['n_rows']:,} rows, {size['n_files']} "
+            f"CICIDS2017-format files, {size['csv_mb']:.0f} MB of CSV)",
+            "",
+            f"Float32 feature matrix: {size['n_rows']:,} x {FULL_RELEASE_FEATURES} x 4 B = "
+            f"{size['float32_matrix_mb']:.0f} MiB.",
+            "",
+            "| command | peak RSS (MB) | / float32 matrix | target |",
+            "| --- | ---: | ---: | --- |",
+            f"| `lossbench inspect` | {size['inspect']['peak_rss_mb']:.0f} | "
+            f"{size['inspect_ratio']:.2f} | <= 2 |",
+            f"| `lossbench run --epochs 1` | {size['run']['peak_rss_mb']:.0f} | "
+            f"{size['run_ratio']:.2f} | <= 2.5 |",
+            "",
+            f"Epoch: {size['run_rows_per_second']:,.0f} training rows/s on "
+            f"{size['run_train_rows']:,} rows against {size['small_rows_per_second']:,.0f} on "
+            f"{size['small']} ({size['small_train_rows']:,} rows), ratio "
+            f"{size['rows_per_second_ratio']:.2f} (target >= 0.8). Both: `run --loss ce "
+            "--epochs 1 --no-cache`, the first epoch (tracing included) from history.csv.",
+            "",
+        ]
+    tuning = r.get("tuning")
+    if tuning:
+        p, u = tuning["pruned"], tuning["unpruned"]
+        pruner = p["pruner"] or {}
+        lines += [
+            "## Tuning: pruned against --no-prune",
+            "",
+            f"`{p['command']}` (and the same with `--no-prune`); pruner: "
+            f"{pruner.get('name')} (warm-up {pruner.get('n_warmup_steps')} epochs).",
+            "",
+            "| | wall (s) | in trials (s) |",
+            "| --- | ---: | ---: |",
+            f"| pruned | {p['wall_seconds']:.1f} | {p['trial_seconds']:.1f} |",
+            f"| unpruned | {u['wall_seconds']:.1f} | {u['trial_seconds']:.1f} |",
+            f"| ratio | {tuning['wall_ratio']:.2f} (target <= 0.5) | "
+            f"{tuning['trial_seconds_ratio']:.2f} |",
+            "",
+            "| method | pruned trials | epochs trained (pruned / unpruned) | chosen val macro-F1 "
+            "pruned | unpruned | seed std of unpruned @tuned | within |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for m, um in u["methods"].items():
+            pm = p["methods"][m]
+            lines.append(
+                f"| {m} | {pm['n_pruned']} | {pm['epochs_trained']} / {um['epochs_trained']} | "
+                f"{pm['chosen_value']:.4f} | {um['chosen_value']:.4f} | "
+                f"{um['tuned_val_macro_f1_seed_std']:.4f} | "
+                f"{'yes' if tuning['chosen_within_seed_std'][m] else 'no'} |"
+            )
+        lines.append("")
+    return lines

@@ -890,6 +890,14 @@ def compare(
             "defaults; 0 = no tuning.",
         ),
     ] = DEFAULTS["tune"],
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune/--no-prune",
+            help="With --tune: stop trials below the median of the completed ones at the same "
+            "epoch (Optuna MedianPruner after --patience epochs, the same for every method).",
+        ),
+    ] = DEFAULTS["prune"],
     executor: Annotated[
         choices.Executor, typer.Option("--executor", help="Where the runs train.")
     ] = DEFAULTS["executor"],
@@ -924,6 +932,7 @@ def compare(
             fresh=fresh,
             plots=plots,
             tune=tune,
+            prune=prune,
             executor=executor,
             address=address,
             gpus_per_run=gpus_per_run,

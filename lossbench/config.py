@@ -265,6 +265,7 @@ RULES: dict[str, Rule] = {
     "test_data": _TEXT,
     "label_map": Rule("list", "a string like 'DDOS attack-HOIC=DDoS' or a list of them"),
     "tune": _int("an integer >= 0 (trials per method; 0: no tuning)", lambda v: v >= 0),
+    "prune": _FLAG,
 }
 
 
@@ -319,6 +320,7 @@ DEFAULTS: dict[str, Any] = {
     "fresh": False,
     "plots": "summary",
     "tune": 0,
+    "prune": True,
     "executor": "local",
     "address": None,
     "gpus_per_run": 0,
@@ -333,6 +335,7 @@ OWN_SETTINGS: dict[str, tuple[str, ...]] = {
         "fresh",
         "plots",
         "tune",
+        "prune",
         "executor",
         "address",
         "gpus_per_run",

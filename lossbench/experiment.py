@@ -294,13 +294,15 @@ def resolve_key(
     *,
     data_fingerprint: str | None = None,
     user_code: dict[str, str | None] | None = None,
+    pruner: dict[str, Any] | None = None,
 ) -> str:
     """Configuration key of an experiment: the same data and settings continue the same experiment.
 
     The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
     or more losses grows the existing experiment (training only the new runs) instead of starting
     a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment,
-    and so is one with user code of other sources (`user_code`, `user_code_hashes`).
+    and so is one with user code of other sources (`user_code`, `user_code_hashes`), and a pruned
+    one (`pruner`).
     The data enter by their fingerprint (`data_fingerprint`, by default computed from `cfg.data`:
     `pipeline.source_fingerprint`), not by the spelling of their path: changed data under the
     same path start a new experiment, the same file under another spelling continues one."""
@@ -316,6 +318,7 @@ def resolve_key(
             "params": params,
             **({"tune": tune} if tune else {}),
             **({"user_code": user_code} if user_code else {}),
+            **({"pruner": pruner} if tune and pruner else {}),
         }
     )
 
@@ -412,6 +415,7 @@ def _compare_datasets(
     executor_options: dict[str, Any] | None = None,
     run_plots: bool = False,
     tune: int = 0,
+    prune: bool = True,
 ) -> list[Path]:
     """The body of `compare_datasets`, holding the experiment folders' locks in `locks`.
 
@@ -420,8 +424,11 @@ def _compare_datasets(
 
     `tune` > 0 first tunes every method with that many trials (`lossbench.tuning`, stored under
     `tuning/`, the choice in experiment.json's `tuning`), then adds a `<method>@tuned` run per
-    seed with the chosen parameters beside the default runs.
+    seed with the chosen parameters beside the default runs. With `prune` every method's trials
+    run under the same pruner (`tuning.pruner_spec`), recorded in experiment.json.
     """
+    from lossbench.tuning import pruner_spec
+
     reporter = reporter or Reporter()
     _refuse_repeats(cfgs, losses, baselines, seeds)
     unknown = [b for b in baselines if b not in BASELINES]
@@ -460,8 +467,15 @@ def _compare_datasets(
     for cfg, first in zip(cfgs, firsts, strict=True):
         fingerprint = first.info["source_fingerprint"]
         hashes = user_code_hashes(losses, cfg.train.model)
+        pruner = pruner_spec(cfg.train.patience) if tune and prune else None
         key = resolve_key(
-            "compare", cfg, params, tune, data_fingerprint=fingerprint, user_code=hashes
+            "compare",
+            cfg,
+            params,
+            tune,
+            data_fingerprint=fingerprint,
+            user_code=hashes,
+            pruner=pruner,
         )
         out_lock = lock_out(out)  # finding or creating the folder is one step for every process
         locks.callback(out_lock.release)
@@ -499,6 +513,7 @@ def _compare_datasets(
                 per_loss,
                 seeds,
                 n_trials=tune,
+                pruner=pruner,
                 device=device,
                 executor=executor,
                 executor_options=executor_options,
@@ -561,6 +576,7 @@ def _tune(
     seeds: Sequence[int],
     *,
     n_trials: int,
+    pruner: dict[str, Any] | None,
     device: str,
     executor: str,
     executor_options: dict[str, Any] | None,
@@ -582,6 +598,7 @@ def _tune(
         executor=executor,
         executor_options=executor_options,
         progress=reporter.trial_finished,
+        pruner=pruner,
     )
     meta = read_experiment_meta(exp_dir)
     meta["tuning"] = {
@@ -590,6 +607,7 @@ def _tune(
         "criterion": cfg.train.select,
         "split": "validation",
         "sampler": "optuna TPESampler (seeded per trial), trial 0 = the defaults",
+        "pruner": pruner,  # the same for every method; None: --no-prune
         "chosen": chosen,
     }
     write_experiment(exp_dir, meta)
@@ -602,11 +620,16 @@ def _tune(
 
 
 def single_run(
-    cfg: RunConfig, *, out: Path, device: str, reporter: Reporter | None = None
+    cfg: RunConfig,
+    *,
+    out: Path,
+    device: str,
+    reporter: Reporter | None = None,
+    data: Any = None,
 ) -> tuple[Path, dict[str, Any]]:
     """`lossbench run`: one loss, one seed, in a new experiment folder; returns (run dir,
-    metrics)."""
-    data = data_for_seed(cfg.data, cfg.train.seed)
+    metrics). `data`: the prepared data of `cfg.data` and the seed, when the caller has it."""
+    data = data if data is not None else data_for_seed(cfg.data, cfg.train.seed)
     _positive_index(data, cfg.data.positive_label)
     validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"), cfg.train.model)
     check_model_fits(

@@ -34,7 +34,16 @@ from lossbench.metrics import quick_scores
 if TYPE_CHECKING:  # the config layer imports the losses, whose AutoBalance imports this module
     from lossbench.config import TrainOptions
 
-EVAL_BATCH = 8192
+#: Rows per evaluation call (validation each epoch, predictions): the 1D-CNN's convolution
+#: activations of one call grow with it. 8192 -> 2048 rows lowered a 1-epoch run's peak RSS on
+#: a 160,000-row CICIDS2017-format file from 1549 to 1325 MB.
+EVAL_BATCH = 2048
+#: A training split larger than this stays where it is (in memory or memory-mapped from the
+#: cache) and each step's batch is gathered from it on the host, instead of the whole split
+#: being copied into a TensorFlow tensor first (the validation split likewise, one evaluation
+#: call at a time): at the full CICIDS2017 release's size those copies are 0.65 GB more.
+#: Smaller splits (every dataset of the benchmark's epoch figures) keep the copies.
+HOST_GATHER_BYTES = 256 * 2**20
 
 
 # ----------------------------------------------------------------------------------------------
@@ -441,6 +450,7 @@ class Trainer:
         and the loss's compiled per-sample values."""
         logits, losses = [], []
         for x, y in self._val_chunks:
+            x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)  # host-held chunks: now
             z = self._logits(x)
             values = self._loss_values(y, z)
             logits.append(z.numpy())
@@ -467,15 +477,21 @@ class Trainer:
             X_train, y_train = X_train[lower], y_train[lower]
         self._X_tr_np = np.asarray(X_train, dtype=np.float32)
         self._y_tr_np = np.asarray(y_train, dtype=np.int64)
-        self._X_tr = tf.constant(self._X_tr_np)
-        self._y_tr = tf.constant(self._y_tr_np)
-        self._trace_for(self._X_tr, self._y_tr)
+        self._host_gather = self._X_tr_np.nbytes > HOST_GATHER_BYTES
+        if self._host_gather:  # a batch at a time: see HOST_GATHER_BYTES
+            self._X_tr = self._y_tr = None
+            self._trace_for(tf.constant(self._X_tr_np[:1]), tf.constant(self._y_tr_np[:1]))
+        else:
+            self._X_tr = tf.constant(self._X_tr_np)
+            self._y_tr = tf.constant(self._y_tr_np)
+            self._trace_for(self._X_tr, self._y_tr)
         self._n = len(y_train)
         self._y_val = np.asarray(y_val, dtype=np.int64)
+        hold = np.asarray if self._host_gather else tf.constant  # see HOST_GATHER_BYTES
         self._val_chunks = [
             (
-                tf.constant(np.asarray(X_val[start : start + EVAL_BATCH], dtype=np.float32)),
-                tf.constant(self._y_val[start : start + EVAL_BATCH]),
+                hold(np.asarray(X_val[start : start + EVAL_BATCH], dtype=np.float32)),
+                hold(self._y_val[start : start + EVAL_BATCH]),
             )
             for start in range(0, len(self._y_val), EVAL_BATCH)
         ]
@@ -523,7 +539,12 @@ class Trainer:
         self.loss.on_epoch_begin(epoch)
         self._loss_sum.assign(0.0)
         for step, idx in enumerate(self.epoch_batches(epoch)):
-            self._train_step(self._X_tr, self._y_tr, idx, self._loss_sum)
+            if self._host_gather:  # the same step on the batch's rows, gathered here
+                rows = idx.numpy()
+                x, y = tf.constant(self._X_tr_np[rows]), tf.constant(self._y_tr_np[rows])
+                self._train_step(x, y, tf.range(len(rows), dtype=tf.int64), self._loss_sum)
+            else:
+                self._train_step(self._X_tr, self._y_tr, idx, self._loss_sum)
             if self.upper_vars and epoch >= self._upper_start and (step + 1) % self._interval == 0:
                 self._upper_step(*self._upper_batches())
                 self.upper_updates += 1
@@ -577,8 +598,13 @@ class Trainer:
         *,
         on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
         summary_writer: Any = None,
+        prune: Callable[[int, float], bool] | None = None,
     ) -> TrainResult:
-        """Train for `opts.epochs` epochs (fewer with early stopping); returns the history."""
+        """Train for `opts.epochs` epochs (fewer with early stopping); returns the history.
+
+        `prune(epoch, value)` (tuning's pruner) is called after every epoch from the selection
+        start on, except the last, with the best validation selection value so far (larger is
+        better); when it returns True training stops (`stopped_by: pruned`)."""
         opts = self.opts
         result = TrainResult()
         self.set_training_data(X_train, y_train, X_val, y_val)
@@ -630,6 +656,15 @@ class Trainer:
                 if waited >= opts.patience:
                     stopped_by = "early_stopping"
                     break
+            best_value = best_key[0]
+            if (
+                prune is not None
+                and epoch + 1 < opts.epochs
+                and math.isfinite(best_value)
+                and prune(epoch + 1, best_value)
+            ):
+                stopped_by = "pruned"
+                break
         result.train_seconds = time.perf_counter() - t_start
         if result.status == "ok" and opts.patience > 0 and best_weights is not None:
             self.model.set_weights(best_weights)

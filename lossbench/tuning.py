@@ -15,11 +15,20 @@ tuning replays those rows into a fresh in-memory study before it asks for more. 
 re-created for each trial with a seed derived from the trial number, so a trial's suggestion is a
 function of the trials before it only: an interrupted tuning continues exactly where an
 uninterrupted one would be, and two identical commands choose identical parameters.
+
+Pruning (the default; `--no-prune` turns it off): every method's trials run under the same
+pruner, Optuna's `MedianPruner` (`pruner_spec`). After each epoch a trial reports its best
+validation selection value so far; from a warm-up of `--patience` epochs on, a trial below the
+median of the completed trials at the same epoch stops and is stored with state `PRUNED`. Each
+trial's reported values are stored in trials.csv (`intermediate`), so a restarted tuning replays
+them and prunes exactly as an uninterrupted one. A pruned trial counts in the budget of N and is
+never chosen.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -45,6 +54,84 @@ CRITERION_COLUMN = {
     "nll": "val_nll",
     "auprc": "val_auprc",
 }
+
+
+#: Completed trials before the pruner may stop one (fewer than Optuna's default 5, so that a
+#: budget of 8 trials leaves most of them prunable).
+PRUNER_STARTUP_TRIALS = 2
+
+
+def pruner_spec(patience: int) -> dict[str, Any]:
+    """The pruner every method's trials run under (recorded in experiment.json's `tuning`)."""
+    return {
+        "name": "MedianPruner",
+        "n_startup_trials": PRUNER_STARTUP_TRIALS,
+        "n_warmup_steps": int(patience),
+        "interval_steps": 1,
+        "reported": "the best validation selection value so far, after every epoch",
+    }
+
+
+@dataclass(frozen=True)
+class PruningHistory:
+    """What the pruner of one trial compares against: the pruner's settings and the stored
+    trials of the same method (state, value, {epoch: reported value}). Plain data, so that a
+    Ray task receives it as the local executor does."""
+
+    spec: dict[str, Any]
+    trials: tuple[tuple[str, float, dict[int, float]], ...] = ()
+
+    def checker(self) -> Callable[[int, float], bool]:
+        """`check(epoch, value)`: report the value of a new trial, True when it is to stop."""
+        import optuna
+
+        spec = self.spec
+        pruner = optuna.pruners.MedianPruner(
+            n_startup_trials=spec["n_startup_trials"],
+            n_warmup_steps=spec["n_warmup_steps"],
+            interval_steps=spec["interval_steps"],
+        )
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        for state, value, values in self.trials:
+            study.add_trial(_frozen(state, value, values))
+        trial = study.ask()
+
+        def check(epoch: int, value: float) -> bool:
+            trial.report(value, epoch)
+            return trial.should_prune()
+
+        return check
+
+
+def _frozen(
+    state: str,
+    value: float,
+    values: dict[int, float],
+    params: dict[str, Any] | None = None,
+    distributions: dict[str, Any] | None = None,
+) -> Any:
+    """A finished Optuna trial as stored in trials.csv (a pruned one keeps its last reported
+    value, as Optuna's `tell` gives it)."""
+    import optuna
+
+    finite = isinstance(value, float) and math.isfinite(value)
+    return optuna.trial.create_trial(
+        params=params or {},
+        distributions=distributions or {},
+        value=value if state != "FAIL" and finite else None,
+        intermediate_values=values,
+        state=optuna.trial.TrialState[state],
+    )
+
+
+def _intermediate_to_csv(values: dict[int, float]) -> str:
+    return json.dumps([[int(k), float(v)] for k, v in sorted(values.items())])
+
+
+def _intermediate_from_csv(text: Any) -> dict[int, float]:
+    if not isinstance(text, str) or not text:
+        return {}  # a trials.csv of an older lossbench
+    return {int(k): float(v) for k, v in json.loads(text)}
 
 
 @dataclass(frozen=True)
@@ -98,15 +185,24 @@ def run_trial(
     topts: TrainOptions,
     split: TuningSplit,
     device: str,
+    pruning: PruningHistory | None = None,
 ) -> dict[str, Any]:
     """Train `method` with `params` (and `lr`) on `split.X_train`, select on `split.X_val`;
     returns the trial's outcome: `value` (the objective, larger is better; NaN when the run
-    failed), the criterion's validation value, the selected epoch and how training stopped."""
+    failed or was pruned), `pruned`, the values reported to the pruner (`intermediate`), the
+    criterion's validation value, the selected epoch and how training stopped."""
     from lossbench.train import end_run_session, history_scores, on_device, selection_key
 
     t0 = time.perf_counter()
     criterion = topts.select
     column = CRITERION_COLUMN[criterion]
+    reported: dict[int, float] = {}
+    check = pruning.checker() if pruning is not None else None
+
+    def report(epoch: int, value: float) -> bool:
+        reported[epoch] = value
+        return check is not None and check(epoch, value)
+
     try:
         with on_device(device):
             setup = prepare_method(
@@ -119,13 +215,18 @@ def run_trial(
                 split.n_classes,
                 device,
             )
-            result = setup.trainer.fit(setup.X_train, setup.y_train, split.X_val, split.y_val)
+            result = setup.trainer.fit(
+                setup.X_train, setup.y_train, split.X_val, split.y_val, prune=report
+            )
     except Exception as exc:  # the trial fails; the tuning goes on
         return {"value": math.nan, "reason": f"{type(exc).__name__}: {exc}"}
     finally:
         end_run_session()  # as after a run: Keras' state reset, the compiled steps kept
+    pruned = result.selection.get("stopped_by") == "pruned"
     outcome = {
         "value": math.nan,
+        "pruned": pruned,
+        "intermediate": reported,
         column: math.nan,
         "selected_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
@@ -137,7 +238,7 @@ def run_trial(
         scores = history_scores(result.history[result.best_epoch - 1])
         outcome[column] = scores[criterion]
         value = selection_key(criterion, scores)[0]
-        outcome["value"] = value if math.isfinite(value) else math.nan
+        outcome["value"] = value if math.isfinite(value) and not pruned else math.nan
     return outcome
 
 
@@ -160,6 +261,7 @@ class MethodStudy:
         default_lr: the learning rate of the default rows.
         n_trials: the budget N.
         criterion: the selection criterion (`--select`).
+        pruner: `pruner_spec(...)`, or None for no pruning.
     """
 
     def __init__(
@@ -170,10 +272,12 @@ class MethodStudy:
         default_lr: float,
         n_trials: int,
         criterion: str,
+        pruner: dict[str, Any] | None = None,
     ) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.pruner = pruner
         self.exp_dir = exp_dir
         self.method = method
         self.base_params = dict(base_params)
@@ -203,7 +307,6 @@ class MethodStudy:
 
     def _replay(self) -> list[dict[str, Any]]:
         """Add the stored trials to the study; returns them as rows."""
-        import optuna
 
         rows = read_trials(self.exp_dir, self.method)
         for row in rows:
@@ -215,18 +318,15 @@ class MethodStudy:
                     f"{trials_path(self.exp_dir, self.method)}: trials of another search space; "
                     "start anew with --fresh"
                 )
-            complete = row["state"] == "COMPLETE"
-            self.study.add_trial(
-                optuna.trial.create_trial(
-                    params=params,
-                    distributions=self.space,
-                    value=float(row["value"]) if complete else None,
-                    state=optuna.trial.TrialState.COMPLETE
-                    if complete
-                    else optuna.trial.TrialState.FAIL,
-                )
-            )
+            state, value, values = _stored_trial(row)
+            self.study.add_trial(_frozen(state, value, values, params, self.space))
         return rows
+
+    def pruning(self) -> PruningHistory | None:
+        """What the next trial's pruner compares against (None without pruning)."""
+        if self.pruner is None:
+            return None
+        return PruningHistory(self.pruner, tuple(_stored_trial(r) for r in self.rows))
 
     def pending(self) -> bool:
         """True while fewer than N trials are stored."""
@@ -246,15 +346,21 @@ class MethodStudy:
 
         value = outcome.get("value", math.nan)
         ok = isinstance(value, float) and math.isfinite(value)
+        reported = outcome.get("intermediate") or {}
+        for epoch, v in sorted(reported.items()):
+            trial.report(v, epoch)
         if ok:
+            state = "COMPLETE"
             self.study.tell(trial, value)
         else:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            state = "PRUNED" if outcome.get("pruned") else "FAIL"
+            self.study.tell(trial, state=optuna.trial.TrialState[state])
         row = {
             "number": trial.number,
-            "state": "COMPLETE" if ok else "FAIL",
+            "state": state,
             "value": value if ok else math.nan,
-            **{k: v for k, v in outcome.items() if k != "value"},
+            **{k: v for k, v in outcome.items() if k not in ("value", "pruned", "intermediate")},
+            "intermediate": _intermediate_to_csv(reported),
             **{f"param_{k}": v for k, v in trial.params.items()},
         }
         self.rows.append(row)
@@ -267,6 +373,8 @@ class MethodStudy:
         out: dict[str, Any] = {
             "criterion": self.criterion,
             "n_trials": len(self.rows),
+            "n_pruned": sum(r["state"] == "PRUNED" for r in self.rows),
+            "pruner": self.pruner,
             "trials_csv": str(trials_path(Path(), self.method)),
         }
         if not done:
@@ -293,6 +401,16 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _stored_trial(row: dict[str, Any]) -> tuple[str, float, dict[int, float]]:
+    """(state, value, reported values) of a trials.csv row; a pruned trial's value is its last
+    reported one, as Optuna's `tell` records it."""
+    values = _intermediate_from_csv(row.get("intermediate"))
+    value = float(row["value"])
+    if row["state"] == "PRUNED" and values:
+        value = values[max(values)]
+    return str(row["state"]), value, values
+
+
 def _from_csv(value: Any) -> Any:
     """A parameter value as read back from trials.csv (NumPy scalars to Python ones)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -310,9 +428,11 @@ def tune_methods(
     executor: str = "local",
     executor_options: dict[str, Any] | None = None,
     progress: Callable[[str, int, int, dict[str, Any]], None] | None = None,
+    pruner: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Tune every method with N trials on `data`'s validation split (seed 0's split); returns
-    each method's chosen parameters (`MethodStudy.chosen`). Resumes from stored trials.
+    each method's chosen parameters (`MethodStudy.chosen`). Resumes from stored trials. Every
+    method's trials run under the same `pruner` (`pruner_spec`; None: no pruning).
 
     `progress(method, trials stored, trials planned, trials.csv row)` follows each trial."""
     split = TuningSplit.of(data)
@@ -324,6 +444,7 @@ def tune_methods(
             topts.lr,
             n_trials,
             topts.select,
+            pruner,
         )
         for m in methods
     ]
@@ -339,7 +460,10 @@ def tune_methods(
         for study in studies:
             while study.pending():
                 trial, params, lr = study.ask()
-                study.tell(trial, run_trial(study.method, params, lr, topts, split, device))
+                outcome = run_trial(
+                    study.method, params, lr, topts, split, device, pruning=study.pruning()
+                )
+                study.tell(trial, outcome)
                 told(study)
     return {s.method: s.chosen() for s in studies}
 
@@ -350,12 +474,14 @@ def _trial_task(
     lr: float | None,
     topts: TrainOptions,
     split: TuningSplit,
+    pruning: PruningHistory | None = None,
 ) -> dict[str, Any]:
     """Body of one Ray task: one tuning trial on the worker's device."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from lossbench.train import configure_device
 
-    return run_trial(method, params, lr, topts, split, configure_device(topts.device))
+    device = configure_device(topts.device)
+    return run_trial(method, params, lr, topts, split, device, pruning=pruning)
 
 
 def _tune_with_ray(
@@ -377,7 +503,10 @@ def _tune_with_ray(
         split_ref = ray.put(split)
         while any(s.pending() for s in studies):
             round_ = [(s, *s.ask()) for s in studies if s.pending()]
-            refs = [remote.remote(s.method, p, lr, topts, split_ref) for s, _, p, lr in round_]
+            refs = [
+                remote.remote(s.method, p, lr, topts, split_ref, s.pruning())
+                for s, _, p, lr in round_
+            ]
             for (study, trial, _, _), ref in zip(round_, refs, strict=True):
                 try:
                     outcome = ray.get(ref)
@@ -393,7 +522,10 @@ __all__ = [
     "LR_SEARCH",
     "TUNE_SEED",
     "MethodStudy",
+    "PRUNER_STARTUP_TRIALS",
+    "PruningHistory",
     "TuningSplit",
+    "pruner_spec",
     "run_trial",
     "search_space",
     "tune_methods",

@@ -371,3 +371,61 @@ def test_timed_command_reports_wall_and_cpu_seconds(tmp_path):
     assert wall > 0 and cpu > 0
     with pytest.raises(RuntimeError, match="nope"):
         bench._timed_command(["run", "--loss", "nope", "--out", str(tmp_path)], {})
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 35: the full release's size, pruned tuning
+
+
+def _size_and_tuning(run_mb: float, inspect_mb: float, rows_ratio: float) -> dict:
+    matrix = 2_800_000 * 77 * 4 / 2**20
+    size = {
+        "n_rows": 2_800_000, "n_files": 8, "csv_mb": 1900.0, "float32_matrix_mb": matrix,
+        "inspect": {"peak_rss_mb": inspect_mb, "exit_code": 0},
+        "inspect_ratio": inspect_mb / matrix,
+        "run": {"peak_rss_mb": run_mb, "exit_code": 0}, "run_ratio": run_mb / matrix,
+        "run_train_rows": 1_680_000, "run_rows_per_second": 1000.0 * rows_ratio,
+        "small": "synthetic-cicids", "small_train_rows": 54_688, "small_rows_per_second": 1000.0,
+        "rows_per_second_ratio": rows_ratio,
+    }  # fmt: skip
+
+    def mode(wall: float, value: float) -> dict:
+        method = {
+            "chosen_value": value, "n_pruned": 3, "epochs_trained": 100, "trial_seconds": wall,
+            "tuned_val_macro_f1_seed_std": 0.01,
+        }  # fmt: skip
+        return {
+            "command": "lossbench compare --tune 8", "wall_seconds": wall, "trial_seconds": wall,
+            "pruner": {"name": "MedianPruner", "n_warmup_steps": 5}, "methods": {"ce": method},
+        }  # fmt: skip
+
+    tuning = {"pruned": mode(40.0, 0.905), "unpruned": mode(100.0, 0.9)}
+    tuning.update(wall_ratio=0.4, trial_seconds_ratio=0.4, chosen_within_seed_std={"ce": True})
+    return {"size": size, "tuning": tuning}
+
+
+def test_size_and_tuning_targets_follow_the_figures():
+    met = bench._issue35_targets(_size_and_tuning(run_mb=2000, inspect_mb=1500, rows_ratio=0.9))
+    assert all(t["met"] for t in met.values()) and len(met) == 5
+    assert met["size_run_peak_over_float32_matrix"]["value"] == pytest.approx(2000 / 822.52, 1e-4)
+    missed = bench._issue35_targets(_size_and_tuning(run_mb=2100, inspect_mb=1700, rows_ratio=0.7))
+    assert not missed["size_run_peak_over_float32_matrix"]["met"]  # 2.55x the matrix
+    assert not missed["size_inspect_peak_over_float32_matrix"]["met"]  # 2.07x
+    assert not missed["size_epoch_rows_per_second_vs_small"]["met"]
+    assert bench._issue35_targets({}) == {}  # a quick bench has neither
+
+
+def test_bench_md_shows_the_size_and_tuning_figures_beside_their_targets():
+    r = {**_full_result(), **_size_and_tuning(run_mb=2000, inspect_mb=1500, rows_ratio=0.9)}
+    md = bench.to_markdown(r)
+    assert "| `lossbench run --epochs 1` | 2000 | 2.43 | <= 2.5 |" in md
+    assert "| `lossbench inspect` | 1500 | 1.82 | <= 2 |" in md
+    assert "ratio 0.90 (target >= 0.8)" in md
+    assert "| ratio | 0.40 (target <= 0.5) |" in md
+    assert "| ce | 3 | 100 / 100 | 0.9050 | 0.9000 | 0.0100 | yes |" in md
+
+
+def test_generated_files_hold_exactly_the_rows_asked_for(tmp_path):
+    path = bench.write_cicids_csv(tmp_path / "d.csv", 0, n_rows=20_003)
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 1 + 20_003 and lines[1] == lines[20_001]  # the block repeats

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-N_TRIALS = 3
+N_TRIALS = 4  # trials 2 and 3 may be pruned (the pruner waits for 2 completed ones)
 
 
 def _tiny_csv(path: Path, n: int = 300, seed: int = 0) -> Path:
@@ -40,7 +40,9 @@ def _tune_args(csv: Path, out: Path) -> list[str]:
         "--tune",
         str(N_TRIALS),
         "--epochs",
-        "3",
+        "5",
+        "--patience",
+        "1",
         "--batch-size",
         "16",
         "--lr",
@@ -133,11 +135,11 @@ def test_tuning_is_reproducible_equal_budget_and_never_sees_test_rows(
 
     seen: list[set[int]] = []
 
-    def spy(method, params, lr, topts, split, device):
+    def spy(method, params, lr, topts, split, device, **kw):
         assert not hasattr(split, "X_test") and not hasattr(split, "ids_test")
         assert np.isfinite(split.X_train).all() and np.isfinite(split.X_val).all()
         seen.append(set(np.asarray(split.ids_train).tolist()) | set(split.ids_val.tolist()))
-        return real_trial(method, params, lr, topts, split, device)
+        return real_trial(method, params, lr, topts, split, device, **kw)
 
     monkeypatch.setattr(experiment, "data_for_seed", poisoned)
     monkeypatch.setattr(tuning, "run_trial", spy)
@@ -149,10 +151,11 @@ def test_tuning_is_reproducible_equal_budget_and_never_sees_test_rows(
     assert all(not (ids & test_ids) for ids in seen)
     for method in ("ce", "focal"):
         trials = _trials(exp, method)
-        assert len(trials) == N_TRIALS and (trials["state"] == "COMPLETE").all()
-        assert np.isfinite(trials["value"]).all()
+        assert len(trials) == N_TRIALS and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+        done = trials["state"] == "COMPLETE"
+        assert np.isfinite(trials["value"][done]).all() and trials["value"][~done].isna().all()
         pd.testing.assert_frame_equal(trials, _trials(reference, method))
-    assert list(_trials(reference, "ce").columns[-1:]) == ["param_lr"]
+    assert list(_trials(reference, "ce").columns[-2:]) == ["intermediate", "param_lr"]
     assert list(_trials(reference, "focal").columns[-1:]) == ["param_gamma"]
     assert _chosen(exp) == _chosen(reference)
     meta = json.loads((exp / "experiment.json").read_text())
@@ -182,7 +185,8 @@ def test_tuned_rows_sit_beside_the_defaults_with_the_chosen_parameters(reference
         assert not (reference / "runs" / "ce@tuned_seed1").exists()
     trials = _trials(reference, "focal")
     assert trials["value"].nunique() > 1  # the choice is an argmax, not a tie kept at trial 0
-    best = trials.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
+    done = trials[trials["state"] == "COMPLETE"]
+    best = done.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
     assert chosen["focal"]["params"]["gamma"] == best["param_gamma"]
 
 
@@ -224,6 +228,95 @@ def test_sigkill_during_tuning_then_rerun_chooses_the_same(reference, tiny_csv, 
     assert _chosen(exp) == _chosen(reference)
     for method in ("ce", "focal"):
         pd.testing.assert_frame_equal(_trials(exp, method), _trials(reference, method))
+    # the pruner replayed the stored trials' reported values: the same trials were pruned after
+    # the restart as without it (a trial after the kill point among them)
+    pruned = _trials(exp, "ce").query("state == 'PRUNED'")["number"]
+    assert (pruned >= KILL_AFTER).any()
+
+
+# ----------------------------------------------------------------------------------------------
+# pruning (issue 35)
+
+
+def test_pruned_trials_are_stored_as_pruned_and_never_chosen(reference):
+    for method in ("ce", "focal"):
+        trials = _trials(reference, method)
+        pruned = trials[trials["state"] == "PRUNED"]
+        assert len(pruned) >= 1, method
+        assert (pruned["stopped_by"] == "pruned").all()
+        assert (pruned["epochs_run"] < 5).all()  # stopped before the epoch cap
+        assert pruned["value"].isna().all()
+        for text, run in zip(pruned["intermediate"], pruned["epochs_run"], strict=True):
+            assert [step for step, _ in json.loads(text)] == list(range(1, run + 1))
+        assert _chosen(reference)[method]["trial"] not in set(pruned["number"])
+        assert _chosen(reference)[method]["n_pruned"] == len(pruned)
+
+
+def test_the_pruner_is_the_same_for_every_method_and_recorded(reference):
+    tuning = json.loads((reference / "experiment.json").read_text())["tuning"]
+    assert tuning["pruner"]["name"] == "MedianPruner"
+    assert tuning["pruner"]["n_warmup_steps"] == 1  # --patience 1
+    assert [c["pruner"] for c in tuning["chosen"].values()] == [tuning["pruner"]] * 2
+
+
+def test_no_prune_trains_every_trial_to_its_stop_in_its_own_experiment(
+    reference, tiny_csv, tmp_path
+):
+    from lossbench.cli import main
+
+    out = tmp_path / "unpruned"
+    args = [a if a != "ce,focal" else "focal" for a in _tune_args(tiny_csv, out)]
+    assert main([*args, "--no-prune"]) == 0
+    exp = _experiment(out)
+    tuning = json.loads((exp / "experiment.json").read_text())["tuning"]
+    assert tuning["pruner"] is None and tuning["chosen"]["focal"]["pruner"] is None
+    trials = _trials(exp, "focal")
+    assert (trials["state"] == "COMPLETE").all()
+    assert (trials["stopped_by"] != "pruned").all()
+    # the trials the pruner let finish are the same trials, with the same values
+    ref = _trials(reference, "focal")
+    kept = ref["state"] == "COMPLETE"
+    pd.testing.assert_frame_equal(trials[kept.to_numpy()], ref[kept])
+    key = json.loads((exp / "experiment.json").read_text())["config_key"]
+    assert key != json.loads((reference / "experiment.json").read_text())["config_key"]
+
+
+def test_the_pruner_stops_a_trial_below_the_median_after_the_warm_up():
+    """Two completed trials that reported 1.0 at every epoch: a new trial reporting less is
+    not stopped during the warm-up, and stopped at its end; without history it never is."""
+    from lossbench.tuning import PruningHistory, pruner_spec
+
+    spec = pruner_spec(patience=3)
+    history = PruningHistory(spec, (("COMPLETE", 1.0, {e: 1.0 for e in range(1, 9)}),) * 2)
+    check = history.checker()
+    assert [check(epoch, 0.5) for epoch in range(1, 5)] == [False, False, True, True]
+    check = history.checker()
+    assert not any(check(epoch, 1.0) for epoch in range(1, 9))  # not below the median
+    check = PruningHistory(spec, history.trials[:1]).checker()  # one completed trial: too few
+    assert not any(check(epoch, 0.5) for epoch in range(1, 9))
+
+
+def test_a_trial_run_under_the_pruner_stops_and_says_so():
+    """A real trial against completed trials that reported a perfect 1.0 at every epoch, on
+    labels a model cannot learn: stopped at the end of the warm-up, value NaN, reports kept."""
+    from lossbench.config import TrainOptions
+    from lossbench.tuning import PruningHistory, TuningSplit, pruner_spec, run_trial
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (rng.random(120) < 0.3).astype(np.int64)
+    ids = np.arange(120)
+    split = TuningSplit(X[:80], y[:80], ids[:80], X[80:], y[80:], ids[80:], 4, 2)
+    opts = TrainOptions(model="mlp", epochs=6, batch_size=16, patience=2, device="cpu")
+    perfect = (("COMPLETE", 1.0, {e: 1.0 for e in range(1, 7)}),) * 2
+    history = PruningHistory(pruner_spec(opts.patience), perfect)
+    outcome = run_trial("ce", {}, None, opts, split, "CPU", pruning=history)
+    assert max(outcome["intermediate"].values()) < 1.0  # labels independent of the features
+    assert outcome["pruned"] and outcome["stopped_by"] == "pruned"
+    assert outcome["epochs_run"] == 2 and sorted(outcome["intermediate"]) == [1, 2]
+    assert np.isnan(outcome["value"])
+    free = run_trial("ce", {}, None, opts, split, "CPU")
+    assert not free["pruned"] and free["epochs_run"] > 2
 
 
 # ----------------------------------------------------------------------------------------------

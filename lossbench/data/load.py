@@ -6,11 +6,22 @@ bytes that are not UTF-8 read as cp1252 in the header and labels (elsewhere repl
 and fully empty rows dropped. `Infinity`, `inf` and `NaN` cells arrive as ±inf and NaN; the
 pipeline treats both as missing. What it found (`LoadInfo`: the source files, their row offsets,
 the empty rows dropped, the duplicated column names) comes back from `read_table` with the table.
+
+Streaming: each CSV is parsed in chunks of `CHUNK_ROWS` rows, file by file; every numeric
+feature column of a chunk becomes float32 (the dtype of the prepared arrays; a value beyond
+float32's range becomes ±inf, missing as before) and its empty rows are dropped before the next
+chunk is parsed, and each column's chunks are joined once at the end into a table of separate
+column arrays. So no float64 or object copy of the whole table exists at any time: the
+table costs about the float32 feature matrix, where a one-shot `pandas.read_csv` held a float64
+table and a consolidated copy of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import ctypes.util
 import gzip
 import io
 import os
@@ -39,6 +50,29 @@ _SNIFF_BYTES = 8192
 #: The cells pandas reads as missing by default ("", "NA", "NaN", "null", "None", ...); for the
 #: feature columns only (a label is text as written).
 _NA_MARKERS = sorted(STR_NA_VALUES)
+
+#: Rows per chunk of the streaming CSV reader (about 32 MB of float64 while a chunk of 80
+#: columns is parsed).
+CHUNK_ROWS = 50_000
+
+
+def _malloc_trim() -> Any:
+    """glibc's `malloc_trim`, or None (another C library)."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def give_back_freed_memory() -> None:
+    """Return the heap's free pages to the system. A chunk's columns are small arrays, which
+    glibc places on its heap and, once freed, keeps there: without this the joined columns and
+    the chunks they were joined from would both count in the process's memory."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
 
 # Dash-like characters unified to "-" in labels. U+FFFD is what a lossy decoder leaves of the
 # cp1252 en dash (0x96) in CICIDS2017's web-attack labels, so it is treated as a dash too.
@@ -165,17 +199,22 @@ def load_table(path: str | Path, *, label_col: str | None = None) -> pd.DataFram
     return read_table(path, label_col=label_col)[0]
 
 
-def read_table(path: str | Path, *, label_col: str | None = None) -> tuple[pd.DataFrame, LoadInfo]:
+def read_table(
+    path: str | Path, *, label_col: str | None = None, chunk_rows: int | None = None
+) -> tuple[pd.DataFrame, LoadInfo]:
     """Load a CSV, `.csv.gz`, Parquet file or a folder of CSV files as one DataFrame.
 
     Args:
         path: the file or folder.
         label_col: the label column (default `Label`, else the last column); it is read as text
             so that undecodable bytes in labels survive to be repaired by `normalise_label`.
+        chunk_rows: rows per parsed chunk of a CSV (default `CHUNK_ROWS`; see the module's
+            docstring).
 
     Returns:
         The raw table, whose index holds the row ids (0-based data rows, counted across the files
-        of a folder in name order, fully empty rows included), and a `LoadInfo`.
+        of a folder in name order, fully empty rows included), and a `LoadInfo`. Numeric columns
+        other than the label are float32 arrays; the others are as pandas parses them.
 
     Raises:
         InputError: missing, empty, header-only, unreadable or non-CSV/Parquet input; files of a
@@ -192,29 +231,51 @@ def read_table(path: str | Path, *, label_col: str | None = None) -> tuple[pd.Da
     else:
         files = [p]
 
-    frames: list[pd.DataFrame] = []
+    parts: dict[str, list[Any]] = {}
+    ids: list[np.ndarray] = []
     sources: list[dict[str, Any]] = []
     duplicates: dict[str, int] = {}
     n_empty = 0
     offset = 0
     label = None
     for f in files:
-        df, dups, file_label, n_raw, file_empty = _read_one(f, label_col, offset)
-        if frames:
-            _check_same_columns(f, list(df.columns), files[0], list(frames[0].columns))
-            df = df[frames[0].columns]
+        file_parts, file_ids, dups, file_label, n_raw, file_empty = _read_one(
+            f, label_col, offset, chunk_rows or CHUNK_ROWS
+        )
+        if parts:
+            _check_same_columns(f, list(file_parts), files[0], list(parts))
         else:
             label = file_label
             duplicates = dups
+            parts = {name: [] for name in file_parts}
+        for name, column in parts.items():
+            column += file_parts.pop(name)
+        ids.append(file_ids)
         n_empty += file_empty
         sources.append({"path": str(f), "offset": offset, "rows": n_raw})
         offset += n_raw
-        frames.append(df)
 
-    df = frames[0] if len(frames) == 1 else pd.concat(frames, copy=False)
+    index = pd.Index(np.concatenate(ids), dtype=np.int64)
+    columns = {}
+    for name in list(parts):  # one column at a time, its chunks' memory given back at once
+        columns[name] = _join(parts.pop(name))
+        give_back_freed_memory()
+    df = pd.DataFrame(columns, index=index, copy=False)  # no copy: one block per column
     if len(df) == 0:
         raise InputError(f"{p}: no data rows (only empty lines after the header)")
     return df, LoadInfo(str(p), sources, n_empty, duplicates, label, notes)
+
+
+def _join(parts: list[Any]) -> Any:
+    """One column from its chunks: float32 chunks as one float32 array, otherwise a Series
+    (object when the chunks' types differ, e.g. numbers in one chunk and text in another)."""
+    if all(isinstance(part, np.ndarray) for part in parts):
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+    series = [pd.Series(p) if isinstance(p, np.ndarray) else p for p in parts]
+    if len({str(s.dtype) for s in series}) > 1:
+        series = [s.astype(object) for s in series]
+    joined = pd.concat(series, ignore_index=True) if len(series) > 1 else series[0]
+    return joined.array  # not the Series: its index would be aligned with the table's
 
 
 def describe_row(loaded: LoadInfo | None, row_id: int) -> str:
@@ -324,35 +385,76 @@ def _dedupe(names: list[str]) -> tuple[list[str], dict[str, int]]:
 
 
 def _read_one(
-    path: Path, label_col: str | None, offset: int
-) -> tuple[pd.DataFrame, dict[str, int], str, int, int]:
-    """One file: (table, duplicated names, label column, data rows read, empty rows dropped)."""
+    path: Path, label_col: str | None, offset: int, chunk_rows: int
+) -> tuple[dict[str, list[Any]], np.ndarray, dict[str, int], str, int, int]:
+    """One file: (each column's chunks, the row ids kept, duplicated names, label column, data
+    rows read, empty rows dropped)."""
     kind, head = _sniff(path)
     if kind == "parquet":
         df, dups = _read_parquet(path)
+        label, _ = resolve_label_col(list(df.columns), label_col, str(path))
+        chunks = _Chunks(list(df.columns), label)
+        chunks.add(df)
+        labels = chunks.labels()
     else:
-        df, dups = _read_csv(path, kind, head, label_col)
-    label, _ = resolve_label_col(list(df.columns), label_col, str(path))
-    n_raw = len(df)
-    if n_raw == 0:
+        chunks, dups, labels = _read_csv(path, kind, head, label_col, chunk_rows)
+        label = chunks.label
+    if chunks.n_raw == 0:
         raise InputError(f"{path}: header only, no data rows")
-    df.index = pd.RangeIndex(offset, offset + n_raw)
-    # Fully empty rows (CICIDS2017 day files end with some): the label is missing, so only
-    # rows without a label need the full check.
-    no_label = df[label].isna().to_numpy()
-    n_empty = 0
-    if no_label.any():
-        empty = np.zeros(n_raw, dtype=bool)
-        empty[no_label] = df.loc[no_label].isna().all(axis=1).to_numpy()
-        n_empty = int(empty.sum())
-        if n_empty:
-            df = df.loc[~empty]
-    return df, dups, label, n_raw, n_empty
+    keep = np.concatenate(chunks.keep)
+    kept_labels = [labels[keep].reset_index(drop=True)]
+    column_parts = {n: chunks.parts[n] if n != label else kept_labels for n in chunks.names}
+    ids = offset + np.flatnonzero(keep).astype(np.int64)
+    return column_parts, ids, dups, label, chunks.n_raw, int((~keep).sum())
+
+
+class _Chunks:
+    """The chunks of one file as they are parsed: numeric feature columns as float32 arrays,
+    other feature columns as Series, without the fully empty rows; the label column whole (its
+    bytes may still need repair, by position)."""
+
+    def __init__(self, names: list[str], label: str) -> None:
+        self.names = names
+        self.label = label
+        self.parts: dict[str, list[Any]] = {n: [] for n in names if n != label}
+        self.label_parts: list[pd.Series] = []
+        self.keep: list[np.ndarray] = []
+        self.n_raw = 0
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Take one parsed chunk (it may be freed afterwards)."""
+        # Fully empty rows (CICIDS2017 day files end with some): the label is missing, so only
+        # rows without a label need the full check.
+        no_label = chunk[self.label].isna().to_numpy()
+        keep = np.ones(len(chunk), dtype=bool)
+        if no_label.any():
+            keep[no_label] = ~chunk.loc[no_label].isna().all(axis=1).to_numpy()
+        whole = bool(keep.all())
+        for name, column in self.parts.items():
+            s = chunk[name]
+            if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
+                values = s.to_numpy(dtype=np.float32)
+                column.append(values if whole else values[keep])
+            else:
+                column.append((s if whole else s[keep]).reset_index(drop=True))
+        self.label_parts.append(chunk[self.label].reset_index(drop=True))
+        self.keep.append(keep)
+        self.n_raw += len(chunk)
+
+    def labels(self) -> pd.Series:
+        """The label column of every row read (empty rows included)."""
+        if len(self.label_parts) == 1:
+            return self.label_parts[0]
+        parts = self.label_parts
+        if len({str(s.dtype) for s in parts}) > 1:  # e.g. a chunk of empty rows: float NaN
+            parts = [s.astype(object) for s in parts]
+        return pd.concat(parts, ignore_index=True)
 
 
 def _read_csv(
-    path: Path, kind: str, head: bytes, label_col: str | None
-) -> tuple[pd.DataFrame, dict[str, int]]:
+    path: Path, kind: str, head: bytes, label_col: str | None, chunk_rows: int
+) -> tuple[_Chunks, dict[str, int], pd.Series]:
+    """A CSV file parsed in chunks: (the chunks, duplicated names, the repaired labels)."""
     raw_names, sep = _parse_header(path, head)
     names, dups = _dedupe(raw_names)
     label, _ = resolve_label_col(names, label_col, str(path))
@@ -379,12 +481,13 @@ def _read_csv(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DtypeWarning: mixed types are diagnosed later
             try:
-                df = pd.read_csv(path, encoding="utf-8", encoding_errors=errors, **kwargs)
+                chunks = _parse_chunks(path, names, label, errors, chunk_rows, kwargs)
             except UnicodeDecodeError:
                 errors = "replace"
-                df = pd.read_csv(path, encoding="utf-8", encoding_errors=errors, **kwargs)
+                chunks = _parse_chunks(path, names, label, errors, chunk_rows, kwargs)
+            labels = chunks.labels()
             if errors == "replace":
-                _recover_labels(path, df, label, kwargs)
+                labels = _recover_labels(path, labels, label, kwargs)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: empty file") from None
     except pd.errors.ParserError as exc:
@@ -394,7 +497,24 @@ def _read_csv(
         raise InputError(f"{path}: corrupt gzip data ({exc})") from None
     except (OSError, EOFError, ValueError) as exc:
         raise InputError(f"{path}: cannot read as CSV ({exc})") from None
-    return df, dups
+    return chunks, dups, labels
+
+
+def _parse_chunks(
+    path: Path,
+    names: list[str],
+    label: str,
+    errors: str,
+    chunk_rows: int,
+    kwargs: dict[str, Any],
+) -> _Chunks:
+    chunks = _Chunks(names, label)
+    with pd.read_csv(
+        path, encoding="utf-8", encoding_errors=errors, chunksize=chunk_rows, **kwargs
+    ) as reader:
+        for chunk in reader:
+            chunks.add(chunk)
+    return chunks
 
 
 def _is_utf8(head: bytes) -> bool:
@@ -406,18 +526,18 @@ def _is_utf8(head: bytes) -> bool:
     return True
 
 
-def _recover_labels(path: Path, df: pd.DataFrame, label: str, kwargs: dict[str, Any]) -> None:
-    """Replace labels that lost undecodable bytes (now U+FFFD) by their cp1252 reading.
+def _recover_labels(path: Path, col: pd.Series, label: str, kwargs: dict[str, Any]) -> pd.Series:
+    """The labels of every row of a file, those that lost undecodable bytes (now U+FFFD)
+    replaced by their cp1252 reading.
 
     A U+FFFD between spaces is left alone: it is CICIDS2017's cp1252 dash (byte 0x96), and
     `normalise_label` turns it into "-" anyway; elsewhere the label column is read again as
     latin-1 (every byte kept) and those labels are decoded exactly.
     """
-    col = df[label]
     uniques = pd.unique(col.dropna())
     lossy = [u for u in uniques if isinstance(u, str) and _UNCLEAR_REPLACEMENT.search(u)]
     if not lossy:
-        return
+        return col
     raw = pd.read_csv(path, encoding="latin-1", usecols=[label], dtype={label: object}, **kwargs)[
         label
     ]
@@ -426,7 +546,7 @@ def _recover_labels(path: Path, df: pd.DataFrame, label: str, kwargs: dict[str, 
     exact = np.array([_relatin1(v) for v in values] + [None], dtype=object)
     fixed = col.to_numpy(dtype=object, na_value=None).copy()
     fixed[rows] = exact[codes]
-    df[label] = pd.Series(fixed, index=df.index, dtype=object)
+    return pd.Series(fixed, dtype=object)
 
 
 def _relatin1(text: str) -> str:

@@ -821,12 +821,12 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         n_columns_raw = len(table.columns) + 1
     else:
         df, loaded = read_table(src.path, label_col=opts.label_col)
-        n_missing = int(df.isna().to_numpy().sum())
-        n_infinite = 0
-        for c in df.columns:
+        n_missing = n_infinite = 0
+        for c in df.columns:  # one column at a time: no full-width temporary
+            n_missing += int(df[c].isna().sum())
             if pd.api.types.is_float_dtype(df[c].dtype):
-                n_infinite += int(np.isinf(df[c].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
-        n_dup = int(df.duplicated().sum())
+                n_infinite += int(np.isinf(df[c].to_numpy(na_value=np.nan)).sum())
+        n_dup = count_duplicate_rows(df)
         n_columns_raw = df.shape[1]
         table = preprocess(df, opts, src.name, loaded=loaded)
         del df
@@ -881,6 +881,45 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         # --split-by: the timestamps read (and restored), the files of each split
         **{k: info[k] for k in ("timestamps", "files", "files_unused") if k in info},
     }
+
+
+def count_duplicate_rows(df: pd.DataFrame) -> int:
+    """Rows equal to an earlier row in every column, as `DataFrame.duplicated` counts them
+    (missing values equal), one column at a time instead of pandas' codes for every column.
+
+    Rows are grouped by a 64-bit hash of their values; a row counts when every column equals
+    that of the first row of its group (so only a hash collision could make it count less).
+    """
+    n = len(df)
+    if n == 0:
+        return 0
+
+    def values(c: str) -> np.ndarray:
+        """A column as numbers that compare as its values do: floats (-0.0 as 0.0, missing as
+        NaN), else codes of its distinct values (missing: -1), not millions of Python objects."""
+        s = df[c]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind == "f":
+            return s.to_numpy() + 0.0
+        return pd.factorize(s, use_na_sentinel=True)[0]
+
+    row_hash = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in df.columns:
+            row_hash *= np.uint64(0x100000001B3)
+            row_hash ^= pd.util.hash_array(values(c))
+    codes, _ = pd.factorize(row_hash)
+    first = np.full(codes.max() + 1, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # each group's first row
+    leader = first[codes]
+    candidates = np.flatnonzero(leader != np.arange(n))
+    if len(candidates) == 0:
+        return 0
+    same = np.ones(len(candidates), dtype=bool)
+    for c in df.columns:
+        v = values(c)
+        a, b = v[candidates], v[leader[candidates]]
+        same &= (a == b) | (np.isnan(a) & np.isnan(b) if v.dtype.kind == "f" else False)
+    return int(same.sum())
 
 
 def _is_constant(values: np.ndarray) -> bool:

@@ -1,0 +1,202 @@
+"""Streaming ingest (issue 35): CSVs parsed file by file in chunks into float32 columns equal the
+one-shot read, value by value and label by label."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CICIDS_SAMPLE, need_shared
+
+from lossbench.bench import CICIDS_HEADER, CICIDS_LABELS
+from lossbench.config import DataOptions
+from lossbench.data import prepare
+from lossbench.data.load import list_data_files, normalise_label, read_table
+
+N_ROWS = 60  # data rows per generated file
+N_EMPTY = 9  # empty trailing rows per generated file (as the CICIDS2017 day files have)
+
+
+def _day_file(path: Path, seed: int) -> Path:
+    """A CICIDS2017-format file: leading spaces in the header, the duplicated Fwd Header Length,
+    `Infinity`, `-Infinity`, `inf` and `NaN` cells, cp1252 web-attack dashes, empty rows last."""
+    rng = np.random.default_rng(seed)
+    n_feat = CICIDS_HEADER.count(",")
+    values = rng.integers(0, 70000, size=(N_ROWS, n_feat)).astype(object)
+    values[:, 8] = np.round(rng.lognormal(3, 2, N_ROWS), 6)
+    for row, cell in zip(
+        rng.choice(N_ROWS, 8, replace=False),
+        ["Infinity", "-Infinity", "inf", "NaN"] * 2,
+        strict=True,
+    ):
+        values[row, 14 + row % 2] = cell
+    labels = rng.choice(np.array([*CICIDS_LABELS, "Web Attack \u2013 XSS"], dtype=object), N_ROWS)
+    labels[:3] = ["Web Attack \u2013 Brute Force", "Web Attack \u2013 Sql Injection", "BENIGN"]
+    lines = [CICIDS_HEADER]
+    lines += [
+        ",".join(map(str, row)) + f",{label}" for row, label in zip(values, labels, strict=True)
+    ]
+    lines += ["," * n_feat] * N_EMPTY
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+    return path
+
+
+def _one_shot(path: Path) -> pd.DataFrame:
+    """The reference: each file read whole by pandas (cp1252 text), names stripped, fully empty
+    rows dropped, files concatenated with row ids counted across them."""
+    frames, offset = [], 0
+    for f in list_data_files(path) if path.is_dir() else [path]:
+        df = pd.read_csv(f, encoding="cp1252", skip_blank_lines=False)
+        df.columns = [c.strip() for c in df.columns]
+        df.index = pd.RangeIndex(offset, offset + len(df))
+        offset += len(df)
+        frames.append(df.dropna(how="all"))
+    return pd.concat(frames)
+
+
+def _assert_same_table(streamed: pd.DataFrame, ref: pd.DataFrame) -> None:
+    assert list(streamed.columns) == list(ref.columns)
+    np.testing.assert_array_equal(streamed.index.to_numpy(), ref.index.to_numpy())
+    for c in ref.columns:
+        if c == "Label":
+            got = [normalise_label(v) for v in streamed[c]]
+            assert got == [normalise_label(v) for v in ref[c]]
+            continue
+        assert streamed[c].dtype == np.float32, c
+        np.testing.assert_array_equal(streamed[c].to_numpy(), ref[c].to_numpy(np.float32), c)
+
+
+@pytest.fixture(scope="module")
+def day_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("days")
+    for k in range(3):
+        _day_file(folder / f"day{k}.csv", seed=k)
+    return folder
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 50_000])
+def test_streamed_folder_equals_the_one_shot_read(day_folder, chunk_rows):
+    df, info = read_table(day_folder, chunk_rows=chunk_rows)
+    ref = _one_shot(day_folder)
+    _assert_same_table(df, ref)
+    assert info.n_empty_rows == 3 * N_EMPTY
+    assert [s["rows"] for s in info.sources] == [N_ROWS + N_EMPTY] * 3
+    values = df[["Flow Bytes/s", "Flow Packets/s"]].to_numpy()
+    assert np.isinf(values).sum() == 18 and np.isnan(values).sum() == 6  # the cells were read
+    labels = {normalise_label(v) for v in df["Label"]}
+    assert {"Web Attack - Brute Force", "Web Attack - Sql Injection"} <= labels
+
+
+def test_streamed_shared_sample_equals_the_one_shot_read():
+    path = need_shared(CICIDS_SAMPLE)
+    df, _ = read_table(path, chunk_rows=1000)
+    _assert_same_table(df, _one_shot(path))
+
+
+@pytest.mark.parametrize("source", ["folder", "sample"])
+def test_prepared_arrays_do_not_depend_on_the_chunk_size(day_folder, source, monkeypatch):
+    import lossbench.data.load as load
+
+    path = day_folder if source == "folder" else need_shared(CICIDS_SAMPLE)
+    opts = DataOptions(data=str(path), preset="cicids2017", cache=False, min_class_count=3)
+    prepared = []
+    for rows in (5 if source == "folder" else 997, 10**9):
+        monkeypatch.setattr(load, "CHUNK_ROWS", rows)
+        prepared.append(prepare(opts))
+    a, b = prepared
+    for part in ("X_train", "X_val", "X_test", "y_train", "y_val", "y_test", "ids_test"):
+        np.testing.assert_array_equal(getattr(a, part), getattr(b, part), part)
+    assert a.class_names == b.class_names and a.feature_names == b.feature_names
+    assert a.info["dropped"] == b.info["dropped"]
+
+
+def test_duplicate_rows_are_counted_as_pandas_counts_them(day_folder):
+    from lossbench.data.pipeline import count_duplicate_rows
+
+    df, _ = read_table(day_folder)
+    twice = pd.concat([df, df.iloc[::3], df.iloc[:5]])  # NaN and inf cells repeated too
+    twice.iloc[0, 0] = -0.0 if twice.iloc[0, 0] == 0 else twice.iloc[0, 0]
+    for frame in (df, twice, twice.iloc[::-1], df.iloc[:0]):
+        assert count_duplicate_rows(frame) == int(frame.duplicated().sum())
+    assert count_duplicate_rows(twice) >= len(df.iloc[::3])
+    flipped = pd.DataFrame(
+        {"a": [0.0, -0.0, np.nan, np.nan, 1.0], "b": ["x", "x", None, None, "y"]}
+    )
+    assert count_duplicate_rows(flipped) == int(flipped.duplicated().sum()) == 2
+
+
+def test_memory_mapped_arrays_give_the_metrics_of_in_memory_ones(cli, tmp_path, monkeypatch):
+    """The same run three times: from freshly prepared arrays (--no-cache), preparing and
+    writing the cache, and from the cache's memory-mapped arrays: identical test metrics and
+    predictions."""
+    import lossbench.experiment as experiment
+
+    real = experiment.data_for_seed
+    mapped: list[bool] = []
+
+    def spy(opts, seed):
+        data = real(opts, seed)
+        mapped.append(isinstance(data.X_train, np.memmap))
+        return data
+
+    monkeypatch.setattr(experiment, "data_for_seed", spy)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 4))
+    y = (X[:, 0] + rng.normal(size=150) > 0.8).astype(int)
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(Label=np.where(y, "attack", "benign"))
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    common = ["run", "--data", tmp_path / "d.csv", "--model", "mlp", "--epochs", "2", "--json"]
+    runs = {}
+    for name, extra in (("memory", ["--no-cache"]), ("write", []), ("mmap", [])):
+        res = cli(*common, "--out", tmp_path / name, *extra)
+        assert res.code == 0, res.err
+        runs[name] = Path(json.loads(res.out)["run_dir"])
+    assert mapped == [False, False, True]
+    metrics = [json.loads((runs[n] / "metrics.json").read_text()) for n in runs]
+    for m in metrics[1:]:
+        assert m["summary"] == metrics[0]["summary"]
+    for name in ("write", "mmap"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(runs[name] / "predictions.parquet"),
+            pd.read_parquet(runs["memory"] / "predictions.parquet"),
+        )
+
+
+def test_batches_gathered_on_the_host_train_exactly_as_the_device_copy(cli, tmp_path, monkeypatch):
+    """A training split above `HOST_GATHER_BYTES` is not copied into a tensor: each batch is
+    gathered from the (possibly memory-mapped) array. Same batches, same steps: the same run."""
+    import lossbench.train as train
+
+    real = train.Trainer.set_training_data
+    modes: list[bool] = []
+
+    def spy(self, *args, **kw):
+        real(self, *args, **kw)
+        modes.append(self._host_gather)
+
+    monkeypatch.setattr(train.Trainer, "set_training_data", spy)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(160, 5))
+    y = rng.integers(0, 3, 160)
+    frame = pd.DataFrame(X + y[:, None], columns=list("abcde")).assign(Label=y)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    common = ["run", "--loss", "amrl", "--data", tmp_path / "d.csv", "--model", "mlp"]
+    common += ["--epochs", "3", "--batch-size", "16", "--json", "--no-cache"]
+    runs = []
+    for limit in (train.HOST_GATHER_BYTES, 0):
+        monkeypatch.setattr(train, "HOST_GATHER_BYTES", limit)
+        res = cli(*common, "--out", tmp_path / str(limit))
+        assert res.code == 0, res.err
+        runs.append(Path(json.loads(res.out)["run_dir"]))
+    assert modes == [False, True]
+    device, host = (json.loads((r / "metrics.json").read_text()) for r in runs)
+    assert (
+        host["summary"] == device["summary"] and host["learned_params"] == device["learned_params"]
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(runs[1] / "history.csv").drop(columns="seconds"),
+        pd.read_csv(runs[0] / "history.csv").drop(columns="seconds"),
+    )
