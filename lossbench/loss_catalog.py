@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 CATALOG = Path(__file__).with_name("loss_catalog.json")
+#: `compare --tune`'s learning-rate range (log-uniform) for a method whose loss has no parameter
+#: to tune; defined here, where `lossbench losses` reads it, and used by `lossbench.tuning`
+LR_SEARCH = (1e-4, 1e-2)
 
-__all__ = ["CATALOG", "build_catalog", "read_catalog"]
+__all__ = ["CATALOG", "LR_SEARCH", "build_catalog", "read_catalog"]
 
 
 def build_catalog() -> dict[str, Any]:
     """The catalogue from the loss classes (imports Keras): {"losses": describe(),
     "lr_search": [low, high]}."""
     from lossbench.losses import describe
-    from lossbench.tuning import LR_SEARCH
 
     return {"losses": describe(), "lr_search": list(LR_SEARCH)}
 

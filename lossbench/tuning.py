@@ -41,11 +41,11 @@ import numpy as np
 
 from lossbench.config import TrainOptions
 from lossbench.errors import InputError
+from lossbench.loss_catalog import LR_SEARCH  # log-uniform; `lossbench losses` lists it too
 from lossbench.methods import parse_method, prepare_method, with_lr
 from lossbench.store import read_trials, trials_path, write_trials
 
 TUNE_SEED = 0  # the split and initial weights every trial uses
-LR_SEARCH = (1e-4, 1e-2)  # log-uniform, for methods whose loss has no parameter to tune
 
 # history.csv column of each selection criterion (`train.history_scores`)
 CRITERION_COLUMN = {
