@@ -64,6 +64,7 @@ def _killing(task: Callable, names: set[str]) -> Callable:
     return task_or_kill
 
 
+@pytest.mark.slow  # 45-50 s each on 2 cores: make test-slow runs it
 def test_killed_worker_is_a_failed_run_and_rerun_completes_it(cli, tmp_path, monkeypatch):
     from lossbench import executors
 
@@ -104,6 +105,7 @@ def _small_csv(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # 45-50 s each on 2 cores: make test-slow runs it
 def test_ray_sweep_over_two_datasets_matches_local(cli, tmp_path):
     csv = _small_csv(tmp_path / "small.csv")
     args = (

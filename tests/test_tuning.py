@@ -166,28 +166,38 @@ def test_tuning_is_reproducible_equal_budget_and_never_sees_test_rows(
     }
 
 
-def test_tuned_rows_sit_beside_the_defaults_with_the_chosen_parameters(reference):
+def test_tuned_rows_sit_beside_the_defaults_with_the_chosen_parameters(tiny_csv, tmp_path):
+    from lossbench.cli import main
+
+    # --lr 1e-5 lies outside ce's search range [1e-4, 1e-2], so ce has no trial of its defaults
+    # and gets a @tuned row for sure; focal's defaults (gamma 2) may or may not win
+    args = _tune_args(tiny_csv, tmp_path)
+    args[args.index("--lr") + 1] = "0.00001"
+    assert main(args) == 0
+    reference = _experiment(tmp_path)
     chosen = _chosen(reference)
     # a method whose defaults won has no @tuned row (see test_defaults_chosen_...)
     tuned = [m for m in ("ce", "focal") if not chosen[m]["defaults_chosen"]]
-    assert "focal" in tuned  # the focal case below needs its @tuned runs
+    assert "ce" in tuned, chosen
     table = pd.read_csv(reference / "summary" / "table_average.csv")
     expected = [r for m in ("ce", "focal") for r in [m, f"{m}@tuned"][: 2 if m in tuned else 1]]
     assert table["loss"].tolist() == expected
     sig = pd.read_csv(reference / "summary" / "significance.csv")
     assert {f"{m}@tuned" for m in tuned} <= set(sig["method_a"]) | set(sig["method_b"])
-    config = json.loads((reference / "runs" / "focal@tuned_seed1" / "config.json").read_text())
-    assert config["params"]["gamma"] == chosen["focal"]["params"]["gamma"]
-    if "ce" in tuned:
-        config = json.loads((reference / "runs" / "ce@tuned_seed1" / "config.json").read_text())
-        assert config["train"]["lr"] == chosen["ce"]["lr"]
-    else:  # the defaults (trial 0) won: no ce@tuned run is trained
-        assert not (reference / "runs" / "ce@tuned_seed1").exists()
-    trials = _trials(reference, "focal")
-    assert trials["value"].nunique() > 1  # the choice is an argmax, not a tie kept at trial 0
-    done = trials[trials["state"] == "COMPLETE"]
-    best = done.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
-    assert chosen["focal"]["params"]["gamma"] == best["param_gamma"]
+    for method, param in (("ce", "lr"), ("focal", "gamma")):
+        run = reference / "runs" / f"{method}@tuned_seed1"
+        if method not in tuned:  # the defaults (trial 0) won: no @tuned run is trained
+            assert not run.exists()
+            continue
+        config = json.loads((run / "config.json").read_text())
+        value = config["train"]["lr"] if param == "lr" else config["params"][param]
+        want = chosen[method]["lr"] if param == "lr" else chosen[method]["params"][param]
+        assert value == want
+        trials = _trials(reference, method)
+        assert trials["value"].nunique() > 1  # the choice is an argmax, not a tie at trial 0
+        done = trials[trials["state"] == "COMPLETE"]
+        best = done.sort_values(["value", "number"], ascending=[False, True]).iloc[0]
+        assert want == best[f"param_{param}"]
 
 
 # A compare whose process SIGKILLs itself once it has stored KILL_AFTER trials (as an
