@@ -172,6 +172,8 @@ def compare(
     own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["compare"], "data")}
     with _progress(quiet) as reporter:
         exp_dirs = compare_settings(resolved, reporter=reporter, **own)
+        for line in log_mlflow(exp_dirs, resolved):
+            reporter.note(line)
     exps = [Experiment(d) for d in exp_dirs]
     return exps if isinstance(data, list) else exps[0]
 
@@ -194,11 +196,31 @@ def run(
     own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["run"], "data")}
     with _progress(quiet) as reporter:
         run_dir, _ = run_settings(resolved, reporter=reporter, **own)
+        for line in log_mlflow([run_dir.parent.parent], resolved):
+            reporter.note(line)
     return Run.from_dir(run_dir)
 
 
 # ----------------------------------------------------------------------------------------------
 # the bodies of `lossbench compare` and `lossbench run` (the command line calls these too)
+
+
+def log_mlflow(exp_dirs: Sequence[Path], settings: dict[str, Any]) -> list[str]:
+    """With the `mlflow` setting (a tracking URI or "default"), log these experiments' runs
+    (`lossbench.tracking`); one line per experiment saying what was logged (none without it)."""
+    uri = settings.get("mlflow")
+    if not uri:
+        return []
+    from lossbench.tracking import log_experiment
+
+    lines = []
+    for exp_dir in exp_dirs:
+        done = log_experiment(exp_dir, uri, Path(settings["out"]))
+        lines.append(
+            f"mlflow: {len(done['logged'])} run(s) logged, {len(done['skipped'])} "
+            f"logged before, parent run {done['parent_run_id']} in {done['tracking_uri']}"
+        )
+    return lines
 
 
 def compare_settings(

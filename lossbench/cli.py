@@ -955,23 +955,12 @@ def compare(
 
 
 def _log_mlflow(exp_dirs: list[Any], settings: dict[str, Any], *, quiet: bool) -> None:
-    """`--mlflow`: log these experiments' runs (`lossbench.tracking`), one note line each."""
-    from pathlib import Path
+    """`--mlflow`: log these experiments' runs (`api.log_mlflow`), one note line each."""
+    from lossbench.api import log_mlflow
 
-    uri = settings.get("mlflow")
-    if not uri:
-        return
-    from lossbench.tracking import log_experiment
-
-    for exp_dir in exp_dirs:
-        done = log_experiment(exp_dir, uri, Path(settings["out"]))
+    for line in log_mlflow(exp_dirs, settings):
         if not quiet:
-            err_console.print(
-                f"note: mlflow: {len(done['logged'])} run(s) logged, {len(done['skipped'])} "
-                f"logged before, parent run {done['parent_run_id']} in {done['tracking_uri']}",
-                highlight=False,
-                soft_wrap=True,
-            )
+            err_console.print(f"note: {line}", highlight=False, soft_wrap=True)
 
 
 #: Exit code of `run` and `compare` when they finished but at least one run failed.

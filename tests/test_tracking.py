@@ -42,3 +42,19 @@ def test_mlflow_logs_one_nested_run_per_run_and_a_resumed_compare_adds_only_new_
     runs = client.search_runs([experiment.experiment_id])
     names = sorted(r.data.tags.get("lossbench.run", "") for r in runs)
     assert names == ["", "ce_seed0", "focal_seed0", "wce_seed0"]  # the parent, no duplicates
+
+
+def test_the_python_api_logs_to_mlflow_as_the_command_line_does(tmp_path):
+    """`lossbench.compare(..., mlflow="default")` goes through the command line's logging."""
+    from mlflow.tracking import MlflowClient
+
+    import lossbench
+
+    out = tmp_path / "results"
+    lossbench.compare(
+        losses=["ce"], seeds=[0], out=out, epochs=1, model="mlp", mlflow="default", quiet=True
+    )
+    client = MlflowClient(tracking_uri=f"sqlite:///{out.resolve() / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lossbench")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags.get("lossbench.run", "") for r in runs) == ["", "ce_seed0"]
