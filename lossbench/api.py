@@ -245,7 +245,7 @@ def compare_settings(
     from lossbench.experiment import compare_datasets
     from lossbench.losses import names
     from lossbench.losses.registry import resolve_methods
-    from lossbench.train import configure_device
+    from lossbench.training import configure_device
 
     loss_list = names() if losses.strip() == "all" else resolve_methods(parse_list(losses))
     if not loss_list:
@@ -297,7 +297,7 @@ def run_settings(
     topts = train_options(settings, seed=seed)
     prepared = data_for_seed(dopts, seed)  # before TensorFlow: their peak memory never adds up
     from lossbench.losses.registry import resolve_methods  # Keras, and with it TensorFlow
-    from lossbench.train import configure_device
+    from lossbench.training import configure_device
 
     device_desc = configure_device(topts.device)
     loss = resolve_methods([loss])[0]

@@ -84,9 +84,9 @@ def machine_info(device: str) -> dict[str, Any]:
 
 def matmul_peak(device: str, n: int = 2048, seconds: float = 2.0) -> dict[str, float]:
     """The device's float32 matmul throughput (GFLOP/s): the best of repeated n x n products."""
-    from lossbench import train
+    from lossbench import training
 
-    return {"n": n, "gflops": train.matmul_peak(device, n, seconds)}
+    return {"n": n, "gflops": training.matmul_peak(device, n, seconds)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def training_speed(
     precisions = tuple(dict.fromkeys(p for p in (precision, compared and "float32", compared) if p))
     from lossbench.losses import get
     from lossbench.models import build_model, training_flops_per_sample
-    from lossbench.train import Trainer, on_device, resolve_jit, seed_everything
+    from lossbench.training import Trainer, on_device, resolve_jit, seed_everything
 
     jit = resolve_jit(None, device)
     counts = data.class_counts("train")

@@ -1233,7 +1233,7 @@ def bench(
 
     from lossbench.bench import run_bench
     from lossbench.losses import names
-    from lossbench.train import configure_device
+    from lossbench.training import configure_device
 
     chosen = parse_list(losses) if losses else names()
     unknown = [n for n in chosen if n not in names()]
@@ -1282,7 +1282,7 @@ def _quiet_tensorflow_import() -> None:
     try:
         sys.stderr.flush()
         os.dup2(devnull, 2)
-        import lossbench.train  # noqa: F401
+        import lossbench.training  # noqa: F401
     except Exception:
         pass  # the real import, where it is needed, raises with its message visible
     finally:

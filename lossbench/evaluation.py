@@ -20,10 +20,11 @@ from the stored predictions, so `lossbench report` rebuilds every number without
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,9 @@ from lossbench.metrics.protocol import (
     operating_points,
     temperature_scale,
 )
+
+if TYPE_CHECKING:
+    from lossbench.losses.base import LossbenchLoss
 
 TEST_FILE = "predictions.parquet"
 VAL_FILE = "predictions_val.parquet"
@@ -299,3 +303,78 @@ def reevaluate_run(run_dir: Path) -> str | None:
             "(re-run the experiment with --fresh to get them)"
         )
     return None
+
+
+# ----------------------------------------------------------------------------------------------
+# selection scores: the validation scores the training loop selects its epoch by (SPEC 5.1),
+# computed alike for every loss
+
+
+def softmax_np(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (the probabilities every metric is computed from)."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def posterior_np(loss: LossbenchLoss, logits: np.ndarray) -> np.ndarray:
+    """The class probabilities the loss's training makes consistent with the data's prior
+    (SPEC 4.4), as float64 rows summing to 1.
+
+    softmax(z) (computed in float64) for a loss that does not redefine `posterior`; otherwise the
+    loss's own `posterior(logits)` (e.g. softmax(z + tau log pi) for `la`).
+    """
+    import keras  # lazy: only a loss's own posterior needs it
+
+    from lossbench.losses.base import LossbenchLoss
+
+    if type(loss).posterior is LossbenchLoss.posterior:
+        return softmax_np(logits)
+    p = np.asarray(
+        keras.ops.convert_to_numpy(loss.posterior(np.asarray(logits, np.float32))), np.float64
+    )
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def selection_scores(y: np.ndarray, logits: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Validation scores the selection rule can use (SPEC 5.1), the same for every loss.
+
+    macro_f1 and balanced_accuracy (macro recall) of argmax(logits); nll (mean -log p_y) and auprc
+    (macro one-vs-rest average precision over the classes present) of the posterior.
+    """
+    from lossbench.metrics import average_precision_ovr, quick_scores
+
+    n_classes = proba.shape[1]
+    scores = quick_scores(y, logits.argmax(axis=1), n_classes)
+    p_true = proba[np.arange(len(y)), y] if len(y) else np.ones(0)
+    ap = average_precision_ovr(y, proba) if len(y) else np.full(n_classes, np.nan)
+    return {
+        "macro_f1": float(scores["macro_f1"]),
+        "balanced_accuracy": float(scores["macro_recall"]),
+        "nll": float(-np.mean(np.log(np.clip(p_true, 1e-15, None)))) if len(y) else math.nan,
+        "auprc": float(np.nanmean(ap)) if np.isfinite(ap).any() else math.nan,
+    }
+
+
+def history_scores(row: dict[str, Any]) -> dict[str, float]:
+    """The selection scores of one history.csv row (`lossbench.training.Trainer.validate`'s
+    columns), by criterion."""
+    return {
+        "macro_f1": float(row["val_macro_f1"]),
+        "balanced_accuracy": float(row["val_macro_recall"]),
+        "nll": float(row["val_nll"]),
+        "auprc": float(row["val_auprc"]),
+    }
+
+
+def selection_key(criterion: str, scores: dict[str, float]) -> tuple[float, float]:
+    """Larger is better: (criterion, tie-break). The tie-break is the validation NLL of the
+    posterior, so a plateau of macro-F1 still counts as progress while the NLL improves."""
+    nll = scores["nll"]
+    tie = -nll if math.isfinite(nll) else -math.inf
+    if criterion == "nll":
+        return (tie, 0.0)
+    value = scores[criterion]
+    return (value if math.isfinite(value) else -math.inf, tie)

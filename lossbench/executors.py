@@ -36,7 +36,7 @@ def _task(
     `user_code`: the user's losses and network the run needs (`_user_code`), registered in the
     worker first."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from lossbench.train import configure_device  # lazy: TensorFlow, only inside the task
+    from lossbench.training import configure_device  # lazy: TensorFlow, only inside the task
 
     if user_code:
         from lossbench.losses.registry import unpack_shipments

@@ -188,7 +188,7 @@ def versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape the numbers."""
     import sklearn
 
-    from lossbench.train import framework_versions  # lazy: TensorFlow
+    from lossbench.training import framework_versions  # lazy: TensorFlow
 
     return {
         "lossbench": __version__,

@@ -97,7 +97,7 @@ def prepare_method(
     class-balanced batches for `+balanced-batches`. Call inside the device scope.
     `class_names` name the class a sampler cannot work on (`errors.RunError`)."""
     from lossbench.losses import get
-    from lossbench.train import resolve_jit, trainer_for_run
+    from lossbench.training import resolve_jit, trainer_for_run
 
     if method.sampler in ("ros", "rus", "smote"):
         X_train, y_train = resample_training(

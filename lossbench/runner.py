@@ -201,9 +201,9 @@ def execute_loss_run(
     names the head, which does not change them) and the batch order (`train.epoch_permutation`),
     so all losses under a seed start and step alike.
     """
-    from lossbench.evaluation import SplitPredictions
+    from lossbench.evaluation import SplitPredictions, posterior_np
     from lossbench.methods import parse_method, prepare_method, with_lr
-    from lossbench.train import end_run_session, on_device, posterior_np, tensorboard_writer
+    from lossbench.training import end_run_session, on_device, tensorboard_writer
 
     reporter = reporter or Reporter()
     prepare_run_dir(run_dir)
@@ -315,7 +315,7 @@ def _failed(run_dir: Path, base: dict[str, Any], reason: str, reporter: Reporter
 def _epoch0_order(seed: int, y_train: np.ndarray, order: Any = None) -> bytes:
     """The first epoch's training-row order (`Trainer.epoch_order`, else the seeded
     permutation), as bytes to hash."""
-    from lossbench.train import epoch_permutation  # lazy: TensorFlow
+    from lossbench.training import epoch_permutation  # lazy: TensorFlow
 
     rows = order(0, y_train) if order is not None else epoch_permutation(seed, 0, len(y_train))
     return np.asarray(rows).astype(np.int64).tobytes()

@@ -47,7 +47,7 @@ from lossbench.store import read_trials, trials_path, write_trials
 
 TUNE_SEED = 0  # the split and initial weights every trial uses
 
-# history.csv column of each selection criterion (`train.history_scores`)
+# history.csv column of each selection criterion (`evaluation.history_scores`)
 CRITERION_COLUMN = {
     "macro_f1": "val_macro_f1",
     "balanced_accuracy": "val_macro_recall",
@@ -191,7 +191,8 @@ def run_trial(
     returns the trial's outcome: `value` (the objective, larger is better; NaN when the run
     failed or was pruned), `pruned`, the values reported to the pruner (`intermediate`), the
     criterion's validation value, the selected epoch and how training stopped."""
-    from lossbench.train import end_run_session, history_scores, on_device, selection_key
+    from lossbench.evaluation import history_scores, selection_key
+    from lossbench.training import end_run_session, on_device
 
     t0 = time.perf_counter()
     criterion = topts.select
@@ -478,7 +479,7 @@ def _trial_task(
 ) -> dict[str, Any]:
     """Body of one Ray task: one tuning trial on the worker's device."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from lossbench.train import configure_device
+    from lossbench.training import configure_device
 
     device = configure_device(topts.device)
     return run_trial(method, params, lr, topts, split, device, pruning=pruning)

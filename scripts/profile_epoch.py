@@ -65,7 +65,7 @@ def profile(data, precision: str, loss_name: str, logdir: str) -> tuple[dict[str
 
     from lossbench.config import TrainOptions
     from lossbench.losses import get
-    from lossbench.train import trainer_for_run
+    from lossbench.training import trainer_for_run
 
     loss = get(loss_name, data.class_counts("train"))
     arch = {

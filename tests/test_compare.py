@@ -172,9 +172,9 @@ def test_rerun_resumes_and_fresh_starts_anew(cli, tmp_path):
 
 
 def test_failed_run_is_reported_and_others_complete(cli, tmp_path, monkeypatch):
-    from lossbench import train
+    from lossbench import training
 
-    original = train.Trainer.fit
+    original = training.Trainer.fit
 
     def fit(self, *a, **kw):
         result = original(self, *a, **kw)
@@ -182,7 +182,7 @@ def test_failed_run_is_reported_and_others_complete(cli, tmp_path, monkeypatch):
             result.status, result.reason = "failed", "training loss became nan at epoch 1"
         return result
 
-    monkeypatch.setattr(train.Trainer, "fit", fit)
+    monkeypatch.setattr(training.Trainer, "fit", fit)
     res = cli("compare", "--out", tmp_path, *FAST, "--losses", "ce,focal,dwb", "--quiet")
     assert res.code == 3, res.err  # finished, but a run failed (README: exit codes)
     failed = [ln for ln in res.err.splitlines() if ln.startswith("run failed")]

@@ -294,17 +294,17 @@ def test_long_column_names_keep_the_true_last_column(tmp_path):
 def test_compare_with_a_failing_loss_exits_3_and_names_it(cli, tmp_path, monkeypatch):
     import dataclasses
 
-    from lossbench import train
+    from lossbench import training
 
-    original = train.Trainer.__init__
+    original = training.Trainer.__init__
 
     def init(self, model, loss, opts, *a, **kw):  # focal diverges (--lr 1e36), the others do not
         if type(loss).__name__.lower().startswith("focal"):
             opts = dataclasses.replace(opts, lr=1e36)
         original(self, model, loss, opts, *a, **kw)
 
-    monkeypatch.setattr(train.Trainer, "__init__", init)
-    train.clear_step_cache()  # a trainer cached by an earlier test would skip the patched __init__
+    monkeypatch.setattr(training.Trainer, "__init__", init)
+    training.clear_step_cache()  # a trainer cached earlier would skip the patched __init__
     out = tmp_path / "out"
     res = cli("compare", "--out", out, *FAST, "--losses", "ce,focal", "--quiet")
     assert res.code == 3, res.err

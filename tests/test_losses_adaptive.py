@@ -11,7 +11,13 @@ import tensorflow as tf
 from lossbench import losses as L
 from lossbench.config import DataOptions, TrainOptions
 from lossbench.models import CosineDense, build_model
-from lossbench.train import Trainer, autobalance_hypergradient, carve_upper_split, seed_everything
+from lossbench.training import (
+    Trainer,
+    autobalance_hypergradient,
+    carve_upper_split,
+    fit_callbacks,
+    seed_everything,
+)
 
 K = 3
 COUNTS = [40, 16, 8]
@@ -85,6 +91,8 @@ def test_amrl_frozen_and_plain_fit_callback():
     assert [row["lambda_1"] for row in history] == [1.0, 1.0]
     with pytest.raises(ValueError, match="train_data"):
         L.AMRLLoss([60, 20]).callbacks()
+    hooks = fit_callbacks(frozen, train_data=(np.zeros((2, 4)), np.array([0, 1])))
+    assert [type(c) for c in hooks] == [L.LossHooks]  # a loss without an upper step: its hooks
 
     rng = np.random.default_rng(1)
     y = np.repeat(np.arange(K), COUNTS)
@@ -286,7 +294,7 @@ def test_autobalance_moves_l_and_delta_on_digits(digits):
 
 
 def test_autobalance_callback_runs_the_upper_step_in_plain_fit():
-    from lossbench.train import AutoBalanceCallback
+    from lossbench.training import AutoBalanceCallback
 
     rng = np.random.default_rng(2)
     y = np.repeat(np.arange(K), [80, 30, 15])
@@ -294,9 +302,11 @@ def test_autobalance_callback_runs_the_upper_step_in_plain_fit():
     lower, upper = carve_upper_split(y, 0, K)
     loss = L.get("autobalance", COUNTS, warmup=0.5, interval=1)
     with pytest.raises(ValueError, match="upper_data"):
-        loss.callbacks(train_data=(x, y))
-    (callback,) = loss.callbacks(
-        train_data=(x[lower], y[lower]), upper_data=(x[upper], y[upper]), batch_size=32
+        fit_callbacks(loss, train_data=(x, y))
+    with pytest.raises(ValueError, match="fit_callbacks"):  # the loss has no upper step itself
+        loss.callbacks(train_data=(x, y), upper_data=(x, y))
+    (callback,) = fit_callbacks(
+        loss, train_data=(x[lower], y[lower]), upper_data=(x[upper], y[upper]), batch_size=32
     )
     assert isinstance(callback, AutoBalanceCallback)
     keras.utils.set_random_seed(0)

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from lossbench import train
+from lossbench import training
 from lossbench.config import TrainOptions
 from lossbench.losses import get, names
 from lossbench.losses.ce import CrossEntropy
 from lossbench.models import build_model
+from lossbench.training import bilevel, step_cache
 
 FAST = ("--device", "cpu", "--model", "mlp", "--quiet")
 
@@ -80,7 +81,7 @@ def test_logits_reach_the_loss_as_float32(precision, compute):
     loss = _SpyLoss(np.bincount(y, minlength=3))
     loss.seen = []
     opts = TrainOptions(epochs=1, batch_size=64, patience=0, precision=precision)
-    trainer = train.Trainer(model, loss, opts, 3)
+    trainer = training.Trainer(model, loss, opts, 3)
     result = trainer.fit(x[:200], y[:200], x[200:], y[200:])
     assert result.status == "ok"
     assert trainer.predict_logits(x[:5]).dtype == np.float32
@@ -89,15 +90,15 @@ def test_logits_reach_the_loss_as_float32(precision, compute):
 
 def _count_new_trainers(monkeypatch) -> list[int]:
     """Empty the step cache; the returned list grows by one item per new `Trainer`."""
-    train.clear_step_cache()
+    training.clear_step_cache()
     built: list[int] = []
-    original = train.Trainer.__init__
+    original = training.Trainer.__init__
 
     def counting_init(self, *args, **kwargs):
         built.append(1)
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(train.Trainer, "__init__", counting_init)
+    monkeypatch.setattr(training.Trainer, "__init__", counting_init)
     return built
 
 
@@ -106,12 +107,12 @@ def test_a_reused_traced_step_gives_the_metrics_of_a_fresh_trace(cli, tmp_path, 
     args = (*FAST, "--losses", "all", "--epochs", "2", "--fresh")
     exps = []
     # reference: nothing kept between runs, every run builds and traces afresh
-    monkeypatch.setattr(train, "STEP_CACHE_SIZE", 0)
+    monkeypatch.setattr(step_cache, "STEP_CACHE_SIZE", 0)
     res = cli("compare", "--out", tmp_path / "fresh", *args, "--seeds", "0")
     assert res.code == 0, res.err
     assert len(built) == len(names())
     # then seed 1 traces each loss's step and seed 0 restarts the step seed 1 left trained
-    monkeypatch.setattr(train, "STEP_CACHE_SIZE", 16)
+    monkeypatch.setattr(step_cache, "STEP_CACHE_SIZE", 16)
     res = cli("compare", "--out", tmp_path / "reused", *args, "--seeds", "1,0")
     assert res.code == 0, res.err
     assert len(built) == 2 * len(names())
@@ -137,7 +138,7 @@ def test_a_step_is_traced_once_for_runs_of_one_kind(cli, tmp_path, monkeypatch):
 
 
 def test_a_changed_loss_value_reuses_the_step_and_a_changed_code_path_traces_afresh(cli, tmp_path):
-    train.clear_step_cache()
+    training.clear_step_cache()
     runs = []
     for gamma in ("1.0", "3.0"):  # focal's gamma is a value: one traced step for both runs
         out = tmp_path / gamma
@@ -145,13 +146,13 @@ def test_a_changed_loss_value_reuses_the_step_and_a_changed_code_path_traces_afr
                   "--param", f"gamma={gamma}")  # fmt: skip
         assert res.code == 0, res.err
         runs.append(_metrics(_run_dir(out)))
-    assert len(train._STEP_CACHE) == 1
+    assert len(step_cache.STEP_CACHE) == 1
     assert runs[0]["summary"] != runs[1]["summary"]
     for base in ("ce", "focal"):  # cb's base picks the code of its loss: a step each
         res = cli("run", "--out", tmp_path / base, *FAST, "--loss", "cb", "--epochs", "1",
                   "--param", f"base={base}")  # fmt: skip
         assert res.code == 0, res.err
-    assert len(train._STEP_CACHE) == 3
+    assert len(step_cache.STEP_CACHE) == 3
 
 
 #: for each loss, a value other than the default for every argument it declares TRACE_FREE
@@ -200,15 +201,15 @@ def test_a_step_traced_for_other_loss_values_gives_the_results_of_a_fresh_trace(
         arch = {"name": "mlp", "n_features": 8, "n_classes": 3, "head": loss.head,
                 "scale": loss.scale}  # fmt: skip
         opts = TrainOptions(epochs=3, batch_size=64, patience=0, seed=seed)
-        trainer, _ = train.trainer_for_run(arch, loss, opts, 3)
+        trainer, _ = training.trainer_for_run(arch, loss, opts, 3)
         return trainer, results(trainer, rows)
 
-    train.clear_step_cache()
+    training.clear_step_cache()
     other = loss_class(np.bincount(y[train_a]), **OTHER_VALUES[name])
     first, _ = run(other, 1, train_a)
     reused, (history, learned, logits) = run(get(name, np.bincount(y[train_b])), 0, train_b)
     assert reused is first  # one traced step for both configurations
-    train.clear_step_cache()
+    training.clear_step_cache()
     fresh, (history_0, learned_0, logits_0) = run(get(name, np.bincount(y[train_b])), 0, train_b)
     assert fresh is not first
     pd.testing.assert_frame_equal(history, history_0)
@@ -259,21 +260,21 @@ def test_the_train_step_is_traced_once_for_every_batch_size():
     rng = np.random.default_rng(0)
     x, y = rng.random((250, 8), dtype=np.float32), rng.integers(0, 3, 250)
     opts = TrainOptions(epochs=2, batch_size=64, patience=0)  # 200 rows: 3 x 64 and one of 8
-    trainer = train.Trainer(build_model("mlp", 8, 3), CrossEntropy(np.bincount(y)), opts, 3)
+    trainer = training.Trainer(build_model("mlp", 8, 3), CrossEntropy(np.bincount(y)), opts, 3)
     assert trainer.fit(x[:200], y[:200], x[200:], y[200:]).status == "ok"
     trainer.fit(x[:150], y[:150], x[150:], y[150:])  # another length of the training split
     assert trainer._compiled_step.experimental_get_tracing_count() == 1
 
 
 def test_the_losses_of_one_model_share_its_evaluation_step_and_weight_check():
-    train.clear_step_cache()
+    training.clear_step_cache()
     rng = np.random.default_rng(0)
     x, y = rng.random((120, 8), dtype=np.float32), np.arange(120) % 3
     arch = {"name": "mlp", "n_features": 8, "n_classes": 3}
     opts = TrainOptions(epochs=1, batch_size=32, patience=0)
     trainers = []
     for name in ("ce", "focal"):
-        trainer, _ = train.trainer_for_run(arch, get(name, np.bincount(y[:90])), opts, 3)
+        trainer, _ = training.trainer_for_run(arch, get(name, np.bincount(y[:90])), opts, 3)
         assert trainer.fit(x[:90], y[:90], x[90:], y[90:]).status == "ok"
         trainers.append(trainer)
     ce, focal = trainers
@@ -296,20 +297,20 @@ def test_the_losses_of_one_model_share_its_forward_pass_and_update_and_train_as_
     def run(name, lr, seed):
         opts = TrainOptions(epochs=3, batch_size=32, patience=0, lr=lr, seed=seed,
                             precision=precision)  # fmt: skip
-        trainer, _ = train.trainer_for_run(arch, get(name, np.bincount(y[:120])), opts, 3)
+        trainer, _ = training.trainer_for_run(arch, get(name, np.bincount(y[:120])), opts, 3)
         fit = trainer.fit(x[:120], y[:120], x[120:], y[120:])
         assert fit.status == "ok", fit.reason
         history = pd.DataFrame(fit.history).drop(columns=["seconds"])
         return trainer, history, trainer.predict_logits(x[120:])
 
-    train.clear_step_cache()
+    training.clear_step_cache()
     ce, _, _ = run("ce", 3e-2, 1)
     focal, history, logits = run("focal", 1e-3, 0)
     assert ce is not focal and ce.optimizer is focal.optimizer
     assert ce._forward is focal._forward and ce._apply is focal._apply
     assert ce._forward.experimental_get_tracing_count() == 1
     assert ce._apply.experimental_get_tracing_count() == 1
-    train.clear_step_cache()
+    training.clear_step_cache()
     alone, history_0, logits_0 = run("focal", 1e-3, 0)
     assert alone.optimizer is not ce.optimizer
     pd.testing.assert_frame_equal(history, history_0)
@@ -323,7 +324,7 @@ def test_autobalance_traces_one_hypergradient_for_its_batch_pairs():
     assert loss.upper_pairs > 1
     opts = TrainOptions(epochs=2, batch_size=64, patience=0)
     model = build_model("mlp", 8, 3, head=loss.head, scale=loss.scale)
-    trainer = train.Trainer(model, loss, opts, 3)
+    trainer = training.Trainer(model, loss, opts, 3)
     assert trainer.fit(x[:240], y[:240], x[240:], y[240:]).status == "ok"
     assert trainer.upper_updates > 1
     assert trainer._hypergradient.experimental_get_tracing_count() == 1
@@ -339,8 +340,8 @@ def test_the_compiled_upper_update_is_the_eager_one():
     for _ in range(3):  # three steps, so that Adam's moments matter
         grads = [[tf.constant(rng.normal(size=s), tf.float32) for s in shapes] for _ in range(4)]
         values = [tf.constant(float(v)) for v in rng.random(4)]
-        eager = train.upper_update(losses[0], optimizers[0], values, grads)
-        compiled = train.compiled_upper_update(losses[1], optimizers[1])(values, grads)
+        eager = bilevel.upper_update(losses[0], optimizers[0], values, grads)
+        compiled = bilevel.compiled_upper_update(losses[1], optimizers[1])(values, grads)
         assert float(eager) == float(compiled) == pytest.approx(float(np.mean(values)))
     for a, b in zip(losses[0].upper_variables, losses[1].upper_variables, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -412,6 +413,6 @@ def test_runs_keep_tensorflows_compiled_functions(cli, tmp_path, monkeypatch):
               "--epochs", "1")  # fmt: skip
     assert res.code == 0, res.err
     assert cleared == []
-    train.seed_everything(3)
-    train.end_run_session()
+    training.seed_everything(3)
+    training.end_run_session()
     assert cleared == []

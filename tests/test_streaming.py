@@ -168,7 +168,7 @@ def test_memory_mapped_arrays_give_the_metrics_of_in_memory_ones(cli, tmp_path, 
 def test_batches_gathered_on_the_host_train_exactly_as_the_device_copy(cli, tmp_path, monkeypatch):
     """A training split above `HOST_GATHER_BYTES` is not copied into a tensor: each batch is
     gathered from the (possibly memory-mapped) array. Same batches, same steps: the same run."""
-    import lossbench.train as train
+    import lossbench.training.trainer as train
 
     real = train.Trainer.set_training_data
     modes: list[bool] = []

@@ -1,4 +1,4 @@
-"""Unit tests of the training loop (lossbench.train.Trainer) on tiny arrays.
+"""Unit tests of the training loop (lossbench.training.Trainer) on tiny arrays.
 
 Early stopping and best-weight restore, divergence, the batch order (a function of the seed and
 the epoch only, never of the loss) and the order in which the loss's epoch hooks are called.
@@ -14,7 +14,7 @@ import pytest
 
 from lossbench.config import TrainOptions
 from lossbench.losses.base import LossbenchLoss
-from lossbench.train import Trainer, epoch_permutation
+from lossbench.training import Trainer, epoch_permutation
 
 N, D, K = 48, 4, 3
 

@@ -334,7 +334,7 @@ def test_a_trial_run_under_the_pruner_stops_and_says_so():
 
 
 def test_resampling_baselines_keep_val_and_test_and_balance_training(cli, tmp_path, monkeypatch):
-    from lossbench.train import Trainer
+    from lossbench.training import Trainer
 
     csv = _tiny_csv(tmp_path / "two.csv")
     seen: list[dict] = []

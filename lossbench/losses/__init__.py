@@ -21,7 +21,6 @@ from lossbench.losses.amrl import AMRLLoss, amrl_hinge, amrl_loss, dual_ascent
 from lossbench.losses.base import (
     ClassStats,
     LossbenchLoss,
-    LossHooks,
     Param,
     balanced_cross_entropy,
     class_stats,
@@ -34,6 +33,7 @@ from lossbench.losses.base import (
 from lossbench.losses.ce import CrossEntropy, WeightedCrossEntropy, ce_loss, weighted_ce_loss
 from lossbench.losses.dwb import DWBLoss, dwb_loss
 from lossbench.losses.focal import ClassBalancedLoss, FocalLoss, focal_loss
+from lossbench.losses.hooks import LossHooks
 from lossbench.losses.margin import (
     AutoBalanceLoss,
     LDAMLoss,

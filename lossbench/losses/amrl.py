@@ -13,11 +13,11 @@ from keras import ops
 from lossbench.losses.base import (
     KerasLossArgs,
     LossbenchLoss,
-    LossHooks,
     Param,
     log_true_and_rest,
     take,
 )
+from lossbench.losses.hooks import LossHooks
 
 
 def amrl_hinge(labels: Any, logits: Any, margins: Any, betas: Any) -> Any:
@@ -73,7 +73,7 @@ class AMRLLoss(LossbenchLoss):
     after each epoch: lambda_k <- clip(lambda_k + eta (g_k - eps), 0, lambda_max)
     ```
 
-    g_k is the epoch's training-batch estimate: `observe_batch` (called by `lossbench.train`
+    g_k is the epoch's training-batch estimate: `observe_batch` (called by `lossbench.training`
     inside the compiled step, with the logits the step trained on) sums the hinge per class,
     `on_epoch_end` takes the dual step, `on_epoch_begin` resets the sums. A class whose margin
     constraint is violated gains penalty; a satisfied class's penalty decays to 0. m, lambda and g

@@ -346,7 +346,7 @@ class LossbenchLoss(keras.losses.Loss):
     per-sample loss `(batch,)` computed with `keras.ops` only; reduction is Keras' (default
     `sum_over_batch_size`).
 
-    The interface between a loss and `lossbench.train.Trainer`: every member below is declared
+    The interface between a loss and `lossbench.training.Trainer`: every member below is declared
     here with its default, and the trainer calls them unconditionally (a loss overrides only
     what it changes).
 
@@ -357,7 +357,7 @@ class LossbenchLoss(keras.losses.Loss):
     * `posterior(logits)`: the class probabilities for calibration (softmax(z) by default).
     * `selection_start(epochs)`: first epoch of the final training phase (0 by default).
 
-    Training-loop hooks (no-ops here), called by `lossbench.train` and, in a plain `model.fit`,
+    Training-loop hooks (no-ops here), called by `lossbench.training` and, in a plain `model.fit`,
     by the callbacks of `callbacks()`, in this order: `on_train_begin`, then per epoch
     `on_epoch_begin`, `observe_batch` for each batch, `on_epoch_end`, `learned_params`:
 
@@ -388,7 +388,7 @@ class LossbenchLoss(keras.losses.Loss):
     #: constructor arguments (parameters, "class_counts") whose values reach the compiled steps
     #: only through the loss's variables (`constant`, `variable`) or eager hooks, never as Python
     #: values read while tracing: runs that differ only in them share one traced step
-    #: (`trace_signature`, `lossbench.train.trainer_for_run`). Default: none (every argument
+    #: (`trace_signature`, `lossbench.training.trainer_for_run`). Default: none (every argument
     #: shapes the trace).
     TRACE_FREE: ClassVar[frozenset[str]] = frozenset()
     #: the model head the loss needs (`lossbench.models.build_model(..., head=, scale=)`):
@@ -452,7 +452,7 @@ class LossbenchLoss(keras.losses.Loss):
     def trace_signature(self) -> dict[str, Any]:
         """What shapes the loss's compiled code: `get_config()` less the name and `TRACE_FREE`.
         Two losses of one class with equal signatures can run in one traced step, each with its
-        own values (`lossbench.train.Trainer.restart` assigns them to the step's variables)."""
+        own values (`lossbench.training.Trainer.restart` assigns them to the step's variables)."""
         return {
             k: v for k, v in self.get_config().items() if k != "name" and k not in self.TRACE_FREE
         }
@@ -536,70 +536,3 @@ class LossbenchLoss(keras.losses.Loss):
         need (PGFL: `validation_data=(x, y)`, AMRL: `train_data=(x, y)`).
         """
         return []
-
-
-class LossHooks(keras.callbacks.Callback):
-    """Runs a lossbench loss's epoch hooks in a plain `model.fit` (any Keras 3 backend).
-
-    on_train_begin -> `loss.on_train_begin(epochs)`; on_epoch_begin -> `loss.on_epoch_begin`;
-    on_epoch_end -> (with `train_data`) `loss.observe_batch` over the training data's logits,
-    then `loss.on_epoch_end(epoch, y_val, softmax(logits_val))` (with `validation_data`, else
-    None, None). Under JAX, whose compiled step holds the loss's state as constants, the train
-    and test functions are rebuilt whenever a hook changed that state.
-
-    Args:
-        loss: the lossbench loss.
-        validation_data: (x, y) for hooks that read validation predictions (PGFL).
-        train_data: (x, y) for hooks that need training-set statistics (AMRL).
-        batch_size: prediction batch size.
-    """
-
-    def __init__(
-        self,
-        loss: LossbenchLoss,
-        validation_data: tuple[Any, Any] | None = None,
-        train_data: tuple[Any, Any] | None = None,
-        batch_size: int = 1024,
-    ) -> None:
-        super().__init__()
-        self.loss = loss
-        self.validation_data = validation_data
-        self.train_data = train_data
-        self.batch_size = batch_size
-
-    def _snapshot(self) -> list[np.ndarray]:
-        return [np.array(ops.convert_to_numpy(v)) for v in self.loss.state_variables]
-
-    def _sync(self, before: list[np.ndarray]) -> None:
-        changed = any(
-            not np.array_equal(a, b) for a, b in zip(before, self._snapshot(), strict=True)
-        )
-        if changed and keras.backend.backend() == "jax":
-            self.model.make_train_function(force=True)
-            self.model.make_test_function(force=True)
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        before = self._snapshot()
-        self.loss.on_train_begin(int(self.params.get("epochs") or 1))
-        self._sync(before)
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        before = self._snapshot()
-        self.loss.on_epoch_begin(epoch)
-        self._sync(before)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        before = self._snapshot()
-        if self.train_data is not None:
-            x, y = self.train_data
-            logits = self.model.predict(x, batch_size=self.batch_size, verbose=0)
-            self.loss.observe_batch(y, logits)
-        y_val = proba = None
-        if self.validation_data is not None:
-            x_val, y_val = self.validation_data
-            logits = np.asarray(self.model.predict(x_val, batch_size=self.batch_size, verbose=0))
-            z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-            proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-            y_val = np.asarray(y_val)
-        self.loss.on_epoch_end(epoch, y_val, proba)
-        self._sync(before)

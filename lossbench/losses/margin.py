@@ -12,12 +12,12 @@ from keras import ops
 from lossbench.losses.base import (
     KerasLossArgs,
     LossbenchLoss,
-    LossHooks,
     Param,
     balanced_cross_entropy,
     take,
     true_class_log_probs,
 )
+from lossbench.losses.hooks import LossHooks
 
 
 def logit_adjusted_loss(labels: Any, logits: Any, offsets: Any) -> Any:
@@ -383,9 +383,11 @@ class AutoBalanceLoss(LossbenchLoss):
     CE_bal = mean over the classes present of their mean cross-entropy  (`val_objective`)
     ```
 
-    The upper step is `lossbench.train.autobalance_upper_step` (TensorFlow tapes), used by the
-    trainer, by `callbacks(train_data=, upper_data=)` in a plain `model.fit` (TensorFlow
-    backend) and by the tests; without the callback this is the VS loss at its current
+    The loss declares what its upper step needs (`upper_variables`, `upper_lr`, `interval`,
+    `upper_pairs`, `val_objective`, `selection_start`); the training package provides the step
+    (`lossbench.training.bilevel`, TensorFlow tapes), used by the trainer, by
+    `lossbench.training.fit_callbacks(loss, train_data=, upper_data=)` in a plain `model.fit`
+    (TensorFlow backend) and by the tests; without it this is the VS loss at its current
     (l, Delta). `upper_variables` is `[l, log_delta]` (Delta stays positive); the posterior is
     softmax(Delta * z + l) with the learned values.
 
@@ -415,7 +417,7 @@ class AutoBalanceLoss(LossbenchLoss):
 
     ```python
     loss = AutoBalanceLoss(class_counts=[900, 100, 10])
-    value, grads = lossbench.train.autobalance_hypergradient(
+    value, grads = lossbench.training.autobalance_hypergradient(
         model, loss, optimizer, x_tr, y_tr, x_up, y_up, clipnorm=1.0)
     keras.optimizers.Adam(loss.upper_lr).apply_gradients(zip(grads, loss.upper_variables))
     ```
@@ -498,22 +500,15 @@ class AutoBalanceLoss(LossbenchLoss):
         self.interval = p["interval"]
         self.upper_pairs = p["pairs"]
 
-    def callbacks(
-        self,
-        train_data: tuple[Any, Any] | None = None,
-        upper_data: tuple[Any, Any] | None = None,
-        batch_size: int = 256,
-        seed: int = 0,
-        **_: Any,
-    ) -> list[keras.callbacks.Callback]:
-        """`[lossbench.train.AutoBalanceCallback]`: the upper level in a plain `model.fit`
-        (TensorFlow backend, Adam). `train_data` is what the model trains on, `upper_data` the
-        held-out upper-level data (not the validation split; see `carve_upper_split`)."""
-        if train_data is None or upper_data is None:
-            raise ValueError("autobalance.callbacks: pass train_data=(x, y) and upper_data=(x, y)")
-        from lossbench.train import AutoBalanceCallback  # the training package owns the tapes
-
-        return [AutoBalanceCallback(self, train_data, upper_data, batch_size, seed)]
+    def callbacks(self, **data: Any) -> list[keras.callbacks.Callback]:
+        """Refused: AutoBalance's upper step is the training package's, in a plain `model.fit`
+        `callbacks=lossbench.training.fit_callbacks(loss, train_data=..., upper_data=...)`
+        (without it this is the VS loss at its current (l, Delta))."""
+        raise ValueError(
+            "autobalance: its upper step comes from the training package: "
+            "callbacks=lossbench.training.fit_callbacks(loss, train_data=(x, y), "
+            "upper_data=(x, y))"
+        )
 
     def val_objective(self, y_true: Any, logits: Any) -> Any:
         """Class-balanced validation CE: mean over the classes present of their mean -log p_y."""

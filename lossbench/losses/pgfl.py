@@ -9,8 +9,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from lossbench.losses.base import KerasLossArgs, LossbenchLoss, LossHooks, Param
+from lossbench.losses.base import KerasLossArgs, LossbenchLoss, Param
 from lossbench.losses.focal import focal_loss
+from lossbench.losses.hooks import LossHooks
 
 
 def pgfl_alpha_update(alpha: np.ndarray, pod: np.ndarray, eta: float) -> np.ndarray:
