@@ -40,13 +40,13 @@ from lossbench.metrics.protocol import (
     operating_points,
     temperature_scale,
 )
+from lossbench.metrics.scores import log_posterior, macro_f1
 
 if TYPE_CHECKING:
     from lossbench.losses.base import LossbenchLoss
 
 TEST_FILE = "predictions.parquet"
 VAL_FILE = "predictions_val.parquet"
-_TINY = 1e-300
 
 
 @dataclass
@@ -125,11 +125,6 @@ def read_predictions(run_dir: Path) -> tuple[SplitPredictions, SplitPredictions 
     return test, val
 
 
-def log_posterior(proba: np.ndarray) -> np.ndarray:
-    """log p, with exact zeros (an underflowed probability) clipped to log(1e-300)."""
-    return np.log(np.clip(np.asarray(proba, dtype=np.float64), _TINY, None))
-
-
 def evaluate_predictions(
     test: SplitPredictions,
     val: SplitPredictions | None,
@@ -167,8 +162,8 @@ def evaluate_predictions(
     offsets = np.asarray(fit_offsets(val.y, val_scores), dtype=np.float64)
     tuned_test = apply_offsets(test_scores, offsets)
     tuned_ev = evaluate(test.y, test.proba, names, positive=positive, y_pred=tuned_test)
-    val_argmax = _macro_f1(val.y, val_scores.argmax(axis=1), n_classes)
-    val_tuned = _macro_f1(val.y, apply_offsets(val_scores, offsets), n_classes)
+    val_argmax = macro_f1(val.y, val_scores.argmax(axis=1), n_classes)
+    val_tuned = macro_f1(val.y, apply_offsets(val_scores, offsets), n_classes)
     tuned: dict[str, Any] = {
         "rule": "argmax(z + offsets), offsets fitted on validation macro-F1",
         "scores": "logits" if val.logits is not None else "log posterior",
@@ -215,12 +210,6 @@ def class_coverage_warnings(y: np.ndarray, y_pred: np.ndarray, names: Sequence[s
         f"predicts only {len(predicted)} of {len(present)} classes present in the test split "
         f"(never predicts: {', '.join(missing)})"
     ]
-
-
-def _macro_f1(y: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    from lossbench.metrics import quick_scores
-
-    return float(quick_scores(y, y_pred, n_classes)["macro_f1"])
 
 
 def write_run_evaluation(

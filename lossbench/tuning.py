@@ -43,17 +43,10 @@ from lossbench.config import TrainOptions
 from lossbench.errors import InputError
 from lossbench.loss_catalog import LR_SEARCH  # log-uniform; `lossbench losses` lists it too
 from lossbench.methods import parse_method, prepare_method, with_lr
+from lossbench.metrics.scores import CRITERION_COLUMN  # history.csv column of each criterion
 from lossbench.store import read_trials, trials_path, write_trials
 
 TUNE_SEED = 0  # the split and initial weights every trial uses
-
-# history.csv column of each selection criterion (`evaluation.history_scores`)
-CRITERION_COLUMN = {
-    "macro_f1": "val_macro_f1",
-    "balanced_accuracy": "val_macro_recall",
-    "nll": "val_nll",
-    "auprc": "val_auprc",
-}
 
 
 #: Completed trials before the pruner may stop one (fewer than Optuna's default 5, so that a

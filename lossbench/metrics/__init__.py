@@ -22,9 +22,18 @@ from lossbench.metrics.protocol import (
     operating_points,
     temperature_scale,
 )
+from lossbench.metrics.scores import (
+    CRITERION_COLUMN,
+    f1_from_counts,
+    log_posterior,
+    macro_f1,
+    nll,
+    softmax,
+)
 from lossbench.metrics.significance import hierarchical_bootstrap_ci, holm, paired_seed_test
 
 __all__ = [
+    "CRITERION_COLUMN",
     "PER_CLASS_COLUMNS",
     "Evaluation",
     "apply_offsets",
@@ -34,14 +43,19 @@ __all__ = [
     "calibration_scores",
     "confusion_counts",
     "evaluate",
+    "f1_from_counts",
     "far_threshold",
     "fit_offsets",
     "fit_temperature",
     "hierarchical_bootstrap_ci",
     "holm",
+    "log_posterior",
+    "macro_f1",
+    "nll",
     "operating_points",
     "paired_seed_test",
     "quick_scores",
     "roc_auc_ovr",
+    "softmax",
     "temperature_scale",
 ]

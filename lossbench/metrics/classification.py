@@ -22,16 +22,18 @@ Every number agrees with scikit-learn / imbalanced-learn where they define it
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+from sklearn.metrics import average_precision_score, matthews_corrcoef, roc_auc_score
 
 from lossbench.io import jsonable
 from lossbench.metrics.calibration import brier_score, calibration_bins
+from lossbench.metrics.scores import f1_from_counts
 
 __all__ = [
     "PER_CLASS_COLUMNS",
@@ -118,14 +120,13 @@ def _recall_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.n
     """Precision, recall, F1 and their zero-denominator masks (F1 = 2TP / (2TP + FP + FN))."""
     precision, p_zero = _divide(tp, tp + fp)
     recall, r_zero = _divide(tp, tp + fn)
-    f1, f_zero = _divide(2 * tp, 2 * tp + fp + fn)
     return {
         "precision": precision,
         "recall": recall,
-        "f1": f1,
+        "f1": f1_from_counts(tp, tp + fn, tp + fp),
         "precision_zero": p_zero,
         "recall_zero": r_zero,
-        "f1_zero": f_zero,
+        "f1_zero": (2 * tp + fp + fn) == 0,
     }
 
 
@@ -144,78 +145,56 @@ def quick_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict
     }
 
 
-def _positive_masks(y_true: np.ndarray, n_classes: int) -> np.ndarray:
-    """Boolean (n, K): entry [i, k] is y_true[i] == k."""
-    return y_true[:, None] == np.arange(n_classes)[None, :]
+def _per_class(
+    score: Any, y_true: np.ndarray, proba: np.ndarray, defined: np.ndarray
+) -> np.ndarray:
+    """`score(y_true == k, proba[:, k])` for each class k where `defined[k]`, else NaN."""
+    out = np.full(proba.shape[1], np.nan)
+    for k in np.flatnonzero(defined):
+        out[k] = score(y_true == k, proba[:, k])
+    return out
 
 
 def roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    """One-vs-rest AUROC of each column of `proba`, shape (K,); NaN where a class is absent or all.
-
-    Uses the Mann-Whitney form with tied scores given average ranks, which equals the trapezoidal
-    area under the ROC curve that `sklearn.metrics.roc_auc_score` computes.
-    """
+    """One-vs-rest AUROC of each column of `proba` (`sklearn.metrics.roc_auc_score`), shape
+    (K,); NaN where the class is absent from `y_true` or is all of it."""
     y_true = np.asarray(y_true, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
-    n, n_classes = proba.shape
-    positive = _positive_masks(y_true, n_classes)
-    n_pos = positive.sum(axis=0).astype(np.float64)
-    n_neg = n - n_pos
-    ranks = rankdata(proba, method="average", axis=0)
-    rank_sum = np.where(positive, ranks, 0.0).sum(axis=0)
-    defined = (n_pos > 0) & (n_neg > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return np.where(defined, auc, np.nan)
+    n_pos = np.bincount(y_true, minlength=proba.shape[1])
+    return _per_class(roc_auc_score, y_true, proba, (n_pos > 0) & (n_pos < len(y_true)))
 
 
 def average_precision_ovr(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    """One-vs-rest average precision of each column of `proba`, shape (K,); NaN for absent classes.
+    """One-vs-rest average precision of each column of `proba`, shape (K,); NaN for a class
+    absent from `y_true`.
 
-    ```
-    AP = sum_t (R_t - R_{t-1}) P_t
-    ```
-    over the distinct scores t in decreasing order (scikit-learn's `average_precision_score`:
-    step-wise, no interpolation; tied scores form one threshold).
+    scikit-learn's `average_precision_score`: `AP = sum_t (R_t - R_{t-1}) P_t` over the distinct
+    scores t in decreasing order (step-wise, no interpolation; tied scores form one threshold).
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
-    n, n_classes = proba.shape
-    order = np.argsort(-proba, axis=0, kind="stable")
-    scores = np.take_along_axis(proba, order, axis=0)
-    positive = y_true[order] == np.arange(n_classes)[None, :]
-    tp_cum = np.cumsum(positive, axis=0, dtype=np.float64)
-    # The last row of each run of equal scores closes a threshold.
-    is_end = np.ones_like(positive)
-    is_end[:-1] = scores[:-1] != scores[1:]
-    tp_at_end = np.where(is_end, tp_cum, 0.0)
-    previous = np.zeros_like(tp_at_end)
-    previous[1:] = np.maximum.accumulate(tp_at_end, axis=0)[:-1]  # tp at the previous threshold
-    precision = tp_cum / np.arange(1, n + 1, dtype=np.float64)[:, None]
-    n_pos = tp_cum[-1] if n else np.zeros(n_classes)
-    area = np.where(is_end, (tp_cum - previous) * precision, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_pos > 0, area / n_pos, np.nan)
+    n_pos = np.bincount(y_true, minlength=proba.shape[1])
+    return _per_class(average_precision_score, y_true, proba, n_pos > 0)
 
 
-def _mcc(confusion: np.ndarray) -> tuple[float, bool]:
-    """Multiclass Matthews correlation (scikit-learn's formula); (0, True) when undefined."""
-    t_sum = confusion.sum(axis=1, dtype=np.float64)
-    p_sum = confusion.sum(axis=0, dtype=np.float64)
-    n = t_sum.sum()
-    cov_tp = np.trace(confusion).astype(np.float64) * n - t_sum @ p_sum
-    cov_pp = n * n - p_sum @ p_sum
-    cov_tt = n * n - t_sum @ t_sum
-    if cov_pp * cov_tt == 0:
+def _mcc(y_true: np.ndarray, y_pred: np.ndarray, confusion: np.ndarray) -> tuple[float, bool]:
+    """scikit-learn's multiclass `matthews_corrcoef`; (0, True) when it is undefined (its
+    denominator is 0: fewer than two classes in `y_true` or fewer than two predicted)."""
+    if min((confusion.sum(axis=0) > 0).sum(), (confusion.sum(axis=1) > 0).sum()) < 2:
         return 0.0, True
-    return float(cov_tp / np.sqrt(cov_pp * cov_tt)), False
+    return float(matthews_corrcoef(y_true, y_pred)), False
 
 
-def _gmean(recall: np.ndarray, support: np.ndarray, predicted: np.ndarray) -> float:
-    """imbalanced-learn's multiclass G-mean: classes in y_true or y_pred, 0/0 recall = 0."""
-    seen = (support > 0) | (predicted > 0)
-    with np.errstate(divide="ignore"):
-        return float(np.exp(np.mean(np.log(recall[seen]))))
+def _gmean(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """imbalanced-learn's `geometric_mean_score(average="multiclass")`: over the classes in
+    y_true or y_pred, a 0/0 recall (a class predicted, never true) counts as 0."""
+    # imported here: imblearn's package import loads all its samplers (and pytest), ~0.6 s that
+    # a process which never evaluates (lossbench losses, inspect) should not pay
+    from imblearn.metrics import geometric_mean_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its 0/0-recall warning: the module docstring says so
+        return float(geometric_mean_score(y_true, y_pred, average="multiclass"))
 
 
 def _mean_defined(values: np.ndarray, name: str, undefined: list[str]) -> float:
@@ -295,8 +274,34 @@ def evaluate(
 
     y_pred = proba.argmax(axis=1) if y_pred is None else np.asarray(y_pred, dtype=np.int64)
     confusion = confusion_counts(y_true, y_pred, n_classes)
+    per_class, undefined = _per_class_scores(y_true, proba, confusion, names)
+    summary = _averages(y_true, y_pred, confusion, per_class, undefined)
+    ece, mce, bins = calibration_bins(y_true, proba, n_bins=n_bins)
+    brier = brier_score(y_true, proba)
+    summary.update(brier=brier, ece=ece, mce=mce)
+    if n_classes == 2:
+        if positive is None:
+            counts = np.bincount(y_true, minlength=2)
+            positive = 0 if counts[0] < counts[1] else 1
+        p, q = positive, 1 - positive
+        row = per_class.iloc[p]
+        binary, binary_undefined = _binary_scores(
+            row["tp"], row["fp"], row["fn"], row["tn"], per_class["recall"].iloc[q]
+        )
+        summary["positive_class"] = names[p]
+        summary.update(binary)
+        summary["auprc"] = float(row["auprc"])
+        undefined.extend(binary_undefined)
+
+    calibration = {"brier": brier, "ece": ece, "mce": mce, "n_bins": n_bins, "bins": bins}
+    return Evaluation(per_class, summary, calibration, confusion, undefined)
+
+
+def _per_class_scores(
+    y_true: np.ndarray, proba: np.ndarray, confusion: np.ndarray, names: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """The per-class table (`PER_CLASS_COLUMNS`) and the flags of its undefined cells."""
     tp, fp, fn, tn = _one_vs_rest(confusion)
-    support = tp + fn
     prf = _recall_f1(tp, fp, fn)
     far, far_zero = _divide(fp, fp + tn)
     specificity, _ = _divide(tn, tn + fp)
@@ -315,62 +320,41 @@ def evaluate(
     ):
         undefined.extend(f"{metric}[{names[k]}]" for k in np.flatnonzero(mask))
 
-    per_class = pd.DataFrame(
-        {
-            "precision": prf["precision"],
-            "recall": prf["recall"],
-            "f1": prf["f1"],
-            "far": far,
-            "specificity": specificity,
-            "auroc": auroc,
-            "auprc": auprc,
-            "support": support,
-            "tp": tp,
-            "fp": fp,
-            "fn": fn,
-            "tn": tn,
-        },
-        index=pd.Index(names, name="class"),
-    )
+    columns = {"precision": prf["precision"], "recall": prf["recall"], "f1": prf["f1"]}
+    columns.update(far=far, specificity=specificity, auroc=auroc, auprc=auprc, support=tp + fn)
+    columns.update(tp=tp, fp=fp, fn=fn, tn=tn)
+    return pd.DataFrame(columns, index=pd.Index(names, name="class")), undefined
 
-    n = len(y_true)
-    weights = support / n
-    mcc, mcc_undefined = _mcc(confusion)
+
+def _averages(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    confusion: np.ndarray,
+    per_class: pd.DataFrame,
+    undefined: list[str],
+) -> dict[str, Any]:
+    """The summary's accuracy, balanced accuracy, G-mean, MCC, macro and weighted scores
+    (flags of undefined ones appended to `undefined`)."""
+    col = {name: per_class[name].to_numpy() for name in ("precision", "recall", "f1", "far")}
+    support = per_class["support"].to_numpy()
+    weights = support / len(y_true)
+    mcc, mcc_undefined = _mcc(y_true, y_pred, confusion)
     if mcc_undefined:
         undefined.append("mcc")
-    macro_auroc = _mean_defined(auroc, "macro_auroc", undefined)
-    macro_auprc = _mean_defined(auprc, "macro_auprc", undefined)
-    ece, mce, bins = calibration_bins(y_true, proba, n_bins=n_bins)
-    brier = brier_score(y_true, proba)
-
-    summary: dict[str, Any] = {
-        "accuracy": float(tp.sum() / n),
-        "balanced_accuracy": float(prf["recall"][support > 0].mean()),
-        "gmean": _gmean(prf["recall"], support, confusion.sum(axis=0)),
+    macro_auroc = _mean_defined(per_class["auroc"].to_numpy(), "macro_auroc", undefined)
+    macro_auprc = _mean_defined(per_class["auprc"].to_numpy(), "macro_auprc", undefined)
+    return {
+        "accuracy": float(np.trace(confusion) / len(y_true)),
+        "balanced_accuracy": float(col["recall"][support > 0].mean()),
+        "gmean": _gmean(y_true, y_pred),
         "mcc": mcc,
-        "macro_precision": float(prf["precision"].mean()),
-        "macro_recall": float(prf["recall"].mean()),
-        "macro_f1": float(prf["f1"].mean()),
-        "macro_far": float(far.mean()),
+        "macro_precision": float(col["precision"].mean()),
+        "macro_recall": float(col["recall"].mean()),
+        "macro_f1": float(col["f1"].mean()),
+        "macro_far": float(col["far"].mean()),
         "macro_auroc": macro_auroc,
         "macro_auprc": macro_auprc,
-        "weighted_precision": float(weights @ prf["precision"]),
-        "weighted_recall": float(weights @ prf["recall"]),
-        "weighted_f1": float(weights @ prf["f1"]),
-        "brier": brier,
-        "ece": ece,
-        "mce": mce,
+        "weighted_precision": float(weights @ col["precision"]),
+        "weighted_recall": float(weights @ col["recall"]),
+        "weighted_f1": float(weights @ col["f1"]),
     }
-    if n_classes == 2:
-        if positive is None:
-            counts = np.bincount(y_true, minlength=2)
-            positive = 0 if counts[0] < counts[1] else 1
-        p, q = positive, 1 - positive
-        binary, binary_undefined = _binary_scores(tp[p], fp[p], fn[p], tn[p], prf["recall"][q])
-        summary["positive_class"] = names[p]
-        summary.update(binary)
-        summary["auprc"] = float(auprc[p])
-        undefined.extend(binary_undefined)
-
-    calibration = {"brier": brier, "ece": ece, "mce": mce, "n_bins": n_bins, "bins": bins}
-    return Evaluation(per_class, summary, calibration, confusion, undefined)

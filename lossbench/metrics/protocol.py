@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 from sklearn.metrics import roc_auc_score
 
 from lossbench.metrics.calibration import brier_score, calibration_bins
+from lossbench.metrics.scores import LOG_POSTERIOR_FLOOR, macro_f1, nll, softmax
 
 __all__ = [
-    "NLL_EPS",
     "apply_offsets",
     "calibration_scores",
     "far_threshold",
@@ -37,14 +37,13 @@ __all__ = [
     "temperature_scale",
 ]
 
-#: Probabilities are clipped to [NLL_EPS, 1] before the log in the NLL.
-NLL_EPS = 1e-15
 #: A candidate offset is accepted only when it raises validation macro-F1 by more than this.
 _MIN_GAIN = 1e-12
 #: Bounds of log T in the temperature fit (T between about 0.0025 and 400).
 _LOG_T_BOUNDS = (-6.0, 6.0)
-#: Log posteriors below this (underflowed probabilities, -inf) are clipped to it.
-_LOG_FLOOR = float(np.log(np.finfo(np.float64).tiny))
+#: Log posteriors below this (underflowed probabilities, -inf) are clipped to it: log(1e-300),
+#: what `lossbench.metrics.scores.log_posterior` gives an exact 0.
+_LOG_FLOOR = float(np.log(LOG_POSTERIOR_FLOOR))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -63,14 +62,6 @@ def apply_offsets(logits: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     z = np.asarray(logits, dtype=np.float64) + np.asarray(b, dtype=np.float64)
     return np.argmax(z, axis=1).astype(np.int64)
-
-
-def _macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
-    """Macro-F1 over labels 0..K-1 with zero_division=0 (as scikit-learn's f1_score)."""
-    tp = np.bincount(y[y == pred], minlength=k).astype(np.float64)
-    denom = np.bincount(pred, minlength=k) + np.bincount(y, minlength=k)  # 2TP + FP + FN
-    f1 = np.divide(2.0 * tp, denom, out=np.zeros(k), where=denom > 0)
-    return float(f1.mean())
 
 
 def _best_offset(z: np.ndarray, y: np.ndarray, b: np.ndarray, k: int) -> float | None:
@@ -154,7 +145,7 @@ def fit_offsets(y_val: np.ndarray, logits_val: np.ndarray, max_sweeps: int = 10)
     y = np.asarray(y_val, dtype=np.int64)
     n_classes = z.shape[1]
     b = np.zeros(n_classes)
-    best = _macro_f1(y, apply_offsets(z, b), n_classes)
+    best = macro_f1(y, apply_offsets(z, b), n_classes)
     for _ in range(max_sweeps):
         changed = False
         for k in range(1, n_classes):
@@ -163,7 +154,7 @@ def fit_offsets(y_val: np.ndarray, logits_val: np.ndarray, max_sweeps: int = 10)
                 continue
             trial = b.copy()
             trial[k] = candidate
-            score = _macro_f1(y, apply_offsets(z, trial), n_classes)
+            score = macro_f1(y, apply_offsets(z, trial), n_classes)
             if score > best + _MIN_GAIN:
                 b, best, changed = trial, score, True
         if not changed:
@@ -275,7 +266,7 @@ def _floored(log_posterior: np.ndarray) -> np.ndarray:
 
 
 def temperature_scale(log_posterior: np.ndarray, T: float) -> np.ndarray:
-    """`softmax(log_posterior / T)` over classes; log posteriors below log(tiny) are clipped.
+    """`softmax(log_posterior / T)` over classes; log posteriors below log(1e-300) are clipped.
 
     Args:
         log_posterior: log of the posterior, shape (n, K).
@@ -284,7 +275,7 @@ def temperature_scale(log_posterior: np.ndarray, T: float) -> np.ndarray:
     Returns:
         Probabilities, float64 of shape (n, K).
     """
-    return softmax(_floored(log_posterior) / T, axis=1)
+    return softmax(_floored(log_posterior) / T)
 
 
 def fit_temperature(log_posterior_val: np.ndarray, y_val: np.ndarray) -> float:
@@ -320,6 +311,4 @@ def calibration_scores(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> di
     y = np.asarray(y, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
     ece, mce, _ = calibration_bins(y, proba, n_bins)
-    p_true = np.clip(proba[np.arange(len(y)), y], NLL_EPS, 1.0)
-    nll = float(-np.log(p_true).mean()) if len(y) else float("nan")
-    return {"brier": brier_score(y, proba), "ece": ece, "mce": mce, "nll": nll}
+    return {"brier": brier_score(y, proba), "ece": ece, "mce": mce, "nll": nll(y, proba)}

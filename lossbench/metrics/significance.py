@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from lossbench.metrics.scores import f1_from_counts
+
 __all__ = [
     "BOOTSTRAP_METRICS",
     "MIN_TEST_SEEDS",
@@ -202,10 +204,8 @@ class _Scorer:
             if "macro_recall" in metrics:
                 recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
                 out["macro_recall"] = recall.mean(axis=1)
-            if "macro_f1" in metrics:  # 2 TP / (2 TP + FP + FN); 2 TP + FP + FN = support + pred
-                den = support + predicted
-                f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
-                out["macro_f1"] = f1.mean(axis=1)
+            if "macro_f1" in metrics:
+                out["macro_f1"] = f1_from_counts(tp, support, predicted).mean(axis=1)
             if "macro_auprc" in metrics:
                 ap = np.column_stack([_average_precision(w, t, counts) for t in self.ranking])
                 out["macro_auprc"] = _nanmean(ap, axis=1)
@@ -247,7 +247,12 @@ def _average_precision(w: np.ndarray, terms: tuple[Any, ...], counts: np.ndarray
     """Step-wise average precision of one class under each row of the weights `w` (R, n):
     sum over thresholds of (recall gained) x precision, ties one threshold; NaN without a
     positive. `counts` = `w @ _Scorer.columns`, where a matrix-route class finds its drawn and
-    true-positive weights (exact: both routes give the same counts)."""
+    true-positive weights (exact: both routes give the same counts).
+
+    Own code rather than scikit-learn's `average_precision_score(sample_weight=...)`: that is one
+    call (one sort) per resample and class, R x K calls per method, where this shares one sort
+    and one matrix product among all R resamples (tests/test_significance.py checks it equal).
+    """
     if terms[0] == "matrix":
         _, offset, m = terms
         if m == 0:
