@@ -70,9 +70,11 @@ class Run:
         """The trained network, loaded from model.keras with plain Keras."""
         import keras
 
-        path = self.path / "model.keras"
+        from lossbench.layout import MODEL
+
+        path = self.path / MODEL
         if not path.is_file():
-            raise InputError(f"{path}: no model.keras in this run (a baseline or a failed run)")
+            raise InputError(f"{path}: no {MODEL} in this run (a baseline or a failed run)")
         return keras.saving.load_model(path)
 
     def _record(self) -> Any:
@@ -107,34 +109,41 @@ class Experiment:
     def tables(self) -> dict[str, pd.DataFrame]:
         """The summary tables that exist, by name: average, average_tuned, per_class,
         calibration, operating_points."""
+        from lossbench.layout import summary_table
         from lossbench.store import read_summary_csv
 
-        found = {name: read_summary_csv(self.path, f"table_{name}.csv") for name in TABLES}
+        found = {name: read_summary_csv(self.path, summary_table(name)) for name in TABLES}
         return {name: table for name, table in found.items() if table is not None}
 
     @property
     def significance(self) -> pd.DataFrame | None:
         """summary/significance.csv."""
+        from lossbench.layout import SIGNIFICANCE
         from lossbench.store import read_summary_csv
 
-        return read_summary_csv(self.path, "significance.csv")
+        return read_summary_csv(self.path, SIGNIFICANCE)
 
     @property
     def ranks(self) -> pd.DataFrame | None:
         """summary/ranks.csv."""
+        from lossbench.layout import RANKS
         from lossbench.store import read_summary_csv
 
-        return read_summary_csv(self.path, "ranks.csv")
+        return read_summary_csv(self.path, RANKS)
 
     @property
     def runs(self) -> list[Run]:
         """Every run folder, in name order."""
-        return [Run.from_dir(d) for d in sorted((self.path / "runs").glob("*")) if d.is_dir()]
+        from lossbench.layout import runs_dir
+
+        return [Run.from_dir(d) for d in sorted(runs_dir(self.path).glob("*")) if d.is_dir()]
 
     @property
     def report_path(self) -> Path:
         """summary/report.html."""
-        return self.path / "summary" / "report.html"
+        from lossbench.layout import report_path
+
+        return report_path(self.path)
 
 
 def load(path: str | Path) -> Experiment:

@@ -751,8 +751,8 @@ def run_bench(
     if compare_precision == "float32":
         compare_precision = None
     from lossbench.data import prepare
-    from lossbench.experiment import versions
     from lossbench.losses import names
+    from lossbench.provenance import versions
 
     losses = losses or names()
     stamp = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")

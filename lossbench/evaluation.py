@@ -12,10 +12,11 @@ for anything it fits:
 * calibration raw and after temperature scaling fitted on validation NLL;
 * warnings, e.g. a run whose test predictions use fewer classes than the test split holds.
 
-`evaluate_predictions` is pure; `write_predictions` / `read_predictions` own the two prediction
-files (`predictions.parquet` for test, `predictions_val.parquet` for validation);
-`write_run_evaluation` writes the evaluation files of a run, and `reevaluate_run` recomputes them
-from the stored predictions, so `lossbench report` rebuilds every number without training.
+`evaluate_predictions` is pure; `write_predictions` / `read_predictions` turn the two splits'
+predictions (test, validation) into the frames `lossbench.store` keeps and back;
+`write_run_evaluation` evaluates a run and hands its files to the store, and `reevaluate_run`
+recomputes them from the stored predictions, so `lossbench report` rebuilds every number without
+training.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from lossbench import store
 from lossbench.errors import InputError
-from lossbench.io import atomic_write_csv, atomic_write_json, atomic_write_parquet
+from lossbench.layout import METRICS
 from lossbench.metrics import calibration_bins, evaluate
 from lossbench.metrics.protocol import (
     apply_offsets,
@@ -45,8 +47,6 @@ from lossbench.metrics.scores import log_posterior, macro_f1
 if TYPE_CHECKING:
     from lossbench.losses.base import LossbenchLoss
 
-TEST_FILE = "predictions.parquet"
-VAL_FILE = "predictions_val.parquet"
 
 
 @dataclass
@@ -111,18 +111,18 @@ def with_unseen_classes(split: SplitPredictions, n_unseen: int) -> SplitPredicti
 
 
 def write_predictions(run_dir: Path, test: SplitPredictions, val: SplitPredictions) -> None:
-    """Write predictions.parquet (test) and predictions_val.parquet (validation) atomically."""
-    atomic_write_parquet(run_dir / TEST_FILE, test.to_frame())
-    atomic_write_parquet(run_dir / VAL_FILE, val.to_frame())
+    """Store the test and validation predictions of a run (`store.write_predictions`)."""
+    store.write_predictions(run_dir, test.to_frame(), val.to_frame())
 
 
 def read_predictions(run_dir: Path) -> tuple[SplitPredictions, SplitPredictions | None]:
     """(test, validation) predictions of a run; validation is None for runs made before the
     protocol stored it."""
-    test = SplitPredictions.from_frame(pd.read_parquet(run_dir / TEST_FILE))
-    val_path = run_dir / VAL_FILE
-    val = SplitPredictions.from_frame(pd.read_parquet(val_path)) if val_path.exists() else None
-    return test, val
+    test, val = store.read_predictions(run_dir)
+    return (
+        SplitPredictions.from_frame(test),
+        None if val is None else SplitPredictions.from_frame(val),
+    )
 
 
 def evaluate_predictions(
@@ -220,8 +220,9 @@ def write_run_evaluation(
     val: Any,
     positive: int | None,
 ) -> dict[str, Any]:
-    """Evaluate stored predictions and write metrics.json, per_class.csv, calibration.json and
-    confusion.csv (the evaluation fields of `metrics` are replaced; the rest is kept)."""
+    """Evaluate stored predictions and store metrics.json, per_class.csv, calibration.json and
+    confusion.csv (`store.write_evaluation_files`; the evaluation fields of `metrics` are
+    replaced, the rest is kept)."""
     fields, ev = evaluate_predictions(
         test,
         val,
@@ -230,7 +231,6 @@ def write_run_evaluation(
         far_targets=metrics.get("far_targets") or (0.01, 0.001),
     )
     per_class = ev.per_class.reset_index()
-    atomic_write_csv(run_dir / "per_class.csv", per_class)
     calibration = dict(ev.calibration)
     scaling = (fields.get("calibration") or {}).get("temperature")
     if scaling is not None:
@@ -238,10 +238,8 @@ def write_run_evaluation(
             test.y, scaled_posterior(test.proba, scaling["T"]), n_bins=ev.calibration["n_bins"]
         )
         calibration["temperature"] = {**scaling, "bins": bins}
-    atomic_write_json(run_dir / "calibration.json", calibration)
     conf = pd.DataFrame(ev.confusion, columns=list(class_names))
     conf.insert(0, "true", list(class_names))
-    atomic_write_csv(run_dir / "confusion.csv", conf)
     metrics = {**metrics, **fields}
     # the training split's counts before a method's resampling (older runs: what trained)
     train_counts = (metrics.get("split_class_counts") or {}).get("train") or metrics.get(
@@ -257,7 +255,7 @@ def write_run_evaluation(
             ev.per_class["support"].to_numpy(),
             class_names,
         )
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    store.write_evaluation_files(run_dir, per_class, calibration, conf, metrics)
     return metrics
 
 
@@ -271,11 +269,9 @@ def reevaluate_run(run_dir: Path) -> str | None:
     Raises:
         InputError: an unreadable metrics.json or prediction file, naming it.
     """
-    import json
-
-    meta_path = run_dir / "metrics.json"
+    meta_path = run_dir / METRICS
     try:
-        metrics = json.loads(meta_path.read_text(encoding="utf-8"))
+        metrics = store.read_metrics(run_dir)
         test, val = read_predictions(run_dir)
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{run_dir}: unreadable run files ({type(exc).__name__}: {exc})") from None

@@ -1,43 +1,142 @@
-"""The Ray executor (SPEC 8): each (loss, seed, dataset) run of a compare becomes a Ray task.
+"""The executors (SPEC 8): where the planned runs of a compare train, behind one interface.
 
-The driver prepares each seed's split once and hands it to the tasks through Ray's object store,
-so workers need neither the data files nor a shared filesystem. A task trains in a private temporary
-folder and returns the run's files as bytes; the driver writes them into the experiment's
-`runs/<name>/` atomically, DONE last, exactly as the local executor leaves them. A task that
-raises or whose worker dies is recorded as a failed run (metrics.json with the reason, no DONE);
-the other tasks carry on, and rerunning the command retries only what is missing.
+`Executor.run(jobs)` trains every job, a (`RunSpec`, `Settings`, experiment folder) triple, and
+leaves its run folder under the experiment's runs/; `make_executor` picks one by name. Both call
+`runner.execute_run`, the one place that tells a loss run from a baseline run.
+
+- `LocalExecutor`: in this process, one run after another, seed-major: it holds one seed's
+  prepared split per dataset at a time, and refuses a seed whose data changed after the
+  experiment began.
+- `RayExecutor`: each (loss, seed, dataset) run becomes a Ray task. The driver prepares each
+  seed's split once and hands it to the tasks through Ray's object store, so workers need neither
+  the data files nor a shared filesystem. A task trains in a private temporary folder and returns
+  the run's files as bytes; the driver stores them in the experiment's `runs/<name>/` atomically,
+  DONE last, exactly as the local executor leaves them. A task that raises or whose worker dies
+  is recorded as a failed run (metrics.json with the reason, no DONE); the other tasks carry on,
+  and rerunning the command retries only what is missing.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from lossbench.config import Settings
+from lossbench.config import DataOptions, Settings
 from lossbench.errors import InputError
-from lossbench.io import atomic_write_bytes
-from lossbench.runner import (
-    Reporter,
-    data_for_seed,
-    execute_baseline_run,
-    execute_loss_run,
-)
-from lossbench.store import prepare_run_dir, write_failed_run
+from lossbench.layout import run_dir as layout_run_dir
+from lossbench.runner import Reporter, RunSpec, data_for_seed, execute_run
+from lossbench.store import read_experiment_meta, read_run_files, write_failed_task, write_run_files
+
+#: One planned run: what it trains, with which settings, in which experiment folder.
+Job = tuple[RunSpec, Settings, Path]
+
+
+class Executor(Protocol):
+    """Trains planned runs and stores each one's run folder (failed runs included)."""
+
+    def run(self, jobs: Sequence[Job]) -> None:
+        """Train every job; a run that fails is recorded as failed, the others carry on."""
+        ...
+
+
+@dataclass
+class LocalExecutor:
+    """Every run in this process, in the order given (seed-major: `experiment.plan_runs`).
+
+    `held`: splits the caller prepared already, by (id of the job's settings, seed); `load`
+    prepares the others (`runner.data_for_seed`)."""
+
+    device: str
+    reporter: Reporter
+    plots: bool = False
+    held: dict[tuple[int, int], Any] = field(default_factory=dict)
+    load: Callable[[DataOptions, int], Any] = data_for_seed
+
+    def run(self, jobs: Sequence[Job]) -> None:
+        held = dict(self.held)
+        for spec, cfg, exp_dir in jobs:
+            key = (id(cfg), spec.seed)
+            if key not in held:  # runs are seed-major: hold one seed's split at a time
+                held = {k: v for k, v in held.items() if k[0] != id(cfg)}
+                held[key] = self.load(cfg.data, spec.seed)
+                same_source(held[key], exp_dir)
+            execute_run(
+                spec,
+                cfg,
+                held[key],
+                layout_run_dir(exp_dir, spec.name),
+                device=self.device,
+                reporter=self.reporter,
+                plots=self.plots,
+            )
+
+
+@dataclass
+class RayExecutor:
+    """Every run as a Ray task (`run_with_ray`): on the cluster at `address`, else on a local
+    Ray instance started for the call; `gpus_per_run` GPUs reserved for each task."""
+
+    device: str
+    reporter: Reporter
+    address: str | None = None
+    gpus_per_run: float = 0
+
+    def run(self, jobs: Sequence[Job]) -> None:
+        run_with_ray(
+            list(jobs),
+            device=self.device,
+            reporter=self.reporter,
+            address=self.address,
+            gpus_per_run=self.gpus_per_run,
+        )
+
+
+def make_executor(
+    name: str,
+    *,
+    device: str,
+    reporter: Reporter,
+    plots: bool = False,
+    options: dict[str, Any] | None = None,
+    held: dict[tuple[int, int], Any] | None = None,
+    load: Callable[[DataOptions, int], Any] = data_for_seed,
+) -> Executor:
+    """The executor called `name` ("local" or "ray"). `options`: the Ray executor's (address,
+    gpus_per_run); `plots`, `held` and `load`: the local executor's (a Ray task always draws its
+    run's plots, in the worker)."""
+    if name == "ray":
+        return RayExecutor(device, reporter, **(options or {}))
+    return LocalExecutor(device, reporter, plots, dict(held or {}), load)
+
+
+def same_source(data: Any, exp_dir: Path) -> None:
+    """Refuse a seed's data whose fingerprint differs from the experiment's (the file changed
+    while the compare ran).
+
+    Raises:
+        InputError: naming the data's file and the two fingerprints.
+    """
+    expected = read_experiment_meta(exp_dir).get("data_fingerprint")
+    if data.info["source_fingerprint"] != expected:
+        raise InputError(
+            f"{data.info.get('sources', [data.name])[0]}: the data changed while the compare ran "
+            f"(fingerprint {data.info['source_fingerprint']}, experiment {exp_dir.name} has "
+            f"{expected}); run the compare again"
+        )
 
 
 def _task(
-    spec: Any, cfg: Settings, data: Any, device_pref: str, user_code: Any = None
+    spec: RunSpec, cfg: Settings, data: Any, user_code: Any = None
 ) -> tuple[dict, dict[str, bytes]]:
-    """Body of one Ray task: train in a temporary folder, return metrics and the files.
-    `user_code`: the user's losses and network the run needs (`_user_code`), registered in the
-    worker first."""
+    """Body of one Ray task: train in a temporary folder (`runner.execute_run`, which configures
+    the worker's device for a loss run), return metrics and the files. `user_code`: the user's
+    losses and network the run needs (`_user_code`), registered in the worker first."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from lossbench.training import configure_device  # lazy: TensorFlow, only inside the task
-
     if user_code:
         from lossbench.losses.registry import unpack_shipments
         from lossbench.models import unpack_model
@@ -48,16 +147,8 @@ def _task(
 
     with tempfile.TemporaryDirectory(prefix="lossbench-ray-") as tmp:
         run_dir = Path(tmp) / spec.name
-        if spec.kind == "baseline":
-            metrics = execute_baseline_run(spec, cfg, data, run_dir)
-        else:
-            device = configure_device(device_pref)
-            metrics = execute_loss_run(spec, cfg, data, run_dir, device=device)
-        files = {
-            str(p.relative_to(run_dir)): p.read_bytes()
-            for p in sorted(run_dir.rglob("*"))
-            if p.is_file()
-        }
+        metrics = execute_run(spec, cfg, data, run_dir, device=None)
+        files = read_run_files(run_dir)
     return metrics, files
 
 
@@ -74,18 +165,7 @@ def _user_code(spec: Any, cfg: Settings) -> dict[str, Any] | None:
     return {"losses": losses, "model": model} if losses or model is not None else None
 
 
-def _store(run_dir: Path, files: dict[str, bytes]) -> None:
-    """Write a finished task's files atomically; DONE goes last so a crash leaves no false DONE."""
-    prepare_run_dir(run_dir)
-    for rel, payload in files.items():
-        if rel != "DONE":
-            atomic_write_bytes(run_dir / rel, payload)
-    if "DONE" in files:
-        atomic_write_bytes(run_dir / "DONE", files["DONE"])
-
-
 def _record_failure(run_dir: Path, spec: Any, cfg_classes: list[str], reason: str) -> dict:
-    prepare_run_dir(run_dir)
     base = {
         "name": spec.name,
         "loss": spec.loss,
@@ -93,9 +173,7 @@ def _record_failure(run_dir: Path, spec: Any, cfg_classes: list[str], reason: st
         "seed": spec.seed,
         "class_names": cfg_classes,
     }
-    metrics = write_failed_run(run_dir, base, reason)
-    (run_dir / "log.txt").write_text(f"ray task failed: {reason}\n", encoding="utf-8")
-    return metrics
+    return write_failed_task(run_dir, base, reason)
 
 
 #: Seconds to wait for a Ray head node to accept a connection before giving up.
@@ -210,7 +288,7 @@ def _run_tasks(
             data_refs[key] = ray.put(data)
             classes[key] = list(data.class_names)
         shipped = _user_code(spec, cfg)
-        args = (spec, cfg, data_refs[key], cfg.train.device) + ((shipped,) if shipped else ())
+        args = (spec, cfg, data_refs[key]) + ((shipped,) if shipped else ())
         ref = remote.remote(*args)
         pending[ref] = (spec, exp_dir, key)
         reporter.run_started(spec.name, cfg.train.epochs if spec.kind == "loss" else 0)
@@ -218,10 +296,10 @@ def _run_tasks(
         done, _ = ray.wait(list(pending), num_returns=1)
         ref = done[0]
         spec, exp_dir, key = pending.pop(ref)
-        run_dir = exp_dir / "runs" / spec.name
+        run_dir = layout_run_dir(exp_dir, spec.name)
         try:
             metrics, files = ray.get(ref)
-            _store(run_dir, files)
+            write_run_files(run_dir, files)
         except Exception as exc:  # RayTaskError, WorkerCrashedError, ...
             reason = f"ray task failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
             metrics = _record_failure(run_dir, spec, classes[key], reason)

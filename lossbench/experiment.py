@@ -1,56 +1,47 @@
-"""Run and compare: plan the runs, experiment folders, provenance and resume (SPEC 6, 8).
+"""Run and compare: plan the runs, experiment folders and resume (SPEC 6, 8).
 
-Each planned run goes to an executor (local: `runner.execute` in this process; Ray:
-`executors.run_with_ray`); `runner` trains one run and writes its folder.
+`compare_datasets` checks every dataset, finds or creates each experiment folder
+(`lossbench.store`, with provenance from `lossbench.provenance`), tunes, and hands the runs that
+are not done to an executor (`lossbench.executors`: local or Ray, one interface), which trains
+each one through `runner.execute_run`; then it writes each experiment's summary.
 Library code: it reports progress through a `Reporter` and never prints.
-The folder layout is documented in the README ("Results layout").
+The folder layout is `lossbench.layout`'s (README "Results layout").
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
-import hashlib
-import json
-import platform
-import subprocess
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from lossbench._version import __version__
 from lossbench.config import (
     BASELINES,
     DataOptions,
     RunConfig,
     Settings,
-    TrainOptions,
     check_model_fits,
-    run_defining,
 )
 from lossbench.errors import InputError
-from lossbench.executors import run_with_ray
+from lossbench.executors import Job, make_executor, ray_session
 from lossbench.integrity import run_problem
-from lossbench.io import atomic_write_json
+from lossbench.layout import run_dir, runs_dir
 from lossbench.lock import lock_experiment, lock_out
+from lossbench.provenance import experiment_meta, resolve_key, user_code_hashes
 from lossbench.runner import (
     Reporter,
     RunSpec,
-    _positive_index,
     data_for_seed,
-    execute,
-    execute_baseline_run,
     execute_loss_run,
-    write_evaluation,
+    positive_index,
 )
 from lossbench.store import (
     find_experiment,
-    load_metrics,
+    grow_experiment,
     new_experiment_dir,
     read_experiment_meta,
     run_status,
@@ -181,146 +172,7 @@ def record_loss_shapes(exp_dir: Path) -> Path | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# folders and provenance
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape the numbers."""
-    import sklearn
-
-    from lossbench.training import framework_versions  # lazy: TensorFlow
-
-    return {
-        "lossbench": __version__,
-        "python": platform.python_version(),
-        **framework_versions(),  # tensorflow, keras
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-        "platform": platform.platform(),
-    }
-
-
-def git_commit() -> str | None:
-    """The lossbench source tree's git commit, when it is a checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def config_key(payload: dict[str, Any]) -> str:
-    """A stable hash of an experiment's resolved configuration (what `compare` resumes by)."""
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-# ----------------------------------------------------------------------------------------------
 # experiments
-
-
-def experiment_meta(
-    *,
-    command: str,
-    cfg: Settings,
-    data: Any,
-    losses: Sequence[str],
-    baselines: Sequence[str],
-    seeds: Sequence[int],
-    params: dict[str, Any],
-    device: str,
-    key: str,
-    executor: str = "local",
-) -> dict[str, Any]:
-    """The content of experiment.json."""
-    return {
-        "name": None,  # filled by the caller with the folder name
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
-        "command": command,
-        "config_key": key,
-        "dataset": data.name,
-        "class_names": list(data.class_names),
-        "class_counts_train": [int(c) for c in data.class_counts("train")],
-        "n_features": int(data.n_features),
-        "losses": list(losses),
-        "baselines": list(baselines),
-        "seeds": list(seeds),
-        "params": params,
-        "data": dataclasses.asdict(cfg.data),
-        "train": dataclasses.asdict(cfg.train),
-        "data_info": {**data.info, "leakage": data.leakage()},
-        "data_fingerprint": data.info["source_fingerprint"],  # the one in `key`
-        "device": device,
-        "executor": executor,
-        "user_code": _user_provenance(losses, cfg.train.model),
-        "versions": versions(),
-        "git_commit": git_commit(),
-    }
-
-
-def user_code_hashes(losses: Sequence[str], model: str = "") -> dict[str, str | None]:
-    """The SHA-256 of the source of each user loss among `losses` (run name -> hash) and of the
-    user's network (under "--model"); empty without user code: the experiment key's
-    `user_code`, so that editing the code starts a new experiment."""
-    return {name: rec["sha256"] for name, rec in _user_provenance(losses, model).items()}
-
-
-def _user_provenance(losses: Sequence[str], model: str = "") -> dict[str, Any]:
-    """experiment.json's `user_code`: spec, file and SHA-256 of each user loss (by run name)
-    and of the user's network (under "--model")."""
-    from lossbench.losses.registry import provenance
-
-    out = provenance(losses)
-    if ":" in model:
-        from lossbench.models import user_model
-
-        out["--model"] = user_model(model).provenance()
-    return out
-
-
-def resolve_key(
-    command: str,
-    cfg: Settings,
-    params: dict[str, Any],
-    tune: int = 0,
-    *,
-    data_fingerprint: str | None = None,
-    user_code: dict[str, str | None] | None = None,
-    pruner: dict[str, Any] | None = None,
-) -> str:
-    """Configuration key of an experiment: the same data and settings continue the same experiment.
-
-    The key leaves out the seeds and the loss and baseline lists, so that a compare with more seeds
-    or more losses grows the existing experiment (training only the new runs) instead of starting
-    a new one; `--fresh` starts a new one. A tuned compare (`tune` trials) is its own experiment,
-    and so is one with user code of other sources (`user_code`, `user_code_hashes`), and a pruned
-    one (`pruner`).
-    The data enter by their fingerprint (`data_fingerprint`, by default computed from `cfg.data`:
-    `pipeline.source_fingerprint`), not by the spelling of their path: changed data under the
-    same path start a new experiment, the same file under another spelling continues one."""
-    if data_fingerprint is None:
-        from lossbench.data.pipeline import source_fingerprint
-
-        data_fingerprint = source_fingerprint(cfg.data)
-    return config_key(
-        {
-            "command": command,
-            "data": {**run_defining(cfg.data), "data": data_fingerprint},
-            "train": run_defining(cfg.train),
-            "params": params,
-            **({"tune": tune} if tune else {}),
-            **({"user_code": user_code} if user_code else {}),
-            **({"pruner": pruner} if tune and pruner else {}),
-        }
-    )
 
 
 def _refuse_repeats(
@@ -345,33 +197,6 @@ def _refuse_repeats(
             same = given if seen[fingerprint] == given else f"{seen[fingerprint]} and {given}"
             raise InputError(f"--data {same}: repeated (the same data); give each dataset once")
         seen[fingerprint] = given
-
-
-def _same_source(data: Any, exp_dir: Path) -> None:
-    """Refuse a seed's data whose fingerprint differs from the experiment's (the file changed
-    while the compare ran)."""
-    expected = read_experiment_meta(exp_dir).get("data_fingerprint")
-    if data.info["source_fingerprint"] != expected:
-        raise InputError(
-            f"{data.info.get('sources', [data.name])[0]}: the data changed while the compare ran "
-            f"(fingerprint {data.info['source_fingerprint']}, experiment {exp_dir.name} has "
-            f"{expected}); run the compare again"
-        )
-
-
-def grow_experiment(
-    exp_dir: Path, losses: Sequence[str], baselines: Sequence[str], seeds: Sequence[int]
-) -> None:
-    """Add the losses, baselines and seeds a continued compare asks for to experiment.json's lists
-    (the existing entries first, in their order), so that the summary plans and reports them."""
-    path = exp_dir / "experiment.json"
-    meta = json.loads(path.read_text())
-    grown = {
-        key: list(dict.fromkeys([*(meta.get(key) or []), *new]))
-        for key, new in (("losses", losses), ("baselines", baselines), ("seeds", seeds))
-    }
-    if any(grown[key] != (meta.get(key) or []) for key in grown):
-        atomic_write_json(path, {**meta, **grown})
 
 
 def plan_runs(
@@ -417,7 +242,9 @@ def _compare_datasets(
     tune: int = 0,
     prune: bool = True,
 ) -> list[Path]:
-    """The body of `compare_datasets`, holding the experiment folders' locks in `locks`.
+    """The body of `compare_datasets`, holding the experiment folders' locks in `locks`: check
+    every dataset, find or create each experiment folder, tune, hand the runs that are not done
+    to the executor (`executors.make_executor`), then write each experiment's summary.
 
     The summary's plots are always drawn; each run's own plots only with `run_plots` (else on
     demand: `lossbench report --plots runs`), as drawing them cost more than training short runs.
@@ -430,79 +257,50 @@ def _compare_datasets(
     from lossbench.tuning import pruner_spec
 
     reporter = reporter or Reporter()
-    _refuse_repeats(cfgs, losses, baselines, seeds)
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise InputError(
-            f"--baselines {','.join(unknown)}: unknown; choose from {', '.join(BASELINES)}"
-        )
-    if not seeds:
-        raise InputError("--seeds: give at least one seed")
-    if tune < 0:
-        raise InputError(f"--tune {tune}: expected a number of trials >= 0")
-    per_loss = split_params(losses, params)
-    firsts = []
-    for cfg in cfgs:
-        first = data_for_seed(cfg.data, seeds[0])
-        _positive_index(first, cfg.data.positive_label)
-        validate_losses(losses, per_loss, first.class_counts("train"), cfg.train.model)
-        check_model_fits(
-            cfg.train.model,
-            first.n_features,
-            first.name,
-            first.n_classes,
-            cfg.train.model_params,
-        )
-        firsts.append(first)
+    per_loss, firsts = _check_compare(cfgs, losses, baselines, seeds, params, tune)
     address = (executor_options or {}).get("address")
     if executor == "ray" and address:  # join the cluster before any folder exists
-        from lossbench.executors import ray_session
-
         locks.enter_context(ray_session(address))
     for first in firsts:
         _report_data_warnings(first, reporter)
     specs = plan_runs(losses, baselines, seeds, per_loss)
     exp_dirs: list[Path] = []
-    jobs: list[tuple[RunSpec, Settings, Path]] = []
+    jobs: list[Job] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
-        fingerprint = first.info["source_fingerprint"]
-        hashes = user_code_hashes(losses, cfg.train.model)
         pruner = pruner_spec(cfg.train.patience) if tune and prune else None
         key = resolve_key(
             "compare",
             cfg,
             params,
             tune,
-            data_fingerprint=fingerprint,
-            user_code=hashes,
+            data_fingerprint=first.info["source_fingerprint"],
+            user_code=user_code_hashes(losses, cfg.train.model),
             pruner=pruner,
         )
-        out_lock = lock_out(out)  # finding or creating the folder is one step for every process
-        locks.callback(out_lock.release)
-        exp_dir = None if fresh else find_experiment(out, key)
-        if exp_dir is None or exp_dir in exp_dirs:
-            exp_dir = new_experiment_dir(out, first.name)
-            locks.enter_context(lock_experiment(exp_dir))
-            meta = experiment_meta(
-                command="compare",
-                cfg=cfg,
-                data=first,
-                losses=losses,
-                baselines=baselines,
-                seeds=seeds,
-                params=params,
-                device=device,
-                key=key,
-                executor=executor,
-            )
-            meta["name"] = exp_dir.name
-            if reporter.invocation:
-                meta["invocation"] = reporter.invocation
-            write_experiment(exp_dir, meta)
-        else:
-            locks.enter_context(lock_experiment(exp_dir))
-            grow_experiment(exp_dir, losses, baselines, seeds)
-        out_lock.release()
+        new_meta = functools.partial(
+            _experiment_meta,
+            reporter,
+            command="compare",
+            cfg=cfg,
+            data=first,
+            losses=losses,
+            baselines=baselines,
+            seeds=seeds,
+            params=params,
+            device=device,
+            key=key,
+            executor=executor,
+        )
+        exp_dir = _open_experiment(
+            out,
+            key,
+            first.name,
+            fresh=fresh,
+            taken=exp_dirs,
+            locks=locks,
+            new_meta=new_meta,
+            grow=(losses, baselines, seeds),
+        )
         exp_dirs.append(exp_dir)
         exp_specs = specs
         if tune:  # each seed's tuned runs follow its default runs (one split held at a time)
@@ -520,44 +318,123 @@ def _compare_datasets(
                 reporter=reporter,
             )
             exp_specs.sort(key=lambda spec: list(seeds).index(spec.seed))
-        statuses = {s.name: run_status(exp_dir / "runs" / s.name) for s in exp_specs}
-        n_done = sum(status == "done" for status in statuses.values())
-        if n_done or any((exp_dir / "runs").glob("*")):
-            reporter.note(
-                f"continuing {exp_dir}: {n_done} of {len(exp_specs)} runs done"
-                + (", the others to train" if n_done < len(exp_specs) else "")
-            )
-        reporter.experiment_started(exp_dir, [s.name for s in exp_specs])
-        for spec in exp_specs:
-            status = statuses[spec.name]
-            if status == "done":
-                reporter.run_skipped(spec.name)
-            else:
-                if status == "unreadable":
-                    why = run_problem(exp_dir / "runs" / spec.name)
-                    reporter.warning(f"{exp_dir / 'runs' / spec.name}: {why}; training it again")
-                jobs.append((spec, cfg, exp_dir))
-    if executor == "ray":
-        run_with_ray(jobs, device=device, reporter=reporter, **(executor_options or {}))
+        jobs += [(spec, cfg, exp_dir) for spec in _runs_to_train(exp_dir, exp_specs, reporter)]
+    held = {(id(cfg), seeds[0]): first for cfg, first in zip(cfgs, firsts, strict=True)}
+    make_executor(
+        executor,
+        device=device,
+        reporter=reporter,
+        plots=run_plots,
+        options=executor_options,
+        held=held,
+        load=data_for_seed,
+    ).run(jobs)
+    _summarise(exp_dirs, reporter)
+    return exp_dirs
+
+
+def _check_compare(
+    cfgs: Sequence[Settings],
+    losses: Sequence[str],
+    baselines: Sequence[str],
+    seeds: Sequence[int],
+    params: dict[str, Any],
+    tune: int,
+) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """Check a compare before any folder exists: the lists, every dataset's first seed against
+    the losses and the network. Returns (each method's parameters, each dataset's first split)."""
+    _refuse_repeats(cfgs, losses, baselines, seeds)
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise InputError(
+            f"--baselines {','.join(unknown)}: unknown; choose from {', '.join(BASELINES)}"
+        )
+    if not seeds:
+        raise InputError("--seeds: give at least one seed")
+    if tune < 0:
+        raise InputError(f"--tune {tune}: expected a number of trials >= 0")
+    per_loss = split_params(losses, params)
+    firsts = []
+    for cfg in cfgs:
+        first = data_for_seed(cfg.data, seeds[0])
+        positive_index(first, cfg.data.positive_label)
+        validate_losses(losses, per_loss, first.class_counts("train"), cfg.train.model)
+        check_model_fits(
+            cfg.train.model,
+            first.n_features,
+            first.name,
+            first.n_classes,
+            cfg.train.model_params,
+        )
+        firsts.append(first)
+    return per_loss, firsts
+
+
+def _experiment_meta(reporter: Reporter | None, **kwargs: Any) -> dict[str, Any]:
+    """experiment.json of a new experiment (`provenance.experiment_meta`), with what the user
+    typed when the reporter knows it."""
+    meta = experiment_meta(**kwargs)
+    if reporter is not None and reporter.invocation:
+        meta["invocation"] = reporter.invocation
+    return meta
+
+
+def _open_experiment(
+    out: Path,
+    key: str,
+    label: str,
+    *,
+    fresh: bool,
+    taken: list[Path],
+    locks: ExitStack,
+    new_meta: Callable[[], dict[str, Any]],
+    grow: tuple[Sequence[str], Sequence[str], Sequence[int]],
+) -> Path:
+    """The experiment folder of `key` under `out`, locked in `locks` for the call: the latest one
+    with that key (unless `fresh`, or `taken` by another dataset of this call), its lists grown by
+    `grow` (losses, baselines, seeds), else a new one whose experiment.json is `new_meta()`.
+    Finding or creating the folder is one step for every process (`lock_out`)."""
+    out_lock = lock_out(out)
+    locks.callback(out_lock.release)
+    exp_dir = None if fresh else find_experiment(out, key)
+    if exp_dir is None or exp_dir in taken:
+        exp_dir = new_experiment_dir(out, label)
+        locks.enter_context(lock_experiment(exp_dir))
+        write_experiment(exp_dir, {**new_meta(), "name": exp_dir.name})
     else:
-        held: dict[tuple[int, int], Any] = {
-            (id(cfg), seeds[0]): first for cfg, first in zip(cfgs, firsts, strict=True)
-        }
-        for spec, cfg, exp_dir in jobs:
-            key = (id(cfg), spec.seed)
-            if key not in held:  # runs are seed-major: hold one seed's split at a time
-                held = {k: v for k, v in held.items() if k[0] != id(cfg)}
-                held[key] = data_for_seed(cfg.data, spec.seed)
-                _same_source(held[key], exp_dir)
-            execute(
-                spec,
-                cfg,
-                exp_dir,
-                device=device,
-                reporter=reporter,
-                data=held[key],
-                plots=run_plots,
-            )
+        locks.enter_context(lock_experiment(exp_dir))
+        grow_experiment(exp_dir, *grow)
+    out_lock.release()
+    return exp_dir
+
+
+def _runs_to_train(exp_dir: Path, specs: list[RunSpec], reporter: Reporter) -> list[RunSpec]:
+    """The runs of `specs` that are not done in `exp_dir` (resume), reported: a note when the
+    experiment continues, each done run skipped, each unreadable one warned about."""
+    statuses = {s.name: run_status(run_dir(exp_dir, s.name)) for s in specs}
+    n_done = sum(status == "done" for status in statuses.values())
+    if n_done or any(runs_dir(exp_dir).glob("*")):
+        reporter.note(
+            f"continuing {exp_dir}: {n_done} of {len(specs)} runs done"
+            + (", the others to train" if n_done < len(specs) else "")
+        )
+    reporter.experiment_started(exp_dir, [s.name for s in specs])
+    todo = []
+    for spec in specs:
+        status = statuses[spec.name]
+        if status == "done":
+            reporter.run_skipped(spec.name)
+            continue
+        if status == "unreadable":
+            path = run_dir(exp_dir, spec.name)
+            reporter.warning(f"{path}: {run_problem(path)}; training it again")
+        todo.append(spec)
+    return todo
+
+
+def _summarise(exp_dirs: list[Path], reporter: Reporter) -> None:
+    """Each experiment's loss shapes and summary/ (tables, plots, report.html), after a warning
+    naming any folder under runs/ that it does not plan."""
     from lossbench.report import build_summary  # lazy: Matplotlib
 
     for exp_dir in exp_dirs:
@@ -565,7 +442,6 @@ def _compare_datasets(
         if (stray := stray_warning(exp_dir)) is not None:
             reporter.warning(stray)
         build_summary(exp_dir)
-    return exp_dirs
 
 
 def _tune(
@@ -630,7 +506,7 @@ def single_run(
     """`lossbench run`: one loss, one seed, in a new experiment folder; returns (run dir,
     metrics). `data`: the prepared data of `cfg.data` and the seed, when the caller has it."""
     data = data if data is not None else data_for_seed(cfg.data, cfg.train.seed)
-    _positive_index(data, cfg.data.positive_label)
+    positive_index(data, cfg.data.positive_label)
     validate_losses([cfg.loss], {cfg.loss: cfg.params}, data.class_counts("train"), cfg.train.model)
     check_model_fits(
         cfg.train.model, data.n_features, data.name, data.n_classes, cfg.train.model_params
@@ -641,7 +517,8 @@ def single_run(
         "run", cfg, cfg.params, data_fingerprint=data.info["source_fingerprint"], user_code=hashes
     )
     exp_dir = new_experiment_dir(out, f"{data.name}_{cfg.loss}")
-    meta = experiment_meta(
+    meta = _experiment_meta(
+        reporter,
         command="run",
         cfg=cfg,
         data=data,
@@ -652,14 +529,11 @@ def single_run(
         device=device,
         key=key,
     )
-    meta["name"] = exp_dir.name
-    if reporter is not None and reporter.invocation:
-        meta["invocation"] = reporter.invocation
-    write_experiment(exp_dir, meta)
+    write_experiment(exp_dir, {**meta, "name": exp_dir.name})
     spec = RunSpec(cfg.loss, cfg.train.seed, "loss", dict(cfg.params))
-    run_dir = exp_dir / "runs" / spec.name
-    metrics = execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter)
-    return run_dir, metrics
+    folder = run_dir(exp_dir, spec.name)
+    metrics = execute_loss_run(spec, cfg, data, folder, device=device, reporter=reporter)
+    return folder, metrics
 
 
 def _report_data_warnings(data: Any, reporter: Reporter) -> None:
@@ -696,13 +570,7 @@ __all__ = [
     "Reporter",
     "RunSpec",
     "compare_datasets",
-    "single_run",
-    "execute",
-    "execute_baseline_run",
-    "execute_loss_run",
-    "write_evaluation",
     "data_for_seed",
-    "run_status",
-    "load_metrics",
-    "TrainOptions",
+    "plan_runs",
+    "single_run",
 ]

@@ -10,21 +10,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lossbench import layout
+
 #: result files of a completed run -> columns (CSV/Parquet) or keys (JSON) they must have; each is
 #: checked when present (older runs lack some, baselines have no history)
 _CHECKED: dict[str, tuple[str, ...]] = {
-    "predictions.parquet": ("row_id", "y_true"),
-    "predictions_val.parquet": ("row_id", "y_true"),
-    "per_class.csv": ("class",),
-    "confusion.csv": ("true",),
-    "calibration.json": (),
-    "history.csv": (),
+    layout.PREDICTIONS: ("row_id", "y_true"),
+    layout.PREDICTIONS_VAL: ("row_id", "y_true"),
+    layout.PER_CLASS: ("class",),
+    layout.CONFUSION: ("true",),
+    layout.CALIBRATION: (),
+    layout.HISTORY: (),
 }
 
 
 #: the file every completed run has written since the first version and that every number of the
 #: report is recomputed from: when it is gone, the next compare trains the run again
-_REQUIRED = ("predictions.parquet",)
+_REQUIRED = (layout.PREDICTIONS,)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -38,15 +40,15 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     Raises:
         ValueError: the file is missing, is not JSON, or is not a lossbench metrics object.
     """
-    path = Path(run_dir) / "metrics.json"
+    path = Path(run_dir) / layout.METRICS
     try:
         m = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError("metrics.json is missing") from None
+        raise ValueError(f"{layout.METRICS} is missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"metrics.json is unreadable ({_one_line(exc)})") from None
+        raise ValueError(f"{layout.METRICS} is unreadable ({_one_line(exc)})") from None
     if not isinstance(m, dict) or m.get("status") not in ("ok", "failed"):
-        raise ValueError("metrics.json is unreadable (not a lossbench metrics object)")
+        raise ValueError(f"{layout.METRICS} is unreadable (not a lossbench metrics object)")
     return m
 
 
@@ -78,7 +80,7 @@ def _signature(run_dir: Path) -> tuple[Any, ...]:
     """(name, size, mtime, ctime, inode) of metrics.json and every checked result file; a file
     that is absent has (name, None)."""
     out: list[Any] = []
-    for name in ("metrics.json", *_CHECKED):
+    for name in (layout.METRICS, *_CHECKED):
         try:
             st = (run_dir / name).stat()
         except OSError:

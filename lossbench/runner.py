@@ -24,11 +24,17 @@ import pandas as pd
 
 from lossbench.config import DataOptions, Settings
 from lossbench.errors import InputError, RunError
-from lossbench.io import (
-    atomic_write_csv,
-    atomic_write_json,
+from lossbench.layout import LOG, tensorboard_dir
+from lossbench.store import (
+    mark_done,
+    prepare_run_dir,
+    run_log,
+    run_name,
+    save_model,
+    write_failed_run,
+    write_history,
+    write_run_config,
 )
-from lossbench.store import mark_done, prepare_run_dir, run_name, write_failed_run
 
 
 class Reporter:
@@ -92,8 +98,7 @@ class _RunGuard:
         self.logger = logging.getLogger(f"lossbench.run.{self.base['name']}.{id(self.run_dir)}")
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
-        self.handler = logging.FileHandler(self.run_dir / "log.txt", encoding="utf-8")
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self.handler = run_log(self.run_dir)
         self.logger.addHandler(self.handler)
         return self.logger
 
@@ -106,7 +111,7 @@ class _RunGuard:
                 reason = str(exc)
             else:
                 self.logger.error("internal error:\n%s", traceback.format_exc())
-                reason = f"internal error: {type(exc).__name__}: {exc} (traceback in log.txt)"
+                reason = f"internal error: {type(exc).__name__}: {exc} (traceback in {LOG})"
             self.failed = _failed(self.run_dir, self.base, reason, self.reporter)
             return True
         finally:
@@ -116,7 +121,13 @@ class _RunGuard:
                 self.after()
 
 
-def _positive_index(data: Any, positive_label: str | None) -> int | None:
+def positive_index(data: Any, positive_label: str | None) -> int | None:
+    """The index of the positive class of binary `data` (`positive_label`, else the IDS
+    convention's attack class under `--task binary`), or None: no positive class.
+
+    Raises:
+        InputError: a positive label on data that are not binary, or that is not a class.
+    """
     if positive_label is None and data.info.get("task") == "binary":
         from lossbench.data.ids import POSITIVE
 
@@ -201,9 +212,8 @@ def execute_loss_run(
     names the head, which does not change them) and the batch order (`train.epoch_permutation`),
     so all losses under a seed start and step alike.
     """
-    from lossbench.evaluation import SplitPredictions, posterior_np
     from lossbench.methods import parse_method, prepare_method, with_lr
-    from lossbench.training import end_run_session, on_device, tensorboard_writer
+    from lossbench.training import end_run_session, on_device
 
     reporter = reporter or Reporter()
     prepare_run_dir(run_dir)
@@ -239,41 +249,9 @@ def execute_loss_run(
                 device,
                 data.class_names,
             )
-            model, loss, trainer = setup.model, setup.loss, setup.trainer
-            checksum = setup.initial_weights_sha256
             base["train_class_counts"] = setup.train_class_counts
-            config = {
-                **base,
-                "params": spec.params,
-                "train": dataclasses.asdict(topts),
-                "data": dataclasses.asdict(cfg.data),
-                "dataset": data.name,
-                "data_fingerprint": data.fingerprint,
-                "initial_weights_sha256": checksum,
-                "batch_order_sha256": hashlib.sha256(
-                    _epoch0_order(spec.seed, setup.y_train, trainer.epoch_order)
-                ).hexdigest(),
-                "device": device,
-                "loss_config": loss.get_config(),
-                **_user_code(spec.loss, topts.model),
-            }
-            atomic_write_json(run_dir / "config.json", config)
-            writer = tensorboard_writer(run_dir / "tensorboard") if topts.tensorboard else None
-            reporter.run_started(spec.name, topts.epochs)
-            result = trainer.fit(
-                setup.X_train,
-                setup.y_train,
-                data.X_val,
-                data.y_val,
-                on_epoch_end=lambda row: (
-                    logger.info("epoch %s", _fmt_row(row)),
-                    reporter.epoch_end(spec.name, row),
-                ),
-                summary_writer=writer,
-            )
-            if writer is not None:
-                writer.close()
-            atomic_write_csv(run_dir / "history.csv", pd.DataFrame(result.history))
+            write_run_config(run_dir, _loss_config(spec, cfg, topts, data, setup, base, device))
+            result = _fit(spec, setup, data, run_dir, topts, logger, reporter)
             base.update(
                 learned_params=result.learned_params,
                 epochs_run=result.epochs_run,
@@ -285,24 +263,99 @@ def execute_loss_run(
             if result.status != "ok":
                 logger.error("run failed: %s", result.reason)
                 return _failed(run_dir, base, result.reason, reporter)
-            splits = []
-            for ids, X, y in _test_and_val(data):
-                z = trainer.predict_logits(X)
-                splits.append(SplitPredictions(ids, np.asarray(y), z, posterior_np(loss, z)))
-            metrics = write_evaluation(
-                run_dir,
-                data,
-                *splits,
-                _positive_index(data, cfg.data.positive_label),
-                base,
-                topts.far_targets,
-            )
-            _save_model(model, run_dir / "model.keras")
+            metrics = _evaluate_loss_run(run_dir, data, setup, base, cfg, topts)
             logger.info("test summary: %s", json.dumps(metrics["summary"], default=str))
         _finish(run_dir, logger, plots)
         reporter.run_finished(spec.name, metrics)
         return metrics
     return guard.failed
+
+
+def _loss_config(
+    spec: RunSpec,
+    cfg: Settings,
+    topts: Any,
+    data: Any,
+    setup: Any,
+    base: dict[str, Any],
+    device: str,
+) -> dict[str, Any]:
+    """config.json of a loss run: what it trains with, and the checksums of its start."""
+    return {
+        **base,
+        "params": spec.params,
+        "train": dataclasses.asdict(topts),
+        "data": dataclasses.asdict(cfg.data),
+        "dataset": data.name,
+        "data_fingerprint": data.fingerprint,
+        "initial_weights_sha256": setup.initial_weights_sha256,
+        "batch_order_sha256": hashlib.sha256(
+            _epoch0_order(spec.seed, setup.y_train, setup.trainer.epoch_order)
+        ).hexdigest(),
+        "device": device,
+        "loss_config": setup.loss.get_config(),
+        **_user_code(spec.loss, topts.model),
+    }
+
+
+def _fit(
+    spec: RunSpec,
+    setup: Any,
+    data: Any,
+    run_dir: Path,
+    topts: Any,
+    logger: logging.Logger,
+    reporter: Reporter,
+) -> Any:
+    """Train the prepared method on `data` (validation selects the epoch), logging and
+    reporting each epoch; writes history.csv. Returns the trainer's result."""
+    from lossbench.training import tensorboard_writer
+
+    writer = tensorboard_writer(tensorboard_dir(run_dir)) if topts.tensorboard else None
+    reporter.run_started(spec.name, topts.epochs)
+    result = setup.trainer.fit(
+        setup.X_train,
+        setup.y_train,
+        data.X_val,
+        data.y_val,
+        on_epoch_end=lambda row: (
+            logger.info("epoch %s", _fmt_row(row)),
+            reporter.epoch_end(spec.name, row),
+        ),
+        summary_writer=writer,
+    )
+    if writer is not None:
+        writer.close()
+    write_history(run_dir, pd.DataFrame(result.history))
+    return result
+
+
+def _evaluate_loss_run(
+    run_dir: Path, data: Any, setup: Any, base: dict[str, Any], cfg: Settings, topts: Any
+) -> dict[str, Any]:
+    """Predict the test and validation splits, write the evaluation files and the model;
+    returns metrics.json's content."""
+    from lossbench.evaluation import SplitPredictions
+    from lossbench.models import portable
+    from lossbench.evaluation import posterior_np
+
+    splits = []
+    for ids, X, y in _test_and_val(data):
+        z = setup.trainer.predict_logits(X)
+        splits.append(SplitPredictions(ids, np.asarray(y), z, posterior_np(setup.loss, z)))
+    metrics = write_evaluation(
+        run_dir,
+        data,
+        *splits,
+        positive_index(data, cfg.data.positive_label),
+        base,
+        topts.far_targets,
+    )
+    # The model is not compiled: a compile per run re-serialised the loss and the optimizer, whose
+    # slots doubled the file, for a file that is read back for inference. It is saved in standard
+    # layers (`models.portable`), so plain keras.saving.load_model reads it without lossbench.
+    save_model(run_dir, portable(setup.model).save)
+    return metrics
 
 
 def _failed(run_dir: Path, base: dict[str, Any], reason: str, reporter: Reporter) -> dict[str, Any]:
@@ -371,8 +424,8 @@ def execute_baseline_run(
             data.feature_names,
         )
         fit_seconds = time.perf_counter() - t0
-        atomic_write_json(
-            run_dir / "config.json",
+        write_run_config(
+            run_dir,
             {
                 **base,
                 "params": clf.get_params(),
@@ -402,7 +455,7 @@ def execute_baseline_run(
             run_dir,
             data,
             *splits,
-            _positive_index(data, cfg.data.positive_label),
+            positive_index(data, cfg.data.positive_label),
             base,
             cfg.train.far_targets,
         )
@@ -419,23 +472,26 @@ def data_for_seed(opts: DataOptions, seed: int) -> Any:
     return prepare(dataclasses.replace(opts, seed=seed))
 
 
-def execute(
+def execute_run(
     spec: RunSpec,
     cfg: Settings,
-    exp_dir: Path,
+    data: Any,
+    run_dir: Path,
     *,
-    device: str,
+    device: str | None,
     reporter: Reporter | None = None,
-    data: Any = None,
     plots: bool = True,
 ) -> dict[str, Any]:
-    """Run one planned run in-process (the local executor's unit of work); `data`: the seed's
-    prepared split when the caller holds it already."""
-    if data is None:
-        data = data_for_seed(cfg.data, spec.seed)
-    run_dir = exp_dir / "runs" / spec.name
+    """Run one planned run, a loss or a baseline, on its seed's prepared split `data` into
+    `run_dir`: the one place that tells the two apart (both executors call it). `device`: the
+    device a loss run trains on; None configures `cfg.train.device` in this process first (a
+    Ray worker), which a baseline run never needs."""
     if spec.kind == "baseline":
         return execute_baseline_run(spec, cfg, data, run_dir, reporter=reporter, plots=plots)
+    if device is None:
+        from lossbench.training import configure_device  # lazy: TensorFlow
+
+        device = configure_device(cfg.train.device)
     return execute_loss_run(spec, cfg, data, run_dir, device=device, reporter=reporter, plots=plots)
 
 
@@ -451,17 +507,3 @@ def _user_code(method: str, model: str) -> dict[str, Any]:
 
         out["user_model"] = user_model(model).provenance()
     return out
-
-
-def _save_model(model: Any, path: Path) -> None:
-    """The trained network (architecture and weights) as a `.keras` file, written atomically.
-
-    The model is not compiled: a compile per run re-serialised the loss and the optimizer, whose
-    slots doubled the file, for a file that is read back for inference. It is saved in standard
-    layers (`models.portable`), so it loads in plain Keras without lossbench.
-    """
-    tmp = path.with_name(".model.tmp.keras")
-    from lossbench.models import portable
-
-    portable(model).save(tmp)  # standard Keras layers only: plain keras.saving.load_model reads it
-    tmp.replace(path)

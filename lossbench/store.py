@@ -4,15 +4,19 @@
 <out>/<timestamp>_<label>/            an experiment (`new_experiment_dir`, `find_experiment`)
   experiment.json                     what was planned, provenance, the configuration key
   runs/<method>_seed<k>/              one run (`run_name`, `parse_run_name`)
-    config.json, metrics.json, ...    written by `lossbench.runner` through `lossbench.io`
+    config.json, metrics.json, ...    written by `lossbench.runner` through this module
     DONE                              written last (`mark_done`): the run is complete
   tuning/<method>/trials.csv          compare --tune: every trial (`read_trials`, `write_trials`)
   loss_shape.csv                      the losses' values against p (`write_loss_shapes`)
   summary/                            tables, plots, report.html (`lossbench.report`)
 ```
 
-Writers: `prepare_run_dir` (a folder without DONE holds no result and is cleared), `mark_done`,
-`write_failed_run`, `write_experiment`, `write_trials`, `write_loss_shapes`. Readers: `read_run`
+The names and paths are `lossbench.layout`'s; this module is the one writer and reader of the
+files. Writers: `prepare_run_dir` (a folder without DONE holds no result and is cleared),
+`write_run_config`, `write_history`, `save_model`, `run_log`, `write_predictions`,
+`write_evaluation_files`, `mark_done`, `write_failed_run`, `write_run_files` (a Ray task's
+files), `write_experiment`, `grow_experiment`, `write_trials`, `write_loss_shapes`,
+`write_summary_*`. Readers: `read_run`
 -> `RunRecord`, `load_experiment` -> `ExperimentResults` (the report's view), `run_status` (what
 resume needs), `load_metrics` (the CLI's view), `read_trials` (what a resumed tuning replays). Only
 the runs experiment.json plans are runs (`planned_runs`); any other folder under runs/ is ignored
@@ -23,19 +27,27 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import re
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from lossbench import layout
 from lossbench.integrity import run_problem
-from lossbench.io import atomic_write_csv, atomic_write_json, atomic_write_text
+from lossbench.io import (
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_text,
+)
+from lossbench.layout import DONE, trials_path
 
-DONE = "DONE"
-LOSS_SHAPES = "loss_shape.csv"  # the report copies it beside its plots/loss_shape.png
 LOSS_SHAPE_COLUMNS = {"panel", "class", "y", "n_y", "loss", "depends_on_logits", "p", "value"}
 TUNED = "@tuned"  # suffix of the runs of a method's tuned parameters (`compare --tune`)
 _SEED_SEP = "_seed"
@@ -70,23 +82,130 @@ def write_failed_run(run_dir: Path, base: dict[str, Any], reason: str) -> dict[s
     """Write metrics.json of a failed run (`base` plus status "failed" and the reason; no DONE);
     returns its content."""
     metrics = {**base, "status": "failed", "reason": reason}
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / layout.METRICS, metrics)
+    return metrics
+
+
+def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """Write config.json: what a run trains with (written before training starts)."""
+    atomic_write_json(run_dir / layout.CONFIG, config)
+
+
+def write_history(run_dir: Path, history: pd.DataFrame) -> None:
+    """Write history.csv: one row per epoch."""
+    atomic_write_csv(run_dir / layout.HISTORY, history)
+
+
+def save_model(run_dir: Path, save: Callable[[Path], Any]) -> Path:
+    """Write model.keras atomically: `save(path)` writes the file under a temporary name (Keras
+    picks the format by the suffix, so it is `.keras` too), renamed into place after."""
+    tmp = run_dir / layout.MODEL_TMP
+    save(tmp)
+    return tmp.replace(run_dir / layout.MODEL)
+
+
+def run_log(run_dir: Path) -> logging.Handler:
+    """The handler of a run's log.txt: one handle for the run, appended to and flushed after
+    every record (logging's `FileHandler` flushes each one), so the file is readable while the
+    run trains and complete up to the last line when it is killed. The caller closes it."""
+    handler = logging.FileHandler(run_dir / layout.LOG, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    return handler
+
+
+def write_predictions(run_dir: Path, test: pd.DataFrame, val: pd.DataFrame) -> None:
+    """Write predictions.parquet (test) and predictions_val.parquet (validation) atomically."""
+    atomic_write_parquet(run_dir / layout.PREDICTIONS, test)
+    atomic_write_parquet(run_dir / layout.PREDICTIONS_VAL, val)
+
+
+def read_predictions(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(test, validation) prediction frames of a run; validation is None for runs made before
+    the protocol stored it.
+
+    Raises:
+        OSError, ValueError: the test predictions are missing or unreadable.
+    """
+    test = pd.read_parquet(run_dir / layout.PREDICTIONS)
+    val_path = run_dir / layout.PREDICTIONS_VAL
+    return test, (pd.read_parquet(val_path) if val_path.exists() else None)
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """A run's metrics.json as stored.
+
+    Raises:
+        OSError, ValueError: the file is missing or is not JSON.
+    """
+    return json.loads((Path(run_dir) / layout.METRICS).read_text(encoding="utf-8"))
+
+
+def write_evaluation_files(
+    run_dir: Path,
+    per_class: pd.DataFrame,
+    calibration: dict[str, Any],
+    confusion: pd.DataFrame,
+    metrics: dict[str, Any],
+) -> None:
+    """Write per_class.csv, calibration.json, confusion.csv and, last, metrics.json."""
+    atomic_write_csv(run_dir / layout.PER_CLASS, per_class)
+    atomic_write_json(run_dir / layout.CALIBRATION, calibration)
+    atomic_write_csv(run_dir / layout.CONFUSION, confusion)
+    atomic_write_json(run_dir / layout.METRICS, metrics)
+
+
+def read_run_files(run_dir: Path) -> dict[str, bytes]:
+    """Every file of a run folder by its path relative to the folder (what a Ray task returns)."""
+    return {
+        str(p.relative_to(run_dir)): p.read_bytes()
+        for p in sorted(Path(run_dir).rglob("*"))
+        if p.is_file()
+    }
+
+
+def write_run_files(run_dir: Path, files: dict[str, bytes]) -> None:
+    """Write a run's files (`read_run_files` of a Ray task) into a cleared `run_dir`, each
+    atomically; DONE goes last, so a crash leaves no false DONE."""
+    prepare_run_dir(run_dir)
+    for rel, payload in files.items():
+        if rel != DONE:
+            atomic_write_bytes(run_dir / rel, payload)
+    if DONE in files:
+        atomic_write_bytes(run_dir / DONE, files[DONE])
+
+
+def write_failed_task(run_dir: Path, base: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Record a run whose Ray task failed: a cleared folder with metrics.json (`write_failed_run`)
+    and a one-line log.txt; returns the metrics."""
+    prepare_run_dir(run_dir)
+    metrics = write_failed_run(run_dir, base, reason)
+    atomic_write_text(run_dir / layout.LOG, f"ray task failed: {reason}\n")
     return metrics
 
 
 def write_experiment(exp_dir: Path, meta: dict[str, Any]) -> None:
     """Write experiment.json."""
-    atomic_write_json(exp_dir / "experiment.json", meta)
+    atomic_write_json(layout.experiment_file(exp_dir), meta)
+
+
+def grow_experiment(
+    exp_dir: Path, losses: Sequence[str], baselines: Sequence[str], seeds: Sequence[int]
+) -> None:
+    """Add the losses, baselines and seeds a continued compare asks for to experiment.json's lists
+    (the existing entries first, in their order), so that the summary plans and reports them."""
+    path = layout.experiment_file(exp_dir)
+    meta = json.loads(path.read_text())
+    grown = {
+        key: list(dict.fromkeys([*(meta.get(key) or []), *new]))
+        for key, new in (("losses", losses), ("baselines", baselines), ("seeds", seeds))
+    }
+    if any(grown[key] != (meta.get(key) or []) for key in grown):
+        atomic_write_json(path, {**meta, **grown})
 
 
 def write_loss_shapes(exp_dir: Path, table: pd.DataFrame) -> Path:
     """Write the losses' values against p (`lossbench.losses.shape.loss_shapes`)."""
-    return atomic_write_csv(exp_dir / LOSS_SHAPES, table)
-
-
-def trials_path(exp_dir: Path, method: str) -> Path:
-    """`tuning/<method>/trials.csv` of an experiment: every tuning trial of one method."""
-    return Path(exp_dir) / "tuning" / method / "trials.csv"
+    return atomic_write_csv(layout.loss_shapes_path(exp_dir), table)
 
 
 def read_trials(exp_dir: Path, method: str) -> list[dict[str, Any]]:
@@ -135,7 +254,7 @@ def find_experiment(out: Path, key: str) -> Path | None:
     if not out.is_dir():
         return None
     matches = []
-    for meta in out.glob("*/experiment.json"):
+    for meta in out.glob(f"*/{layout.EXPERIMENT}"):
         try:
             if json.loads(meta.read_text()).get("config_key") == key:
                 matches.append(meta.parent)
@@ -152,9 +271,9 @@ def read_experiment_meta(exp_dir: Path) -> dict[str, Any]:
     """
     from lossbench.errors import InputError
 
-    path = Path(exp_dir) / "experiment.json"
+    path = layout.experiment_file(exp_dir)
     if not path.is_file():
-        raise InputError(f"{exp_dir}: not an experiment folder (no experiment.json)")
+        raise InputError(f"{exp_dir}: not an experiment folder (no {layout.EXPERIMENT})")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -169,7 +288,7 @@ def run_status(run_dir: Path) -> str:
     `integrity.run_problem`), `incomplete` or `missing` for a run folder."""
     if (run_dir / DONE).exists():
         return "unreadable" if run_problem(run_dir) else "done"
-    meta = run_dir / "metrics.json"
+    meta = run_dir / layout.METRICS
     if meta.exists():
         try:
             if json.loads(meta.read_text()).get("status") == "failed":
@@ -190,7 +309,7 @@ def load_metrics(exp_dir: Path) -> list[dict[str, Any]]:
 
 
 def _run_dirs(exp_dir: Path) -> list[Path]:
-    runs_dir = exp_dir / "runs"
+    runs_dir = layout.runs_dir(exp_dir)
     return sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
 
 
@@ -213,7 +332,7 @@ def stray_run_dirs(exp_dir: Path) -> list[Path]:
     run of another experiment): the store's readers ignore them. Empty when experiment.json is
     missing, unreadable or plans nothing (every folder is read then)."""
     try:
-        planned = planned_runs(_read_json(Path(exp_dir) / "experiment.json") or {})
+        planned = planned_runs(_read_json(layout.experiment_file(exp_dir)) or {})
     except (OSError, ValueError):
         return []
     return [d for d in _run_dirs(Path(exp_dir)) if planned and d.name not in planned]
@@ -226,8 +345,8 @@ def stray_warning(exp_dir: Path) -> str | None:
         return None
     names = ", ".join(d.name for d in stray)
     return (
-        f"{Path(exp_dir) / 'runs'}: ignored {len(stray)} folder(s) that experiment.json does not "
-        f"plan: {names}"
+        f"{layout.runs_dir(exp_dir)}: ignored {len(stray)} folder(s) that {layout.EXPERIMENT} "
+        f"does not plan: {names}"
     )
 
 
@@ -236,7 +355,7 @@ def _missing_runs(exp_dir: Path, meta: dict[str, Any], present: set[str]) -> lis
     return [
         RunRecord(
             name=name,
-            path=exp_dir / "runs" / name,
+            path=layout.run_dir(exp_dir, name),
             loss=method,
             kind=kind,
             seed=seed,
@@ -273,21 +392,26 @@ class RunRecord:
 
     def per_class(self) -> pd.DataFrame | None:
         """per_class.csv, or None when the file is absent."""
-        p = self.path / "per_class.csv"
+        p = self.path / layout.PER_CLASS
+        return read_result_csv(p) if p.is_file() else None
+
+    def confusion(self) -> pd.DataFrame | None:
+        """confusion.csv, or None when the file is absent."""
+        p = self.path / layout.CONFUSION
         return read_result_csv(p) if p.is_file() else None
 
     def calibration(self) -> dict[str, Any] | None:
         """calibration.json, or None when the file is absent."""
-        return _read_json(self.path / "calibration.json")
+        return _read_json(self.path / layout.CALIBRATION)
 
     def history(self) -> pd.DataFrame | None:
         """history.csv (loss runs only), or None when absent."""
-        p = self.path / "history.csv"
+        p = self.path / layout.HISTORY
         return pd.read_csv(p) if p.is_file() else None
 
     def predictions(self) -> pd.DataFrame | None:
         """predictions.parquet (row_id, y_true, p_0..p_{K-1}), or None when absent."""
-        p = self.path / "predictions.parquet"
+        p = self.path / layout.PREDICTIONS
         return pd.read_parquet(p) if p.is_file() else None
 
 
@@ -314,7 +438,7 @@ class ExperimentResults:
     def loss_shapes(self) -> pd.DataFrame | None:
         """The losses' values against p (`write_loss_shapes`), or None when absent or damaged
         (the next compare writes it again)."""
-        p = self.path / LOSS_SHAPES
+        p = layout.loss_shapes_path(self.path)
         try:
             table = pd.read_csv(p) if p.is_file() else None
         except (OSError, ValueError, UnicodeDecodeError):  # pandas' ParserError is a ValueError
@@ -351,13 +475,13 @@ def read_run(run_dir: Path) -> RunRecord:
     metrics: dict[str, Any] = {}
     problem = None
     try:
-        config = _read_json(run_dir / "config.json") or {}
+        config = _read_json(run_dir / layout.CONFIG) or {}
     except (OSError, ValueError) as exc:
-        problem = f"unreadable config.json ({exc})"
+        problem = f"unreadable {layout.CONFIG} ({exc})"
     try:
-        metrics = _read_json(run_dir / "metrics.json") or {}
+        metrics = _read_json(run_dir / layout.METRICS) or {}
     except (OSError, ValueError) as exc:
-        problem = f"unreadable metrics.json ({exc})"
+        problem = f"unreadable {layout.METRICS} ({exc})"
     for src in (config, metrics):  # metrics.json, written later, has the last word
         loss = src.get("loss") or loss
         kind = src.get("kind") or kind
@@ -371,9 +495,9 @@ def read_run(run_dir: Path) -> RunRecord:
     elif problem is not None:  # with DONE: a damaged result, which the next compare retrains
         state, reason = ("unreadable" if done else "failed"), problem
     elif not done:
-        state, reason = "incomplete", "incomplete: no DONE file (interrupted or still running)"
+        state, reason = "incomplete", f"incomplete: no {DONE} file (interrupted or still running)"
     elif status != "ok":
-        state, reason = "failed", f"metrics.json missing or status {status!r}"
+        state, reason = "failed", f"{layout.METRICS} missing or status {status!r}"
     elif (problem := run_problem(run_dir)) is not None:
         state, reason = "unreadable", f"unreadable: {problem}; the next compare trains it again"
     else:
@@ -394,7 +518,7 @@ def load_experiment(exp_dir: Path) -> ExperimentResults:
     """Read experiment.json (optional) and the runs/*/ folders of the runs it plans (every
     folder when it plans none; `stray_run_dirs` are left out)."""
     exp_dir = Path(exp_dir)
-    meta = _read_json(exp_dir / "experiment.json") or {}
+    meta = _read_json(layout.experiment_file(exp_dir)) or {}
     planned = planned_runs(meta)
     runs = [read_run(d) for d in _run_dirs(exp_dir) if not planned or d.name in planned]
     runs += _missing_runs(exp_dir, meta, {r.name for r in runs})
@@ -420,12 +544,12 @@ def load_experiment(exp_dir: Path) -> ExperimentResults:
 def read_config(run_dir: Path) -> dict[str, Any]:
     """A run's config.json (empty when absent or unreadable)."""
     try:
-        return _read_json(Path(run_dir) / "config.json") or {}
+        return _read_json(Path(run_dir) / layout.CONFIG) or {}
     except (OSError, ValueError):
         return {}
 
 
 def read_summary_csv(exp_dir: Path, name: str) -> pd.DataFrame | None:
     """summary/<name> of an experiment (a table, significance.csv, ranks.csv), None if absent."""
-    path = Path(exp_dir) / "summary" / name
+    path = layout.summary_dir(exp_dir) / name
     return pd.read_csv(path) if path.is_file() else None

@@ -25,8 +25,9 @@ from typing import Any
 
 import pandas as pd
 
+from lossbench import layout
 from lossbench.errors import InputError
-from lossbench.store import load_experiment
+from lossbench.store import RunRecord, load_experiment, read_config
 
 __all__ = ["DEFAULT", "MLFLOW_EXPERIMENT", "default_tracking_uri", "log_experiment"]
 
@@ -35,8 +36,8 @@ DEFAULT = "default"
 #: The MLflow experiment that holds every lossbench experiment's parent run.
 MLFLOW_EXPERIMENT = "lossbench"
 #: Files of a run folder logged as artifacts (tables and plots; not the model or predictions).
-RUN_ARTIFACTS = ("*.csv", "*.json", "plots/*.png")
-SUMMARY_ARTIFACTS = ("*.csv", "*.md", "report.html", "plots/*.png")
+RUN_ARTIFACTS = ("*.csv", "*.json", f"{layout.PLOTS}/*.png")
+SUMMARY_ARTIFACTS = ("*.csv", "*.md", layout.REPORT, f"{layout.PLOTS}/*.png")
 _BATCH = 900  # MLflow's log_batch takes at most 1000 metrics, 100 params per call
 _PARAM_BATCH = 90
 
@@ -111,14 +112,13 @@ def _artifacts(client: Any, run_id: str, folder: Path, patterns: tuple[str, ...]
                 client.log_artifact(run_id, str(path), None if sub == "." else sub)
 
 
-def _run_metrics(run_dir: Path, summary: dict[str, Any]) -> list[Any]:
+def _run_metrics(run: RunRecord) -> list[Any]:
     """history.csv as step metrics (step = epoch), then the summary metrics."""
     from mlflow.entities import Metric
 
     out = []
-    history = run_dir / "history.csv"
-    if history.is_file():
-        frame = pd.read_csv(history)
+    frame = run.history()
+    if frame is not None:
         steps = frame["epoch"] if "epoch" in frame else pd.Series(range(1, len(frame) + 1))
         for col in frame.columns:
             if col == "epoch":
@@ -126,7 +126,7 @@ def _run_metrics(run_dir: Path, summary: dict[str, Any]) -> list[Any]:
             for step, value in zip(steps, frame[col], strict=True):
                 if (v := _finite(value)) is not None:
                     out.append(Metric(f"history/{col}", v, 0, int(step)))
-    for key, value in summary.items():
+    for key, value in run.summary.items():
         if (v := _finite(value)) is not None:
             out.append(Metric(f"test/{key}", v, 0, 0))
     return out
@@ -171,13 +171,13 @@ def log_experiment(exp_dir: Path, tracking_uri: str, out: Path) -> dict[str, Any
             run_name=run.name,
             tags={**tags, "mlflow.parentRunId": parent_id, "lossbench.loss": run.loss},
         )
-        config = json.loads((run.path / "config.json").read_text()) if run.path.exists() else {}
+        config = read_config(run.path) if run.path.exists() else {}
         params = dict(_flat("", {k: v for k, v in config.items() if k != "class_names"}))
-        _log(client, child.info.run_id, params, _run_metrics(run.path, run.summary))
+        _log(client, child.info.run_id, params, _run_metrics(run))
         _artifacts(client, child.info.run_id, run.path, RUN_ARTIFACTS)
         client.set_terminated(child.info.run_id)
         logged.append(run.name)
-    summary = exp_dir / "summary"
+    summary = layout.summary_dir(exp_dir)
     if summary.is_dir():
         _artifacts(client, parent_id, summary, SUMMARY_ARTIFACTS)
     client.set_terminated(parent_id)

@@ -41,10 +41,11 @@ import numpy as np
 
 from lossbench.config import TrainOptions
 from lossbench.errors import InputError
+from lossbench.layout import trials_path
 from lossbench.loss_catalog import LR_SEARCH  # log-uniform; `lossbench losses` lists it too
 from lossbench.methods import parse_method, prepare_method, with_lr
 from lossbench.metrics.scores import CRITERION_COLUMN  # history.csv column of each criterion
-from lossbench.store import read_trials, trials_path, write_trials
+from lossbench.store import read_trials, write_trials
 
 TUNE_SEED = 0  # the split and initial weights every trial uses
 

@@ -191,3 +191,90 @@ def test_only_the_training_package_imports_tensorflow():
                 importers.add(name)
     assert importers, "no module imports tensorflow: the scan is broken"
     assert sorted(m for m in importers if not _within(m, "lossbench.training")) == []
+
+
+# Every file name of an experiment and a run folder (README "Results layout"), spelled here and
+# not taken from lossbench.layout, so that a name the layout module stops owning is still caught.
+RESULT_FILE_NAMES = (
+    "experiment.json",
+    "config.json",
+    "metrics.json",
+    "predictions.parquet",
+    "predictions_val.parquet",
+    "per_class.csv",
+    "confusion.csv",
+    "calibration.json",
+    "history.csv",
+    "log.txt",
+    "model.keras",
+    "DONE",
+    "trials.csv",
+    "loss_shape.csv",
+    "significance.csv",
+    "report.html",
+)
+# Folders of the layout, caught where a path is joined with them (`exp_dir / "runs"`).
+RESULT_FOLDER_NAMES = ("runs", "summary", "tuning", "plots", "tensorboard")
+LAYOUT_OWNERS = {"lossbench/layout.py"}  # the one module that names them
+# Not yet routed through lossbench.layout; the lead removes each entry after merging:
+NOT_YET_ROUTED = {
+    "lossbench/cli.py",  # issue 31 (D) is splitting cli.py into a package
+    "lossbench/cli",
+    "lossbench/bench.py",  # issue 35 (E) is splitting bench.py
+}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring nodes of a module, its classes and its functions."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def _layout_names_in(tree: ast.AST) -> list[str]:
+    """The result file names in the string literals of a module (f-string pieces included,
+    docstrings left out), and the layout folders that a path is joined with (`x / "runs"`)."""
+    import re
+
+    patterns = {n: re.compile(rf"(?<![\w.]){re.escape(n)}(?!\w)") for n in RESULT_FILE_NAMES}
+    skip = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            found += [name for name, p in patterns.items() if p.search(node.value)]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            for side in (node.left, node.right):
+                if isinstance(side, ast.Constant) and side.value in RESULT_FOLDER_NAMES:
+                    found.append(f'/ "{side.value}"')
+    return found
+
+
+def test_only_the_layout_module_names_result_files():
+    """One owner of the results layout (issue 31): no module but lossbench.layout spells a run or
+    experiment file name, or joins a path with a layout folder; the others ask it for paths."""
+    root = PACKAGE.parent
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel in LAYOUT_OWNERS | NOT_YET_ROUTED:
+            continue
+        found = _layout_names_in(ast.parse(path.read_text()))
+        if found:
+            offenders[rel] = found
+    assert offenders == {}
+
+
+def test_the_result_file_check_finds_a_name_and_a_folder_join():
+    """The check above can fail: a file name in an f-string and a join with runs/ are found, a
+    docstring and a name that merely contains a file name (`my_metrics.json.bak`) are not."""
+    source = (
+        '"""metrics.json in a docstring."""\n'
+        'a = f"{run}/metrics.json"\n'
+        'b = exp / "runs" / name\n'
+        'c = "my_metrics.json.bak"\n'
+    )
+    assert _layout_names_in(ast.parse(source)) == ["metrics.json", '/ "runs"']

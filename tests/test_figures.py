@@ -268,8 +268,9 @@ def test_plot_options_without_plot_are_an_error(cli) -> None:
 
 
 def test_a_damaged_loss_shape_csv_is_left_out_of_the_report(tmp_path: Path) -> None:
+    from lossbench.layout import LOSS_SHAPES
     from lossbench.report import build_summary
-    from lossbench.store import LOSS_SHAPES, load_experiment
+    from lossbench.store import load_experiment
     from tests.test_report import _make_experiment
 
     exp, _ = _make_experiment(tmp_path)

@@ -360,7 +360,7 @@ def _distance_to_polyline(px, py, x, y):
 def test_thinned_curves_draw_the_same_line_with_fewer_points():
     from sklearn.metrics import precision_recall_curve
 
-    from lossbench.report.plots import CURVE_STEP, thin_curve
+    from lossbench.report.overlays import CURVE_STEP, thin_curve
 
     rng = np.random.default_rng(0)
     y = rng.random(20_000) < 0.05

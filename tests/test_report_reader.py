@@ -342,7 +342,8 @@ def _check_figure(name: str, fig) -> None:
 def test_figures_fit_the_report_with_labels_and_legends_outside_the_data(
     tmp_path, losses, seeds, n_classes
 ):
-    from lossbench.report.plots import run_figures, summary_figures
+    from lossbench.report.overlays import summary_figures
+    from lossbench.report.plots import run_figures
     from lossbench.report.tables import load_experiment, tables_from
 
     exp = make_experiment(tmp_path, losses, seeds, n_classes, {losses[-1]: 1}, n_test=60)

@@ -42,7 +42,8 @@ def three_seeds(tmp_path_factory):
 
 
 def test_reliability_panel_ece_is_the_calibration_tables_mean(three_seeds):
-    from lossbench.report.plots import kind_styles, method_color, plot_reliability_overlay
+    from lossbench.report.overlays import plot_reliability_overlay
+    from lossbench.report.plots import kind_styles, method_color
     from lossbench.report.tables import load_experiment
 
     exp, eces = three_seeds

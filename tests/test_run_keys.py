@@ -13,7 +13,7 @@ import pytest
 
 from lossbench.config import DataOptions, RunConfig, TrainOptions
 from lossbench.data.cache import fingerprint
-from lossbench.experiment import resolve_key
+from lossbench.provenance import resolve_key
 
 SOURCES = [["/data/flows.csv", 1234, 5678]]
 

@@ -426,7 +426,7 @@ def test_a_file_spec_runs_under_the_ray_executor(cli, tmp_path):
 def test_keys_of_experiments_without_user_code_are_unchanged():
     """No --model-param and no user code: the key holds exactly the fields it held before."""
     from lossbench.config import RunConfig, TrainOptions, run_defining
-    from lossbench.experiment import config_key, resolve_key, user_code_hashes
+    from lossbench.provenance import config_key, resolve_key, user_code_hashes
 
     assert "model_params" not in run_defining(TrainOptions())
     assert user_code_hashes(["ce", "focal+ros@tuned"], "cnn1d") == {}

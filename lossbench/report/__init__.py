@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lossbench import layout
 from lossbench.errors import InputError
 from lossbench.io import atomic_write_csv, atomic_write_parquet, atomic_write_text
 from lossbench.report.figures import save_loss_shapes
 from lossbench.report.html import render_report
-from lossbench.report.plots import run_plots, summary_plots
+from lossbench.report.overlays import summary_plots
+from lossbench.report.plots import run_plots
 from lossbench.report.stats import ranks_from, significance_from
 from lossbench.report.tables import (
     display_table,
@@ -65,9 +67,11 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
         InputError: when `exp_dir` holds neither experiment.json nor runs/.
     """
     exp_dir = Path(exp_dir)
-    if not (exp_dir / "experiment.json").is_file() and not (exp_dir / "runs").is_dir():
-        raise InputError(f"{exp_dir}: not an experiment folder (no experiment.json, no runs/)")
-    out = exp_dir / "summary"
+    if not layout.experiment_file(exp_dir).is_file() and not layout.runs_dir(exp_dir).is_dir():
+        raise InputError(
+            f"{exp_dir}: not an experiment folder (no {layout.EXPERIMENT}, no {layout.RUNS}/)"
+        )
+    out = layout.summary_dir(exp_dir)
     results = load_experiment(exp_dir)
     tables = tables_from(results)
     significance = significance_from(results, n_boot=n_boot)
@@ -76,23 +80,23 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
 
     written: dict[str, Path] = {}
     for which, table in tables.items():
-        stem = f"table_{which}"
-        written[f"{stem}.csv"] = atomic_write_csv(out / f"{stem}.csv", table)
-        written[f"{stem}.parquet"] = atomic_write_parquet(out / f"{stem}.parquet", table)
+        csv, parquet, md = (layout.summary_table(which, ext) for ext in (".csv", ".parquet", ".md"))
+        written[csv] = atomic_write_csv(out / csv, table)
+        written[parquet] = atomic_write_parquet(out / parquet, table)
         note = " ".join(filter(None, [_NOTE, undefined_note(tables["per_class"], which)]))
         markdown = (
             f"{TABLE_CAPTIONS[which]}\n\n{table_to_markdown(display_table(table, which))}\n{note}\n"
         )
-        written[f"{stem}.md"] = atomic_write_text(out / f"{stem}.md", markdown)
-    written["significance.csv"] = atomic_write_csv(out / "significance.csv", significance)
-    written["ranks.csv"] = atomic_write_csv(out / "ranks.csv", ranks)
-    plots = summary_plots(results, tables["per_class"], out / "plots")
+        written[md] = atomic_write_text(out / md, markdown)
+    written[layout.SIGNIFICANCE] = atomic_write_csv(out / layout.SIGNIFICANCE, significance)
+    written[layout.RANKS] = atomic_write_csv(out / layout.RANKS, ranks)
+    plots = summary_plots(results, tables["per_class"], layout.plots_dir(out))
     shapes = results.loss_shapes()
     if shapes is not None:  # compare's losses at its data (`lossbench.experiment`)
-        png, csv = save_loss_shapes(shapes, out / "plots" / "loss_shape.png")
-        plots["loss_shape.png"] = png
-        written["plots/loss_shape.csv"] = csv
-    written.update({f"plots/{name}": path for name, path in plots.items()})
+        png, csv = save_loss_shapes(shapes, layout.plots_dir(out) / layout.LOSS_SHAPES_PLOT)
+        plots[png.name] = png
+        written[f"{layout.PLOTS}/{csv.name}"] = csv
+    written.update({f"{layout.PLOTS}/{name}": path for name, path in plots.items()})
     page = render_report(results, tables, significance, excluded, plots, ranks=ranks)
-    written["report.html"] = atomic_write_text(out / "report.html", page)
+    written[layout.REPORT] = atomic_write_text(layout.report_path(exp_dir), page)
     return written

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from lossbench import layout
 from lossbench.metrics.significance import MIN_TEST_SEEDS
 from lossbench.report.stats import HEADLINE_METRICS, LOWER_IS_BETTER_HEADLINE
 from lossbench.report.tables import (
@@ -70,7 +71,7 @@ _PLOT_CAPTIONS = {
     "loss_shape.png": "Each loss's value against p = softmax(z)_y, the predicted probability of "
     "the true class, for a sample of the rarest and of the most frequent class, as built from "
     "this experiment's training class counts (its first seed's split) and parameters, before "
-    "training (paper Fig. 1); the values are in plots/loss_shape.csv.",
+    f"training (paper Fig. 1); the values are in {layout.PLOTS}/{layout.LOSS_SHAPES}.",
 }
 
 

@@ -39,6 +39,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.stats import friedmanchisquare, rankdata
 
+from lossbench import layout
 from lossbench.errors import InputError
 from lossbench.io import atomic_savefig, atomic_write_csv, atomic_write_text
 from lossbench.report.stats import (
@@ -98,7 +99,7 @@ class Leaderboard:
 
 
 def _is_experiment(path: Path) -> bool:
-    return (path / "experiment.json").is_file() and (path / "runs").is_dir()
+    return layout.experiment_file(path).is_file() and layout.runs_dir(path).is_dir()
 
 
 def _dataset_labels(results: list[ExperimentResults]) -> list[str]:
@@ -156,7 +157,9 @@ def leaderboard_from(exp_dirs: list[Path]) -> Leaderboard:
     paths: list[Path] = []
     for p in map(Path, exp_dirs):
         if not _is_experiment(p):
-            raise InputError(f"{p}: not an experiment folder (no experiment.json and runs/)")
+            raise InputError(
+                f"{p}: not an experiment folder (no {layout.EXPERIMENT} and {layout.RUNS}/)"
+            )
         if p.resolve() in {q.resolve() for q in paths}:
             raise InputError(f"{p}: given twice")
         paths.append(p)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lossbench.layout import METRICS, PER_CLASS
 from lossbench.store import ExperimentResults, RunRecord, load_experiment
 
 __all__ = [
@@ -565,8 +566,8 @@ def undefined_note(per_class_table: pd.DataFrame, which: str) -> str:
         return (
             "– also marks an undefined value: the precision of a class the run never predicts "
             "(0/0), the recall of a class absent from the test split, and the FAR of a class the "
-            "run never predicts (0 by abstention, not a real false-alarm rate). per_class.csv "
-            "keeps them as 0 (metrics.json lists the 0/0 ones under `undefined`); here they are "
+            f"run never predicts (0 by abstention, not a real false-alarm rate). {PER_CLASS} "
+            f"keeps them as 0 ({METRICS} lists the 0/0 ones under `undefined`); here they are "
             "left out of the means and never marked best. "
             f"{UNDEFINED_MARK}: undefined in some seeds, the mean is over the seeds where the "
             "value is defined (and it is not marked best)."
