@@ -1,0 +1,278 @@
+"""The options the commands share, declared once, and `with_options`, which resolves them into
+the settings (`config.resolve_settings`)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from inspect import Parameter, signature
+from typing import Annotated, Any
+
+import typer
+
+from lossbench import choices
+from lossbench.config import (
+    DEFAULTS,
+    resolve_settings,
+)
+from lossbench.errors import InputError
+
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="CSV (.csv/.csv.gz), Parquet, folder of CSVs, or a built-in dataset "
+        "(digits-lt, synthetic-cicids). Default: digits-lt.",
+    ),
+]
+LabelColOpt = Annotated[
+    str | None, typer.Option("--label-col", help="Label column (default: Label, else the last).")
+]
+PresetOpt = Annotated[
+    choices.Preset, typer.Option("--preset", help="Dataset preset (auto: detect by column names).")
+]
+NanPolicyOpt = Annotated[
+    choices.NanPolicy, typer.Option("--nan-policy", help="Rows with missing features.")
+]
+DropClassesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--drop-classes",
+        help="Comma-separated classes to drop (preset default: "
+        "Heartbleed,Infiltration; pass '' to keep all).",
+    ),
+]
+MergeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--merge", help="Merge labels, e.g. --merge 'Web Attack=Web Attack*'."),
+]
+MinClassOpt = Annotated[
+    int | None,
+    typer.Option("--min-class-count", help="Drop, with a warning, classes with fewer rows."),
+]
+SampleFracOpt = Annotated[
+    float | None, typer.Option("--sample-frac", help="Stratified subsample fraction (0, 1].")
+]
+SplitOpt = Annotated[str, typer.Option("--split", help="train,val,test fractions.")]
+ScalerOpt = Annotated[choices.Scaler, typer.Option("--scaler", help="Feature scaling.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Bypass the prepared-array cache.")]
+DedupeOpt = Annotated[
+    bool, typer.Option("--dedupe", help="Drop exact duplicate rows (features and label) first.")
+]
+TaskOpt = Annotated[
+    choices.Task,
+    typer.Option(
+        "--task",
+        help="binary: the negative class (--negative, default BENIGN) against every other class "
+        "merged into 'attack' (zero-day and cross-dataset detection).",
+    ),
+]
+NegativeOpt = Annotated[
+    str | None, typer.Option("--negative", help="--task binary: the negative class (BENIGN).")
+]
+SplitByOpt = Annotated[
+    str,
+    typer.Option(
+        "--split-by",
+        help="random (stratified); order (row order); time[:COLUMN] (by timestamp); "
+        "group:COL[,COL] (every group in one split); files:TRAIN;VAL;TEST (file-name globs).",
+    ),
+]
+TestDataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--test-data",
+        help="Cross-dataset test: train and validate on --data, test on this file or folder.",
+    ),
+]
+LabelMapOpt = Annotated[
+    list[str] | None,
+    typer.Option("--label-map", help="Rename --test-data labels, e.g. 'DDOS attack-HOIC=DDoS'."),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for split, weights and batch order.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", help="TOML file whose keys mirror the flags.")
+]
+
+
+def dataset_options(
+    label_col: LabelColOpt = DEFAULTS["label_col"],
+    preset: PresetOpt = DEFAULTS["preset"],
+    nan_policy: NanPolicyOpt = DEFAULTS["nan_policy"],
+    drop_classes: DropClassesOpt = DEFAULTS["drop_classes"],
+    merge: MergeOpt = DEFAULTS["merge"],
+    min_class_count: MinClassOpt = DEFAULTS["min_class_count"],
+    no_cache: NoCacheOpt = DEFAULTS["no_cache"],
+    dedupe: DedupeOpt = DEFAULTS["dedupe"],
+    task: TaskOpt = DEFAULTS["task"],
+    negative: NegativeOpt = DEFAULTS["negative"],
+    split_by: SplitByOpt = DEFAULTS["split_by"],
+    test_data: TestDataOpt = DEFAULTS["test_data"],
+    label_map: LabelMapOpt = DEFAULTS["label_map"],
+) -> None:
+    """How to read a dataset: the options `inspect`, `run` and `compare` share."""
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the option `name` was given (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name != "DEFAULT"
+
+
+def with_options(
+    *groups: Callable[..., None],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the options of `groups` (functions whose signatures declare them, each
+    declared once), after its own.
+
+    The command is called with its own options and `settings`, the groups' options by name, all
+    resolved once by `config.resolve_settings`: a flag given, else the `--config` file's value
+    (where the command has --config), else the default, each validated whatever its source.
+    """
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [
+            p for p in signature(command, eval_str=True).parameters.values() if p.name != "settings"
+        ]
+        shared = [p for g in groups for p in signature(g, eval_str=True).parameters.values()]
+        params = [
+            Parameter("ctx", Parameter.KEYWORD_ONLY, annotation=typer.Context),
+            *(p.replace(kind=Parameter.KEYWORD_ONLY) for p in own + shared),
+        ]
+
+        @functools.wraps(command)
+        def with_settings(ctx: typer.Context, **flags: Any) -> None:
+            given = {name for name in flags if _on_command_line(ctx, name)}
+            settings = resolve_settings(flags, given=given, config=flags.get("config"))
+            command(settings=settings, **{p.name: settings.pop(p.name) for p in own})
+
+        with_settings.__signature__ = signature(command).replace(  # type: ignore[attr-defined]
+            parameters=params, return_annotation=None
+        )
+        with_settings.__annotations__ = {p.name: p.annotation for p in params}
+        return with_settings
+
+    return decorate
+
+
+#: `inspect` and `losses --plot --data` read the whole dataset, split as by default.
+WHOLE_DATASET = {
+    "sample_frac": None,
+    "split": "0.6,0.2,0.2",
+    "scaler": "minmax",
+    "positive_label": None,
+}
+PlotOpt = Annotated[bool, typer.Option("--plot", help="Also draw the figure into --out (PNG).")]
+
+
+def plot_path(out: str) -> Any:
+    """The PNG file of `--out`, checked before anything is computed: a .png name in a folder
+    that exists, and not a folder itself."""
+    from pathlib import Path
+
+    path = Path(out)
+    if path.is_dir():
+        raise InputError(f"--out {out!r}: is a folder; expected a .png file name")
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--out {out!r}: expected a .png file name")
+    if not path.parent.is_dir():
+        raise InputError(f"--out {out!r}: the folder {str(path.parent)!r} does not exist")
+    return path
+
+
+EpochsOpt = Annotated[int, typer.Option("--epochs", help="Maximum epochs (>= 1).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size (>= 1).")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="Network: cnn1d (paper Fig. 4), mlp, or your builder MODULE:ATTR "
+        "(build(n_features, n_classes, **params) -> keras.Model of logits).",
+    ),
+]
+ModelParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model-param", help="Parameter KEY=VALUE of your --model MODULE:ATTR."),
+]
+DeviceOpt = Annotated[choices.Device, typer.Option("--device", help="Training device.")]
+OutOpt = Annotated[str, typer.Option("--out", help="Results folder.")]
+PatienceOpt = Annotated[
+    int,
+    typer.Option(
+        "--patience", help="Early-stopping patience on the --select criterion; 0 disables."
+    ),
+]
+SelectOpt = Annotated[
+    choices.Select,
+    typer.Option(
+        "--select",
+        help="Selection criterion on the validation split, the same for every loss (validation "
+        "NLL breaks ties of macro_f1).",
+    ),
+]
+FarOpt = Annotated[
+    str,
+    typer.Option(
+        "--far", help="False-alarm-rate targets of the operating points, e.g. 0.01,0.001."
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="Loss parameter KEY=VALUE (or LOSS.KEY=VALUE in compare)."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result paths.")]
+ClipOpt = Annotated[float, typer.Option("--clipnorm", help="Global-norm gradient clip; 0 = off.")]
+PositiveOpt = Annotated[
+    str | None, typer.Option("--positive-label", help="Binary tasks: the positive class.")
+]
+TensorboardOpt = Annotated[
+    bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into the run folder.")
+]
+MlflowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="[TRACKING_URI]",
+        help="Also log the runs to MLflow: one run per lossbench run, nested under one per "
+        "experiment (settings, per-epoch history, test metrics, tables and plots). Without a "
+        "URI: a SQLite store in <out>/mlruns/. Needs the mlflow extra.",
+    ),
+]
+JitOpt = Annotated[choices.Jit, typer.Option("--jit", help="XLA compilation of the train step.")]
+PrecisionOpt = Annotated[
+    choices.Precision,
+    typer.Option(
+        "--precision",
+        help="Keras mixed precision for the network (losses and metrics stay float32).",
+    ),
+]
+
+
+def training_options(
+    sample_frac: SampleFracOpt = DEFAULTS["sample_frac"],
+    split: SplitOpt = DEFAULTS["split"],
+    scaler: ScalerOpt = DEFAULTS["scaler"],
+    positive_label: PositiveOpt = DEFAULTS["positive_label"],
+    model: ModelOpt = DEFAULTS["model"],
+    model_param: ModelParamOpt = DEFAULTS["model_param"],
+    epochs: EpochsOpt = DEFAULTS["epochs"],
+    batch_size: BatchOpt = DEFAULTS["batch_size"],
+    lr: LrOpt = DEFAULTS["lr"],
+    clipnorm: ClipOpt = DEFAULTS["clipnorm"],
+    patience: PatienceOpt = DEFAULTS["patience"],
+    select: SelectOpt = DEFAULTS["select"],
+    far: FarOpt = DEFAULTS["far"],
+    device: DeviceOpt = DEFAULTS["device"],
+    jit: JitOpt = DEFAULTS["jit"],
+    precision: PrecisionOpt = DEFAULTS["precision"],
+    param: ParamOpt = DEFAULTS["param"],
+    out: OutOpt = DEFAULTS["out"],
+    tensorboard: TensorboardOpt = DEFAULTS["tensorboard"],
+    mlflow: MlflowOpt = DEFAULTS["mlflow"],
+    config: ConfigOpt = DEFAULTS["config"],
+    quiet: QuietOpt = DEFAULTS["quiet"],
+    as_json: JsonOpt = DEFAULTS["as_json"],
+) -> None:
+    """The other options `run` and `compare` share (after `dataset_options`)."""
