@@ -1,18 +1,20 @@
 """Classification metrics (SPEC section 5): per-class one-vs-rest scores, averages, binary scores.
 
 Every number agrees with scikit-learn / imbalanced-learn where they define it
-(tests/test_metrics.py):
+(tests/test_metrics.py); AUROC, average precision, MCC and G-mean are their functions:
 
 - per class k, from one-vs-rest counts TP, FP, FN, TN: precision, recall (POD), F1,
-  FAR = FP / (FP + TN), specificity = TN / (TN + FP), AUROC of `proba[:, k]`, average precision
-  (scikit-learn's step-wise AUPRC), support. A ratio with a zero denominator is 0 and its name is
-  added to `Evaluation.undefined` (scikit-learn's `zero_division=0`).
-- AUROC and AUPRC of a class absent from `y_true` (or of a class that is all of `y_true`) are
-  undefined: NaN in `per_class`, flagged, and left out of `macro_auroc` / `macro_auprc`.
+  FAR = FP / (FP + TN), specificity = TN / (TN + FP), AUROC of `proba[:, k]`
+  (`roc_auc_score`), average precision (`average_precision_score`: step-wise AUPRC), support.
+  A ratio with a zero denominator is 0 and its name is added to `Evaluation.undefined`
+  (scikit-learn's `zero_division=0`).
+- AUROC of a class absent from `y_true` or that is all of `y_true`, and AUPRC of a class absent
+  from `y_true`, are undefined: NaN in `per_class`, flagged, and left out of `macro_auroc` /
+  `macro_auprc`.
 - macro = unweighted mean over all K classes (`average="macro"`, `labels=range(K)`); weighted =
   support-weighted mean.
 - balanced accuracy averages recall over the classes present in `y_true` (as scikit-learn).
-- G-mean follows `imblearn.metrics.geometric_mean_score(average="multiclass")`: the geometric mean
+- G-mean is `imblearn.metrics.geometric_mean_score(average="multiclass")`: the geometric mean
   of recall over the classes present in `y_true` or predicted; a class predicted but absent from
   `y_true` has recall 0/0 = 0, so G-mean is then 0.
 - MCC is scikit-learn's multiclass `matthews_corrcoef` (0 and flagged when undefined).
