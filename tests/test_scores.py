@@ -1,6 +1,6 @@
 """lossbench.metrics.scores (the one softmax, NLL, macro-F1 and criterion map) against
-scikit-learn, SciPy and NumPy written out here, and the edge cases lossbench documents for the
-library-backed AUROC, AP and MCC."""
+scikit-learn, SciPy and NumPy written out here, and the edge cases lossbench documents for AUROC,
+AP and the scikit-learn-backed MCC."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_criterion_map_covers_every_selection_criterion():
     assert CRITERION_COLUMN["balanced_accuracy"] == "val_macro_recall"
 
 
-def test_library_scores_keep_lossbench_edge_cases():
+def test_auroc_ap_and_mcc_keep_their_documented_edge_cases():
     """AUROC is NaN for a class absent from y_true or that is all of it; AP is NaN only for an
     absent class (1 for a class that is all of y_true); MCC is 0 and flagged with one true
     class; no rows give NaN everywhere rather than an error."""
