@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,29 @@ def test_the_loss_library_depends_on_nothing_above_it():
 
 def _within(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
+
+
+def test_training_losses_and_models_raise_no_message_naming_a_flag():
+    """Settings are validated at the edge; below it a message names no command-line flag (the
+    library is called from Python too): here the training package, the losses and models."""
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    found = []
+    for name, path in _modules(PACKAGE).items():
+        if not any(_within(name, p) for p in BELOW_THE_EDGE):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                text = " ".join(
+                    c.value
+                    for c in ast.walk(node.exc)
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                )
+                if flag.search(text):
+                    found.append(f"{name}:{node.lineno}: {text}")
+    assert found == []
+
+
+BELOW_THE_EDGE = ("lossbench.training", "lossbench.losses", "lossbench.models")
 
 
 MODULES = ("tensorflow", "keras", "sklearn", "matplotlib", "ray")

@@ -14,7 +14,9 @@ from `LossbenchLoss` (hooks for the training loop), is written with `keras.ops` 
 backend; no TensorFlow import here), and is registered for Keras serialisation under the package
 "lossbench", so a model compiled with one saves and loads without `custom_objects` once this
 package is imported. The adaptive losses' epoch hooks also run in a plain `model.fit` through
-`loss.callbacks(...)`.
+`loss.callbacks(...)`; AutoBalance's upper step (TensorFlow tapes) is the training package's,
+`lossbench.training.fit_callbacks(loss, ...)`. This package imports nothing of lossbench but
+itself and `lossbench.errors`.
 """
 
 from lossbench.losses.amrl import AMRLLoss, amrl_hinge, amrl_loss, dual_ascent
