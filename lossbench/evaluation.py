@@ -42,11 +42,10 @@ from lossbench.metrics.protocol import (
     operating_points,
     temperature_scale,
 )
-from lossbench.metrics.scores import log_posterior, macro_f1
+from lossbench.metrics.scores import CRITERION_COLUMN, log_posterior, macro_f1, nll, softmax
 
 if TYPE_CHECKING:
     from lossbench.losses.base import LossbenchLoss
-
 
 
 @dataclass
@@ -295,15 +294,6 @@ def reevaluate_run(run_dir: Path) -> str | None:
 # computed alike for every loss
 
 
-def softmax_np(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64 (the probabilities every metric is computed from)."""
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
-
-
 def posterior_np(loss: LossbenchLoss, logits: np.ndarray) -> np.ndarray:
     """The class probabilities the loss's training makes consistent with the data's prior
     (SPEC 4.4), as float64 rows summing to 1.
@@ -316,7 +306,7 @@ def posterior_np(loss: LossbenchLoss, logits: np.ndarray) -> np.ndarray:
     from lossbench.losses.base import LossbenchLoss
 
     if type(loss).posterior is LossbenchLoss.posterior:
-        return softmax_np(logits)
+        return softmax(logits)
     p = np.asarray(
         keras.ops.convert_to_numpy(loss.posterior(np.asarray(logits, np.float32))), np.float64
     )
@@ -333,12 +323,11 @@ def selection_scores(y: np.ndarray, logits: np.ndarray, proba: np.ndarray) -> di
 
     n_classes = proba.shape[1]
     scores = quick_scores(y, logits.argmax(axis=1), n_classes)
-    p_true = proba[np.arange(len(y)), y] if len(y) else np.ones(0)
     ap = average_precision_ovr(y, proba) if len(y) else np.full(n_classes, np.nan)
     return {
         "macro_f1": float(scores["macro_f1"]),
         "balanced_accuracy": float(scores["macro_recall"]),
-        "nll": float(-np.mean(np.log(np.clip(p_true, 1e-15, None)))) if len(y) else math.nan,
+        "nll": nll(y, proba),
         "auprc": float(np.nanmean(ap)) if np.isfinite(ap).any() else math.nan,
     }
 
@@ -346,19 +335,14 @@ def selection_scores(y: np.ndarray, logits: np.ndarray, proba: np.ndarray) -> di
 def history_scores(row: dict[str, Any]) -> dict[str, float]:
     """The selection scores of one history.csv row (`lossbench.training.Trainer.validate`'s
     columns), by criterion."""
-    return {
-        "macro_f1": float(row["val_macro_f1"]),
-        "balanced_accuracy": float(row["val_macro_recall"]),
-        "nll": float(row["val_nll"]),
-        "auprc": float(row["val_auprc"]),
-    }
+    return {criterion: float(row[column]) for criterion, column in CRITERION_COLUMN.items()}
 
 
 def selection_key(criterion: str, scores: dict[str, float]) -> tuple[float, float]:
     """Larger is better: (criterion, tie-break). The tie-break is the validation NLL of the
     posterior, so a plateau of macro-F1 still counts as progress while the NLL improves."""
-    nll = scores["nll"]
-    tie = -nll if math.isfinite(nll) else -math.inf
+    val_nll = scores["nll"]
+    tie = -val_nll if math.isfinite(val_nll) else -math.inf
     if criterion == "nll":
         return (tie, 0.0)
     value = scores[criterion]

@@ -335,9 +335,8 @@ def _evaluate_loss_run(
 ) -> dict[str, Any]:
     """Predict the test and validation splits, write the evaluation files and the model;
     returns metrics.json's content."""
-    from lossbench.evaluation import SplitPredictions
+    from lossbench.evaluation import SplitPredictions, posterior_np
     from lossbench.models import portable
-    from lossbench.evaluation import posterior_np
 
     splits = []
     for ids, X, y in _test_and_val(data):

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 import numpy as np
 from keras import ops
+from scipy.special import softmax
 
 from lossbench.losses.base import LossbenchLoss
 
@@ -71,8 +72,7 @@ class LossHooks(keras.callbacks.Callback):
         if self.validation_data is not None:
             x_val, y_val = self.validation_data
             logits = np.asarray(self.model.predict(x_val, batch_size=self.batch_size, verbose=0))
-            z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-            proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+            proba = softmax(logits.astype(np.float64), axis=1)
             y_val = np.asarray(y_val)
         self.loss.on_epoch_end(epoch, y_val, proba)
         self._sync(before)

@@ -28,9 +28,9 @@ from lossbench.evaluation import (
     posterior_np,
     selection_key,
     selection_scores,
-    softmax_np,
 )
 from lossbench.losses.base import LossbenchLoss
+from lossbench.metrics.scores import CRITERION_COLUMN, softmax
 from lossbench.training import step_cache
 from lossbench.training.bilevel import (
     autobalance_upper_step,
@@ -380,16 +380,13 @@ class Trainer:
         y_val = self._y_val
         val_logits, val_losses = self._validation_outputs()
         val_losses = np.asarray(val_losses, dtype=np.float64)
-        proba = softmax_np(val_logits)
+        proba = softmax(val_logits)
         posterior = posterior_np(self.loss, val_logits)
         scores = selection_scores(y_val, val_logits, posterior)
         self.loss.on_epoch_end(epoch, y_val, proba)
         row: dict[str, Any] = {
             "val_loss": float(np.mean(val_losses)) if len(val_losses) else math.nan,
-            "val_macro_f1": scores["macro_f1"],
-            "val_macro_recall": scores["balanced_accuracy"],
-            "val_nll": scores["nll"],
-            "val_auprc": scores["auprc"],
+            **{column: scores[criterion] for criterion, column in CRITERION_COLUMN.items()},
         }
         for k in range(self.n_classes):
             mask = y_val == k
