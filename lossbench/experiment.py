@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from lossbench._version import __version__
+from lossbench.baselines import BASELINES
 from lossbench.config import (
-    BASELINES,
+    CompareOptions,
     DataOptions,
     RunConfig,
     Settings,
@@ -78,13 +79,13 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
         if "." in key:
             target, sub = key.split(".", 1)
             if target not in out:
-                raise InputError(f"--param {key}: loss {target!r} is not among the selected losses")
+                raise InputError(f"param {key}: loss {target!r} is not among the selected losses")
             out[target][sub] = value
             continue
         takers = [name for name in losses if takes(name, key)]
         if not takers:
             raise InputError(
-                f"--param {key}: none of the selected losses ({', '.join(losses)}) has a parameter "
+                f"param {key}: none of the selected losses ({', '.join(losses)}) has a parameter "
                 f"{key!r}; use LOSS.{key}=VALUE or see `lossbench losses`"
             )
         for name in takers:
@@ -110,8 +111,8 @@ def validate_losses(
         probe_user_loss(method.loss, loss)  # a user's loss on a probe batch (InputError)
         if ":" in model and (loss.head != "linear" or loss.scale != 1.0):
             raise InputError(
-                f"--loss {name}: it needs the {loss.head} head (scale {loss.scale:g}), which "
-                f"only the built-in networks build, not --model {model}"
+                f"loss {name}: it needs the {loss.head} head (scale {loss.scale:g}), which "
+                f"only the built-in networks build, not model {model}"
             )
 
 
@@ -124,7 +125,7 @@ def _build_loss(
     try:
         return get(method.loss, class_counts, **per_loss_params.get(method.name, {}))
     except (ValueError, TypeError) as exc:
-        raise InputError(f"--loss {method.name}: {' '.join(str(exc).split())}") from None
+        raise InputError(f"loss {method.name}: {' '.join(str(exc).split())}") from None
 
 
 def shape_losses(
@@ -343,7 +344,7 @@ def _refuse_repeats(
         fingerprint = source_fingerprint(cfg.data)
         if fingerprint in seen:
             same = given if seen[fingerprint] == given else f"{seen[fingerprint]} and {given}"
-            raise InputError(f"--data {same}: repeated (the same data); give each dataset once")
+            raise InputError(f"data {same}: repeated (the same data); give each dataset once")
         seen[fingerprint] = given
 
 
@@ -388,15 +389,37 @@ def plan_runs(
     return runs
 
 
-def compare_datasets(cfgs: Sequence[Settings], **options: Any) -> list[Path]:
+def compare_datasets(
+    cfgs: Sequence[Settings],
+    options: CompareOptions,
+    *,
+    device: str = "CPU",
+    reporter: Reporter | None = None,
+) -> list[Path]:
     """`compare` over one or more datasets: one experiment folder per dataset (same losses, seeds
     and options), every (loss, seed, dataset) run handed to the executor together, so that the Ray
     executor spreads all of them over the cluster at once. Every dataset is validated before any
     folder is created. Each experiment folder is locked for the whole call (`lossbench.lock`): a
     second compare reaching the same folder is refused. Returns the experiment folders in the
-    order of `cfgs`."""
+    order of `cfgs`. `options` come validated from the settings edge (`lossbench.settings`)."""
     with ExitStack() as locks:
-        return _compare_datasets(cfgs, locks=locks, **options)
+        return _compare_datasets(
+            cfgs,
+            locks=locks,
+            losses=list(options.losses),
+            baselines=list(options.baselines),
+            seeds=list(options.seeds),
+            params=dict(options.params),
+            out=options.out,
+            fresh=options.fresh,
+            device=device,
+            reporter=reporter,
+            executor=options.executor,
+            executor_options=options.executor_options,
+            run_plots=options.run_plots,
+            tune=options.tune,
+            prune=options.prune,
+        )
 
 
 def _compare_datasets(
@@ -431,15 +454,6 @@ def _compare_datasets(
 
     reporter = reporter or Reporter()
     _refuse_repeats(cfgs, losses, baselines, seeds)
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise InputError(
-            f"--baselines {','.join(unknown)}: unknown; choose from {', '.join(BASELINES)}"
-        )
-    if not seeds:
-        raise InputError("--seeds: give at least one seed")
-    if tune < 0:
-        raise InputError(f"--tune {tune}: expected a number of trials >= 0")
     per_loss = split_params(losses, params)
     firsts = []
     for cfg in cfgs:

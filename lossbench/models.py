@@ -217,7 +217,7 @@ def _build(
     inputs = keras.Input(shape=(n_features,), name="features")
     if name == "cnn1d":
         if n_features < 6:
-            raise ValueError(f"cnn1d needs at least 6 features, got {n_features}; use --model mlp")
+            raise ValueError(f"cnn1d needs at least 6 features, got {n_features}; use model mlp")
         x = keras.layers.Reshape((n_features, 1))(inputs)
         x = keras.layers.Conv1D(filters, 3, activation="relu", name="conv1")(x)
         x = keras.layers.Conv1D(filters, 3, activation="relu", name="conv2")(x)

@@ -14,8 +14,8 @@ from lossbench._version import __version__
 # the commands, registered on `common.app` in the order `lossbench --help` lists them
 from lossbench.cli import common, dataset, experiments, results  # noqa: F401
 from lossbench.cli.common import app
-from lossbench.config import RULES, check_setting
 from lossbench.errors import InputError
+from lossbench.settings import RULES, check_setting
 
 __all__ = ["app", "main", "run_main"]
 
