@@ -14,7 +14,6 @@ import hashlib
 import json
 import platform
 import subprocess
-from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -324,20 +323,11 @@ def resolve_key(
     )
 
 
-def _refuse_repeats(
-    cfgs: Sequence[Settings],
-    losses: Sequence[str],
-    baselines: Sequence[str],
-    seeds: Sequence[int],
-) -> None:
-    """A value given twice (a loss, a baseline, a seed, or the same data under any spelling) is
-    bad input: it would train one run twice, or make two experiments of one dataset."""
+def _refuse_repeats(cfgs: Sequence[Settings]) -> None:
+    """The same data under any spelling given twice is bad input: it would make two experiments
+    of one dataset. (A loss, baseline or seed given twice: the settings edge refuses it.)"""
     from lossbench.data.pipeline import source_fingerprint
 
-    for option, values in (("--losses", losses), ("--baselines", baselines), ("--seeds", seeds)):
-        repeated = [str(v) for v, n in Counter(values).items() if n > 1]
-        if repeated:
-            raise InputError(f"{option}: {', '.join(repeated)} repeated; give each value once")
     seen: dict[str, str] = {}
     for cfg in cfgs:
         given = cfg.data.data if cfg.data.data is not None else "digits-lt"
@@ -453,7 +443,7 @@ def _compare_datasets(
     from lossbench.tuning import pruner_spec
 
     reporter = reporter or Reporter()
-    _refuse_repeats(cfgs, losses, baselines, seeds)
+    _refuse_repeats(cfgs)
     per_loss = split_params(losses, params)
     firsts = []
     for cfg in cfgs:
@@ -692,7 +682,7 @@ def preset_drops(info: dict[str, Any]) -> list[str]:
         ("rows_missing", "with a missing or infinite feature"),
         ("rows_empty", "that are empty"),
         ("rows_missing_label", "without a label"),
-        ("rows_duplicate", "duplicating another row (--dedupe)"),
+        ("rows_duplicate", "duplicating another row (dedupe)"),
     ):
         if dropped.get(key):
             lines.append(f"dropped {dropped[key]:,} rows {what}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,6 +408,11 @@ def check_setting(key: str, value: Any, origin: str | None = None) -> Any:
         raise InputError(f"{_where(key, value, origin)}: {problem}")
     if key == "losses" and not checked:
         raise InputError(f"{_where(key, value, origin)}: give at least one loss")
+    if key in ("losses", "baselines", "seeds"):
+        repeated = [str(v) for v, n in Counter(checked).items() if n > 1]
+        if repeated:
+            where = _where(key, value, origin)
+            raise InputError(f"{where}: {', '.join(repeated)} repeated; give each value once")
     if key in ("loss", "losses", "baselines"):
         _check_names(key, value, [checked] if key == "loss" else checked, origin)
     if key in ("merge", "label_map") and not isinstance(value, list):

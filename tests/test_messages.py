@@ -40,6 +40,24 @@ def _message_nodes(tree: ast.AST) -> list[ast.AST]:
     return out
 
 
+#: Strings below the edge that begin with a flag and are no message: a stored key of
+#: experiment.json (`user_code["--model"]`, renaming it would change the outputs) and the
+#: command lines `lossbench bench` runs.
+NOT_MESSAGES = {("experiment.py", "--model"), ("bench.py", "*")}
+
+
+def _leading_flags(tree: ast.AST, rel: Path) -> list[tuple[int, str]]:
+    """Strings (not docstrings) that begin with a flag, wherever they stand: a message built
+    from a name (`where = f"--split-by {text!r}"`, `("--seeds", seeds)`) starts with one."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            m = FLAG.match(node.value)
+            if m and not NOT_MESSAGES & {(str(rel), m.group(0)), (str(rel), "*")}:
+                out.append((node.lineno, m.group(0)))
+    return out
+
+
 def flags_in_messages(root: Path = PACKAGE) -> list[str]:
     """'path:line: --flag' for each flag named in a message below the edge."""
     found = []
@@ -47,9 +65,11 @@ def flags_in_messages(root: Path = PACKAGE) -> list[str]:
         rel = path.relative_to(root)
         if rel.parts[0] in EDGE:
             continue
-        for node in _message_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in _message_nodes(tree):
             for text in _strings(node):
                 found += [f"{rel}:{node.lineno}: {m}" for m in FLAG.findall(text)]
+        found += [f"{rel}:{line}: {flag}" for line, flag in _leading_flags(tree, rel)]
     return sorted(set(found))
 
 
@@ -60,10 +80,16 @@ def test_the_scan_finds_a_flag_in_a_raise_and_a_warning(tmp_path):
         "    raise InputError(f'--split-by {x!r}: bad')\n"
         "def g():\n"
         "    return 'pass --fresh'  # not a message\n"
+        "for option in ('--seeds',):\n"
+        "    pass\n"
     )
     (tmp_path / "cli").mkdir()
     (tmp_path / "cli" / "x.py").write_text("raise InputError('--out: bad')\n")
-    assert flags_in_messages(tmp_path) == ["lib.py:2: --dedupe", "lib.py:3: --split-by"]
+    assert flags_in_messages(tmp_path) == [
+        "lib.py:2: --dedupe",
+        "lib.py:3: --split-by",
+        "lib.py:6: --seeds",
+    ]
 
 
 def test_no_message_below_the_edge_names_a_flag():

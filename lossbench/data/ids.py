@@ -93,7 +93,7 @@ def parse_split_by(text: str) -> SplitBy:
     part a comma-separated list of file-name globs); InputError naming the value otherwise."""
     kind, _, rest = str(text).strip().partition(":")
     kind, rest = kind.strip(), rest.strip()
-    where = f"--split-by {text!r}"
+    where = f"split_by {text!r}"
     if kind not in SPLIT_KINDS:
         raise InputError(f"{where}: expected one of {', '.join(SPLIT_KINDS)}")
     if kind in ("random", "order"):
