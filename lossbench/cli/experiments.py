@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -17,7 +19,7 @@ from lossbench.cli.options import (
     training_options,
     with_options,
 )
-from lossbench.config import CommandSettings, build_settings
+from lossbench.config import CommandSettings
 from lossbench.errors import InputError
 from lossbench.progress import RichReporter
 
@@ -80,17 +82,24 @@ def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
             )
 
 
+@contextmanager
+def _reporter(cfg: CommandSettings) -> Iterator[RichReporter]:
+    """The progress of `run` and `compare` on stderr (none under --quiet or --json), which
+    records the command line in the experiment."""
+    with RichReporter(cfg.quiet or cfg.as_json, common.err_console) as reporter:
+        reporter.invocation = _invocation(cfg)
+        yield reporter
+
+
 @app.command()
-@with_options(run_options, dataset_options, training_options)
-def run(settings: dict[str, Any]) -> None:
+@with_options(run_options, dataset_options, training_options, build="run")
+def run(settings: CommandSettings) -> None:
     """Train one network with one loss and write its run folder (metrics, plots, model)."""
     from lossbench.api import run_settings
 
-    cfg = build_settings("run", settings)
-    quiet, as_json = cfg.quiet, cfg.as_json
-    with RichReporter(quiet or as_json, common.err_console) as reporter:
-        reporter.invocation = _invocation(cfg)
-        run_dir, metrics = run_settings(cfg, reporter=reporter)
+    with _reporter(settings) as reporter:
+        run_dir, metrics = run_settings(settings, reporter=reporter)
+    quiet, as_json = settings.quiet, settings.as_json
     _print_run_warnings([metrics])  # on stderr, under --quiet and --json too
     if as_json:
         print_json({"run_dir": str(run_dir), **metrics})
@@ -99,7 +108,7 @@ def run(settings: dict[str, Any]) -> None:
     else:
         common.console.print(_headline_table(f"{run_dir.parent.parent.name}", [metrics]))
         common.console.print(f"run folder: {run_dir}", soft_wrap=True)
-    _log_mlflow([run_dir.parent.parent], cfg, quiet=quiet or as_json)
+    _log_mlflow([run_dir.parent.parent], settings, quiet=quiet or as_json)
     if metrics.get("status") != "ok":
         common.err_console.print(
             f"run failed: {metrics.get('reason')} (see {run_dir / 'log.txt'})",
@@ -110,18 +119,16 @@ def run(settings: dict[str, Any]) -> None:
 
 
 @app.command()
-@with_options(compare_options, dataset_options, training_options)
-def compare(settings: dict[str, Any]) -> None:
+@with_options(compare_options, dataset_options, training_options, build="compare")
+def compare(settings: CommandSettings) -> None:
     """Train one run per (loss, seed) on the same split and write the paper's tables and report."""
     from lossbench.api import compare_settings
 
-    cfg = build_settings("compare", settings)
-    quiet, as_json = cfg.quiet, cfg.as_json
-    with RichReporter(quiet or as_json, common.err_console) as reporter:
-        reporter.invocation = _invocation(cfg)
-        exp_dirs = compare_settings(cfg, reporter=reporter)
-    _log_mlflow(exp_dirs, cfg, quiet=quiet or as_json)
-    board = _compare_leaderboard(exp_dirs, cfg.out) if len(exp_dirs) > 1 else None
+    with _reporter(settings) as reporter:
+        exp_dirs = compare_settings(settings, reporter=reporter)
+    quiet, as_json = settings.quiet, settings.as_json
+    _log_mlflow(exp_dirs, settings, quiet=quiet or as_json)
+    board = _compare_leaderboard(exp_dirs, settings.out) if len(exp_dirs) > 1 else None
     if as_json:
         payloads = [experiment_payload(d) for d in exp_dirs]
         print_json(payloads[0] if len(payloads) == 1 else payloads)

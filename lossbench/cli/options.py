@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from lossbench import choices
+from lossbench.config import build_settings
 from lossbench.errors import InputError
 from lossbench.settings import (
     DEFAULTS,
@@ -121,14 +122,15 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
 
 
 def with_options(
-    *groups: Callable[..., None],
+    *groups: Callable[..., None], build: str | None = None
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command the options of `groups` (functions whose signatures declare them, each
     declared once), after its own.
 
     The command is called with its own options and `settings`, the groups' options by name, all
     resolved once by `settings.resolve_settings`: a flag given, else the `--config` file's value
-    (where the command has --config), else the default, each validated whatever its source.
+    (where the command has --config), else the default, each validated whatever its source. With
+    `build` ("run" or "compare"), `settings` is that command's typed `config.CommandSettings`.
     """
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
@@ -145,7 +147,8 @@ def with_options(
         def with_settings(ctx: typer.Context, **flags: Any) -> None:
             given = {name for name in flags if _on_command_line(ctx, name)}
             settings = resolve_settings(flags, given=given, config=flags.get("config"))
-            command(settings=settings, **{p.name: settings.pop(p.name) for p in own})
+            mine = {p.name: settings.pop(p.name) for p in own}
+            command(settings=build_settings(build, settings) if build else settings, **mine)
 
         with_settings.__signature__ = signature(command).replace(  # type: ignore[attr-defined]
             parameters=params, return_annotation=None
