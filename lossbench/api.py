@@ -9,7 +9,7 @@ exp.runs[0].history            # history.csv of the first run
 ```
 
 Settings take the command line's names (`epochs`, `batch_size`, `label_col`, `param={...}`, ...)
-and its defaults, and go through `config.resolve_settings`, the one validation of flags, TOML
+and its defaults, and go through `settings.resolve_settings`, the one validation of flags, TOML
 files and these keywords: a bad value raises `lossbench.InputError` with the command line's
 message. `data=` takes what `--data` takes, a pandas DataFrame (with `label_col`) or a pair
 `(X, y)`; in-memory data is written once to a Parquet file in the cache folder named by a hash of
@@ -23,14 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lossbench.config import OWN_SETTINGS
+from lossbench.config import CommandSettings
 from lossbench.errors import InputError
 
 #: The tables of `Experiment.tables` (summary/table_<name>.csv).
@@ -178,9 +178,8 @@ def compare(
         datasets = data if isinstance(data, list) else [data]
         given["data"] = [_dataset(d, given) for d in datasets]
     resolved = _settings("compare", given)
-    own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["compare"], "data")}
     with _progress(quiet) as reporter:
-        exp_dirs = compare_settings(resolved, reporter=reporter, **own)
+        exp_dirs = compare_settings(resolved, reporter=reporter)
         for line in log_mlflow(exp_dirs, resolved):
             reporter.note(line)
     exps = [Experiment(d) for d in exp_dirs]
@@ -202,9 +201,8 @@ def run(
     if data is not None:
         given["data"] = _dataset(data, given)
     resolved = _settings("run", given)
-    own = {k: resolved.pop(k) for k in (*OWN_SETTINGS["run"], "data")}
     with _progress(quiet) as reporter:
-        run_dir, _ = run_settings(resolved, reporter=reporter, **own)
+        run_dir, _ = run_settings(resolved, reporter=reporter)
         for line in log_mlflow([run_dir.parent.parent], resolved):
             reporter.note(line)
     return Run.from_dir(run_dir)
@@ -214,17 +212,16 @@ def run(
 # the bodies of `lossbench compare` and `lossbench run` (the command line calls these too)
 
 
-def log_mlflow(exp_dirs: Sequence[Path], settings: dict[str, Any]) -> list[str]:
+def log_mlflow(exp_dirs: Sequence[Path], settings: CommandSettings) -> list[str]:
     """With the `mlflow` setting (a tracking URI or "default"), log these experiments' runs
     (`lossbench.tracking`); one line per experiment saying what was logged (none without it)."""
-    uri = settings.get("mlflow")
-    if not uri:
+    if not settings.mlflow:
         return []
     from lossbench.tracking import log_experiment
 
     lines = []
     for exp_dir in exp_dirs:
-        done = log_experiment(exp_dir, uri, Path(settings["out"]))
+        done = log_experiment(exp_dir, settings.mlflow, settings.out)
         lines.append(
             f"mlflow: {len(done['logged'])} run(s) logged, {len(done['skipped'])} "
             f"logged before, parent run {done['parent_run_id']} in {done['tracking_uri']}"
@@ -232,98 +229,56 @@ def log_mlflow(exp_dirs: Sequence[Path], settings: dict[str, Any]) -> list[str]:
     return lines
 
 
-def compare_settings(
-    settings: dict[str, Any],
-    *,
-    losses: str,
-    seeds: str,
-    baselines: str,
-    fresh: bool,
-    plots: str,
-    tune: int,
-    prune: bool,
-    executor: str,
-    address: str | None,
-    gpus_per_run: float,
-    data: list[str] | str | None,
-    reporter: Any,
-) -> list[Path]:
-    """Run a compare from validated settings (`config.resolve_settings`); returns the
-    experiment folders, one per dataset."""
-    from lossbench.config import Settings, data_options, parse_list, parse_params, train_options
+def compare_settings(settings: CommandSettings, *, reporter: Any) -> list[Path]:
+    """Run a compare from its settings (`config.build_settings`); returns the experiment
+    folders, one per dataset."""
+    from lossbench.config import Settings
     from lossbench.experiment import compare_datasets
     from lossbench.losses import names
     from lossbench.losses.registry import resolve_methods
     from lossbench.training import configure_device
 
-    loss_list = names() if losses.strip() == "all" else resolve_methods(parse_list(losses))
-    if not loss_list:
-        raise InputError("--losses: give at least one loss")
-    try:
-        seed_list = [int(s) for s in parse_list(str(seeds))]
-    except ValueError:
-        raise InputError(f"--seeds {seeds!r}: expected integers like 0,1,2") from None
-    seed0 = seed_list[0] if seed_list else 0
-    datasets = data if isinstance(data, list) else [data]
-    if len(datasets) == 0:
-        datasets = [None]
-    cfgs = [
-        Settings(
-            data=data_options(settings, data=d, seed=seed0),
-            train=train_options(settings, seed=seed0),
-        )
-        for d in datasets
-    ]
-    device_desc = configure_device(cfgs[0].train.device)
-    return compare_datasets(
-        cfgs,
-        losses=loss_list,
-        baselines=parse_list(baselines),
-        seeds=seed_list,
-        params=parse_params(settings["param"]),
-        out=Path(settings["out"]),
-        fresh=fresh,
-        device=device_desc,
-        reporter=reporter,
-        executor=executor,
-        executor_options={"address": address, "gpus_per_run": gpus_per_run}
-        if executor == "ray"
-        else None,
-        run_plots=plots == "runs",
-        tune=tune,
-        prune=prune,
+    options = settings.compare
+    assert options is not None, "compare_settings takes the settings of a compare"
+    losses = list(options.losses)
+    # a user's [ALIAS=]MODULE:ATTR is registered under its run name (names() when all)
+    options = replace(
+        options, losses=tuple(names() if losses == ["all"] else resolve_methods(losses))
     )
+    seed0 = options.seeds[0]
+    cfgs = [
+        Settings(data=settings.data_for(d, seed0), train=replace(settings.train))
+        for d in settings.datasets
+    ]
+    device_desc = configure_device(settings.train.device)
+    return compare_datasets(cfgs, options, device=device_desc, reporter=reporter)
 
 
-def run_settings(
-    settings: dict[str, Any], *, loss: str, data: str | None, seed: int, reporter: Any
-) -> tuple[Path, dict[str, Any]]:
-    """Train one run from validated settings; returns (run folder, metrics)."""
-    from lossbench.config import RunConfig, data_options, parse_params, train_options
+def run_settings(settings: CommandSettings, *, reporter: Any) -> tuple[Path, dict[str, Any]]:
+    """Train one run from its settings (`config.build_settings`); returns (run folder, metrics)."""
+    from lossbench.config import RunConfig
     from lossbench.experiment import data_for_seed, single_run
 
-    dopts = data_options(settings, data=data, seed=seed)
-    topts = train_options(settings, seed=seed)
-    prepared = data_for_seed(dopts, seed)  # before TensorFlow: their peak memory never adds up
+    dopts, topts = settings.data, settings.train
+    prepared = data_for_seed(dopts, dopts.seed)  # before TensorFlow: peak memories never add up
     from lossbench.losses.registry import resolve_methods  # Keras, and with it TensorFlow
     from lossbench.training import configure_device
 
     device_desc = configure_device(topts.device)
-    loss = resolve_methods([loss])[0]
-    cfg = RunConfig(loss=loss, params=parse_params(settings["param"]), data=dopts, train=topts)
-    return single_run(
-        cfg, out=Path(settings["out"]), device=device_desc, reporter=reporter, data=prepared
-    )
+    loss = resolve_methods([settings.loss])[0]
+    cfg = RunConfig(loss=loss, params=dict(settings.params), data=dopts, train=topts)
+    return single_run(cfg, out=settings.out, device=device_desc, reporter=reporter, data=prepared)
 
 
 # ----------------------------------------------------------------------------------------------
 # keywords -> settings
 
 
-def _settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
+def _settings(command: str, given: dict[str, Any]) -> CommandSettings:
     """The command's settings: its defaults, then `given` (the command line's names), validated
-    by `config.resolve_settings` with the `config` TOML file when given."""
-    from lossbench.config import command_defaults, resolve_settings
+    by `settings.resolve_settings` with the `config` TOML file when given."""
+    from lossbench.config import build_settings
+    from lossbench.settings import command_defaults, resolve_settings
 
     defaults = command_defaults(command)
     unknown = sorted(set(given) - set(defaults))
@@ -332,7 +287,8 @@ def _settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
             f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(defaults))}"
         )
     flags = {**defaults, **given}
-    return resolve_settings(flags, given=set(given), config=flags.get("config"))
+    resolved = resolve_settings(flags, given=set(given), config=flags.get("config"))
+    return build_settings(command, resolved)
 
 
 def _loss_names(losses: Sequence[Any] | str) -> list[str] | str:

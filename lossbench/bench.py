@@ -250,7 +250,7 @@ def precision_quality(
     two `compare` experiments (same split, weights and batches per seed): per loss the float32
     mean and seed-to-seed standard deviation (ddof 1), the other precision's mean, and whether the
     difference of the means lies within that standard deviation."""
-    from lossbench.config import Settings
+    from lossbench.config import CompareOptions, Settings
     from lossbench.experiment import compare_datasets, load_metrics
 
     f1: dict[str, dict[str, list[float]]] = {}
@@ -258,16 +258,10 @@ def precision_quality(
         train = TrainOptions(epochs=epochs, device=device, precision=prec)
         cfg = Settings(data=opts, train=train)
         t0 = time.perf_counter()
-        (exp,) = compare_datasets(
-            [cfg],
-            losses=losses,
-            baselines=[],
-            seeds=list(seeds),
-            params={},
-            out=out / prec,
-            fresh=True,
-            device=device,
+        options = CompareOptions(
+            losses=tuple(losses), seeds=tuple(seeds), out=out / prec, fresh=True
         )
+        (exp,) = compare_datasets([cfg], options, device=device)
         log(f"  {prec}: {len(losses) * len(seeds)} runs in {time.perf_counter() - t0:.1f}s")
         f1[prec] = {name: [] for name in losses}
         for m in load_metrics(exp):

@@ -1,5 +1,6 @@
 """The settings that take one of a few values, as `Literal` types: declared once here, read by the
-CLI's option types, the config layer's rules and option fields, and the models and training code.
+CLI's option types, the settings edge's rules, the config's option fields, and the models and
+training code.
 
 A leaf module (it imports nothing from lossbench), so every layer can use it without a cycle.
 """

@@ -284,7 +284,7 @@ def reevaluate_run(run_dir: Path) -> str | None:
         return (
             f"{run_dir.name}: made before lossbench stored validation predictions and logits; "
             "its tuned, operating-point and temperature-scaled metrics are not available "
-            "(re-run the experiment with --fresh to get them)"
+            "(start the experiment anew, fresh, to get them)"
         )
     return None
 

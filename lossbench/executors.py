@@ -195,14 +195,14 @@ def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> No
     hostport = address.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise InputError(f"--address {address!r}: expected HOST:PORT of a Ray head node")
+        raise InputError(f"address {address!r}: expected HOST:PORT of a Ray head node")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as exc:
         why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise InputError(
-            f"--address {address}: cannot reach a Ray head node ({why} after at most {timeout:g} s)"
+            f"address {address}: cannot reach a Ray head node ({why} after at most {timeout:g} s)"
         ) from None
 
 
@@ -211,7 +211,7 @@ def _import_ray() -> Any:
         import ray
     except ImportError:
         raise InputError(
-            "--executor ray needs the ray extra: pip install 'lossbench[ray]' (or make install-ray)"
+            "executor ray needs the ray extra: pip install 'lossbench[ray]' (or make install-ray)"
         ) from None
     return ray
 
@@ -246,7 +246,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
     try:
         ray.init(**kwargs)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
-        raise InputError(f"--address {address}: cannot connect to Ray ({exc})") from None
+        raise InputError(f"address {address}: cannot connect to Ray ({exc})") from None
     try:
         yield ray
     finally:

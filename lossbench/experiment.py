@@ -11,7 +11,6 @@ The folder layout is `lossbench.layout`'s (README "Results layout").
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lossbench.config import (
-    BASELINES,
+    CompareOptions,
     DataOptions,
     RunConfig,
     Settings,
@@ -69,13 +68,13 @@ def split_params(losses: Sequence[str], params: dict[str, Any]) -> dict[str, dic
         if "." in key:
             target, sub = key.split(".", 1)
             if target not in out:
-                raise InputError(f"--param {key}: loss {target!r} is not among the selected losses")
+                raise InputError(f"param {key}: loss {target!r} is not among the selected losses")
             out[target][sub] = value
             continue
         takers = [name for name in losses if takes(name, key)]
         if not takers:
             raise InputError(
-                f"--param {key}: none of the selected losses ({', '.join(losses)}) has a parameter "
+                f"param {key}: none of the selected losses ({', '.join(losses)}) has a parameter "
                 f"{key!r}; use LOSS.{key}=VALUE or see `lossbench losses`"
             )
         for name in takers:
@@ -101,8 +100,8 @@ def validate_losses(
         probe_user_loss(method.loss, loss)  # a user's loss on a probe batch (InputError)
         if ":" in model and (loss.head != "linear" or loss.scale != 1.0):
             raise InputError(
-                f"--loss {name}: it needs the {loss.head} head (scale {loss.scale:g}), which "
-                f"only the built-in networks build, not --model {model}"
+                f"loss {name}: it needs the {loss.head} head (scale {loss.scale:g}), which "
+                f"only the built-in networks build, not model {model}"
             )
 
 
@@ -115,7 +114,7 @@ def _build_loss(
     try:
         return get(method.loss, class_counts, **per_loss_params.get(method.name, {}))
     except (ValueError, TypeError) as exc:
-        raise InputError(f"--loss {method.name}: {' '.join(str(exc).split())}") from None
+        raise InputError(f"loss {method.name}: {' '.join(str(exc).split())}") from None
 
 
 def shape_losses(
@@ -175,27 +174,18 @@ def record_loss_shapes(exp_dir: Path) -> Path | None:
 # experiments
 
 
-def _refuse_repeats(
-    cfgs: Sequence[Settings],
-    losses: Sequence[str],
-    baselines: Sequence[str],
-    seeds: Sequence[int],
-) -> None:
-    """A value given twice (a loss, a baseline, a seed, or the same data under any spelling) is
-    bad input: it would train one run twice, or make two experiments of one dataset."""
+def _refuse_repeats(cfgs: Sequence[Settings]) -> None:
+    """The same data under any spelling given twice is bad input: it would make two experiments
+    of one dataset. (A loss, baseline or seed given twice: the settings edge refuses it.)"""
     from lossbench.data.pipeline import source_fingerprint
 
-    for option, values in (("--losses", losses), ("--baselines", baselines), ("--seeds", seeds)):
-        repeated = [str(v) for v, n in Counter(values).items() if n > 1]
-        if repeated:
-            raise InputError(f"{option}: {', '.join(repeated)} repeated; give each value once")
     seen: dict[str, str] = {}
     for cfg in cfgs:
         given = cfg.data.data if cfg.data.data is not None else "digits-lt"
         fingerprint = source_fingerprint(cfg.data)
         if fingerprint in seen:
             same = given if seen[fingerprint] == given else f"{seen[fingerprint]} and {given}"
-            raise InputError(f"--data {same}: repeated (the same data); give each dataset once")
+            raise InputError(f"data {same}: repeated (the same data); give each dataset once")
         seen[fingerprint] = given
 
 
@@ -213,15 +203,37 @@ def plan_runs(
     return runs
 
 
-def compare_datasets(cfgs: Sequence[Settings], **options: Any) -> list[Path]:
+def compare_datasets(
+    cfgs: Sequence[Settings],
+    options: CompareOptions,
+    *,
+    device: str = "CPU",
+    reporter: Reporter | None = None,
+) -> list[Path]:
     """`compare` over one or more datasets: one experiment folder per dataset (same losses, seeds
     and options), every (loss, seed, dataset) run handed to the executor together, so that the Ray
     executor spreads all of them over the cluster at once. Every dataset is validated before any
     folder is created. Each experiment folder is locked for the whole call (`lossbench.lock`): a
     second compare reaching the same folder is refused. Returns the experiment folders in the
-    order of `cfgs`."""
+    order of `cfgs`. `options` come validated from the settings edge (`lossbench.settings`)."""
     with ExitStack() as locks:
-        return _compare_datasets(cfgs, locks=locks, **options)
+        return _compare_datasets(
+            cfgs,
+            locks=locks,
+            losses=list(options.losses),
+            baselines=list(options.baselines),
+            seeds=list(options.seeds),
+            params=dict(options.params),
+            out=options.out,
+            fresh=options.fresh,
+            device=device,
+            reporter=reporter,
+            executor=options.executor,
+            executor_options=options.executor_options,
+            run_plots=options.run_plots,
+            tune=options.tune,
+            prune=options.prune,
+        )
 
 
 def _compare_datasets(
@@ -257,7 +269,7 @@ def _compare_datasets(
     from lossbench.tuning import pruner_spec
 
     reporter = reporter or Reporter()
-    per_loss, firsts = _check_compare(cfgs, losses, baselines, seeds, params, tune)
+    per_loss, firsts = _check_compare(cfgs, losses, seeds, params)
     address = (executor_options or {}).get("address")
     if executor == "ray" and address:  # join the cluster before any folder exists
         locks.enter_context(ray_session(address))
@@ -336,23 +348,13 @@ def _compare_datasets(
 def _check_compare(
     cfgs: Sequence[Settings],
     losses: Sequence[str],
-    baselines: Sequence[str],
     seeds: Sequence[int],
     params: dict[str, Any],
-    tune: int,
 ) -> tuple[dict[str, dict[str, Any]], list[Any]]:
-    """Check a compare before any folder exists: the lists, every dataset's first seed against
-    the losses and the network. Returns (each method's parameters, each dataset's first split)."""
-    _refuse_repeats(cfgs, losses, baselines, seeds)
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise InputError(
-            f"--baselines {','.join(unknown)}: unknown; choose from {', '.join(BASELINES)}"
-        )
-    if not seeds:
-        raise InputError("--seeds: give at least one seed")
-    if tune < 0:
-        raise InputError(f"--tune {tune}: expected a number of trials >= 0")
+    """Check a compare before any folder exists: every dataset's first seed against the losses
+    and the network (the lists themselves come checked from the settings edge). Returns (each
+    method's parameters, each dataset's first split)."""
+    _refuse_repeats(cfgs)  # a loss, baseline or seed given twice: the settings edge refuses it
     per_loss = split_params(losses, params)
     firsts = []
     for cfg in cfgs:
@@ -552,7 +554,7 @@ def preset_drops(info: dict[str, Any]) -> list[str]:
         ("rows_missing", "with a missing or infinite feature"),
         ("rows_empty", "that are empty"),
         ("rows_missing_label", "without a label"),
-        ("rows_duplicate", "duplicating another row (--dedupe)"),
+        ("rows_duplicate", "duplicating another row (dedupe)"),
     ):
         if dropped.get(key):
             lines.append(f"dropped {dropped[key]:,} rows {what}")
@@ -566,7 +568,6 @@ def preset_drops(info: dict[str, Any]) -> list[str]:
 
 
 __all__ = [
-    "BASELINES",
     "Reporter",
     "RunSpec",
     "compare_datasets",

@@ -43,7 +43,8 @@ class FolderLock:
             os.close(fd)
             raise ExperimentBusy(
                 f"{self.path.parent}: this experiment is in use by another lossbench process"
-                f"{holder}; wait for it to finish (then re-run to resume) or pass --fresh"
+                f"{holder}; wait for it to finish (then re-run to resume) or start a new "
+                "experiment (fresh)"
             ) from None
         except BaseException:
             os.close(fd)

@@ -52,16 +52,16 @@ def parse_method(name: str, *, allow_tuned: bool = True) -> Method:
 
     tuned = name.endswith(TUNED)
     if tuned and not allow_tuned:
-        raise InputError(f"--losses {name!r}: tuned rows come from --tune N, not from --losses")
+        raise InputError(f"losses {name!r}: tuned rows come from tune N, not from losses")
     loss, _, sampler = name.removesuffix(TUNED).partition("+")
     if not known(loss):
         raise InputError(
-            f"--losses {name!r}: unknown loss {loss!r}; choose from {', '.join(names())} "
+            f"losses {name!r}: unknown loss {loss!r}; choose from {', '.join(names())} "
             f"or a data-level baseline {', '.join(DATA_LEVEL)}"
         )
     if sampler and sampler not in SAMPLERS:
         raise InputError(
-            f"--losses {name!r}: unknown sampler {sampler!r} after '+'; choose from "
+            f"losses {name!r}: unknown sampler {sampler!r} after '+'; choose from "
             f"{', '.join(SAMPLERS)}"
         )
     return Method(name, loss, sampler or None, tuned)

@@ -136,12 +136,12 @@ def positive_index(data: Any, positive_label: str | None) -> int | None:
         return None
     if data.n_classes != 2:
         raise InputError(
-            f"--positive-label {positive_label!r}: {data.name} has {data.n_classes} classes; "
+            f"positive_label {positive_label!r}: {data.name} has {data.n_classes} classes; "
             "the positive class applies to binary tasks only"
         )
     if positive_label not in data.class_names:
         raise InputError(
-            f"--positive-label {positive_label!r}: not a class; classes are "
+            f"positive_label {positive_label!r}: not a class; classes are "
             f"{', '.join(data.class_names)}"
         )
     return data.class_names.index(positive_label)

@@ -54,7 +54,7 @@ def _client(tracking_uri: str, out: Path) -> tuple[Any, str]:
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise InputError(
-            "--mlflow: MLflow is not installed; pip install -e '.[mlflow]' (or pip install mlflow)"
+            "mlflow: MLflow is not installed; pip install -e '.[mlflow]' (or pip install mlflow)"
         ) from None
     if tracking_uri == DEFAULT:
         (Path(out) / "mlruns").mkdir(parents=True, exist_ok=True)

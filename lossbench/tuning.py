@@ -311,7 +311,7 @@ class MethodStudy:
             ):
                 raise InputError(
                     f"{trials_path(self.exp_dir, self.method)}: trials of another search space; "
-                    "start anew with --fresh"
+                    "start anew (fresh)"
                 )
             state, value, values = _stored_trial(row)
             self.study.add_trial(_frozen(state, value, values, params, self.space))

@@ -68,13 +68,13 @@ def test_console_script_is_installed():
 def test_toml_per_loss_tables_and_dotted_keys_reach_their_loss(tmp_path):
     """`[param.dwb]` tables and `LOSS.KEY = value` under `[param]` (both nested tables in TOML)
     target one loss, as `--param dwb.reg_weight=0.5` does; the example file works as shipped."""
-    from lossbench.config import parse_params, resolve_settings
     from lossbench.experiment import split_params
+    from lossbench.settings import resolve_settings
 
     example = Path(__file__).parents[1] / "examples" / "per_loss_params.toml"
     keys = ("param", "losses", "seeds", "epochs", "model")
     settings = resolve_settings(dict.fromkeys(keys), config=str(example))
-    per_loss = split_params(["ce", "focal", "dwb"], parse_params(settings["param"]))
+    per_loss = split_params(["ce", "focal", "dwb"], settings["param"])
     assert per_loss == {
         "ce": {},
         "focal": {"gamma": 2, "alpha": 0.25},
@@ -83,7 +83,7 @@ def test_toml_per_loss_tables_and_dotted_keys_reach_their_loss(tmp_path):
     toml = tmp_path / "exp.toml"
     toml.write_text("[param]\ndwb.reg_weight = 0.25\n[param.focal]\ngamma = 1.5\n")
     settings = resolve_settings({"param": None}, config=str(toml))
-    assert split_params(["focal", "dwb"], parse_params(settings["param"])) == {
+    assert split_params(["focal", "dwb"], settings["param"]) == {
         "focal": {"gamma": 1.5},
         "dwb": {"reg_weight": 0.25},
     }

@@ -432,7 +432,7 @@ def test_median_fill_without_training_values_warns(tmp_path: Path) -> None:
 def test_min_class_count_drops_small_classes_with_a_warning(tmp_path: Path) -> None:
     rows = [f"{i},{i % 7},{'x' if i < 20 else 'y' if i < 40 else 'rare'}" for i in range(42)]
     path = write_csv(tmp_path / "r.csv", "a,b,Label", rows)
-    with pytest.raises(InputError, match=r"'rare' has 2 rows.*--min-class-count 3"):
+    with pytest.raises(InputError, match=r"'rare' has 2 rows.*min_class_count 3"):
         prepare(opts(path, cache=False))
     data = prepare(opts(path, cache=False, min_class_count=5))
     assert data.class_names == ["x", "y"]

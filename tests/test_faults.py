@@ -355,7 +355,7 @@ def test_data_warnings_are_printed_by_run_and_compare(cli, tmp_path):
 def test_a_sample_frac_that_changes_the_balance_is_warned(cli, tmp_path):
     res = cli("run", "--out", tmp_path, *FAST, "--sample-frac", "0.1", "--quiet")
     assert res.code == 0, res.err
-    assert _warned(res.err, "--sample-frac 0.1", "class balance"), res.err
+    assert _warned(res.err, "sample_frac 0.1", "class balance"), res.err
 
 
 # ----------------------------------------------------------------------------------------------

@@ -279,7 +279,7 @@ def test_positive_label_on_a_multiclass_task_exits_2(cli, tmp_path):
     res = cli("run", "--out", out, *FAST, "--data", data, "--positive-label", "x")
     assert res.code == 2, res.err
     lines = _lines(res.err)
-    assert len(lines) == 1 and "--positive-label" in lines[0] and "3 classes" in lines[0]
+    assert len(lines) == 1 and "positive_label" in lines[0] and "3 classes" in lines[0]
     assert not _experiments(out)
 
 

@@ -195,7 +195,7 @@ def test_task_binary_with_an_unknown_negative_class_exits_2(cli, tmp_path):
         "--epochs", "1", "--model", "mlp", "--out", tmp_path / "out",
     )  # fmt: skip
     assert res.code == 2
-    assert "--negative 'normal'" in res.err and "'benign'" in res.err
+    assert "negative 'normal'" in res.err and "'benign'" in res.err
     assert len(res.err.strip().splitlines()) == 1
     assert "Traceback" not in res.err and not (tmp_path / "out").exists()
 

@@ -146,13 +146,13 @@ BAD_INPUTS = {
     "header only": (_csv("a,b,Label\n"), r"header only"),
     "no label column": (
         _rows("a,b,c", [f"{i},{i % 3},{i * 0.37:.2f}" for i in range(20)]),
-        r"no label column.*'c'.*--label-col",
+        r"no label column.*'c'.*label_col",
     ),
     "one class": (_rows("a,b,Label", [f"{i},{i},BENIGN" for i in range(20)]), r"one class"),
     "class too small": (
         _rows("a,b,Label", _GOOD + ["3,4,Tiny", "5,6,Tiny"]),
         r"'Tiny' has 2 rows.*--min-class-count.*--drop-classes|"
-        r"'Tiny' has 2 rows.*--drop-classes.*--min-class-count",
+        r"'Tiny' has 2 rows.*drop_classes.*min_class_count",
     ),
     "all-missing column": (
         _rows("a,b,Label", [f"{i},,{'A' if i % 2 else 'B'}" for i in range(20)]),

@@ -14,8 +14,8 @@ from lossbench._version import __version__
 # the commands, registered on `common.app` in the order `lossbench --help` lists them
 from lossbench.cli import common, dataset, experiments, results  # noqa: F401
 from lossbench.cli.common import app
-from lossbench.config import RULES, check_setting
 from lossbench.errors import InputError
+from lossbench.settings import RULES, check_setting
 
 __all__ = ["app", "main", "run_main"]
 
@@ -59,7 +59,7 @@ def _bare_mlflow(args: list[str]) -> list[str]:
 
 def _usage_message(exc: typer.TyperException, args: list[str]) -> str:
     """One line for a usage error, naming the option and the value given when there is one; a
-    value outside an option's choices gets the config layer's message (as from a TOML file)."""
+    value outside an option's choices gets the settings edge's message (as from a TOML file)."""
     msg = " ".join(exc.format_message().split())
     param = getattr(exc, "param", None)
     if isinstance(exc, typer.BadParameter) and param is not None and getattr(param, "opts", None):

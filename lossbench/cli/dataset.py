@@ -22,10 +22,7 @@ from lossbench.cli.options import (
     plot_path,
     with_options,
 )
-from lossbench.config import (
-    data_options,
-    parse_list,
-)
+from lossbench.config import data_options
 from lossbench.errors import InputError
 
 
@@ -314,24 +311,21 @@ def _losses_table(title: str, rows: list[dict[str, Any]], lr_only: str) -> Table
 
 def _plot_loss_shapes(
     settings: dict[str, Any],
-    losses: str,
+    losses: list[str],
     data: str | None,
-    param: list[str] | None,
+    param: dict[str, Any] | None,
     png: Any,
     as_json: bool,
 ) -> None:
     """`losses --plot`: the figure and its CSV (`lossbench.experiment.draw_loss_shapes`)."""
-    from lossbench.config import parse_params
     from lossbench.experiment import draw_loss_shapes
     from lossbench.losses import names
     from lossbench.losses.registry import resolve_methods
 
     # a user's [ALIAS=]MODULE:ATTR is registered under its run name, as compare does
-    loss_list = names() if losses.strip() == "all" else resolve_methods(parse_list(losses))
-    if not loss_list:
-        raise InputError("--losses: give at least one loss")
+    loss_list = names() if losses == ["all"] else resolve_methods(losses)
     opts = None if data is None else data_options({**settings, **WHOLE_DATASET}, data=data, seed=0)
-    figure, values = draw_loss_shapes(loss_list, parse_params(param), opts, png)
+    figure, values = draw_loss_shapes(loss_list, param or {}, opts, png)
     if as_json:
         print_json({"figure": figure, "values": values})
         return

@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lossbench import choices
 from lossbench.cli import common
 from lossbench.cli.common import ARGV, app, fit_table, print_json
 from lossbench.cli.options import (
-    DataOpt,
-    SeedOpt,
+    compare_options,
     dataset_options,
+    run_options,
     training_options,
     with_options,
 )
-from lossbench.config import (
-    DEFAULTS,
-)
+from lossbench.config import CommandSettings
 from lossbench.errors import InputError
 from lossbench.progress import RichReporter
 
 
-def _invocation(settings: dict[str, Any]) -> dict[str, Any]:
+def _invocation(settings: CommandSettings) -> dict[str, Any]:
     """What the user typed: the exact command line, and the TOML file's name and content when
     --config was used."""
     import shlex
     from pathlib import Path
 
     out: dict[str, Any] = {"command_line": shlex.join(["lossbench", *ARGV])}
-    config = settings.get("config")
+    config = settings.config
     if config:
         out["config_file"] = str(config)
         try:
@@ -83,30 +82,24 @@ def _print_run_warnings(rows: list[dict[str, Any]]) -> None:
             )
 
 
+@contextmanager
+def _reporter(cfg: CommandSettings) -> Iterator[RichReporter]:
+    """The progress of `run` and `compare` on stderr (none under --quiet or --json), which
+    records the command line in the experiment."""
+    with RichReporter(cfg.quiet or cfg.as_json, common.err_console) as reporter:
+        reporter.invocation = _invocation(cfg)
+        yield reporter
+
+
 @app.command()
-@with_options(dataset_options, training_options)
-def run(
-    settings: dict[str, Any],
-    loss: Annotated[
-        str,
-        typer.Option(
-            "--loss",
-            help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
-            "(MODULE a module or a .py file).",
-        ),
-    ] = DEFAULTS["loss"],
-    data: DataOpt = DEFAULTS["data"],
-    seed: SeedOpt = DEFAULTS["seed"],
-) -> None:
+@with_options(run_options, dataset_options, training_options, build="run")
+def run(settings: CommandSettings) -> None:
     """Train one network with one loss and write its run folder (metrics, plots, model)."""
     from lossbench.api import run_settings
 
-    quiet, as_json = settings["quiet"], settings["as_json"]
-    with RichReporter(quiet or as_json, common.err_console) as reporter:
-        reporter.invocation = _invocation(settings)
-        run_dir, metrics = run_settings(
-            settings, loss=loss, data=data, seed=seed, reporter=reporter
-        )
+    with _reporter(settings) as reporter:
+        run_dir, metrics = run_settings(settings, reporter=reporter)
+    quiet, as_json = settings.quiet, settings.as_json
     _print_run_warnings([metrics])  # on stderr, under --quiet and --json too
     if as_json:
         print_json({"run_dir": str(run_dir), **metrics})
@@ -126,100 +119,16 @@ def run(
 
 
 @app.command()
-@with_options(dataset_options, training_options)
-def compare(
-    settings: dict[str, Any],
-    losses: Annotated[
-        str,
-        typer.Option(
-            "--losses",
-            help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
-            "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
-            "eleven built-in losses).",
-        ),
-    ] = DEFAULTS["losses"],
-    seeds: Annotated[
-        str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
-    ] = DEFAULTS["seeds"],
-    baselines: Annotated[
-        str,
-        typer.Option(
-            "--baselines",
-            help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
-            "(a depth-1 tree on the best single feature) show how hard the task is.",
-        ),
-    ] = DEFAULTS["baselines"],
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = DEFAULTS[
-        "fresh"
-    ],
-    plots: Annotated[
-        choices.Plots,
-        typer.Option(
-            "--plots",
-            help="summary: the summary's plots only (each run's: `lossbench report --plots "
-            "runs`); runs: each run's plots too.",
-        ),
-    ] = DEFAULTS["plots"],
-    tune: Annotated[
-        int,
-        typer.Option(
-            "--tune",
-            help="Tune every method with N trials on seed 0's validation split (Optuna TPE, "
-            "objective: the --select criterion), then add '<method>@tuned' rows beside the "
-            "defaults; 0 = no tuning.",
-        ),
-    ] = DEFAULTS["tune"],
-    prune: Annotated[
-        bool,
-        typer.Option(
-            "--prune/--no-prune",
-            help="With --tune: stop trials below the median of the completed ones at the same "
-            "epoch (Optuna MedianPruner after --patience epochs, the same for every method).",
-        ),
-    ] = DEFAULTS["prune"],
-    executor: Annotated[
-        choices.Executor, typer.Option("--executor", help="Where the runs train.")
-    ] = DEFAULTS["executor"],
-    address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
-    ] = DEFAULTS["address"],
-    gpus_per_run: Annotated[
-        float, typer.Option("--gpus-per-run", help="GPUs per Ray task (>= 0).")
-    ] = DEFAULTS["gpus_per_run"],
-    data: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--data",
-            help="As for `run`; repeat --data to compare on several datasets (one experiment "
-            "each). Default: digits-lt.",
-        ),
-    ] = DEFAULTS["data"],
-) -> None:
+@with_options(compare_options, dataset_options, training_options, build="compare")
+def compare(settings: CommandSettings) -> None:
     """Train one run per (loss, seed) on the same split and write the paper's tables and report."""
-    from pathlib import Path
-
     from lossbench.api import compare_settings
 
-    quiet, as_json, out = settings["quiet"], settings["as_json"], Path(settings["out"])
-    with RichReporter(quiet or as_json, common.err_console) as reporter:
-        reporter.invocation = _invocation(settings)
-        exp_dirs = compare_settings(
-            settings,
-            losses=losses,
-            seeds=seeds,
-            baselines=baselines,
-            fresh=fresh,
-            plots=plots,
-            tune=tune,
-            prune=prune,
-            executor=executor,
-            address=address,
-            gpus_per_run=gpus_per_run,
-            data=data,
-            reporter=reporter,
-        )
+    with _reporter(settings) as reporter:
+        exp_dirs = compare_settings(settings, reporter=reporter)
+    quiet, as_json = settings.quiet, settings.as_json
     _log_mlflow(exp_dirs, settings, quiet=quiet or as_json)
-    board = _compare_leaderboard(exp_dirs, out) if len(exp_dirs) > 1 else None
+    board = _compare_leaderboard(exp_dirs, settings.out) if len(exp_dirs) > 1 else None
     if as_json:
         payloads = [experiment_payload(d) for d in exp_dirs]
         print_json(payloads[0] if len(payloads) == 1 else payloads)
@@ -233,7 +142,7 @@ def compare(
     _exit_if_runs_failed(exp_dirs)
 
 
-def _log_mlflow(exp_dirs: list[Any], settings: dict[str, Any], *, quiet: bool) -> None:
+def _log_mlflow(exp_dirs: list[Any], settings: CommandSettings, *, quiet: bool) -> None:
     """`--mlflow`: log these experiments' runs (`api.log_mlflow`), one note line each."""
     from lossbench.api import log_mlflow
 

@@ -1,5 +1,5 @@
 """The options the commands share, declared once, and `with_options`, which resolves them into
-the settings (`config.resolve_settings`)."""
+the settings (`settings.resolve_settings`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Annotated, Any
 import typer
 
 from lossbench import choices
-from lossbench.config import (
+from lossbench.config import build_settings
+from lossbench.errors import InputError
+from lossbench.settings import (
     DEFAULTS,
     resolve_settings,
 )
-from lossbench.errors import InputError
 
 DataOpt = Annotated[
     str | None,
@@ -121,14 +122,15 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
 
 
 def with_options(
-    *groups: Callable[..., None],
+    *groups: Callable[..., None], build: str | None = None
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command the options of `groups` (functions whose signatures declare them, each
     declared once), after its own.
 
     The command is called with its own options and `settings`, the groups' options by name, all
-    resolved once by `config.resolve_settings`: a flag given, else the `--config` file's value
-    (where the command has --config), else the default, each validated whatever its source.
+    resolved once by `settings.resolve_settings`: a flag given, else the `--config` file's value
+    (where the command has --config), else the default, each validated whatever its source. With
+    `build` ("run" or "compare"), `settings` is that command's typed `config.CommandSettings`.
     """
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
@@ -145,7 +147,8 @@ def with_options(
         def with_settings(ctx: typer.Context, **flags: Any) -> None:
             given = {name for name in flags if _on_command_line(ctx, name)}
             settings = resolve_settings(flags, given=given, config=flags.get("config"))
-            command(settings=settings, **{p.name: settings.pop(p.name) for p in own})
+            mine = {p.name: settings.pop(p.name) for p in own}
+            command(settings=build_settings(build, settings) if build else settings, **mine)
 
         with_settings.__signature__ = signature(command).replace(  # type: ignore[attr-defined]
             parameters=params, return_annotation=None
@@ -159,7 +162,7 @@ def with_options(
 #: `inspect` and `losses --plot --data` read the whole dataset, split as by default.
 WHOLE_DATASET = {
     "sample_frac": None,
-    "split": "0.6,0.2,0.2",
+    "split": (0.6, 0.2, 0.2),
     "scaler": "minmax",
     "positive_label": None,
 }
@@ -276,3 +279,88 @@ def training_options(
     as_json: JsonOpt = DEFAULTS["as_json"],
 ) -> None:
     """The other options `run` and `compare` share (after `dataset_options`)."""
+
+
+def run_options(
+    loss: Annotated[
+        str,
+        typer.Option(
+            "--loss",
+            help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
+            "(MODULE a module or a .py file).",
+        ),
+    ] = DEFAULTS["loss"],
+    data: DataOpt = DEFAULTS["data"],
+    seed: SeedOpt = DEFAULTS["seed"],
+) -> None:
+    """The options only `run` has (before the shared ones)."""
+
+
+def compare_options(
+    losses: Annotated[
+        str,
+        typer.Option(
+            "--losses",
+            help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
+            "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
+            "eleven built-in losses).",
+        ),
+    ] = DEFAULTS["losses"],
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
+    ] = DEFAULTS["seeds"],
+    baselines: Annotated[
+        str,
+        typer.Option(
+            "--baselines",
+            help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
+            "(a depth-1 tree on the best single feature) show how hard the task is.",
+        ),
+    ] = DEFAULTS["baselines"],
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = DEFAULTS[
+        "fresh"
+    ],
+    plots: Annotated[
+        choices.Plots,
+        typer.Option(
+            "--plots",
+            help="summary: the summary's plots only (each run's: `lossbench report --plots "
+            "runs`); runs: each run's plots too.",
+        ),
+    ] = DEFAULTS["plots"],
+    tune: Annotated[
+        int,
+        typer.Option(
+            "--tune",
+            help="Tune every method with N trials on seed 0's validation split (Optuna TPE, "
+            "objective: the --select criterion), then add '<method>@tuned' rows beside the "
+            "defaults; 0 = no tuning.",
+        ),
+    ] = DEFAULTS["tune"],
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune/--no-prune",
+            help="With --tune: stop trials below the median of the completed ones at the same "
+            "epoch (Optuna MedianPruner after --patience epochs, the same for every method).",
+        ),
+    ] = DEFAULTS["prune"],
+    executor: Annotated[
+        choices.Executor, typer.Option("--executor", help="Where the runs train.")
+    ] = DEFAULTS["executor"],
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
+    ] = DEFAULTS["address"],
+    gpus_per_run: Annotated[
+        float, typer.Option("--gpus-per-run", help="GPUs per Ray task (>= 0).")
+    ] = DEFAULTS["gpus_per_run"],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="As for `run`; repeat --data to compare on several datasets (one experiment "
+            "each). Default: digits-lt.",
+        ),
+    ] = DEFAULTS["data"],
+) -> None:
+    """The options only `compare` has (before the shared ones)."""

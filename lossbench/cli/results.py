@@ -11,10 +11,10 @@ from lossbench.cli import common
 from lossbench.cli.common import app, fit_table, print_json
 from lossbench.cli.experiments import experiment_payload, print_experiment
 from lossbench.cli.options import DeviceOpt, JsonOpt, QuietOpt
-from lossbench.config import (
+from lossbench.errors import InputError
+from lossbench.settings import (
     parse_list,
 )
-from lossbench.errors import InputError
 
 
 @app.command()

@@ -41,7 +41,7 @@ def binary_negative(names: list[str], negative: str | None) -> str:
     if len(folded) == 1:
         return folded[0]
     raise InputError(
-        f"--negative {wanted!r}: no such class for --task binary; classes are "
+        f"negative {wanted!r}: no such class for task binary; classes are "
         f"{', '.join(map(repr, names))}"
     )
 
@@ -58,7 +58,8 @@ def binary_task(
     negative = binary_negative(present, opts.negative)
     if POSITIVE in names and POSITIVE != negative:
         raise InputError(
-            f"--task binary: the data already has a class {POSITIVE!r}; rename it with --merge"
+            f"task binary: the data already has a class {POSITIVE!r}; rename it with the "
+            "merge setting"
         )
     new_names = sort_class_names([negative, POSITIVE])
     lut = np.array(
@@ -92,9 +93,9 @@ def parse_split_by(text: str) -> SplitBy:
     part a comma-separated list of file-name globs); InputError naming the value otherwise."""
     kind, _, rest = str(text).strip().partition(":")
     kind, rest = kind.strip(), rest.strip()
-    where = f"--split-by {text!r}"
+    where = f"split_by {text!r}"
     if kind not in SPLIT_KINDS:
-        raise InputError(f"{where}: expected one of {', '.join(SPLIT_KINDS)} (see --help)")
+        raise InputError(f"{where}: expected one of {', '.join(SPLIT_KINDS)}")
     if kind in ("random", "order"):
         if rest:
             raise InputError(f"{where}: {kind} takes no argument")
@@ -252,7 +253,7 @@ def split_keys(
         if col not in columns:
             shown = ", ".join(map(repr, columns[:12])) + (", ..." if len(columns) > 12 else "")
             raise InputError(
-                f"{source}: --split-by {spec.text!r}: no column {col!r}; columns: {shown}"
+                f"{source}: split_by {spec.text!r}: no column {col!r}; columns: {shown}"
             )
 
     files = [Path(s["path"]).name for s in sources]
@@ -260,7 +261,7 @@ def split_keys(
     if spec.kind == "files":
         if len(files) < 2:
             raise InputError(
-                f"{source}: --split-by {spec.text!r} needs a folder of CSV files; the data is "
+                f"{source}: split_by {spec.text!r} needs a folder of CSV files; the data is "
                 "one file"
             )
         part_of_file = np.full(len(files), -1, dtype=np.int64)
@@ -269,13 +270,13 @@ def split_keys(
                 hits = [f for f, n in enumerate(files) if fnmatch.fnmatchcase(n, glob)]
                 if not hits:
                     raise InputError(
-                        f"{source}: --split-by {spec.text!r}: {glob!r} matches no file; files: "
+                        f"{source}: split_by {spec.text!r}: {glob!r} matches no file; files: "
                         f"{', '.join(files)}"
                     )
                 for f in hits:
                     if part_of_file[f] not in (-1, p):
                         raise InputError(
-                            f"{source}: --split-by {spec.text!r}: {files[f]!r} is named for "
+                            f"{source}: split_by {spec.text!r}: {files[f]!r} is named for "
                             f"both {_PARTS[part_of_file[f]]} and {_PARTS[p]}"
                         )
                     part_of_file[f] = p
@@ -291,8 +292,8 @@ def split_keys(
         col = spec.columns[0] if spec.columns else timestamp_column
         if col is None:
             raise InputError(
-                f"{source}: --split-by time: this data has no known timestamp column; name it "
-                "with time:COLUMN (or use --split-by order for the row order)"
+                f"{source}: split_by time: this data has no known timestamp column; name it "
+                "with time:COLUMN (or use split_by order for the row order)"
             )
         need(col)
         ns, info = parse_timestamps(
@@ -329,7 +330,7 @@ def _group_split(
     n_groups = len(np.unique(group))
     if n_groups < k:
         raise InputError(
-            f"--split-by {text!r}: {n_groups} group(s); a group split into "
+            f"split_by {text!r}: {n_groups} group(s); a group split into "
             f"{', '.join(f'{f:g}' for f in fractions)} needs at least {k}"
         )
     n_test = max(1, int(round(fractions[2] * k)))
@@ -398,8 +399,8 @@ def describe_splits(
     missing_train = [names[c] for c in range(k) if counts[0][c] == 0 and any(x[c] for x in counts)]
     if missing_train:
         raise InputError(
-            f"--split-by {spec.text!r}: class(es) {', '.join(map(repr, missing_train))} have no "
-            "training rows; drop them with --drop-classes or choose another split"
+            f"split_by {spec.text!r}: class(es) {', '.join(map(repr, missing_train))} have no "
+            "training rows; drop them with drop_classes or choose another split"
         )
     for split, c in zip(_PARTS[1:], counts[1:], strict=True):
         if split == "test" and test_elsewhere:
@@ -407,7 +408,7 @@ def describe_splits(
         absent = [names[j] for j in range(k) if c[j] == 0 and counts[0][j] > 0]
         if absent:
             warn.append(
-                f"--split-by {spec.text}: class(es) {', '.join(absent)} have no {split} rows; "
+                f"split_by {spec.text}: class(es) {', '.join(absent)} have no {split} rows; "
                 "their metrics there are undefined"
             )
     out: dict[str, Any] = {"by": spec.text, "kind": spec.kind, "parts": {}}

@@ -222,7 +222,7 @@ def preprocess(
         where=lambda i: describe_row(loaded, int(df.index[i])),
     )
     if label in key_cols:
-        raise InputError(f"{source}: --split-by {opts.split_by!r}: {label!r} is the label column")
+        raise InputError(f"{source}: split_by {opts.split_by!r}: {label!r} is the label column")
     # identifier columns split the rows and are never features
     dropped_cols = [
         c for c in columns if c != label and (c in preset.drop_columns or c in key_cols)
@@ -271,7 +271,7 @@ def preprocess(
             where = describe_row(loaded, int(df.index[r]))
             raise InputError(
                 f"{source}: missing or infinite value in column {feature_names[c]!r} at {where} "
-                "(--nan-policy error; use drop or median)"
+                "(nan_policy error; use drop or median)"
             )
         if opts.nan_policy == "drop":
             y[row_missing] = -1
@@ -279,14 +279,14 @@ def preprocess(
             shown += ", ..." if len(with_missing) > 5 else ""
             warn.append(
                 f"{n_row_missing} rows with a missing, infinite or out-of-float32-range value "
-                f"(columns {shown}) were dropped (--nan-policy drop)"
+                f"(columns {shown}) were dropped (nan_policy drop)"
             )
 
     y, names, dropped_classes, merged = _apply_label_rules(y, names, opts, preset, warn)
     y, names = binary_task(y, names, opts, merged)
     n_duplicate = _drop_duplicates(cols, y, opts)
     if n_duplicate:
-        warn.append(f"{n_duplicate} rows repeating an earlier row were dropped (--dedupe)")
+        warn.append(f"{n_duplicate} rows repeating an earlier row were dropped (dedupe)")
     if check_classes:
         what = f"label column {label!r}"
         y, names, small = _check_classes(y, names, opts, source, warn, what)
@@ -344,13 +344,13 @@ def _parse_labels(
         if numeric and not all(float(v).is_integer() for v in values):
             raise InputError(
                 f"{source}: no label column: there is no 'Label' column and the last column "
-                f"{label!r} holds continuous values; name the label column with --label-col"
+                f"{label!r} holds continuous values; name the label column with label_col"
             )
         if len(values) > MAX_DEFAULT_LABEL_CLASSES:
             raise InputError(
                 f"{source}: no label column: there is no 'Label' column and the last column "
                 f"{label!r} has {len(values)} distinct values; name the label column with "
-                "--label-col"
+                "label_col"
             )
     text = [normalise_label(v) for v in values]
     names = sort_class_names(sorted({t for t in text if t}))
@@ -421,7 +421,7 @@ def _apply_label_rules(
     new_of_old, merged, unused = label_mapping(names, merges, drops)
     if opts.drop_classes is not None:
         for pat in unused:
-            warn.append(f"--drop-classes {pat!r} matches no class")
+            warn.append(f"drop_classes {pat!r} matches no class")
     counts = np.bincount(y[y >= 0], minlength=len(names))
     dropped: dict[str, int] = {}
     for old, new in zip(names, new_of_old, strict=True):
@@ -431,7 +431,7 @@ def _apply_label_rules(
         listed = ", ".join(f"{name!r} ({n})" for name, n in dropped.items())
         warn.append(
             f"{sum(dropped.values())} rows of the dropped classes {listed} were dropped "
-            "(--drop-classes, or the preset's default)"
+            "(drop_classes, or the preset's default)"
         )
     new_names = sort_class_names(sorted({n for n in new_of_old if n is not None}))
     index = {n: i for i, n in enumerate(new_names)}
@@ -470,7 +470,7 @@ def _check_classes(
         raise InputError(
             f"{source}: class {names[i]!r} has {counts[i]} rows but the stratified split "
             f"{split_txt} needs at least {need} per class; drop it with "
-            f"--drop-classes {names[i]!r} or drop all such classes with --min-class-count {need}"
+            f"drop_classes {names[i]!r} or drop all such classes with min_class_count {need}"
         )
     for i in small:
         dropped[names[i]] = int(counts[i])
@@ -611,7 +611,7 @@ def _test_table(src: _Source, opts: DataOptions) -> Table:
     that fits), its labels renamed by `--label-map` first, the training's label rules and
     `--task`; no split, no class-size checks."""
     if src.path is None:
-        raise InputError(f"--test-data {opts.test_data!r}: expected a file or folder")
+        raise InputError(f"test_data {opts.test_data!r}: expected a file or folder")
     df, loaded = read_table(src.path, label_col=opts.label_col)
     renames = [_label_map_rule(rule) for rule in opts.label_map or []]
     preset = resolve_preset("auto", [str(c) for c in df.columns])
@@ -626,7 +626,7 @@ def _label_map_rule(rule: str) -> str:
     """`OLD=NEW` (`--label-map`) as the merge rule `NEW=OLD`."""
     old, sep, new = rule.partition("=")
     if not sep or not old.strip() or not new.strip():
-        raise InputError(f"--label-map {rule!r}: expected OLD=NEW, e.g. 'DDOS attack-HOIC=DDoS'")
+        raise InputError(f"label_map {rule!r}: expected OLD=NEW, e.g. 'DDOS attack-HOIC=DDoS'")
     return f"{new.strip()}={old.strip()}"
 
 
@@ -647,7 +647,7 @@ def _cross_dataset_test(
     if missing:
         where = (test.info.get("sources") or [test.name])[0]
         raise InputError(
-            f"{where}: --test-data lacks {len(missing)} feature(s) of the training data: "
+            f"{where}: test_data lacks {len(missing)} feature(s) of the training data: "
             f"{', '.join(map(repr, missing))}"
         )
     position = {n: j for j, n in enumerate(test.feature_names)}
@@ -661,7 +661,7 @@ def _cross_dataset_test(
     unseen_counts = {n: int(counts[test.class_names.index(n)]) for n in unseen}
     if unseen:
         warn.append(
-            "--test-data has classes never seen in training, scored as errors of the model: "
+            "test_data has classes never seen in training, scored as errors of the model: "
             + ", ".join(f"{n} ({c} rows)" for n, c in unseen_counts.items())
         )
     info = {
@@ -693,13 +693,13 @@ def _split_and_scale(
         shift = _balance_shift(y, y[sub], table.class_names)
         if shift:
             info["warnings"].append(
-                f"--sample-frac {opts.sample_frac} changes the class balance (small classes keep "
+                f"sample_frac {opts.sample_frac} changes the class balance (small classes keep "
                 f"the rows a stratified split needs): {shift}"
             )
         rows, y, ids = rows[sub], y[sub], ids[sub]
     spec = parse_split_by(opts.split_by)
     if spec.kind not in ("random", "order") and not table.split_keys:
-        raise InputError(f"{table.name}: --split-by {spec.text!r} needs a file with its columns")
+        raise InputError(f"{table.name}: split_by {spec.text!r} needs a file with its columns")
     fractions = opts.split
     if test_table is not None:  # train/val only: the validation share split in two, then joined
         f_train, f_val = opts.split[0], opts.split[1]

@@ -147,7 +147,7 @@ def resolve_preset(preset: str, columns: Iterable[str]) -> Preset:
     if preset == "auto":
         preset = detect_preset(columns)
     if preset not in PRESETS:
-        raise InputError(f"--preset {preset!r}: expected cicids2017, cicids2018, none or auto")
+        raise InputError(f"preset {preset!r}: expected cicids2017, cicids2018, none or auto")
     return PRESETS[preset]
 
 
@@ -158,7 +158,7 @@ def parse_merge(rule: str) -> tuple[str, list[str]]:
     pats = [p.strip() for p in patterns.split("|") if p.strip()]
     if not sep or not target or not pats:
         raise InputError(
-            f"--merge {rule!r}: expected NEW=PATTERN, e.g. --merge 'Web Attack=Web Attack*'"
+            f"merge {rule!r}: expected NEW=PATTERN, e.g. merge 'Web Attack=Web Attack*'"
         )
     return target, pats
 

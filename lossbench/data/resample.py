@@ -55,7 +55,7 @@ def resample_training(
             raise RunError(
                 f"SMOTE cannot oversample class {name}: it has {smallest} training row (SMOTE "
                 "interpolates between 2 or more); use ce+ros, or drop the class with "
-                "--min-class-count"
+                "min_class_count"
             )
         tool = SMOTE(
             sampling_strategy="not majority", k_neighbors=min(5, smallest - 1), random_state=seed

@@ -430,7 +430,7 @@ def build_leaderboard(exp_dirs: list[Path], out: Path | None = None) -> dict[str
     lb = leaderboard_from(list(exp_dirs))
     out = Path(out) if out is not None else default_leaderboard_dir(lb.experiments)
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
+        raise InputError(f"out {out}: exists and is not a folder")
     tables = {m: _metric_table(lb, b) for m, b in lb.boards.items()}
     written = {
         "ranks.csv": atomic_write_csv(out / "ranks.csv", _long_ranks(lb)),
