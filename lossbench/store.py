@@ -549,6 +549,30 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
+def write_summary_table(
+    exp_dir: Path, which: str, table: pd.DataFrame, markdown: str
+) -> dict[str, Path]:
+    """Write one summary table as summary/table_<which>.csv, .parquet and .md (`markdown`);
+    returns {file name: path}."""
+    out = layout.summary_dir(exp_dir)
+    csv, parquet, md = (layout.summary_table(which, ext) for ext in (".csv", ".parquet", ".md"))
+    return {
+        csv: atomic_write_csv(out / csv, table),
+        parquet: atomic_write_parquet(out / parquet, table),
+        md: atomic_write_text(out / md, markdown),
+    }
+
+
+def write_summary_csv(exp_dir: Path, name: str, table: pd.DataFrame) -> Path:
+    """Write summary/<name> (significance.csv, ranks.csv)."""
+    return atomic_write_csv(layout.summary_dir(exp_dir) / name, table)
+
+
+def write_report(exp_dir: Path, page: str) -> Path:
+    """Write summary/report.html."""
+    return atomic_write_text(layout.report_path(exp_dir), page)
+
+
 def read_summary_csv(exp_dir: Path, name: str) -> pd.DataFrame | None:
     """summary/<name> of an experiment (a table, significance.csv, ranks.csv), None if absent."""
     path = layout.summary_dir(exp_dir) / name
