@@ -176,10 +176,10 @@ def write_run_files(run_dir: Path, files: dict[str, bytes]) -> None:
 
 def write_failed_task(run_dir: Path, base: dict[str, Any], reason: str) -> dict[str, Any]:
     """Record a run whose Ray task failed: a cleared folder with metrics.json (`write_failed_run`)
-    and a one-line log.txt; returns the metrics."""
+    and log.txt, one line: the reason; returns the metrics."""
     prepare_run_dir(run_dir)
     metrics = write_failed_run(run_dir, base, reason)
-    atomic_write_text(run_dir / layout.LOG, f"ray task failed: {reason}\n")
+    atomic_write_text(run_dir / layout.LOG, f"{reason}\n")  # the reason names the Ray task
     return metrics
 
 
