@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -217,43 +218,25 @@ def compare_datasets(
     second compare reaching the same folder is refused. Returns the experiment folders in the
     order of `cfgs`. `options` come validated from the settings edge (`lossbench.settings`)."""
     with ExitStack() as locks:
-        return _compare_datasets(
-            cfgs,
-            locks=locks,
-            losses=list(options.losses),
-            baselines=list(options.baselines),
-            seeds=list(options.seeds),
-            params=dict(options.params),
-            out=options.out,
-            fresh=options.fresh,
-            device=device,
-            reporter=reporter,
-            executor=options.executor,
-            executor_options=options.executor_options,
-            run_plots=options.run_plots,
-            tune=options.tune,
-            prune=options.prune,
-        )
+        return _compare_datasets(cfgs, _Compare(options, device, reporter or Reporter()), locks)
 
 
-def _compare_datasets(
-    cfgs: Sequence[Settings],
-    *,
-    locks: ExitStack,
-    losses: Sequence[str],
-    baselines: Sequence[str],
-    seeds: Sequence[int],
-    params: dict[str, Any],
-    out: Path,
-    fresh: bool = False,
-    device: str = "CPU",
-    reporter: Reporter | None = None,
-    executor: str = "local",
-    executor_options: dict[str, Any] | None = None,
-    run_plots: bool = False,
-    tune: int = 0,
-    prune: bool = True,
-) -> list[Path]:
+@dataclass
+class _Compare:
+    """A compare's options (`CompareOptions`, validated at the settings edge), with the device its
+    runs train on and the reporter it prints through; reads an option as `c.<option>`."""
+
+    options: CompareOptions
+    device: str = "CPU"
+    reporter: Reporter = field(default_factory=Reporter)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "options":  # not yet set (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.options, name)
+
+
+def _compare_datasets(cfgs: Sequence[Settings], c: _Compare, locks: ExitStack) -> list[Path]:
     """The body of `compare_datasets`, holding the experiment folders' locks in `locks`: check
     every dataset, find or create each experiment folder, tune, hand the runs that are not done
     to the executor (`executors.make_executor`), then write each experiment's summary.
@@ -266,83 +249,92 @@ def _compare_datasets(
     seed with the chosen parameters beside the default runs. With `prune` every method's trials
     run under the same pruner (`tuning.pruner_spec`), recorded in experiment.json.
     """
-    from lossbench.tuning import pruner_spec
-
-    reporter = reporter or Reporter()
-    per_loss, firsts = _check_compare(cfgs, losses, seeds, params)
-    address = (executor_options or {}).get("address")
-    if executor == "ray" and address:  # join the cluster before any folder exists
+    reporter, seeds = c.reporter, c.seeds
+    per_loss, firsts = _check_compare(cfgs, c.losses, seeds, c.params)
+    address = (c.executor_options or {}).get("address")
+    if c.executor == "ray" and address:  # join the cluster before any folder exists
         locks.enter_context(ray_session(address))
     for first in firsts:
         _report_data_warnings(first, reporter)
-    specs = plan_runs(losses, baselines, seeds, per_loss)
+    specs = plan_runs(c.losses, c.baselines, seeds, per_loss)
     exp_dirs: list[Path] = []
     jobs: list[Job] = []
     for cfg, first in zip(cfgs, firsts, strict=True):
-        pruner = pruner_spec(cfg.train.patience) if tune and prune else None
-        key = resolve_key(
-            "compare",
-            cfg,
-            params,
-            tune,
-            data_fingerprint=first.info["source_fingerprint"],
-            user_code=user_code_hashes(losses, cfg.train.model),
-            pruner=pruner,
-        )
-        new_meta = functools.partial(
-            _experiment_meta,
-            reporter,
-            command="compare",
-            cfg=cfg,
-            data=first,
-            losses=losses,
-            baselines=baselines,
-            seeds=seeds,
-            params=params,
-            device=device,
-            key=key,
-            executor=executor,
-        )
-        exp_dir = _open_experiment(
-            out,
-            key,
-            first.name,
-            fresh=fresh,
-            taken=exp_dirs,
-            locks=locks,
-            new_meta=new_meta,
-            grow=(losses, baselines, seeds),
-        )
+        exp_dir, pruner = _compare_experiment(c, cfg, first, exp_dirs, locks)
         exp_dirs.append(exp_dir)
         exp_specs = specs
-        if tune:  # each seed's tuned runs follow its default runs (one split held at a time)
+        if c.tune:  # each seed's tuned runs follow its default runs (one split held at a time)
             exp_specs = specs + _tune(
                 exp_dir,
                 cfg,
-                losses,
+                c.losses,
                 per_loss,
                 seeds,
-                n_trials=tune,
+                n_trials=c.tune,
                 pruner=pruner,
-                device=device,
-                executor=executor,
-                executor_options=executor_options,
+                device=c.device,
+                executor=c.executor,
+                executor_options=c.executor_options,
                 reporter=reporter,
             )
             exp_specs.sort(key=lambda spec: list(seeds).index(spec.seed))
         jobs += [(spec, cfg, exp_dir) for spec in _runs_to_train(exp_dir, exp_specs, reporter)]
-    held = {(id(cfg), seeds[0]): first for cfg, first in zip(cfgs, firsts, strict=True)}
     make_executor(
-        executor,
-        device=device,
+        c.executor,
+        device=c.device,
         reporter=reporter,
-        plots=run_plots,
-        options=executor_options,
-        held=held,
+        plots=c.run_plots,
+        options=c.executor_options,
+        held={(id(cfg), seeds[0]): first for cfg, first in zip(cfgs, firsts, strict=True)},
         load=data_for_seed,
     ).run(jobs)
     _summarise(exp_dirs, reporter)
     return exp_dirs
+
+
+def _compare_experiment(
+    c: _Compare, cfg: Settings, first: Any, taken: list[Path], locks: ExitStack
+) -> tuple[Path, dict[str, Any] | None]:
+    """The experiment folder of one dataset of a compare (`_open_experiment`, by the key of its
+    settings, data and user code), and the pruner its tuning runs under (None: none)."""
+    from lossbench.tuning import pruner_spec
+
+    pruner = pruner_spec(cfg.train.patience) if c.tune and c.prune else None
+    key = resolve_key(
+        "compare",
+        cfg,
+        c.params,
+        c.tune,
+        data_fingerprint=first.info["source_fingerprint"],
+        user_code=user_code_hashes(c.losses, cfg.train.model),
+        pruner=pruner,
+    )
+    new_meta = functools.partial(
+        _experiment_meta,
+        c.reporter,
+        command="compare",
+        cfg=cfg,
+        data=first,
+        losses=c.losses,
+        baselines=c.baselines,
+        seeds=c.seeds,
+        params=c.params,
+        device=c.device,
+        key=key,
+        executor=c.executor,
+    )
+    grow = (c.losses, c.baselines, c.seeds)
+    exp_dir = _open_experiment(
+        c.out,
+        key,
+        first.name,
+        fresh=c.fresh,
+        taken=taken,
+        locks=locks,
+        new_meta=new_meta,
+        grow=grow,
+    )
+    return exp_dir, pruner
 
 
 def _check_compare(

@@ -176,10 +176,10 @@ def write_run_files(run_dir: Path, files: dict[str, bytes]) -> None:
 
 def write_failed_task(run_dir: Path, base: dict[str, Any], reason: str) -> dict[str, Any]:
     """Record a run whose Ray task failed: a cleared folder with metrics.json (`write_failed_run`)
-    and a one-line log.txt; returns the metrics."""
+    and log.txt, one line: the reason; returns the metrics."""
     prepare_run_dir(run_dir)
     metrics = write_failed_run(run_dir, base, reason)
-    atomic_write_text(run_dir / layout.LOG, f"ray task failed: {reason}\n")
+    atomic_write_text(run_dir / layout.LOG, f"{reason}\n")  # the reason names the Ray task
     return metrics
 
 
@@ -547,6 +547,30 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         return _read_json(Path(run_dir) / layout.CONFIG) or {}
     except (OSError, ValueError):
         return {}
+
+
+def write_summary_table(
+    exp_dir: Path, which: str, table: pd.DataFrame, markdown: str
+) -> dict[str, Path]:
+    """Write one summary table as summary/table_<which>.csv, .parquet and .md (`markdown`);
+    returns {file name: path}."""
+    out = layout.summary_dir(exp_dir)
+    csv, parquet, md = (layout.summary_table(which, ext) for ext in (".csv", ".parquet", ".md"))
+    return {
+        csv: atomic_write_csv(out / csv, table),
+        parquet: atomic_write_parquet(out / parquet, table),
+        md: atomic_write_text(out / md, markdown),
+    }
+
+
+def write_summary_csv(exp_dir: Path, name: str, table: pd.DataFrame) -> Path:
+    """Write summary/<name> (significance.csv, ranks.csv)."""
+    return atomic_write_csv(layout.summary_dir(exp_dir) / name, table)
+
+
+def write_report(exp_dir: Path, page: str) -> Path:
+    """Write summary/report.html."""
+    return atomic_write_text(layout.report_path(exp_dir), page)
 
 
 def read_summary_csv(exp_dir: Path, name: str) -> pd.DataFrame | None:

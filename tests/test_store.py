@@ -150,3 +150,41 @@ def test_a_run_is_read_once_for_its_check_until_one_of_its_files_changes(tmp_pat
     (run / "predictions.parquet").unlink()
     assert read_run(run).status == "unreadable"
     assert integrity.run_problem(run) == "predictions.parquet is missing"
+
+
+def test_a_run_log_is_on_disk_after_every_line_before_it_is_closed(tmp_path):
+    """log.txt: one handle for the run, each line flushed as it is logged, so the file is whole
+    up to the last line when the process dies without closing it."""
+    import logging
+
+    from lossbench.store import run_log
+
+    handler = run_log(tmp_path)
+    logger = logging.getLogger("lossbench.test.run_log")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        logger.info("epoch 1")
+        first = (tmp_path / "log.txt").read_text(encoding="utf-8")
+        logger.info("epoch 2")
+        second = (tmp_path / "log.txt").read_text(encoding="utf-8")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert first.endswith("INFO epoch 1\n") and "epoch 2" not in first
+    assert second.splitlines()[0] == first.rstrip("\n") and second.endswith("INFO epoch 2\n")
+
+
+def test_a_failed_ray_task_leaves_a_failed_run_with_its_reason_in_the_log(tmp_path):
+    from lossbench.store import write_failed_task, write_run_files
+
+    run_dir = tmp_path / "runs" / "ce_seed0"
+    write_run_files(run_dir, {"metrics.json": b"{}", "DONE": b"x", "log.txt": b"old\n"})
+    assert run_status(run_dir) == "unreadable"  # DONE with a metrics.json of no status
+    base = {"name": "ce_seed0", "loss": "ce", "kind": "loss", "seed": 0, "class_names": ["a"]}
+    metrics = write_failed_task(run_dir, base, "ray task failed: WorkerCrashedError")
+    assert metrics["status"] == "failed" and run_status(run_dir) == "failed"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["log.txt", "metrics.json"]
+    assert (run_dir / "log.txt").read_text() == "ray task failed: WorkerCrashedError\n"
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics

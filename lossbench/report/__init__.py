@@ -15,7 +15,6 @@ from pathlib import Path
 
 from lossbench import layout
 from lossbench.errors import InputError
-from lossbench.io import atomic_write_csv, atomic_write_parquet, atomic_write_text
 from lossbench.report.figures import save_loss_shapes
 from lossbench.report.html import render_report
 from lossbench.report.overlays import summary_plots
@@ -30,6 +29,7 @@ from lossbench.report.tables import (
     tables_from,
     undefined_note,
 )
+from lossbench.store import write_report, write_summary_csv, write_summary_table
 
 __all__ = ["TABLE_CAPTIONS", "build_summary", "run_plots", "summary_tables"]
 
@@ -80,16 +80,13 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
 
     written: dict[str, Path] = {}
     for which, table in tables.items():
-        csv, parquet, md = (layout.summary_table(which, ext) for ext in (".csv", ".parquet", ".md"))
-        written[csv] = atomic_write_csv(out / csv, table)
-        written[parquet] = atomic_write_parquet(out / parquet, table)
         note = " ".join(filter(None, [_NOTE, undefined_note(tables["per_class"], which)]))
         markdown = (
             f"{TABLE_CAPTIONS[which]}\n\n{table_to_markdown(display_table(table, which))}\n{note}\n"
         )
-        written[md] = atomic_write_text(out / md, markdown)
-    written[layout.SIGNIFICANCE] = atomic_write_csv(out / layout.SIGNIFICANCE, significance)
-    written[layout.RANKS] = atomic_write_csv(out / layout.RANKS, ranks)
+        written.update(write_summary_table(exp_dir, which, table, markdown))
+    written[layout.SIGNIFICANCE] = write_summary_csv(exp_dir, layout.SIGNIFICANCE, significance)
+    written[layout.RANKS] = write_summary_csv(exp_dir, layout.RANKS, ranks)
     plots = summary_plots(results, tables["per_class"], layout.plots_dir(out))
     shapes = results.loss_shapes()
     if shapes is not None:  # compare's losses at its data (`lossbench.experiment`)
@@ -98,5 +95,5 @@ def build_summary(exp_dir: Path, *, n_boot: int = 1000) -> dict[str, Path]:
         written[f"{layout.PLOTS}/{csv.name}"] = csv
     written.update({f"{layout.PLOTS}/{name}": path for name, path in plots.items()})
     page = render_report(results, tables, significance, excluded, plots, ranks=ranks)
-    written[layout.REPORT] = atomic_write_text(layout.report_path(exp_dir), page)
+    written[layout.REPORT] = write_report(exp_dir, page)
     return written
