@@ -457,8 +457,17 @@ def out_problem(path: Path) -> str | None:
 
 
 def _check_names(key: str, value: Any, items: list[str], origin: str | None) -> None:
-    """Every item of --loss/--losses names a registered loss (the part before any `+sampler` or
-    `@suffix`, which the methods layer checks), or "all"; every --baselines item a baseline."""
+    """Every item of --loss/--losses names a registered loss (the part before any `+sampler`,
+    which the methods layer checks), or "all", and none is a tuned row (`<method>@tuned`, which
+    only --tune makes); every --baselines item a baseline."""
+    if key != "baselines" and any("@" in i for i in items):
+        from lossbench.store import TUNED
+
+        if tuned := [i for i in items if i.endswith(TUNED)]:
+            raise InputError(
+                f"{_where(key, value, origin)}: {', '.join(map(repr, tuned))}: tuned rows come "
+                f"from --tune N, not from --{key}"
+            )
     if key == "baselines":
         known: tuple[str, ...] = BASELINES
         unknown = [i for i in items if i not in known]

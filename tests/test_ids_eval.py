@@ -313,7 +313,7 @@ def _bad_glf_timestamp(tmp_path: Path) -> Path:
         (_bad_glf_timestamp, "time",
          ["'04/07/2017 1O:15:00'", "line 8", "Tuesday-WorkingHours.pcap_ISCX.csv"]),
         (lambda p: _late_class_csv(p / "late.csv"), "time:ts",
-         ["'late'", "no training rows", "--drop-classes"]),
+         ["'late'", "no training rows", "drop_classes"]),
         (lambda p: write_glf_folder(p / "glf") and p / "glf", "files:Monday*;Wednesday*;Friday*",
          ["'Wednesday*' matches no file"]),
     ],

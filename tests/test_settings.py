@@ -81,6 +81,7 @@ def test_a_compare_is_one_typed_object(tmp_path):
         ({"losses": "ce,wce,ce"}, "--losses 'ce,wce,ce': ce repeated"),
         ({"baselines": ["lr", "lr"]}, "--baselines ['lr', 'lr']: lr repeated"),
         ({"losses": ""}, "--losses '': give at least one loss"),
+        ({"losses": "ce,ce@tuned"}, "--losses 'ce,ce@tuned': 'ce@tuned': tuned rows come from"),
         ({"far": "0.5,1"}, "--far '0.5,1': expected false-alarm-rate targets in (0, 1)"),
         ({"seeds": ""}, "--seeds '': expected integers"),
         ({"param": ["gamma"]}, "--param 'gamma': expected key=value"),
