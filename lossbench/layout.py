@@ -7,11 +7,14 @@ here for a path and never spells a file name itself (`tests/test_architecture.py
   experiment.json                     what was planned, provenance, the configuration key
   runs/<method>_seed<k>/              one run (`run_dir`)
     config.json  metrics.json  predictions.parquet  predictions_val.parquet  per_class.csv
-    confusion.csv  calibration.json  history.csv  log.txt  model.keras  tensorboard/  plots/
+    confusion.csv  calibration.json  history.csv  log.txt  model.keras  tensorboard/
+    plots/history.png  reliability.png  confusion.png  per_class_f1.png
     DONE                              written last: the run is complete
   tuning/<method>/trials.csv          compare --tune: every trial
   loss_shape.csv                      the losses' values against p
   summary/                            tables, significance.csv, ranks.csv, plots/, report.html
+    plots/history_overlay.png  per_class_f1.png  reliability_overlay.png  pr_curves.png
+    plots/loss_shape.png  loss_shape.csv
 ```
 
 Names and paths only: nothing here touches the disk.
@@ -48,6 +51,18 @@ MODEL_TMP = ".model.tmp.keras"  # Keras saves by suffix: the model's own tempora
 DONE = "DONE"
 TENSORBOARD = "tensorboard"
 PLOTS = "plots"  # a run's plots/, and summary/plots/
+
+# a run's plots/ (`report.plots.run_figures`)
+HISTORY_PLOT = "history.png"
+RELIABILITY_PLOT = "reliability.png"
+CONFUSION_PLOT = "confusion.png"
+PER_CLASS_PLOT = "per_class_f1.png"  # in summary/plots/ too: the losses side by side
+RUN_PLOTS = (HISTORY_PLOT, RELIABILITY_PLOT, CONFUSION_PLOT, PER_CLASS_PLOT)
+# summary/plots/ (`report.overlays.summary_figures`; and LOSS_SHAPES_PLOT)
+HISTORY_OVERLAY_PLOT = "history_overlay.png"
+RELIABILITY_OVERLAY_PLOT = "reliability_overlay.png"
+PR_CURVES_PLOT = "pr_curves.png"
+SUMMARY_PLOTS = (HISTORY_OVERLAY_PLOT, PER_CLASS_PLOT, RELIABILITY_OVERLAY_PLOT, PR_CURVES_PLOT)
 
 
 def experiment_file(exp_dir: Path) -> Path:

@@ -1,8 +1,9 @@
 """One run: a loss or a scikit-learn baseline trained on one prepared split, and its run folder.
 
-`execute_loss_run` and `execute_baseline_run` write `runs/<name>/` (config.json, history.csv,
-predictions, metrics.json, ..., DONE last); every failure inside a run is caught here, logged to
-the run's log.txt and recorded as a failed run. Both executors (local and Ray) call these.
+`execute_run` hands a run to `execute_loss_run` or `execute_baseline_run` (the one place that
+tells them apart; both executors call it), which write its folder through `lossbench.store`
+(config.json, history.csv, predictions, metrics.json, ..., DONE last); every failure inside a run
+is caught here, logged to the run's log.txt and recorded as a failed run.
 Library code: it reports progress through a `Reporter` and never prints.
 """
 

@@ -236,6 +236,14 @@ RESULT_FILE_NAMES = (
     "loss_shape.csv",
     "significance.csv",
     "report.html",
+    "history.png",
+    "reliability.png",
+    "confusion.png",
+    "per_class_f1.png",
+    "history_overlay.png",
+    "reliability_overlay.png",
+    "pr_curves.png",
+    "loss_shape.png",
 )
 # Folders of the layout, caught where a path is joined with them (`exp_dir / "runs"`).
 RESULT_FOLDER_NAMES = ("runs", "summary", "tuning", "plots", "tensorboard")

@@ -56,22 +56,32 @@ details { margin: 0.3em 0; } summary { cursor: pointer; }
 """
 
 _PLOT_CAPTIONS = {
-    "history_overlay.png": "Validation macro F1 per epoch, one panel per loss: mean over seeds, "
-    "band ± 1 std, the other losses in grey. Each run's plots/history.png has its training "
-    "and validation loss, its validation metrics and its learned loss parameters, each panel "
-    "titled by which it is.",
-    "per_class_f1.png": "Test F1 per class and loss, mean over seeds: bars with ± std error bars "
-    "for up to five losses, a heatmap with the values in its cells beyond that. A hatched stub "
-    "marks an F1 of 0.",
-    "reliability_overlay.png": "Reliability per loss (top-label confidence), one panel per loss: "
-    "the curve's bins are pooled over seeds; the ECE in each title is the calibration table's "
-    "(the mean over seeds of each run's ECE).",
-    "pr_curves.png": "Precision-recall curves per class on the test predictions pooled over seeds "
-    "(at most 12 classes, the rarest; beyond six losses, the reference and the best by macro F1).",
-    "loss_shape.png": "Each loss's value against p = softmax(z)_y, the predicted probability of "
-    "the true class, for a sample of the rarest and of the most frequent class, as built from "
-    "this experiment's training class counts (its first seed's split) and parameters, before "
-    f"training (paper Fig. 1); the values are in {layout.PLOTS}/{layout.LOSS_SHAPES}.",
+    layout.HISTORY_OVERLAY_PLOT: (
+        "Validation macro F1 per epoch, one panel per loss: mean over seeds, band ± 1 std, the "
+        f"other losses in grey. Each run's {layout.PLOTS}/{layout.HISTORY_PLOT} has its training "
+        "and validation loss, its validation metrics and its learned loss parameters, each panel "
+        "titled by which it is."
+    ),
+    layout.PER_CLASS_PLOT: (
+        "Test F1 per class and loss, mean over seeds: bars with ± std error bars for up to five "
+        "losses, a heatmap with the values in its cells beyond that. A hatched stub marks an F1 "
+        "of 0."
+    ),
+    layout.RELIABILITY_OVERLAY_PLOT: (
+        "Reliability per loss (top-label confidence), one panel per loss: the curve's bins are "
+        "pooled over seeds; the ECE in each title is the calibration table's (the mean over seeds "
+        "of each run's ECE)."
+    ),
+    layout.PR_CURVES_PLOT: (
+        "Precision-recall curves per class on the test predictions pooled over seeds (at most 12 "
+        "classes, the rarest; beyond six losses, the reference and the best by macro F1)."
+    ),
+    layout.LOSS_SHAPES_PLOT: (
+        "Each loss's value against p = softmax(z)_y, the predicted probability of the true class, "
+        "for a sample of the rarest and of the most frequent class, as built from this "
+        "experiment's training class counts (its first seed's split) and parameters, before "
+        f"training (paper Fig. 1); the values are in {layout.PLOTS}/{layout.LOSS_SHAPES}."
+    ),
 }
 
 

@@ -21,6 +21,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import precision_recall_curve
 
+from lossbench import layout
 from lossbench.report.plots import (
     _HATCHES,
     _bins_frame,
@@ -47,12 +48,7 @@ __all__ = [
     "thin_curve",
 ]
 
-SUMMARY_PLOTS = (
-    "history_overlay.png",
-    "per_class_f1.png",
-    "reliability_overlay.png",
-    "pr_curves.png",
-)
+SUMMARY_PLOTS = layout.SUMMARY_PLOTS
 # a drawn curve keeps a point per this much of its length in data units of the unit square
 # (`thin_curve`): under a third of a pixel of a precision-recall panel (under 300 px a side)
 CURVE_STEP = 0.001
@@ -412,10 +408,10 @@ def summary_figures(results: ExperimentResults, per_class_table: pd.DataFrame) -
     """The four summary figures by file name."""
     styles = kind_styles(results.kinds)
     return {
-        "history_overlay.png": plot_history_overlay(results, styles),
-        "per_class_f1.png": plot_per_class_overlay(per_class_table, results, styles),
-        "reliability_overlay.png": plot_reliability_overlay(results, styles),
-        "pr_curves.png": plot_pr_curves(results, styles),
+        layout.HISTORY_OVERLAY_PLOT: plot_history_overlay(results, styles),
+        layout.PER_CLASS_PLOT: plot_per_class_overlay(per_class_table, results, styles),
+        layout.RELIABILITY_OVERLAY_PLOT: plot_reliability_overlay(results, styles),
+        layout.PR_CURVES_PLOT: plot_pr_curves(results, styles),
     }
 
 

@@ -38,6 +38,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from lossbench import layout
 from lossbench.io import atomic_savefig
 from lossbench.layout import CONFUSION, plots_dir
 from lossbench.store import read_run
@@ -54,7 +55,7 @@ __all__ = [
 
 DPI = 100
 MAX_WIDTH = 11.5  # inches: the report's content width (1150 px) at DPI
-RUN_PLOTS = ("history.png", "reliability.png", "confusion.png", "per_class_f1.png")
+RUN_PLOTS = layout.RUN_PLOTS
 # history.csv columns that are not learned loss parameters
 _HISTORY_STANDARD = {
     "epoch",
@@ -530,18 +531,18 @@ def run_figures(run_dir: Path) -> dict[str, Figure]:
     name, metrics = run.name, run.metrics
     figures: dict[str, Figure] = {}
     if (history := run.history()) is not None:
-        figures["history.png"] = plot_history(
+        figures[layout.HISTORY_PLOT] = plot_history(
             history,
             f"{name}: training history",
             metrics.get("best_epoch"),
             [str(c) for c in metrics.get("class_names") or []],
         )
     if (calibration := run.calibration()) is not None:
-        figures["reliability.png"] = plot_reliability(calibration, name)
+        figures[layout.RELIABILITY_PLOT] = plot_reliability(calibration, name)
     if (confusion := run.confusion()) is not None:
-        figures["confusion.png"] = plot_confusion(confusion, name)
+        figures[layout.CONFUSION_PLOT] = plot_confusion(confusion, name)
     if (per_class := run.per_class()) is not None:
-        figures["per_class_f1.png"] = plot_per_class(per_class, name)
+        figures[layout.PER_CLASS_PLOT] = plot_per_class(per_class, name)
     return figures
 
 
