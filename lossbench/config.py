@@ -163,48 +163,36 @@ class CommandSettings:
         return replace(self.data, data=data, seed=seed)
 
 
+def _named_alike(cls: type, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings named as fields of the options class `cls`, as they are (validated and typed
+    by `settings.resolve_settings`); the caller sets the fields named otherwise."""
+    return {f.name: settings[f.name] for f in dataclasses.fields(cls) if f.name in settings}
+
+
 def data_options(settings: Mapping[str, Any], *, data: str | None, seed: int) -> DataOptions:
     """The `DataOptions` of validated settings (`resolve_settings`) for one dataset and seed."""
     return DataOptions(
-        data=data,
-        label_col=settings["label_col"],
-        preset=settings["preset"],
-        nan_policy=settings["nan_policy"],
-        drop_classes=settings["drop_classes"],
-        merge=settings["merge"] or None,
-        min_class_count=settings["min_class_count"],
-        sample_frac=settings["sample_frac"],
-        split=settings["split"],
-        scaler=settings["scaler"],
-        seed=seed,
-        cache=not settings["no_cache"],
-        dedupe=settings["dedupe"],
-        positive_label=settings["positive_label"],
-        task=settings["task"],
-        negative=settings["negative"],
-        split_by=settings["split_by"],
-        test_data=settings["test_data"],
-        label_map=settings["label_map"] or None,
+        **{
+            **_named_alike(DataOptions, settings),
+            "data": data,
+            "seed": seed,
+            "cache": not settings["no_cache"],
+            "merge": settings["merge"] or None,
+            "label_map": settings["label_map"] or None,
+        }
     )
 
 
 def _train_options(settings: Mapping[str, Any], *, seed: int) -> TrainOptions:
     """The `TrainOptions` of validated settings (`resolve_settings`) for one seed."""
     return TrainOptions(
-        precision=settings["precision"],
-        model=settings["model"],
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        clipnorm=settings["clipnorm"],
-        patience=settings["patience"],
-        device=settings["device"],
-        seed=seed,
-        tensorboard=settings["tensorboard"],
-        jit_compile={"auto": None, "on": True, "off": False}[settings["jit"]],
-        select=settings["select"],
-        far_targets=settings["far"],
-        model_params=settings["model_param"] or {},
+        **{
+            **_named_alike(TrainOptions, settings),
+            "seed": seed,
+            "jit_compile": {"auto": None, "on": True, "off": False}[settings["jit"]],
+            "far_targets": settings["far"],
+            "model_params": settings["model_param"] or {},
+        }
     )
 
 
