@@ -24,6 +24,7 @@ import ctypes
 import ctypes.util
 import gzip
 import io
+import mmap
 import os
 import re
 import warnings
@@ -66,12 +67,51 @@ def _malloc_trim() -> Any:
 _MALLOC_TRIM = _malloc_trim()
 
 
-def give_back_freed_memory() -> None:
+def give_back_freed_memory(arrow: bool = False) -> None:
     """Return the heap's free pages to the system. A chunk's columns are small arrays, which
     glibc places on its heap and, once freed, keeps there: without this the joined columns and
-    the chunks they were joined from would both count in the process's memory."""
+    the chunks they were joined from would both count in the process's memory. `arrow`: also
+    the free memory that pyarrow's pool keeps (pandas' text columns live there)."""
+    if arrow:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
+
+
+def owned_empty(n: int, dtype: Any) -> np.ndarray:
+    """An uninitialised 1-D array in its own private anonymous memory map, whose pages
+    `release_rows` can give back to the system while the array still exists."""
+    nbytes = n * np.dtype(dtype).itemsize
+    if nbytes == 0:
+        return np.empty(n, dtype=dtype)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=dtype, count=n)
+
+
+def release_rows(column: np.ndarray, stop: int, start: int = 0) -> None:
+    """Give the memory pages of rows `:stop` of a column of `owned_empty` back to the system,
+    those of rows `start:stop` at least (earlier rows were given back by earlier calls); the
+    rows read as 0 afterwards. Any other array: nothing happens.
+
+    Only for a column nothing else reads any more: `gather_splits` calls it on the columns of
+    `read_table` that `prepare` consumes."""
+    owner = column
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    buf = owner.base.obj if isinstance(owner.base, memoryview) else owner.base
+    if not isinstance(buf, mmap.mmap) or column.ndim != 1 or stop <= start:
+        return
+    if column.strides[0] != column.itemsize:
+        return
+    page, size = mmap.PAGESIZE, column.itemsize
+    first = column.ctypes.data - owner.ctypes.data  # the column's first byte in the map
+    lo = max((first + start * size) // page * page, -(-first // page) * page)
+    end = first + min(stop, len(column)) * size
+    hi = len(buf) if end == len(buf) else end // page * page
+    if hi > lo:
+        buf.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 # Dash-like characters unified to "-" in labels. U+FFFD is what a lossy decoder leaves of the
@@ -267,10 +307,12 @@ def read_table(
 
 
 def _join(parts: list[Any]) -> Any:
-    """One column from its chunks: float32 chunks as one float32 array, otherwise a Series
-    (object when the chunks' types differ, e.g. numbers in one chunk and text in another)."""
+    """One column from its chunks: float32 chunks as one float32 array (`owned_empty`),
+    otherwise a Series (object when the chunks' types differ, e.g. numbers in one chunk and
+    text in another)."""
     if all(isinstance(part, np.ndarray) for part in parts):
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+        out = owned_empty(sum(len(p) for p in parts), np.float32)
+        return np.concatenate(parts, out=out)
     series = [pd.Series(p) if isinstance(p, np.ndarray) else p for p in parts]
     if len({str(s.dtype) for s in series}) > 1:
         series = [s.astype(object) for s in series]

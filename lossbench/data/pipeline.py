@@ -18,6 +18,7 @@ Bad input raises `InputError` with one message naming the file, column or value.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,12 @@ from lossbench.data.ids import (
     parse_split_by,
     split_keys,
 )
-from lossbench.data.leakage import duplicate_rows, leakage_report
+from lossbench.data.leakage import duplicate_rows, duplicated, leakage_report
 from lossbench.data.load import (
     LoadInfo,
     describe_row,
     fix_text,
+    give_back_freed_memory,
     list_data_files,
     normalise_label,
     read_table,
@@ -53,10 +55,12 @@ from lossbench.data.split import (
     stratified_subsample,
 )
 from lossbench.data.table import (
+    FLOAT32_MAX,
     Table,
     finite_mask,
     fit_stats,
     gather_rows,
+    gather_splits,
     sort_class_names,
 )
 from lossbench.errors import InputError
@@ -575,7 +579,9 @@ def prepare(opts: DataOptions) -> PreparedData:
         table = preprocess(df, opts, src.name, loaded=loaded)
         del df
     test_table = _test_table(test_src, opts) if opts.test_data else None
-    data = _split_and_scale(table, opts, test_table)
+    data = _split_and_scale(table, opts, test_table, release=True)
+    del table
+    give_back_freed_memory(arrow=True)  # before a run imports TensorFlow (see README)
     data.fingerprint = key
     data.info["fingerprint"] = key
     data.info["source_fingerprint"] = cache_mod.sources_digest(src.signature)
@@ -678,11 +684,12 @@ def _cross_dataset_test(
 
 
 def _split_and_scale(
-    table: Table, opts: DataOptions, test_table: Table | None = None
+    table: Table, opts: DataOptions, test_table: Table | None = None, *, release: bool = False
 ) -> PreparedData:
     """Steps 5-7: subsample, split; median fill, constant features and scaler from train only.
     With `test_table` (`--test-data`) the data is split into training and validation only (the
-    fractions renormalised) and the test split is `test_table`."""
+    fractions renormalised) and the test split is `test_table`. With `release`, the table's
+    columns are taken out of it and freed as the split matrices are written (`gather_splits`)."""
     info = dict(table.info)
     info["warnings"] = list(info.get("warnings", []))
     info["dropped"] = dict(info.get("dropped", {}))
@@ -746,10 +753,16 @@ def _split_and_scale(
     info["dropped"]["constant_columns"] = constant
 
     scaler = Scaler.from_stats(opts.scaler, stats)
-    X_train, X_val, X_test = (
-        gather_rows(columns, rows[part], check=check, fill=fill, scaler=scaler)
-        for part in (tr, va, te)
-    )
+    parts = [rows[tr], rows[va], rows[te]]
+    if release:  # the columns' memory given back as the split matrices are written
+        table.columns = []
+        X_train, X_val, X_test = gather_splits(
+            columns, parts, check=check, fill=fill, scaler=scaler
+        )
+    else:
+        X_train, X_val, X_test = (
+            gather_rows(columns, part, check=check, fill=fill, scaler=scaler) for part in parts
+        )
     class_names = list(table.class_names)
     y_test, ids_test = y[te], ids[te]
     if test_table is not None:
@@ -814,10 +827,8 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
     src = _resolve_source(opts)
     if src.path is None:
         table = _builtin_table(src.name, opts)
-        frame = pd.DataFrame(table.features())
-        frame["label"] = table.y
         n_missing, n_infinite = 0, 0
-        n_dup = int(frame.duplicated().sum())
+        n_dup = _kept_duplicates(table)["extra_copies"]
         n_columns_raw = len(table.columns) + 1
     else:
         df, loaded = read_table(src.path, label_col=opts.label_col)
@@ -844,14 +855,9 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
         n_features -= len(constant)
     counts = table.class_counts()
     classes = _counts_dict(counts, table.class_names)
-    kept = pd.DataFrame(table.features())
-    kept["label"] = table.y
-    duplicates = {  # after preprocessing: what --dedupe acts on
-        "rows_involved": int(kept.duplicated(keep=False).sum()),
-        "extra_copies": int(kept.duplicated().sum()),
-    }
-    del kept
-    prepared = _split_and_scale(table, opts)
+    duplicates = _kept_duplicates(table)  # after preprocessing: what --dedupe acts on
+    prepared = _split_and_scale(table, opts, release=True)
+    give_back_freed_memory(arrow=True)
     return {
         "name": table.name,
         "sources": info["sources"],
@@ -885,41 +891,35 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
 
 def count_duplicate_rows(df: pd.DataFrame) -> int:
     """Rows equal to an earlier row in every column, as `DataFrame.duplicated` counts them
-    (missing values equal), one column at a time instead of pandas' codes for every column.
+    (missing values equal), one column at a time (`lossbench.data.leakage.duplicated`)."""
 
-    Rows are grouped by a 64-bit hash of their values; a row counts when every column equals
-    that of the first row of its group (so only a hash collision could make it count less).
-    """
-    n = len(df)
-    if n == 0:
-        return 0
-
-    def values(c: str) -> np.ndarray:
-        """A column as numbers that compare as its values do: floats (-0.0 as 0.0, missing as
-        NaN), else codes of its distinct values (missing: -1), not millions of Python objects."""
+    def values(c: str) -> Callable[[], np.ndarray]:
+        """A column as numbers that compare as its values do: floats, else codes of its
+        distinct values (missing: -1), not millions of Python objects."""
         s = df[c]
         if isinstance(s.dtype, np.dtype) and s.dtype.kind == "f":
-            return s.to_numpy() + 0.0
-        return pd.factorize(s, use_na_sentinel=True)[0]
+            return s.to_numpy
+        return lambda: pd.factorize(s, use_na_sentinel=True)[0]
 
-    row_hash = np.zeros(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for c in df.columns:
-            row_hash *= np.uint64(0x100000001B3)
-            row_hash ^= pd.util.hash_array(values(c))
-    codes, _ = pd.factorize(row_hash)
-    first = np.full(codes.max() + 1, -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # each group's first row
-    leader = first[codes]
-    candidates = np.flatnonzero(leader != np.arange(n))
-    if len(candidates) == 0:
-        return 0
-    same = np.ones(len(candidates), dtype=bool)
-    for c in df.columns:
-        v = values(c)
-        a, b = v[candidates], v[leader[candidates]]
-        same &= (a == b) | (np.isnan(a) & np.isnan(b) if v.dtype.kind == "f" else False)
-    return int(same.sum())
+    return int(duplicated([values(c) for c in df.columns], len(df))[0].sum())
+
+
+def _kept_duplicates(table: Table) -> dict[str, int]:
+    """Duplicates among the kept rows, features as `Table.features` gives them (float32, missing
+    as NaN) and the label: the rows with an identical twin and the extra copies."""
+
+    def values(col: np.ndarray) -> Callable[[], np.ndarray]:
+        def get() -> np.ndarray:
+            v = col[table.rows].astype(np.float32, copy=False)
+            with np.errstate(invalid="ignore", over="ignore"):
+                return np.where(np.abs(v) <= FLOAT32_MAX, v, np.float32(np.nan))
+
+        return get
+
+    repeats, involved = duplicated(
+        [*(values(c) for c in table.columns), lambda: table.y], len(table.y)
+    )
+    return {"rows_involved": int(involved.sum()), "extra_copies": int(repeats.sum())}
 
 
 def _is_constant(values: np.ndarray) -> bool:
