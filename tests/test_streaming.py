@@ -114,7 +114,7 @@ def test_prepared_arrays_do_not_depend_on_the_chunk_size(day_folder, source, mon
 
 
 def test_duplicate_rows_are_counted_as_pandas_counts_them(day_folder):
-    from lossbench.data.pipeline import count_duplicate_rows
+    from lossbench.data.inspection import count_duplicate_rows
 
     df, _ = read_table(day_folder)
     twice = pd.concat([df, df.iloc[::3], df.iloc[:5]])  # NaN and inf cells repeated too
@@ -208,7 +208,7 @@ def test_split_matrices_built_from_released_columns_equal_gathered_rows(monkeypa
     gives back the memory of the columns it has copied: their whole pages read 0 afterwards
     (ascending rows), or leaves them alone (rows in another order)."""
     from lossbench.data import table
-    from lossbench.data.load import owned_empty
+    from lossbench.data.memory import owned_empty
     from lossbench.data.split import Scaler
 
     monkeypatch.setattr(table, "_RELEASE_ROWS", 3000)

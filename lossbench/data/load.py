@@ -18,13 +18,9 @@ table and a consolidated copy of it.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import ctypes
-import ctypes.util
 import gzip
 import io
-import mmap
 import os
 import re
 import warnings
@@ -37,6 +33,7 @@ import numpy as np
 import pandas as pd
 from pandas._libs.parsers import STR_NA_VALUES
 
+from lossbench.data.memory import give_back_freed_memory, owned_empty
 from lossbench.errors import InputError
 
 #: File name endings read as CSV when they sit in a folder.
@@ -55,63 +52,6 @@ _NA_MARKERS = sorted(STR_NA_VALUES)
 #: Rows per chunk of the streaming CSV reader (about 32 MB of float64 while a chunk of 80
 #: columns is parsed).
 CHUNK_ROWS = 50_000
-
-
-def _malloc_trim() -> Any:
-    """glibc's `malloc_trim`, or None (another C library)."""
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
-    return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def give_back_freed_memory(arrow: bool = False) -> None:
-    """Return the heap's free pages to the system. A chunk's columns are small arrays, which
-    glibc places on its heap and, once freed, keeps there: without this the joined columns and
-    the chunks they were joined from would both count in the process's memory. `arrow`: also
-    the free memory that pyarrow's pool keeps (pandas' text columns live there)."""
-    if arrow:
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
-def owned_empty(n: int, dtype: Any) -> np.ndarray:
-    """An uninitialised 1-D array in its own private anonymous memory map, whose pages
-    `release_rows` can give back to the system while the array still exists."""
-    nbytes = n * np.dtype(dtype).itemsize
-    if nbytes == 0:
-        return np.empty(n, dtype=dtype)
-    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(buf, dtype=dtype, count=n)
-
-
-def release_rows(column: np.ndarray, stop: int, start: int = 0) -> None:
-    """Give the memory pages of rows `:stop` of a column of `owned_empty` back to the system,
-    those of rows `start:stop` at least (earlier rows were given back by earlier calls); the
-    rows read as 0 afterwards. Any other array: nothing happens.
-
-    Only for a column nothing else reads any more: `gather_splits` calls it on the columns of
-    `read_table` that `prepare` consumes."""
-    owner = column
-    while isinstance(owner.base, np.ndarray):
-        owner = owner.base
-    buf = owner.base.obj if isinstance(owner.base, memoryview) else owner.base
-    if not isinstance(buf, mmap.mmap) or column.ndim != 1 or stop <= start:
-        return
-    if column.strides[0] != column.itemsize:
-        return
-    page, size = mmap.PAGESIZE, column.itemsize
-    first = column.ctypes.data - owner.ctypes.data  # the column's first byte in the map
-    lo = max((first + start * size) // page * page, -(-first // page) * page)
-    end = first + min(stop, len(column)) * size
-    hi = len(buf) if end == len(buf) else end // page * page
-    if hi > lo:
-        buf.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 # Dash-like characters unified to "-" in labels. U+FFFD is what a lossy decoder leaves of the

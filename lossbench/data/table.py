@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lossbench.data.load import release_rows
+from lossbench.data.memory import release_rows
 from lossbench.data.split import Scaler
 
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -284,3 +284,9 @@ def sort_class_names(names: list[str]) -> list[str]:
         return sorted(names, key=lambda s: (float(s), s))
     except ValueError:
         return sorted(names)
+
+
+def counts_dict(counts: np.ndarray, names: list[str]) -> dict[str, int]:
+    """name -> count, largest first (ties by name order), zero counts left out."""
+    order = sorted(range(len(names)), key=lambda i: -counts[i])
+    return {names[i]: int(counts[i]) for i in order if counts[i] > 0}
