@@ -423,7 +423,7 @@ def test_bench_md_shows_the_size_and_tuning_figures_beside_their_targets():
     assert "| `lossbench run --epochs 1` | 2000 | 2.43 | <= 2.5 |" in md
     assert "| `lossbench inspect` | 1500 | 1.82 | <= 2 |" in md
     assert "ratio 0.90 (target >= 0.8)" in md
-    assert "| ratio | 0.40 (target <= 0.5) |" in md
+    assert "| ratio | 0.40 | 0.40 (target <= 0.5) |" in md
     assert "| ce | 3 | 100 / 100 | 0.9050 | 0.9000 | 0.0100 | yes |" in md
 
 

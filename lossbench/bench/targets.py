@@ -134,10 +134,11 @@ def _issue35_targets(r: dict[str, Any]) -> dict[str, Any]:
         }
     tuning = r.get("tuning")
     if tuning:
-        out["tuning_pruned_wall_over_unpruned"] = {
-            "value": tuning["wall_ratio"],
+        # the tuning phase (the trials), which pruning acts on; the whole command beside it
+        out["tuning_pruned_trial_seconds_over_unpruned"] = {
+            "value": tuning["trial_seconds_ratio"],
             "target": "<= 0.5",
-            "met": tuning["wall_ratio"] <= 0.5,
+            "met": tuning["trial_seconds_ratio"] <= 0.5,
         }
         missed = [m for m, ok in tuning["chosen_within_seed_std"].items() if not ok]
         out["tuning_pruned_choice_within_seed_std"] = {
