@@ -232,3 +232,12 @@ def test_split_matrices_built_from_released_columns_equal_gathered_rows(monkeypa
     assert copies == [None] * 3  # consumed
     middle = slice(4096, n - 4096)  # whole pages, wherever the map begins
     assert (columns[0][middle] == 0).all() == ascending
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_says_otherwise(monkeypatch):
+    from lossbench.malloc import limit_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_arenas() is True  # glibc accepted the setting
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_arenas() is False  # the user's setting stands
