@@ -329,7 +329,7 @@ def test_fixed_cost_times_one_run_before_and_after_the_compare(monkeypatch, tmp_
         calls.append(args[0])
         return next(timings)
 
-    monkeypatch.setattr(bench, "_timed_command", fake)
+    monkeypatch.setattr(bench.speed, "_timed_command", fake)
     res = bench.fixed_cost(device="CPU", out=tmp_path, repeats=1, log=lambda m: None)
     assert calls == ["run", "run", "compare", "run"]  # the first run only fills the cache
     assert res["run_seconds_each"] == [10.0, 12.0] and res["run_seconds"] == 10.0
@@ -352,9 +352,11 @@ def test_fixed_cost_takes_the_best_of_repeated_compares_and_runs(monkeypatch, tm
         calls.append((args[0], args[-1]))
         return next(timings)
 
-    monkeypatch.setattr(bench, "_timed_command", fake)
+    monkeypatch.setattr(bench.speed, "_timed_command", fake)
     monkeypatch.setattr(
-        bench, "_train_seconds", lambda folder: [("ce", 40.0)] if folder.name == "compare1" else []
+        bench.speed,
+        "_train_seconds",
+        lambda folder: [("ce", 40.0)] if folder.name == "compare1" else [],
     )
     res = bench.fixed_cost(device="CPU", out=tmp_path, repeats=2, log=lambda m: None)
     assert [c for c, _ in calls] == ["run", "run", "compare", "run", "compare", "run"]
@@ -421,7 +423,7 @@ def test_bench_md_shows_the_size_and_tuning_figures_beside_their_targets():
     assert "| `lossbench run --epochs 1` | 2000 | 2.43 | <= 2.5 |" in md
     assert "| `lossbench inspect` | 1500 | 1.82 | <= 2 |" in md
     assert "ratio 0.90 (target >= 0.8)" in md
-    assert "| ratio | 0.40 (target <= 0.5) |" in md
+    assert "| ratio | 0.40 | 0.40 (target <= 0.5) |" in md
     assert "| ce | 3 | 100 / 100 | 0.9050 | 0.9000 | 0.0100 | yes |" in md
 
 

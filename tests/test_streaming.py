@@ -114,7 +114,7 @@ def test_prepared_arrays_do_not_depend_on_the_chunk_size(day_folder, source, mon
 
 
 def test_duplicate_rows_are_counted_as_pandas_counts_them(day_folder):
-    from lossbench.data.pipeline import count_duplicate_rows
+    from lossbench.data.inspection import count_duplicate_rows
 
     df, _ = read_table(day_folder)
     twice = pd.concat([df, df.iloc[::3], df.iloc[:5]])  # NaN and inf cells repeated too
@@ -200,3 +200,44 @@ def test_batches_gathered_on_the_host_train_exactly_as_the_device_copy(cli, tmp_
         pd.read_csv(runs[1] / "history.csv").drop(columns="seconds"),
         pd.read_csv(runs[0] / "history.csv").drop(columns="seconds"),
     )
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+def test_split_matrices_built_from_released_columns_equal_gathered_rows(monkeypatch, ascending):
+    """`gather_splits` (what `prepare` uses) gives each split the rows `gather_rows` gives, and
+    gives back the memory of the columns it has copied: their whole pages read 0 afterwards
+    (ascending rows), or leaves them alone (rows in another order)."""
+    from lossbench.data import table
+    from lossbench.data.memory import owned_empty
+    from lossbench.data.split import Scaler
+
+    monkeypatch.setattr(table, "_RELEASE_ROWS", 3000)
+    rng = np.random.default_rng(0)
+    n = 20_000
+    columns = [owned_empty(n, np.float32) for _ in range(3)]
+    for col in columns:
+        col[:] = rng.lognormal(2, 1, n)
+    columns[1][[5, 900, 19_999]] = [np.inf, np.nan, -np.inf]
+    parts = np.array_split(rng.permutation(n), [14_000, 17_000])
+    parts = [np.sort(p) if ascending else p for p in parts]
+    stats = {k: np.array([0.0, 1.0, 2.0]) for k in ("min", "mean")}
+    stats |= {k: np.array([40.0, 30.0, 20.0]) for k in ("max", "std")}
+    scaler = Scaler.from_stats("standard", stats)
+    fill = np.array([0.0, 7.0, 0.0], dtype=np.float32)
+    want = [table.gather_rows(columns, p, fill=fill, scaler=scaler) for p in parts]
+    copies = list(columns)
+    got = table.gather_splits(copies, parts, fill=fill, scaler=scaler)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    assert copies == [None] * 3  # consumed
+    middle = slice(4096, n - 4096)  # whole pages, wherever the map begins
+    assert (columns[0][middle] == 0).all() == ascending
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_says_otherwise(monkeypatch):
+    from lossbench.malloc import limit_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_arenas() is True  # glibc accepted the setting
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_arenas() is False  # the user's setting stands

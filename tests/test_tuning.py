@@ -292,8 +292,9 @@ def test_no_prune_trains_every_trial_to_its_stop_in_its_own_experiment(
 
 
 def test_the_pruner_stops_a_trial_below_the_median_after_the_warm_up():
-    """Two completed trials that reported 1.0 at every epoch: a new trial reporting less is
-    not stopped during the warm-up, and stopped at its end; without history it never is."""
+    """Completed trials that reported 1.0 at every epoch (one is enough: `PRUNER_STARTUP_TRIALS`):
+    a new trial reporting less is not stopped during the warm-up, and stopped at its end;
+    without history it never is."""
     from lossbench.tuning import PruningHistory, pruner_spec
 
     spec = pruner_spec(patience=3)
@@ -302,7 +303,9 @@ def test_the_pruner_stops_a_trial_below_the_median_after_the_warm_up():
     assert [check(epoch, 0.5) for epoch in range(1, 5)] == [False, False, True, True]
     check = history.checker()
     assert not any(check(epoch, 1.0) for epoch in range(1, 9))  # not below the median
-    check = PruningHistory(spec, history.trials[:1]).checker()  # one completed trial: too few
+    check = PruningHistory(spec, history.trials[:1]).checker()  # one completed trial: enough
+    assert [check(epoch, 0.5) for epoch in range(1, 5)] == [False, False, True, True]
+    check = PruningHistory(spec, ()).checker()  # no completed trial: too few
     assert not any(check(epoch, 0.5) for epoch in range(1, 9))
 
 

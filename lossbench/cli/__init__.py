@@ -181,4 +181,7 @@ def _internal_error(exc: Exception, verbose: bool) -> int:
 
 
 def run_main() -> None:  # pragma: no cover
+    from lossbench.malloc import limit_arenas
+
+    limit_arenas()  # before TensorFlow's threads start: see lossbench.malloc
     sys.exit(main())

@@ -6,8 +6,9 @@ load_table(path) -> pandas.DataFrame # the raw load of a CSV/.csv.gz/Parquet fil
 """
 
 from lossbench.data.builtin import BUILTIN_DATASETS
+from lossbench.data.inspection import inspect_dataset
 from lossbench.data.load import load_table
-from lossbench.data.pipeline import PreparedData, inspect_dataset, prepare, preprocess
+from lossbench.data.pipeline import PreparedData, prepare, preprocess
 
 __all__ = [
     "BUILTIN_DATASETS",

@@ -9,13 +9,13 @@ the split, for `--dedupe`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["duplicate_rows", "leakage_report"]
+__all__ = ["duplicate_rows", "duplicated", "leakage_report"]
 
 
 _BLOCK = 8192  # rows hashed at a time (a block of uint64 words stays in cache)
@@ -155,6 +155,55 @@ def duplicate_rows(columns: Sequence[np.ndarray], rows: np.ndarray, y: np.ndarra
         rows: positions of the rows considered, in order.
         y: their labels.
     """
-    frame = pd.DataFrame({j: col[rows] for j, col in enumerate(columns)})
-    frame["label"] = np.asarray(y)
-    return frame.duplicated(keep="first").to_numpy()
+    values = [lambda col=col: col[rows] for col in columns]
+    return duplicated([*values, lambda: np.asarray(y)], len(rows))[0]
+
+
+def duplicated(values: Sequence[Callable[[], np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows equal to another row in every column, as `pandas.DataFrame.duplicated` finds them
+    (missing values equal, -0.0 equal to 0.0), one column at a time: no full-width temporary
+    (pandas keeps an int64 code per cell of the table, twice the float32 table).
+
+    Args:
+        values: one function per column giving its n values (numbers; text as codes of its
+            distinct values), called twice: once to hash, once to confirm.
+        n: rows.
+
+    Returns:
+        (repeats, involved): masks of the rows equal to an earlier row (`keep="first"`) and of
+        the rows with an identical twin (`keep=False`). Rows are grouped by a 64-bit hash of
+        their values and a row counts when every column equals that of its group's first row
+        (only a hash collision could make it count less).
+    """
+    repeats, involved = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if n == 0:
+        return repeats, involved
+    row_hash = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for value in values:
+            row_hash *= np.uint64(0x100000001B3)
+            row_hash ^= pd.util.hash_array(_comparable(value()))
+    codes, _ = pd.factorize(row_hash)
+    first = np.full(codes.max() + 1, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # each group's first row
+    leader = first[codes]
+    candidates = np.flatnonzero(leader != np.arange(n))
+    same = np.ones(len(candidates), dtype=bool)
+    for value in values if len(candidates) else ():
+        v = _comparable(value())
+        a, b = v[candidates], v[leader[candidates]]
+        same &= (a == b) | (np.isnan(a) & np.isnan(b) if v.dtype.kind == "f" else False)
+    repeats[candidates[same]] = True
+    involved[candidates[same]] = True
+    involved[leader[candidates[same]]] = True
+    return repeats, involved
+
+
+def _comparable(v: np.ndarray) -> np.ndarray:
+    """Values whose bytes are equal when the values are: -0.0 as 0.0, every NaN the same."""
+    v = np.asarray(v)
+    if v.dtype.kind != "f":
+        return v
+    v = v + v.dtype.type(0.0)
+    v[np.isnan(v)] = np.nan
+    return v

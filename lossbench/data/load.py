@@ -18,10 +18,7 @@ table and a consolidated copy of it.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import ctypes
-import ctypes.util
 import gzip
 import io
 import os
@@ -36,6 +33,7 @@ import numpy as np
 import pandas as pd
 from pandas._libs.parsers import STR_NA_VALUES
 
+from lossbench.data.memory import give_back_freed_memory, owned_empty
 from lossbench.errors import InputError
 
 #: File name endings read as CSV when they sit in a folder.
@@ -54,24 +52,6 @@ _NA_MARKERS = sorted(STR_NA_VALUES)
 #: Rows per chunk of the streaming CSV reader (about 32 MB of float64 while a chunk of 80
 #: columns is parsed).
 CHUNK_ROWS = 50_000
-
-
-def _malloc_trim() -> Any:
-    """glibc's `malloc_trim`, or None (another C library)."""
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
-    return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def give_back_freed_memory() -> None:
-    """Return the heap's free pages to the system. A chunk's columns are small arrays, which
-    glibc places on its heap and, once freed, keeps there: without this the joined columns and
-    the chunks they were joined from would both count in the process's memory."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 # Dash-like characters unified to "-" in labels. U+FFFD is what a lossy decoder leaves of the
@@ -267,10 +247,12 @@ def read_table(
 
 
 def _join(parts: list[Any]) -> Any:
-    """One column from its chunks: float32 chunks as one float32 array, otherwise a Series
-    (object when the chunks' types differ, e.g. numbers in one chunk and text in another)."""
+    """One column from its chunks: float32 chunks as one float32 array (`owned_empty`),
+    otherwise a Series (object when the chunks' types differ, e.g. numbers in one chunk and
+    text in another)."""
     if all(isinstance(part, np.ndarray) for part in parts):
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+        out = owned_empty(sum(len(p) for p in parts), np.float32)
+        return np.concatenate(parts, out=out)
     series = [pd.Series(p) if isinstance(p, np.ndarray) else p for p in parts]
     if len({str(s.dtype) for s in series}) > 1:
         series = [s.astype(object) for s in series]

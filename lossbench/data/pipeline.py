@@ -18,7 +18,8 @@ Bad input raises `InputError` with one message naming the file, column or value.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,19 @@ import pandas as pd
 from lossbench.config import DataOptions
 from lossbench.data import cache as cache_mod
 from lossbench.data.builtin import BUILTIN_DATASETS, BUILTIN_VERSION, load_builtin
+from lossbench.data.classes import (
+    apply_label_rules,
+    check_class_sizes,
+    parse_labels,
+    present_classes,
+)
 from lossbench.data.ids import (
-    assign_splits,
     binary_task,
-    describe_splits,
     normalise_layout,
     parse_split_by,
     split_keys,
 )
-from lossbench.data.leakage import duplicate_rows, leakage_report
+from lossbench.data.leakage import duplicate_rows
 from lossbench.data.load import (
     LoadInfo,
     describe_row,
@@ -46,83 +51,17 @@ from lossbench.data.load import (
     read_table,
     resolve_label_col,
 )
-from lossbench.data.presets import GENERIC, PRESETS, Preset, label_mapping, resolve_preset
-from lossbench.data.split import (
-    Scaler,
-    split_min_count,
-    stratified_subsample,
-)
+from lossbench.data.memory import give_back_freed_memory
+from lossbench.data.prepared import PreparedData, split_and_scale
+from lossbench.data.presets import GENERIC, Preset, resolve_preset
 from lossbench.data.table import (
     Table,
+    counts_dict,
     finite_mask,
-    fit_stats,
-    gather_rows,
-    sort_class_names,
 )
 from lossbench.errors import InputError
 
-#: A defaulted label column (the last column) with more distinct values is not a label.
-MAX_DEFAULT_LABEL_CLASSES = 1000
-_SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class PreparedData:
-    """A dataset ready for training: scaled float32 features, int64 labels, split three ways.
-
-    Arrays may be read-only memory maps (when they come from the cache).
-    """
-
-    name: str
-    X_train: np.ndarray
-    X_val: np.ndarray
-    X_test: np.ndarray
-    y_train: np.ndarray
-    y_val: np.ndarray
-    y_test: np.ndarray
-    ids_train: np.ndarray
-    ids_val: np.ndarray
-    ids_test: np.ndarray
-    class_names: list[str]
-    feature_names: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
-    fingerprint: str = ""
-
-    @property
-    def n_classes(self) -> int:
-        """Number of classes K."""
-        return len(self.class_names)
-
-    @property
-    def n_features(self) -> int:
-        """Number of features F."""
-        return len(self.feature_names)
-
-    def leakage(self) -> dict[str, Any]:
-        """Validation and test rows duplicating a training row (`leakage_report`), computed on
-        the first call and kept in `info["leakage"]`."""
-        if "leakage" not in self.info:
-            self.info["leakage"] = leakage_report(
-                self.X_train,
-                self.y_train,
-                self.X_val,
-                self.y_val,
-                self.X_test,
-                self.y_test,
-                # --test-data classes never seen in training have indices after the K classes
-                list(self.class_names) + list(self.info.get("test_only_classes") or []),
-            )
-            # --split-by's checks: groups shared between splits, train rows after the first test row
-            checks = (self.info.get("split") or {}).get("checks") or {}
-            self.info["leakage"].update(checks)
-        return self.info["leakage"]
-
-    def class_counts(self, split: str = "train") -> np.ndarray:
-        """Rows per class in `split` ('train', 'val' or 'test'): int64 of length K."""
-        if split not in _SPLITS:
-            raise ValueError(f"split must be one of {_SPLITS}, not {split!r}")
-        y = getattr(self, f"y_{split}")
-        return np.bincount(np.asarray(y), minlength=self.n_classes).astype(np.int64)
+__all__ = ["PreparedData", "prepare", "preprocess", "source_fingerprint"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,23 +137,78 @@ def preprocess(
     source = loaded.path if loaded is not None else name or "data"
     if name is None:
         name = Path(source).name.split(".")[0] or source
+    lay = _layout(df, opts, loaded, source)
+    warn: list[str] = list(loaded.notes) if loaded is not None else []
+    f = _labels_and_features(lay, opts, loaded, source, warn)
+    y, names, dropped_classes, merged = apply_label_rules(f.y, f.names, opts, lay.preset, warn)
+    y, names = binary_task(y, names, opts, merged)
+    n_duplicate = _drop_duplicates(f.columns, y, opts)
+    if n_duplicate:
+        warn.append(f"{n_duplicate} rows repeating an earlier row were dropped (dedupe)")
+    if check_classes:
+        what = f"label column {lay.label!r}"
+        y, names, small = check_class_sizes(y, names, opts, source, warn, what)
+        dropped_classes.update(small)
+    else:
+        y, names = present_classes(y, names)
+    rows = np.flatnonzero(y >= 0)
+    ids = lay.df.index.to_numpy(dtype=np.int64)[rows]
+    info: dict[str, Any] = {
+        "preset": lay.preset.name,
+        "label_col": lay.label,
+        "sources": [s["path"] for s in loaded.sources] if loaded is not None else [],
+        # row ids per file (offset: the row id of its first row), to find a row's file
+        "source_rows": list(loaded.sources) if loaded is not None else [],
+        **lay.split_info,
+        **f.info,
+        "dropped": {
+            **f.dropped,
+            "rows_duplicate": n_duplicate,
+            "rows_repeated_header": lay.n_header_rows,
+            "classes": dropped_classes,
+        },
+        **f.missing,
+        "merged": merged,
+        "onehot_columns": f.onehot,
+        "warnings": warn,
+    }
+    cols, feature_names, keys = f.columns, f.feature_names, lay.keys
+    return Table(name, cols, y[rows], ids, rows, names, feature_names, info, split_keys=keys)
+
+
+@dataclass
+class _Layout:
+    """The columns of a loaded table after the preset's renames: which is the label, which split
+    the rows (`--split-by`) and which are features."""
+
+    df: pd.DataFrame
+    label: str
+    defaulted: bool
+    preset: Preset
+    n_header_rows: int
+    keys: dict[str, np.ndarray]
+    split_info: dict[str, Any]
+    dropped_columns: list[str]
+    feature_columns: list[str]
+
+
+def _layout(df: pd.DataFrame, opts: DataOptions, loaded: LoadInfo | None, source: str) -> _Layout:
+    """Step 1: the preset, its renames and repeated header rows, the label column, the
+    `--split-by` keys and the feature columns."""
     columns = [str(c) for c in df.columns]
     label, defaulted = resolve_label_col(columns, opts.label_col, source)
     preset = resolve_preset(opts.preset, columns)
-    warn: list[str] = []
     df, n_header_rows = normalise_layout(df, preset.rename, preset.repeated_headers, label)
     columns = [str(c) for c in df.columns]
-
     for col, n in (loaded.duplicate_columns if loaded is not None else {}).items():
         if not (col in preset.allowed_duplicates and n == 2):
             raise InputError(
                 f"{source}: duplicate column name {col!r} ({n} columns have it); "
                 "column names must be unique"
             )
-    spec = parse_split_by(opts.split_by)
     keys, key_cols, split_info = split_keys(
         df,
-        spec,
+        parse_split_by(opts.split_by),
         timestamp_column=preset.timestamp_column,
         clock12=preset.clock12,
         sources=loaded.sources if loaded is not None else [],
@@ -224,27 +218,73 @@ def preprocess(
     if label in key_cols:
         raise InputError(f"{source}: split_by {opts.split_by!r}: {label!r} is the label column")
     # identifier columns split the rows and are never features
-    dropped_cols = [
-        c for c in columns if c != label and (c in preset.drop_columns or c in key_cols)
-    ]
-    feature_cols = [c for c in columns if c != label and c not in dropped_cols]
-    if not feature_cols:
+    dropped = [c for c in columns if c != label and (c in preset.drop_columns or c in key_cols)]
+    features = [c for c in columns if c != label and c not in dropped]
+    if not features:
         raise InputError(f"{source}: no feature columns besides the label column {label!r}")
+    return _Layout(df, label, defaulted, preset, n_header_rows, keys, split_info, dropped, features)
 
-    y, names = _parse_labels(df[label], label, defaulted, source)
-    raw_names = list(names)
+
+@dataclass
+class _Features:
+    """Labels and feature columns of a loaded table, with what steps 2-3 found."""
+
+    y: np.ndarray
+    names: list[str]
+    columns: list[np.ndarray]
+    feature_names: list[str]
+    onehot: dict[str, list[str]]
+    info: dict[str, Any]
+    dropped: dict[str, Any]
+    missing: dict[str, Any]
+
+
+def _labels_and_features(
+    lay: _Layout, opts: DataOptions, loaded: LoadInfo | None, source: str, warn: list[str]
+) -> _Features:
+    """Steps 2-3: class indices, feature columns, missing values (--nan-policy)."""
+    df = lay.df
+    y, names = parse_labels(df[lay.label], lay.label, lay.defaulted, source)
     raw_counts = np.bincount(y[y >= 0], minlength=len(names))
     n_no_label = int((y < 0).sum())
-    warn.extend(loaded.notes if loaded is not None else [])
     if loaded is not None and loaded.n_empty_rows:
         warn.append(f"{loaded.n_empty_rows} empty rows (no value in any cell) were skipped")
     if n_no_label:
         warn.append(f"{n_no_label} rows without a label were dropped")
     cols, feature_names, onehot = _features(
-        df, feature_cols, loaded, opts.max_onehot_levels, source
+        df, lay.feature_columns, loaded, opts.max_onehot_levels, source
+    )
+    where = lambda r: describe_row(loaded, int(df.index[r]))  # noqa: E731
+    n_row_missing, with_missing = _missing_values(cols, feature_names, y, opts, source, where, warn)
+    return _Features(
+        y,
+        names,
+        cols,
+        feature_names,
+        onehot,
+        {"n_rows_raw": len(df), "raw_classes": counts_dict(raw_counts, names)},
+        {
+            "columns": lay.dropped_columns,
+            "rows_empty": loaded.n_empty_rows if loaded is not None else 0,
+            "rows_missing_label": n_no_label,
+            "rows_missing": n_row_missing if opts.nan_policy == "drop" else 0,
+        },
+        {"rows_with_missing": n_row_missing, "columns_with_missing": with_missing},
     )
 
-    # Step 3: NaN, ±inf (and values beyond float32) are missing; all-missing columns are an error.
+
+def _missing_values(
+    cols: list[np.ndarray],
+    feature_names: list[str],
+    y: np.ndarray,
+    opts: DataOptions,
+    source: str,
+    where: Callable[[int], str],
+    warn: list[str],
+) -> tuple[int, list[str]]:
+    """Step 3: NaN, ±inf (and values beyond float32) are missing; all-missing columns are an
+    error. Under --nan-policy drop the rows with one are unlabelled (y = -1). Returns the
+    labelled rows with a missing value and the columns that have one."""
     labelled = y >= 0
     n_lab = int(labelled.sum())
     row_missing = np.zeros(len(y), dtype=bool)
@@ -264,62 +304,22 @@ def preprocess(
         with_missing.append(feature_names[j])
     row_missing &= labelled
     n_row_missing = int(row_missing.sum())
-    if n_row_missing:
-        if opts.nan_policy == "error":
-            r = int(np.flatnonzero(row_missing)[0])
-            c = next(j for j, col in enumerate(cols) if not finite_mask(col[r : r + 1])[0])
-            where = describe_row(loaded, int(df.index[r]))
-            raise InputError(
-                f"{source}: missing or infinite value in column {feature_names[c]!r} at {where} "
-                "(nan_policy error; use drop or median)"
-            )
-        if opts.nan_policy == "drop":
-            y[row_missing] = -1
-            shown = ", ".join(repr(c) for c in with_missing[:5])
-            shown += ", ..." if len(with_missing) > 5 else ""
-            warn.append(
-                f"{n_row_missing} rows with a missing, infinite or out-of-float32-range value "
-                f"(columns {shown}) were dropped (nan_policy drop)"
-            )
-
-    y, names, dropped_classes, merged = _apply_label_rules(y, names, opts, preset, warn)
-    y, names = binary_task(y, names, opts, merged)
-    n_duplicate = _drop_duplicates(cols, y, opts)
-    if n_duplicate:
-        warn.append(f"{n_duplicate} rows repeating an earlier row were dropped (dedupe)")
-    if check_classes:
-        what = f"label column {label!r}"
-        y, names, small = _check_classes(y, names, opts, source, warn, what)
-        dropped_classes.update(small)
-    else:
-        y, names = _present_classes(y, names)
-    rows = np.flatnonzero(y >= 0)
-    ids = df.index.to_numpy(dtype=np.int64)[rows]
-    info: dict[str, Any] = {
-        "preset": preset.name,
-        "label_col": label,
-        "sources": [s["path"] for s in loaded.sources] if loaded is not None else [],
-        # row ids per file (offset: the row id of its first row), to find a row's file
-        "source_rows": list(loaded.sources) if loaded is not None else [],
-        **split_info,
-        "n_rows_raw": len(df),
-        "raw_classes": _counts_dict(raw_counts, raw_names),
-        "dropped": {
-            "columns": dropped_cols,
-            "rows_empty": loaded.n_empty_rows if loaded is not None else 0,
-            "rows_missing_label": n_no_label,
-            "rows_missing": n_row_missing if opts.nan_policy == "drop" else 0,
-            "rows_duplicate": n_duplicate,
-            "rows_repeated_header": n_header_rows,
-            "classes": dropped_classes,
-        },
-        "rows_with_missing": n_row_missing,
-        "columns_with_missing": with_missing,
-        "merged": merged,
-        "onehot_columns": onehot,
-        "warnings": warn,
-    }
-    return Table(name, cols, y[rows], ids, rows, names, feature_names, info, split_keys=keys)
+    if n_row_missing and opts.nan_policy == "error":
+        r = int(np.flatnonzero(row_missing)[0])
+        c = next(j for j, col in enumerate(cols) if not finite_mask(col[r : r + 1])[0])
+        raise InputError(
+            f"{source}: missing or infinite value in column {feature_names[c]!r} at {where(r)} "
+            "(nan_policy error; use drop or median)"
+        )
+    if n_row_missing and opts.nan_policy == "drop":
+        y[row_missing] = -1
+        shown = ", ".join(repr(c) for c in with_missing[:5])
+        shown += ", ..." if len(with_missing) > 5 else ""
+        warn.append(
+            f"{n_row_missing} rows with a missing, infinite or out-of-float32-range value "
+            f"(columns {shown}) were dropped (nan_policy drop)"
+        )
+    return n_row_missing, with_missing
 
 
 def _drop_duplicates(cols: list[np.ndarray], y: np.ndarray, opts: DataOptions) -> int:
@@ -331,32 +331,6 @@ def _drop_duplicates(cols: list[np.ndarray], y: np.ndarray, opts: DataOptions) -
     dup = rows[duplicate_rows(cols, rows, y[rows])]
     y[dup] = -1
     return len(dup)
-
-
-def _parse_labels(
-    series: pd.Series, label: str, defaulted: bool, source: str
-) -> tuple[np.ndarray, list[str]]:
-    """Class index per row (-1: no label) and the sorted, normalised class names."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    values = list(uniques)
-    if defaulted:
-        numeric = pd.api.types.is_numeric_dtype(series.dtype)
-        if numeric and not all(float(v).is_integer() for v in values):
-            raise InputError(
-                f"{source}: no label column: there is no 'Label' column and the last column "
-                f"{label!r} holds continuous values; name the label column with label_col"
-            )
-        if len(values) > MAX_DEFAULT_LABEL_CLASSES:
-            raise InputError(
-                f"{source}: no label column: there is no 'Label' column and the last column "
-                f"{label!r} has {len(values)} distinct values; name the label column with "
-                "label_col"
-            )
-    text = [normalise_label(v) for v in values]
-    names = sort_class_names(sorted({t for t in text if t}))
-    index = {n: i for i, n in enumerate(names)}
-    lut = np.array([index.get(t, -1) for t in text] + [-1], dtype=np.int64)
-    return lut[codes], names
 
 
 def _features(
@@ -412,103 +386,14 @@ def _features(
     return out, names, onehot
 
 
-def _apply_label_rules(
-    y: np.ndarray, names: list[str], opts: DataOptions, preset: Preset, warn: list[str]
-) -> tuple[np.ndarray, list[str], dict[str, int], dict[str, list[str]]]:
-    """Merge, then drop, classes (step 4); returns new y, names, dropped counts, merges."""
-    merges = list(preset.merges) if opts.merge is None else list(opts.merge)
-    drops = list(preset.drop_classes) if opts.drop_classes is None else list(opts.drop_classes)
-    new_of_old, merged, unused = label_mapping(names, merges, drops)
-    if opts.drop_classes is not None:
-        for pat in unused:
-            warn.append(f"drop_classes {pat!r} matches no class")
-    counts = np.bincount(y[y >= 0], minlength=len(names))
-    dropped: dict[str, int] = {}
-    for old, new in zip(names, new_of_old, strict=True):
-        if new is None and counts[names.index(old)]:
-            dropped[old] = int(counts[names.index(old)])
-    if dropped:
-        listed = ", ".join(f"{name!r} ({n})" for name, n in dropped.items())
-        warn.append(
-            f"{sum(dropped.values())} rows of the dropped classes {listed} were dropped "
-            "(drop_classes, or the preset's default)"
-        )
-    new_names = sort_class_names(sorted({n for n in new_of_old if n is not None}))
-    index = {n: i for i, n in enumerate(new_names)}
-    lut = np.array([index[n] if n is not None else -1 for n in new_of_old] + [-1], np.int64)
-    return lut[y], new_names, dropped, merged
-
-
-def _check_classes(
-    y: np.ndarray,
-    names: list[str],
-    opts: DataOptions,
-    source: str,
-    warn: list[str],
-    what: str = "the label",
-) -> tuple[np.ndarray, list[str], dict[str, int]]:
-    """Classes present, big enough for the stratified split; recode to the present classes."""
-    counts = np.bincount(y[y >= 0], minlength=len(names))
-    present = [i for i in range(len(names)) if counts[i] > 0]
-    for i in range(len(names)):
-        if counts[i] == 0:
-            warn.append(f"class {names[i]!r} has no rows left after dropping rows")
-    if not present:
-        raise InputError(f"{source}: no rows left after preprocessing")
-    if len(present) == 1:
-        raise InputError(
-            f"{source}: {what} has only one class ({names[present[0]]!r}) after "
-            "preprocessing; classification needs at least two"
-        )
-    need = split_min_count(opts.split)
-    split_txt = "/".join(f"{f:g}" for f in opts.split)
-    threshold = max(need, opts.min_class_count or 0)
-    small = [i for i in present if counts[i] < threshold]
-    dropped: dict[str, int] = {}
-    if small and opts.min_class_count is None:
-        i = min(small, key=lambda i: counts[i])
-        raise InputError(
-            f"{source}: class {names[i]!r} has {counts[i]} rows but the stratified split "
-            f"{split_txt} needs at least {need} per class; drop it with "
-            f"drop_classes {names[i]!r} or drop all such classes with min_class_count {need}"
-        )
-    for i in small:
-        dropped[names[i]] = int(counts[i])
-        warn.append(f"class {names[i]!r} dropped: {counts[i]} rows, fewer than {threshold}")
-    keep = [i for i in present if i not in small]
-    if len(keep) < 2:
-        raise InputError(
-            f"{source}: fewer than two classes have at least {threshold} rows; "
-            "classification needs at least two"
-        )
-    lut = np.full(len(names) + 1, -1, dtype=np.int64)
-    lut[keep] = np.arange(len(keep))
-    return lut[y], [names[i] for i in keep], dropped
-
-
-def _present_classes(y: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Recode to the classes that have rows."""
-    counts = np.bincount(y[y >= 0], minlength=len(names))
-    keep = np.flatnonzero(counts > 0)
-    lut = np.full(len(names) + 1, -1, dtype=np.int64)
-    lut[keep] = np.arange(len(keep))
-    return lut[y], [names[i] for i in keep]
-
-
-def _counts_dict(counts: np.ndarray, names: list[str]) -> dict[str, int]:
-    """name -> count, largest first (ties by name order), zero counts left out."""
-    order = sorted(range(len(names)), key=lambda i: -counts[i])
-    return {names[i]: int(counts[i]) for i in order if counts[i] > 0}
-
-
 def _builtin_table(name: str, opts: DataOptions) -> Table:
     """A built-in dataset through the same label rules and class checks as a file."""
     table = load_builtin(name)
     warn: list[str] = []
-    y, names, dropped, merged = _apply_label_rules(table.y, table.class_names, opts, GENERIC, warn)
+    y, names, dropped, merged = apply_label_rules(table.y, table.class_names, opts, GENERIC, warn)
     y, names = binary_task(y, names, opts, merged)
     n_duplicate = _drop_duplicates(table.columns, y, opts)
-    y, names, small = _check_classes(y, names, opts, name, warn)
+    y, names, small = check_class_sizes(y, names, opts, name, warn)
     dropped.update(small)
     rows = np.flatnonzero(y >= 0)
     info = {
@@ -517,7 +402,7 @@ def _builtin_table(name: str, opts: DataOptions) -> Table:
         "label_col": None,
         "sources": [f"builtin:{name}"],
         "n_rows_raw": len(table.y),
-        "raw_classes": _counts_dict(table.class_counts(), table.class_names),
+        "raw_classes": counts_dict(table.class_counts(), table.class_names),
         "dropped": {
             "columns": [],
             "rows_missing": 0,
@@ -575,7 +460,9 @@ def prepare(opts: DataOptions) -> PreparedData:
         table = preprocess(df, opts, src.name, loaded=loaded)
         del df
     test_table = _test_table(test_src, opts) if opts.test_data else None
-    data = _split_and_scale(table, opts, test_table)
+    data = split_and_scale(table, opts, test_table, release=True)
+    del table
+    give_back_freed_memory(arrow=True)  # before a run imports TensorFlow (see README)
     data.fingerprint = key
     data.info["fingerprint"] = key
     data.info["source_fingerprint"] = cache_mod.sources_digest(src.signature)
@@ -594,16 +481,6 @@ def prepare(opts: DataOptions) -> PreparedData:
         except OSError as exc:
             data.info["warnings"].append(f"could not write the cache in {root}: {exc}")
     return data
-
-
-def _balance_shift(before: np.ndarray, after: np.ndarray, names: list[str]) -> str:
-    """'class X: 0.1% -> 0.5%, ...' for the classes whose share a subsample moved by more than
-    10% of its value; empty when the balance is kept."""
-    k = len(names)
-    p = np.bincount(before, minlength=k) / max(len(before), 1)
-    q = np.bincount(after, minlength=k) / max(len(after), 1)
-    moved = [i for i in range(k) if p[i] > 0 and abs(q[i] / p[i] - 1) > 0.1]
-    return ", ".join(f"class {names[i]!r}: {100 * p[i]:.3g}% -> {100 * q[i]:.3g}%" for i in moved)
 
 
 def _test_table(src: _Source, opts: DataOptions) -> Table:
@@ -628,301 +505,3 @@ def _label_map_rule(rule: str) -> str:
     if not sep or not old.strip() or not new.strip():
         raise InputError(f"label_map {rule!r}: expected OLD=NEW, e.g. 'DDOS attack-HOIC=DDoS'")
     return f"{new.strip()}={old.strip()}"
-
-
-def _cross_dataset_test(
-    test: Table,
-    class_names: list[str],
-    feature_names: list[str],
-    fill: np.ndarray,
-    scaler: Scaler,
-    check: bool,
-    warn: list[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], dict[str, Any]]:
-    """The test split from `--test-data`: its columns matched to the training features by name,
-    scaled with what the training split fitted; its labels matched by name. A test class never
-    seen in training gets an index after the training classes (its rows count as errors of the
-    model, which cannot predict it). Returns X, y, ids, the test-only class names, and info."""
-    missing = [n for n in feature_names if n not in test.feature_names]
-    if missing:
-        where = (test.info.get("sources") or [test.name])[0]
-        raise InputError(
-            f"{where}: test_data lacks {len(missing)} feature(s) of the training data: "
-            f"{', '.join(map(repr, missing))}"
-        )
-    position = {n: j for j, n in enumerate(test.feature_names)}
-    columns = [test.columns[position[n]] for n in feature_names]
-    X = gather_rows(columns, test.rows, check=check, fill=fill, scaler=scaler)
-    unseen = sort_class_names([n for n in test.class_names if n not in class_names])
-    index = {n: i for i, n in enumerate(class_names + unseen)}
-    lut = np.array([index[n] for n in test.class_names], dtype=np.int64)
-    y = lut[test.y]
-    counts = np.bincount(test.y, minlength=len(test.class_names))
-    unseen_counts = {n: int(counts[test.class_names.index(n)]) for n in unseen}
-    if unseen:
-        warn.append(
-            "test_data has classes never seen in training, scored as errors of the model: "
-            + ", ".join(f"{n} ({c} rows)" for n, c in unseen_counts.items())
-        )
-    info = {
-        "path": test.info.get("sources"),
-        "preset": test.info.get("preset"),
-        "rows": int(len(y)),
-        "classes": _counts_dict(np.bincount(y, minlength=len(index)), class_names + unseen),
-        "unseen_classes": unseen_counts,
-        "merged": test.info.get("merged"),
-        "dropped": test.info.get("dropped"),
-        "warnings": test.info.get("warnings"),
-    }
-    return X, y, test.ids, unseen, info
-
-
-def _split_and_scale(
-    table: Table, opts: DataOptions, test_table: Table | None = None
-) -> PreparedData:
-    """Steps 5-7: subsample, split; median fill, constant features and scaler from train only.
-    With `test_table` (`--test-data`) the data is split into training and validation only (the
-    fractions renormalised) and the test split is `test_table`."""
-    info = dict(table.info)
-    info["warnings"] = list(info.get("warnings", []))
-    info["dropped"] = dict(info.get("dropped", {}))
-    rows, y, ids = table.rows, table.y, table.ids
-    if opts.sample_frac is not None and opts.sample_frac < 1:
-        sub = stratified_subsample(y, opts.sample_frac, opts.seed, split_min_count(opts.split))
-        info["dropped"]["rows_sampled_out"] = int(len(y) - len(sub))
-        shift = _balance_shift(y, y[sub], table.class_names)
-        if shift:
-            info["warnings"].append(
-                f"sample_frac {opts.sample_frac} changes the class balance (small classes keep "
-                f"the rows a stratified split needs): {shift}"
-            )
-        rows, y, ids = rows[sub], y[sub], ids[sub]
-    spec = parse_split_by(opts.split_by)
-    if spec.kind not in ("random", "order") and not table.split_keys:
-        raise InputError(f"{table.name}: split_by {spec.text!r} needs a file with its columns")
-    fractions = opts.split
-    if test_table is not None:  # train/val only: the validation share split in two, then joined
-        f_train, f_val = opts.split[0], opts.split[1]
-        f_train, f_val = f_train / (f_train + f_val), f_val / (f_train + f_val)
-        fractions = (f_train, f_val / 2, f_val / 2)
-    tr, va, te = assign_splits(spec, table.split_keys, rows, ids, y, fractions, opts.seed)
-    if test_table is not None:
-        va, te = np.union1d(va, te), te[:0]
-    split_parts = describe_splits(
-        spec, table.split_keys, rows, y, (tr, va, te), table.class_names, info["warnings"],
-        test_elsewhere=test_table is not None,
-    )  # fmt: skip
-
-    # The scaler is fitted on the training rows: every statistic comes from them alone.
-    columns, feature_names = list(table.columns), list(table.feature_names)
-    check = opts.nan_policy != "drop"  # under drop the kept rows have no missing values
-    median: list[int] = []
-    if opts.nan_policy == "median":
-        with_missing = set(info.get("columns_with_missing", []))
-        median = [j for j, name in enumerate(feature_names) if name in with_missing]
-    stats, fill = fit_stats(columns, rows[tr], opts.scaler, check=check, median=median)
-    if median:
-        info["median_fill"] = {feature_names[j]: float(fill[j]) for j in median}
-        empty = [  # a fill of 0 is either a median of 0 or no training value at all
-            feature_names[j]
-            for j in median
-            if fill[j] == 0 and not finite_mask(columns[j][rows[tr]]).any()
-        ]
-        if empty:
-            info["warnings"].append(
-                f"no training values to take a median from in {empty}; filled with 0"
-            )
-
-    constant: list[str] = []
-    if PRESETS[info["preset"]].drop_constant:  # step 5: features constant on the training split
-        const = stats["min"] == stats["max"]
-        if const.any():
-            constant = [feature_names[j] for j in np.flatnonzero(const)]
-            keep = np.flatnonzero(~const)
-            stats = {k: v[keep] for k, v in stats.items()}
-            fill = fill[keep]
-            columns = [columns[j] for j in keep]
-            feature_names = [feature_names[j] for j in keep]
-    info["dropped"]["constant_columns"] = constant
-
-    scaler = Scaler.from_stats(opts.scaler, stats)
-    X_train, X_val, X_test = (
-        gather_rows(columns, rows[part], check=check, fill=fill, scaler=scaler)
-        for part in (tr, va, te)
-    )
-    class_names = list(table.class_names)
-    y_test, ids_test = y[te], ids[te]
-    if test_table is not None:
-        X_test, y_test, ids_test, unseen, info["test_data"] = _cross_dataset_test(
-            test_table, class_names, feature_names, fill, scaler, check, info["warnings"]
-        )
-        info["test_only_classes"] = unseen
-        split_parts["parts"]["test"] = {"rows": int(len(y_test)), **info["test_data"]}
-    info.update(
-        {
-            "n_rows": int(len(y)),
-            "n_features": len(feature_names),
-            "classes": _counts_dict(
-                np.bincount(y, minlength=len(table.class_names)), table.class_names
-            ),
-            "split": {
-                "fractions": [float(f) for f in opts.split],
-                "seed": opts.seed,
-                "sizes": [len(tr), len(va), len(y_test)],
-                **split_parts,
-            },
-            "sample_frac": opts.sample_frac,
-            "task": opts.task,
-            "scaler": scaler.to_info(),
-            "dedupe": opts.dedupe,
-        }
-    )
-    return PreparedData(
-        name=table.name,
-        X_train=X_train,
-        X_val=X_val,
-        X_test=X_test,
-        y_train=y[tr],
-        y_val=y[va],
-        y_test=y_test,
-        ids_train=ids[tr],
-        ids_val=ids[va],
-        ids_test=ids_test,
-        class_names=class_names,
-        feature_names=feature_names,
-        info=info,
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# inspect
-
-
-def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
-    """Describe a dataset for `lossbench inspect`: classes, imbalance, data quality, preset.
-
-    Returns a JSON-able dict with at least: name, n_rows, n_features, classes (after
-    preprocessing, largest first), raw_classes (before), imbalance_ratio (largest / smallest
-    class), n_missing and n_infinite (cells before cleaning), constant_columns, n_duplicate_rows
-    (extra copies of a row in the loaded table, before preprocessing and --dedupe), duplicates
-    (after preprocessing: rows_involved, the rows that have an identical twin, and extra_copies,
-    the rows --dedupe removes), preset, dropped, warnings, and split and leakage
-    (`lossbench.data.leakage.leakage_report` on the split `prepare` makes with these options).
-    Constant columns are those constant over all preprocessed rows (`prepare` decides on the
-    training split only). Nothing is written.
-    """
-    src = _resolve_source(opts)
-    if src.path is None:
-        table = _builtin_table(src.name, opts)
-        frame = pd.DataFrame(table.features())
-        frame["label"] = table.y
-        n_missing, n_infinite = 0, 0
-        n_dup = int(frame.duplicated().sum())
-        n_columns_raw = len(table.columns) + 1
-    else:
-        df, loaded = read_table(src.path, label_col=opts.label_col)
-        n_missing = n_infinite = 0
-        for c in df.columns:  # one column at a time: no full-width temporary
-            n_missing += int(df[c].isna().sum())
-            if pd.api.types.is_float_dtype(df[c].dtype):
-                n_infinite += int(np.isinf(df[c].to_numpy(na_value=np.nan)).sum())
-        n_dup = count_duplicate_rows(df)
-        n_columns_raw = df.shape[1]
-        table = preprocess(df, opts, src.name, loaded=loaded)
-        del df
-
-    constant = [
-        name
-        for name, col in zip(table.feature_names, table.columns, strict=True)
-        if _is_constant(col[table.rows])
-    ]
-    info = table.info
-    dropped = dict(info["dropped"])
-    n_features = len(table.feature_names)
-    if PRESETS[info["preset"]].drop_constant:
-        dropped["constant_columns"] = constant
-        n_features -= len(constant)
-    counts = table.class_counts()
-    classes = _counts_dict(counts, table.class_names)
-    kept = pd.DataFrame(table.features())
-    kept["label"] = table.y
-    duplicates = {  # after preprocessing: what --dedupe acts on
-        "rows_involved": int(kept.duplicated(keep=False).sum()),
-        "extra_copies": int(kept.duplicated().sum()),
-    }
-    del kept
-    prepared = _split_and_scale(table, opts)
-    return {
-        "name": table.name,
-        "sources": info["sources"],
-        "preset": info["preset"],
-        "label_col": info["label_col"],
-        "n_rows_raw": info["n_rows_raw"],
-        "n_columns_raw": n_columns_raw,
-        "n_rows": int(len(table.y)),
-        "n_features": n_features,
-        "n_classes": len(table.class_names),
-        "classes": classes,
-        "raw_classes": info["raw_classes"],
-        "imbalance_ratio": float(counts.max() / counts.min()),
-        "n_missing": n_missing,
-        "n_infinite": n_infinite,
-        "rows_with_missing": info["rows_with_missing"],
-        "n_duplicate_rows": n_dup,
-        "duplicates": duplicates,
-        "constant_columns": constant,
-        "dropped": dropped,
-        "merged": info["merged"],
-        "onehot_columns": info["onehot_columns"],
-        "warnings": info["warnings"],
-        "dedupe": opts.dedupe,
-        "split": prepared.info["split"],
-        "leakage": prepared.leakage(),
-        # --split-by: the timestamps read (and restored), the files of each split
-        **{k: info[k] for k in ("timestamps", "files", "files_unused") if k in info},
-    }
-
-
-def count_duplicate_rows(df: pd.DataFrame) -> int:
-    """Rows equal to an earlier row in every column, as `DataFrame.duplicated` counts them
-    (missing values equal), one column at a time instead of pandas' codes for every column.
-
-    Rows are grouped by a 64-bit hash of their values; a row counts when every column equals
-    that of the first row of its group (so only a hash collision could make it count less).
-    """
-    n = len(df)
-    if n == 0:
-        return 0
-
-    def values(c: str) -> np.ndarray:
-        """A column as numbers that compare as its values do: floats (-0.0 as 0.0, missing as
-        NaN), else codes of its distinct values (missing: -1), not millions of Python objects."""
-        s = df[c]
-        if isinstance(s.dtype, np.dtype) and s.dtype.kind == "f":
-            return s.to_numpy() + 0.0
-        return pd.factorize(s, use_na_sentinel=True)[0]
-
-    row_hash = np.zeros(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for c in df.columns:
-            row_hash *= np.uint64(0x100000001B3)
-            row_hash ^= pd.util.hash_array(values(c))
-    codes, _ = pd.factorize(row_hash)
-    first = np.full(codes.max() + 1, -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # each group's first row
-    leader = first[codes]
-    candidates = np.flatnonzero(leader != np.arange(n))
-    if len(candidates) == 0:
-        return 0
-    same = np.ones(len(candidates), dtype=bool)
-    for c in df.columns:
-        v = values(c)
-        a, b = v[candidates], v[leader[candidates]]
-        same &= (a == b) | (np.isnan(a) & np.isnan(b) if v.dtype.kind == "f" else False)
-    return int(same.sum())
-
-
-def _is_constant(values: np.ndarray) -> bool:
-    """True when the non-missing values are all equal (or there are none)."""
-    ok = values[finite_mask(values)] if values.dtype.kind == "f" else values
-    return len(ok) == 0 or bool(ok.min() == ok.max())

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lossbench.data.memory import release_rows
 from lossbench.data.split import Scaler
 
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -28,6 +29,8 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: Rows per block in `gather_rows`: a block of 80 float32 features is 2.6 MB, within cache.
 _BLOCK_ROWS = 8192
+#: Positions of the columns copied before their memory is given back (`gather_splits`).
+_RELEASE_ROWS = 1 << 16
 
 
 @dataclass
@@ -144,10 +147,56 @@ def gather_rows(
     only large allocation: fresh memory costs page faults, which on a 2-core machine cost as
     much as the arithmetic.
     """
+    out = np.empty((len(rows), len(columns)), dtype=np.float32)
+    _gather_into(out, columns, rows, check, fill, scaler)
+    return out
+
+
+def gather_splits(
+    columns: list[Any],
+    parts: Sequence[np.ndarray],
+    *,
+    check: bool = True,
+    fill: np.ndarray | None = None,
+    scaler: Scaler | None = None,
+) -> list[np.ndarray]:
+    """`gather_rows` for each of `parts` (the rows of each split), consuming `columns`.
+
+    When every part's rows ascend (the random, stratified and file splits), the rows are
+    copied in order of position, `_RELEASE_ROWS` positions at a time, and each column's memory
+    of the positions passed is given back (`release_rows`: columns `read_table` made), so the
+    columns and the split matrices together hold about one copy of the data, not two. The
+    entries of `columns` are set to None at the end; the columns must not be read again."""
+    outs = [np.empty((len(rows), len(columns)), dtype=np.float32) for rows in parts]
+    if not all(np.all(rows[1:] >= rows[:-1]) for rows in parts):
+        for rows, out in zip(parts, outs, strict=True):
+            _gather_into(out, columns, rows, check, fill, scaler)
+    else:
+        n = max((len(c) for c in columns), default=0)
+        for start in range(0, n, _RELEASE_ROWS):
+            stop = start + _RELEASE_ROWS
+            for rows, out in zip(parts, outs, strict=True):
+                a, b = np.searchsorted(rows, [start, stop])
+                _gather_into(out[a:b], columns, rows[a:b], check, fill, scaler)
+            for col in columns:
+                release_rows(col, stop, start)
+    columns[:] = [None] * len(columns)
+    return outs
+
+
+def _gather_into(
+    out: np.ndarray,
+    columns: Sequence[np.ndarray],
+    rows: np.ndarray,
+    check: bool,
+    fill: np.ndarray | None,
+    scaler: Scaler | None,
+) -> None:
+    """Write the rows of the columns into `out` ((n, F) float32, possibly a column slice of a
+    wider matrix), in blocks of rows on parallel threads (see `gather_rows`)."""
     n, n_cols = len(rows), len(columns)
-    out = np.empty((n, n_cols), dtype=np.float32)
     if n == 0 or n_cols == 0:
-        return out
+        return
     offset = scale = None
     if scaler is not None:
         offset, scale = scaler.offset[:, None], scaler.scale[:, None]
@@ -177,7 +226,6 @@ def gather_rows(
                 out[b * block : b * block + len(part)] = t.T
 
     _parallel(work, -(-n // block))
-    return out
 
 
 def fit_stats(
@@ -236,3 +284,9 @@ def sort_class_names(names: list[str]) -> list[str]:
         return sorted(names, key=lambda s: (float(s), s))
     except ValueError:
         return sorted(names)
+
+
+def counts_dict(counts: np.ndarray, names: list[str]) -> dict[str, int]:
+    """name -> count, largest first (ties by name order), zero counts left out."""
+    order = sorted(range(len(names)), key=lambda i: -counts[i])
+    return {names[i]: int(counts[i]) for i in order if counts[i] > 0}
