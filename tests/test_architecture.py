@@ -250,8 +250,6 @@ RESULT_FOLDER_NAMES = ("runs", "summary", "tuning", "plots", "tensorboard")
 LAYOUT_OWNERS = {"lossbench/layout.py"}  # the one module that names them
 # Not yet routed through lossbench.layout; the lead removes each entry after merging:
 NOT_YET_ROUTED = {
-    "lossbench/cli.py",  # issue 31 (D) is splitting cli.py into a package
-    "lossbench/cli",
     "lossbench/bench.py",  # issue 35 (E) is splitting bench.py
 }
 

@@ -10,9 +10,8 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lossbench"
-#: The edge, where flags are named. train.py / training/: issue 31's training package (another
-#: landing) removes its flag names; the lead drops them from this list after merging it.
-EDGE = ("cli", "settings.py", "train.py", "training")
+#: The edge, where flags are named.
+EDGE = ("cli", "settings.py")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 #: Calls whose arguments are messages: exceptions, warnings and the data layer's warning lists.
 MESSAGE_CALLS = re.compile(r"(Error|Exception|Warning|warn|warning|note)$")
@@ -43,7 +42,7 @@ def _message_nodes(tree: ast.AST) -> list[ast.AST]:
 #: Strings below the edge that begin with a flag and are no message: a stored key of
 #: experiment.json (`user_code["--model"]`, renaming it would change the outputs) and the
 #: command lines `lossbench bench` runs.
-NOT_MESSAGES = {("experiment.py", "--model"), ("bench.py", "*")}
+NOT_MESSAGES = {("provenance.py", "--model"), ("bench", "*")}
 
 
 def _leading_flags(tree: ast.AST, rel: Path) -> list[tuple[int, str]]:
@@ -53,7 +52,8 @@ def _leading_flags(tree: ast.AST, rel: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             m = FLAG.match(node.value)
-            if m and not NOT_MESSAGES & {(str(rel), m.group(0)), (str(rel), "*")}:
+            where = {str(rel), rel.parts[0]}
+            if m and not NOT_MESSAGES & {(w, f) for w in where for f in (m.group(0), "*")}:
                 out.append((node.lineno, m.group(0)))
     return out
 

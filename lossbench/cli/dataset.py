@@ -11,6 +11,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from lossbench import layout
 from lossbench.cli import common
 from lossbench.cli.common import app, print_json
 from lossbench.cli.options import (
@@ -235,7 +236,7 @@ def losses(
     ] = None,
     out: Annotated[
         str, typer.Option("--out", help="With --plot: the PNG to write (values: the .csv beside).")
-    ] = "loss_shape.png",
+    ] = layout.LOSS_SHAPES_PLOT,
 ) -> None:
     """List the available losses: name, formula, defaults, source (and what differs from it),
     the posterior used for calibration (decisions are argmax z), the model head and the ranges

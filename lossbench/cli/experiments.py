@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from lossbench import layout
 from lossbench.cli import common
 from lossbench.cli.common import ARGV, app, fit_table, print_json
 from lossbench.cli.options import (
@@ -111,7 +112,7 @@ def run(settings: CommandSettings) -> None:
     _log_mlflow([run_dir.parent.parent], settings, quiet=quiet or as_json)
     if metrics.get("status") != "ok":
         common.err_console.print(
-            f"run failed: {metrics.get('reason')} (see {run_dir / 'log.txt'})",
+            f"run failed: {metrics.get('reason')} (see {run_dir / layout.LOG})",
             highlight=False,
             soft_wrap=True,
         )
@@ -167,7 +168,7 @@ def _exit_if_runs_failed(exp_dirs: list[Any]) -> None:
     ]
     for exp_dir, m in failed:
         common.err_console.print(
-            f"run failed: {exp_dir / 'runs' / str(m.get('name'))}: {m.get('status')}: "
+            f"run failed: {layout.run_dir(exp_dir, str(m.get('name')))}: {m.get('status')}: "
             f"{m.get('reason')}",
             highlight=False,
             soft_wrap=True,
@@ -201,7 +202,7 @@ def experiment_payload(exp_dir: Any) -> dict[str, Any]:
     tables = summary_tables(exp_dir)
     return {
         "experiment": str(exp_dir),
-        "report": str(exp_dir / "summary" / "report.html"),
+        "report": str(layout.report_path(exp_dir)),
         "runs": [
             {k: r.get(k) for k in ("name", "status", "reason", "summary")}
             for r in load_metrics(exp_dir)
@@ -229,7 +230,7 @@ def _summary_rich_table(exp_dir: Any, which: str, title: str) -> Table:
         [str(c) for c in display.columns],
         [[str(v) for v in row] for row in display.itertuples(index=False)],
         width=common.console.width,
-        full=str(exp_dir / "summary" / f"table_{which}.md"),
+        full=str(layout.summary_dir(exp_dir) / layout.summary_table(which, ".md")),
         bold=bold,
     )
 
@@ -247,15 +248,15 @@ def _ordered_runs(exp_dir: Any) -> list[dict[str, Any]]:
 
 
 def print_experiment(exp_dir: Any, *, quiet: bool) -> None:
-    summary = exp_dir / "summary"
+    summary, report = layout.summary_dir(exp_dir), layout.report_path(exp_dir)
     runs = _ordered_runs(exp_dir)
     _print_run_warnings(runs)  # on stderr, under --quiet too
     if quiet:
         typer.echo(str(exp_dir))
-        typer.echo(str(summary / "report.html"))
+        typer.echo(str(report))
         return
-    common.console.print(_headline_table(exp_dir.name, runs, full=str(summary / "report.html")))
-    if (summary / "table_average.csv").exists():
+    common.console.print(_headline_table(exp_dir.name, runs, full=str(report)))
+    if (summary / layout.summary_table("average")).exists():
         common.console.print(
             _summary_rich_table(exp_dir, "average", "Macro-averaged test metrics (mean ± std)")
         )
@@ -265,8 +266,10 @@ def print_experiment(exp_dir: Any, *, quiet: bool) -> None:
     _print_tuning(exp_dir)
     common.console.print(f"experiment: {exp_dir}", soft_wrap=True, highlight=False)
     common.console.print(f"tables:     {summary}", soft_wrap=True, highlight=False)
-    common.console.print(f"plots:      {summary / 'plots'}", soft_wrap=True, highlight=False)
-    common.console.print(f"report:     {summary / 'report.html'}", soft_wrap=True, highlight=False)
+    common.console.print(
+        f"plots:      {layout.plots_dir(summary)}", soft_wrap=True, highlight=False
+    )
+    common.console.print(f"report:     {report}", soft_wrap=True, highlight=False)
 
 
 def _print_tuning(exp_dir: Any) -> None:

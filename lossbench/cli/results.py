@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lossbench import choices
+from lossbench import choices, layout
 from lossbench.cli import common
 from lossbench.cli.common import app, fit_table, print_json
 from lossbench.cli.experiments import experiment_payload, print_experiment
@@ -46,7 +46,7 @@ def report(
             f"[yellow]warning:[/yellow] {stray}", highlight=False, soft_wrap=True
         )
     ignored = set(stray_run_dirs(exp_dir))
-    for run_dir in sorted(set((exp_dir / "runs").glob("*")) - ignored):
+    for run_dir in sorted(set(layout.runs_dir(exp_dir).glob("*")) - ignored):
         if run_status(run_dir) == "done":
             note = reevaluate_run(run_dir)
             if note is not None and not as_json:
