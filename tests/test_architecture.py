@@ -308,3 +308,38 @@ def test_the_result_file_check_finds_a_name_and_a_folder_join():
         'c = "my_metrics.json.bak"\n'
     )
     assert _layout_names_in(ast.parse(source)) == ["metrics.json", '/ "runs"']
+
+
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+
+
+def oversized(package_dir: Path = PACKAGE) -> list[str]:
+    """'path: N lines' for each module over MAX_MODULE_LINES, and 'path:name: N lines' for each
+    function over MAX_FUNCTION_LINES whose docstring does not say why (a line starting 'Long:')."""
+    out = []
+    for path in sorted(package_dir.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(package_dir.parent)
+        if (n := text.count("\n")) > MAX_MODULE_LINES:
+            out.append(f"{rel}: {n} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                reason = "Long:" in (ast.get_docstring(node) or "")
+                if n > MAX_FUNCTION_LINES and not reason:
+                    out.append(f"{rel}:{node.name}: {n} lines")
+    return out
+
+
+def test_the_size_check_finds_a_long_module_and_a_long_function(tmp_path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(81))
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text(f"def f():\n{body}\n" + "y = 1\n" * 600)
+    (tmp_path / "pkg" / "b.py").write_text(f'def g():\n    """Long: a table."""\n{body}')
+    assert oversized(tmp_path / "pkg") == ["pkg/a.py: 683 lines", "pkg/a.py:f: 82 lines"]
+
+
+def test_no_module_over_600_lines_and_no_function_over_80():
+    """Issue 31: a module a reader can hold, a function a reader can follow."""
+    assert oversized() == []
