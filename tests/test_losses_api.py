@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lossbench import losses as L
+from lossbench.errors import InputError
 
 ALL = ["ce", "wce", "focal", "cb", "dwb", "amrl", "pgfl", "la", "ldam", "vs", "autobalance"]
 COUNTS = [100, 20, 5]
@@ -144,3 +145,31 @@ def test_cli_losses_json(cli):
     rows = json.loads(result.out)
     assert [r["name"] for r in rows] == ALL
     assert rows[4]["defaults"] == {"reg_weight": 1.0}
+
+
+def test_given_forwards_declared_params_and_keras_args_only():
+    """A subclass with an explicit signature forwards its `PARAMS` and `**keras_args` through
+    `given(locals())`; an argument it does not declare (LDAM's drw_active) is not forwarded."""
+
+    class Scaled(L.LossbenchLoss):
+        NAME = "scaled_test"
+        PARAMS = {"k": L.Param(2.0, "scale"), "weights": L.Param.weights("none", "w", ("none",))}
+
+        def __init__(self, class_counts, k=2.0, weights="none", extra=None, **keras_args):
+            super().__init__(class_counts, **self.given(locals()))
+            self.extra = extra
+
+    loss = Scaled([5, 1], k=3.0, weights=[1.0, 4.0], extra="x", name="mine", dtype="float32")
+    assert loss.params == {"k": 3.0, "weights": [1.0, 4.0]}
+    assert (loss.name, loss.extra) == ("mine", "x")
+    config = loss.get_config()
+    assert config == {
+        "class_counts": [5, 1],
+        "k": 3.0,
+        "weights": [1.0, 4.0],
+        "name": "mine",
+        "reduction": "sum_over_batch_size",
+        "dtype": "float32",
+    }
+    with pytest.raises(InputError, match="weights"):
+        Scaled([5, 1], weights=[1.0, -1.0])

@@ -18,83 +18,66 @@ from lossbench.settings import (
     resolve_settings,
 )
 
-DataOpt = Annotated[
+
+def _option(kind: Any, *flags: str, **settings: Any) -> Any:
+    """`Annotated[kind, typer.Option(*flags, **settings)]`: the type of one command-line option."""
+    return Annotated[kind, typer.Option(*flags, **settings)]
+
+
+DataOpt = _option(
     str | None,
-    typer.Option(
-        "--data",
-        help="CSV (.csv/.csv.gz), Parquet, folder of CSVs, or a built-in dataset "
-        "(digits-lt, synthetic-cicids). Default: digits-lt.",
-    ),
-]
-LabelColOpt = Annotated[
-    str | None, typer.Option("--label-col", help="Label column (default: Label, else the last).")
-]
-PresetOpt = Annotated[
-    choices.Preset, typer.Option("--preset", help="Dataset preset (auto: detect by column names).")
-]
-NanPolicyOpt = Annotated[
-    choices.NanPolicy, typer.Option("--nan-policy", help="Rows with missing features.")
-]
-DropClassesOpt = Annotated[
+    "--data",
+    help="CSV (.csv/.csv.gz), Parquet, folder of CSVs, or a built-in dataset "
+    "(digits-lt, synthetic-cicids). Default: digits-lt.",
+)
+LabelColOpt = _option(
+    str | None, "--label-col", help="Label column (default: Label, else the last)."
+)
+PresetOpt = _option(
+    choices.Preset, "--preset", help="Dataset preset (auto: detect by column names)."
+)
+NanPolicyOpt = _option(choices.NanPolicy, "--nan-policy", help="Rows with missing features.")
+DropClassesOpt = _option(
     str | None,
-    typer.Option(
-        "--drop-classes",
-        help="Comma-separated classes to drop (preset default: "
-        "Heartbleed,Infiltration; pass '' to keep all).",
-    ),
-]
-MergeOpt = Annotated[
-    list[str] | None,
-    typer.Option("--merge", help="Merge labels, e.g. --merge 'Web Attack=Web Attack*'."),
-]
-MinClassOpt = Annotated[
-    int | None,
-    typer.Option("--min-class-count", help="Drop, with a warning, classes with fewer rows."),
-]
-SampleFracOpt = Annotated[
-    float | None, typer.Option("--sample-frac", help="Stratified subsample fraction (0, 1].")
-]
-SplitOpt = Annotated[str, typer.Option("--split", help="train,val,test fractions.")]
-ScalerOpt = Annotated[choices.Scaler, typer.Option("--scaler", help="Feature scaling.")]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Bypass the prepared-array cache.")]
-DedupeOpt = Annotated[
-    bool, typer.Option("--dedupe", help="Drop exact duplicate rows (features and label) first.")
-]
-TaskOpt = Annotated[
+    "--drop-classes",
+    help="Comma-separated classes to drop (preset default: "
+    "Heartbleed,Infiltration; pass '' to keep all).",
+)
+MergeOpt = _option(
+    list[str] | None, "--merge", help="Merge labels, e.g. --merge 'Web Attack=Web Attack*'."
+)
+MinClassOpt = _option(
+    int | None, "--min-class-count", help="Drop, with a warning, classes with fewer rows."
+)
+SampleFracOpt = _option(float | None, "--sample-frac", help="Stratified subsample fraction (0, 1].")
+SplitOpt = _option(str, "--split", help="train,val,test fractions.")
+ScalerOpt = _option(choices.Scaler, "--scaler", help="Feature scaling.")
+NoCacheOpt = _option(bool, "--no-cache", help="Bypass the prepared-array cache.")
+DedupeOpt = _option(bool, "--dedupe", help="Drop exact duplicate rows (features and label) first.")
+TaskOpt = _option(
     choices.Task,
-    typer.Option(
-        "--task",
-        help="binary: the negative class (--negative, default BENIGN) against every other class "
-        "merged into 'attack' (zero-day and cross-dataset detection).",
-    ),
-]
-NegativeOpt = Annotated[
-    str | None, typer.Option("--negative", help="--task binary: the negative class (BENIGN).")
-]
-SplitByOpt = Annotated[
+    "--task",
+    help="binary: the negative class (--negative, default BENIGN) against every other class "
+    "merged into 'attack' (zero-day and cross-dataset detection).",
+)
+NegativeOpt = _option(str | None, "--negative", help="--task binary: the negative class (BENIGN).")
+SplitByOpt = _option(
     str,
-    typer.Option(
-        "--split-by",
-        help="random (stratified); order (row order); time[:COLUMN] (by timestamp); "
-        "group:COL[,COL] (every group in one split); files:TRAIN;VAL;TEST (file-name globs).",
-    ),
-]
-TestDataOpt = Annotated[
+    "--split-by",
+    help="random (stratified); order (row order); time[:COLUMN] (by timestamp); "
+    "group:COL[,COL] (every group in one split); files:TRAIN;VAL;TEST (file-name globs).",
+)
+TestDataOpt = _option(
     str | None,
-    typer.Option(
-        "--test-data",
-        help="Cross-dataset test: train and validate on --data, test on this file or folder.",
-    ),
-]
-LabelMapOpt = Annotated[
-    list[str] | None,
-    typer.Option("--label-map", help="Rename --test-data labels, e.g. 'DDOS attack-HOIC=DDoS'."),
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for split, weights and batch order.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", help="TOML file whose keys mirror the flags.")
-]
+    "--test-data",
+    help="Cross-dataset test: train and validate on --data, test on this file or folder.",
+)
+LabelMapOpt = _option(
+    list[str] | None, "--label-map", help="Rename --test-data labels, e.g. 'DDOS attack-HOIC=DDoS'."
+)
+SeedOpt = _option(int, "--seed", help="Seed for split, weights and batch order.")
+JsonOpt = _option(bool, "--json", help="Print the result as JSON on stdout.")
+ConfigOpt = _option(str | None, "--config", help="TOML file whose keys mirror the flags.")
 
 
 def dataset_options(
@@ -166,7 +149,7 @@ WHOLE_DATASET = {
     "scaler": "minmax",
     "positive_label": None,
 }
-PlotOpt = Annotated[bool, typer.Option("--plot", help="Also draw the figure into --out (PNG).")]
+PlotOpt = _option(bool, "--plot", help="Also draw the figure into --out (PNG).")
 
 
 def plot_path(out: str) -> Any:
@@ -184,73 +167,55 @@ def plot_path(out: str) -> Any:
     return path
 
 
-EpochsOpt = Annotated[int, typer.Option("--epochs", help="Maximum epochs (>= 1).")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="Mini-batch size (>= 1).")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
-ModelOpt = Annotated[
+EpochsOpt = _option(int, "--epochs", help="Maximum epochs (>= 1).")
+BatchOpt = _option(int, "--batch-size", help="Mini-batch size (>= 1).")
+LrOpt = _option(float, "--lr", help="Adam learning rate.")
+ModelOpt = _option(
     str,
-    typer.Option(
-        "--model",
-        help="Network: cnn1d (paper Fig. 4), mlp, or your builder MODULE:ATTR "
-        "(build(n_features, n_classes, **params) -> keras.Model of logits).",
-    ),
-]
-ModelParamOpt = Annotated[
-    list[str] | None,
-    typer.Option("--model-param", help="Parameter KEY=VALUE of your --model MODULE:ATTR."),
-]
-DeviceOpt = Annotated[choices.Device, typer.Option("--device", help="Training device.")]
-OutOpt = Annotated[str, typer.Option("--out", help="Results folder.")]
-PatienceOpt = Annotated[
-    int,
-    typer.Option(
-        "--patience", help="Early-stopping patience on the --select criterion; 0 disables."
-    ),
-]
-SelectOpt = Annotated[
+    "--model",
+    help="Network: cnn1d (paper Fig. 4), mlp, or your builder MODULE:ATTR "
+    "(build(n_features, n_classes, **params) -> keras.Model of logits).",
+)
+ModelParamOpt = _option(
+    list[str] | None, "--model-param", help="Parameter KEY=VALUE of your --model MODULE:ATTR."
+)
+DeviceOpt = _option(choices.Device, "--device", help="Training device.")
+OutOpt = _option(str, "--out", help="Results folder.")
+PatienceOpt = _option(
+    int, "--patience", help="Early-stopping patience on the --select criterion; 0 disables."
+)
+SelectOpt = _option(
     choices.Select,
-    typer.Option(
-        "--select",
-        help="Selection criterion on the validation split, the same for every loss (validation "
-        "NLL breaks ties of macro_f1).",
-    ),
-]
-FarOpt = Annotated[
-    str,
-    typer.Option(
-        "--far", help="False-alarm-rate targets of the operating points, e.g. 0.01,0.001."
-    ),
-]
-ParamOpt = Annotated[
-    list[str] | None,
-    typer.Option("--param", help="Loss parameter KEY=VALUE (or LOSS.KEY=VALUE in compare)."),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result paths.")]
-ClipOpt = Annotated[float, typer.Option("--clipnorm", help="Global-norm gradient clip; 0 = off.")]
-PositiveOpt = Annotated[
-    str | None, typer.Option("--positive-label", help="Binary tasks: the positive class.")
-]
-TensorboardOpt = Annotated[
-    bool, typer.Option("--tensorboard", help="Also write TensorBoard logs into the run folder.")
-]
-MlflowOpt = Annotated[
+    "--select",
+    help="Selection criterion on the validation split, the same for every loss (validation "
+    "NLL breaks ties of macro_f1).",
+)
+FarOpt = _option(
+    str, "--far", help="False-alarm-rate targets of the operating points, e.g. 0.01,0.001."
+)
+ParamOpt = _option(
+    list[str] | None, "--param", help="Loss parameter KEY=VALUE (or LOSS.KEY=VALUE in compare)."
+)
+QuietOpt = _option(bool, "--quiet", "-q", help="Print only the result paths.")
+ClipOpt = _option(float, "--clipnorm", help="Global-norm gradient clip; 0 = off.")
+PositiveOpt = _option(str | None, "--positive-label", help="Binary tasks: the positive class.")
+TensorboardOpt = _option(
+    bool, "--tensorboard", help="Also write TensorBoard logs into the run folder."
+)
+MlflowOpt = _option(
     str | None,
-    typer.Option(
-        "--mlflow",
-        metavar="[TRACKING_URI]",
-        help="Also log the runs to MLflow: one run per lossbench run, nested under one per "
-        "experiment (settings, per-epoch history, test metrics, tables and plots). Without a "
-        "URI: a SQLite store in <out>/mlruns/. Needs the mlflow extra.",
-    ),
-]
-JitOpt = Annotated[choices.Jit, typer.Option("--jit", help="XLA compilation of the train step.")]
-PrecisionOpt = Annotated[
+    "--mlflow",
+    metavar="[TRACKING_URI]",
+    help="Also log the runs to MLflow: one run per lossbench run, nested under one per "
+    "experiment (settings, per-epoch history, test metrics, tables and plots). Without a "
+    "URI: a SQLite store in <out>/mlruns/. Needs the mlflow extra.",
+)
+JitOpt = _option(choices.Jit, "--jit", help="XLA compilation of the train step.")
+PrecisionOpt = _option(
     choices.Precision,
-    typer.Option(
-        "--precision",
-        help="Keras mixed precision for the network (losses and metrics stay float32).",
-    ),
-]
+    "--precision",
+    help="Keras mixed precision for the network (losses and metrics stay float32).",
+)
 
 
 def training_options(
@@ -281,86 +246,78 @@ def training_options(
     """The other options `run` and `compare` share (after `dataset_options`)."""
 
 
+LossOpt = _option(
+    str,
+    "--loss",
+    help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
+    "(MODULE a module or a .py file).",
+)
+
+
 def run_options(
-    loss: Annotated[
-        str,
-        typer.Option(
-            "--loss",
-            help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
-            "(MODULE a module or a .py file).",
-        ),
-    ] = DEFAULTS["loss"],
+    loss: LossOpt = DEFAULTS["loss"],
     data: DataOpt = DEFAULTS["data"],
     seed: SeedOpt = DEFAULTS["seed"],
 ) -> None:
     """The options only `run` has (before the shared ones)."""
 
 
+LossesOpt = _option(
+    str,
+    "--losses",
+    help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
+    "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
+    "eleven built-in losses).",
+)
+SeedsOpt = _option(str, "--seeds", help="Comma-separated seeds (3 or more for a test).")
+BaselinesOpt = _option(
+    str,
+    "--baselines",
+    help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
+    "(a depth-1 tree on the best single feature) show how hard the task is.",
+)
+FreshOpt = _option(bool, "--fresh", help="Start a new experiment.")
+PlotsOpt = _option(
+    choices.Plots,
+    "--plots",
+    help="summary: the summary's plots only (each run's: `lossbench report --plots "
+    "runs`); runs: each run's plots too.",
+)
+TuneOpt = _option(
+    int,
+    "--tune",
+    help="Tune every method with N trials on seed 0's validation split (Optuna TPE, "
+    "objective: the --select criterion), then add '<method>@tuned' rows beside the "
+    "defaults; 0 = no tuning.",
+)
+PruneOpt = _option(
+    bool,
+    "--prune/--no-prune",
+    help="With --tune: stop trials below the median of the completed ones at the same "
+    "epoch (Optuna MedianPruner after --patience epochs, the same for every method).",
+)
+ExecutorOpt = _option(choices.Executor, "--executor", help="Where the runs train.")
+AddressOpt = _option(str | None, "--address", help="Ray cluster address (with --executor ray).")
+GpusPerRunOpt = _option(float, "--gpus-per-run", help="GPUs per Ray task (>= 0).")
+DataListOpt = _option(
+    list[str] | None,
+    "--data",
+    help="As for `run`; repeat --data to compare on several datasets (one experiment "
+    "each). Default: digits-lt.",
+)
+
+
 def compare_options(
-    losses: Annotated[
-        str,
-        typer.Option(
-            "--losses",
-            help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
-            "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
-            "eleven built-in losses).",
-        ),
-    ] = DEFAULTS["losses"],
-    seeds: Annotated[
-        str, typer.Option("--seeds", help="Comma-separated seeds (3 or more for a test).")
-    ] = DEFAULTS["seeds"],
-    baselines: Annotated[
-        str,
-        typer.Option(
-            "--baselines",
-            help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
-            "(a depth-1 tree on the best single feature) show how hard the task is.",
-        ),
-    ] = DEFAULTS["baselines"],
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start a new experiment.")] = DEFAULTS[
-        "fresh"
-    ],
-    plots: Annotated[
-        choices.Plots,
-        typer.Option(
-            "--plots",
-            help="summary: the summary's plots only (each run's: `lossbench report --plots "
-            "runs`); runs: each run's plots too.",
-        ),
-    ] = DEFAULTS["plots"],
-    tune: Annotated[
-        int,
-        typer.Option(
-            "--tune",
-            help="Tune every method with N trials on seed 0's validation split (Optuna TPE, "
-            "objective: the --select criterion), then add '<method>@tuned' rows beside the "
-            "defaults; 0 = no tuning.",
-        ),
-    ] = DEFAULTS["tune"],
-    prune: Annotated[
-        bool,
-        typer.Option(
-            "--prune/--no-prune",
-            help="With --tune: stop trials below the median of the completed ones at the same "
-            "epoch (Optuna MedianPruner after --patience epochs, the same for every method).",
-        ),
-    ] = DEFAULTS["prune"],
-    executor: Annotated[
-        choices.Executor, typer.Option("--executor", help="Where the runs train.")
-    ] = DEFAULTS["executor"],
-    address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address (with --executor ray).")
-    ] = DEFAULTS["address"],
-    gpus_per_run: Annotated[
-        float, typer.Option("--gpus-per-run", help="GPUs per Ray task (>= 0).")
-    ] = DEFAULTS["gpus_per_run"],
-    data: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--data",
-            help="As for `run`; repeat --data to compare on several datasets (one experiment "
-            "each). Default: digits-lt.",
-        ),
-    ] = DEFAULTS["data"],
+    losses: LossesOpt = DEFAULTS["losses"],
+    seeds: SeedsOpt = DEFAULTS["seeds"],
+    baselines: BaselinesOpt = DEFAULTS["baselines"],
+    fresh: FreshOpt = DEFAULTS["fresh"],
+    plots: PlotsOpt = DEFAULTS["plots"],
+    tune: TuneOpt = DEFAULTS["tune"],
+    prune: PruneOpt = DEFAULTS["prune"],
+    executor: ExecutorOpt = DEFAULTS["executor"],
+    address: AddressOpt = DEFAULTS["address"],
+    gpus_per_run: GpusPerRunOpt = DEFAULTS["gpus_per_run"],
+    data: DataListOpt = DEFAULTS["data"],
 ) -> None:
     """The options only `compare` has (before the shared ones)."""

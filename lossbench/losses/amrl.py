@@ -135,14 +135,7 @@ class AMRLLoss(LossbenchLoss):
         "m": Param(1.0, "rarest-class margin (or K margins)", per_class=True, search=(0.25, 2.0)),
         "lam": Param(1.0, "initial lambdas", per_class=True, low=0.0),
         "beta": Param(None, "hinge powers", per_class=True, nullable=True, low=0.0, low_open=True),
-        "weights": Param(
-            "prior",
-            "CE class weights",
-            scalar=False,
-            per_class=True,
-            choices=("prior", "none"),
-            low=0.0,
-        ),
+        "weights": Param.weights("prior", "CE class weights", ("prior", "none")),
         "eps": Param(0.05, "constraint level of g_k", low=0.0),
         "eta": Param(1.0, "dual ascent step", low=0.0),
         "lambda_max": Param(10.0, "upper clip of lambda", low=0.0, low_open=True),
@@ -162,18 +155,7 @@ class AMRLLoss(LossbenchLoss):
         trainable: bool = True,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts,
-            m=m,
-            lam=lam,
-            beta=beta,
-            weights=weights,
-            eps=eps,
-            eta=eta,
-            lambda_max=lambda_max,
-            trainable=trainable,
-            **keras_args,
-        )
+        super().__init__(class_counts, **self.given(locals()))
         p, k, minority = self.params, self.num_classes, self.stats.minority
         weights = p["weights"]
         if weights == "prior":

@@ -172,6 +172,11 @@ class Param:
     search: tuple[float, float] | tuple[float, float, str] | None = None
     search_choices: tuple[Any, ...] = ()
 
+    @classmethod
+    def weights(cls, default: Any, help: str, choices: tuple[str, ...], **more: Any) -> Param:
+        """Class weights: one of the named `choices` (schemes) or a list of K weights >= 0."""
+        return cls(default, help, scalar=False, per_class=True, choices=choices, low=0.0, **more)
+
     def search_space(self) -> str | None:
         """Human-readable search range of `compare --tune`, or None when not tuned."""
         if self.search_choices:
@@ -339,7 +344,8 @@ class LossbenchLoss(keras.losses.Loss):
     """Base class of the lossbench losses: labels handling, config, training-loop hooks.
 
     Subclasses declare `NAME`, `FORMULA`, `SOURCE` and `PARAMS` (name -> `Param`), call
-    `super().__init__(class_counts, name=..., reduction=..., dtype=..., **params)` and then build
+    `super().__init__(class_counts, **self.given(locals()))` (the declared parameters and the
+    Keras arguments of their own signature, forwarded once) and then build
     their per-class constants from `self.stats` (never inside `call`) with `constant`, which holds
     them (and any scalar parameter `call` reads) in variables; `TRACE_FREE` names the arguments
     whose values reach the compiled steps only that way. `call` returns the
@@ -413,6 +419,13 @@ class LossbenchLoss(keras.losses.Loss):
         self.params = self.validate_params(params, self.num_classes)
 
     # ---- parameters and config
+
+    @classmethod
+    def given(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments a subclass's `__init__` forwards to `LossbenchLoss.__init__`:
+        from its `locals()`, the values of the parameters it declares in `PARAMS` and its
+        `**keras_args` (name, reduction, dtype), so that the explicit signature is not restated."""
+        return {k: args[k] for k in cls.PARAMS if k in args} | args.get("keras_args", {})
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], num_classes: int) -> dict[str, Any]:

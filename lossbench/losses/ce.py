@@ -54,7 +54,7 @@ class CrossEntropy(LossbenchLoss):
         class_counts: Sequence[int] | np.ndarray,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, **keras_args)
+        super().__init__(class_counts, **self.given(locals()))
 
     def call(self, y_true: Any, logits: Any) -> Any:
         labels, logits = self.prepare(y_true, logits)
@@ -115,13 +115,10 @@ class WeightedCrossEntropy(LossbenchLoss):
     )
     TRACE_FREE = frozenset({"class_counts", "weights", "beta"})
     PARAMS = {
-        "weights": Param(
+        "weights": Param.weights(
             "inverse",
             "class weights: scheme or explicit list",
-            scalar=False,
-            per_class=True,
-            choices=WCE_SCHEMES,
-            low=0.0,
+            WCE_SCHEMES,
             low_open=True,
             search_choices=("inverse", "sqrt", "effective"),
         ),
@@ -135,7 +132,7 @@ class WeightedCrossEntropy(LossbenchLoss):
         beta: float = 0.999,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, weights=weights, beta=beta, **keras_args)
+        super().__init__(class_counts, **self.given(locals()))
         self.class_weights = self.constant(
             class_weights_by_scheme(self.stats, self.params["weights"], self.params["beta"]),
             "class_weights",

@@ -80,7 +80,7 @@ class DWBLoss(LossbenchLoss):
         reg_weight: float = 1.0,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, reg_weight=reg_weight, **keras_args)
+        super().__init__(class_counts, **self.given(locals()))
         self.class_weights = self.constant(self.stats.dwb_weights(), "class_weights")
         self.reg_weight = self.constant(self.params["reg_weight"], "reg_weight")
 

@@ -94,7 +94,7 @@ class FocalLoss(LossbenchLoss):
         alpha: float | list[float] | None = None,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, gamma=gamma, alpha=alpha, **keras_args)
+        super().__init__(class_counts, **self.given(locals()))
         a = self.params["alpha"]
         if self.num_classes == 2 and isinstance(a, float) and a > 1.0:
             raise InputError(
@@ -169,7 +169,7 @@ class ClassBalancedLoss(LossbenchLoss):
         gamma: float = 2.0,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, beta=beta, base=base, gamma=gamma, **keras_args)
+        super().__init__(class_counts, **self.given(locals()))
         self.class_weights = self.constant(
             self.stats.effective_weights(self.params["beta"]), "class_weights"
         )

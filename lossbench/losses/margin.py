@@ -101,7 +101,7 @@ class LogitAdjustedLoss(LossbenchLoss):
         tau: float = 1.0,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, tau=tau, **keras_args)
+        super().__init__(class_counts, **self.given(locals()))
         self.offsets = self.constant(self.params["tau"] * self.stats.log_priors(), "offsets")
 
     def call(self, y_true: Any, logits: Any) -> Any:
@@ -202,16 +202,7 @@ class LDAMLoss(LossbenchLoss):
         drw_active: bool = False,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts,
-            head=head,
-            max_margin=max_margin,
-            s=s,
-            drw=drw,
-            drw_beta=drw_beta,
-            drw_start=drw_start,
-            **keras_args,
-        )
+        super().__init__(class_counts, **self.given(locals()))
         p = self.params
         self.head = p["head"]
         self.scale = float(
@@ -285,15 +276,7 @@ def _vs_weights(stats: Any, weights: str | list[float]) -> np.ndarray:
 _VS_PARAMS = {
     "gamma": Param(0.3, "exponent of the multiplicative scale", low=0.0, search=(0.0, 0.5)),
     "tau": Param(1.0, "temperature of the additive prior offset", search=(0.0, 3.0)),
-    "weights": Param(
-        "none",
-        "class weights w",
-        scalar=False,
-        per_class=True,
-        choices=("none", "inverse"),
-        low=0.0,
-        low_open=True,
-    ),
+    "weights": Param.weights("none", "class weights w", ("none", "inverse"), low_open=True),
 }
 
 
@@ -349,7 +332,7 @@ class VSLoss(LossbenchLoss):
         weights: str | list[float] = "none",
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(class_counts, gamma=gamma, tau=tau, weights=weights, **keras_args)
+        super().__init__(class_counts, **self.given(locals()))
         p = self.params
         self.scales = self.constant(self.stats.vs_scales(p["gamma"]), "scales")
         self.offsets = self.constant(p["tau"] * self.stats.log_priors(), "offsets")
@@ -476,19 +459,7 @@ class AutoBalanceLoss(LossbenchLoss):
         warmup: float = 0.2,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts,
-            gamma=gamma,
-            tau=tau,
-            weights=weights,
-            l=l,
-            delta=delta,
-            upper_lr=upper_lr,
-            interval=interval,
-            pairs=pairs,
-            warmup=warmup,
-            **keras_args,
-        )
+        super().__init__(class_counts, **self.given(locals()))
         p = self.params
         l0 = p["tau"] * self.stats.log_priors() if p["l"] is None else np.asarray(p["l"])
         d0 = self.stats.vs_scales(p["gamma"]) if p["delta"] is None else np.asarray(p["delta"])

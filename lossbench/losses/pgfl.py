@@ -89,9 +89,7 @@ class PGFLoss(LossbenchLoss):
         mc_momentum: float = 0.9,
         **keras_args: Unpack[KerasLossArgs],
     ) -> None:
-        super().__init__(
-            class_counts, gamma=gamma, eta=eta, alpha=alpha, mc_momentum=mc_momentum, **keras_args
-        )
+        super().__init__(class_counts, **self.given(locals()))
         k = self.num_classes
         self.alpha = self.variable(np.broadcast_to(self.params["alpha"], k), "alpha")
         self.gamma = self.constant(self.params["gamma"], "gamma")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from lossbench import layout
 from lossbench.metrics.significance import MIN_TEST_SEEDS
+from lossbench.report.page_text import CSS, GROUPS_NOTE, PLOT_CAPTIONS
 from lossbench.report.stats import HEADLINE_METRICS, LOWER_IS_BETTER_HEADLINE
 from lossbench.report.tables import (
     LOWER_IS_BETTER,
@@ -31,58 +31,6 @@ from lossbench.report.tables import (
 )
 
 __all__ = ["render_report"]
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
-       max-width: 1400px; padding: 0 1em; color: #222; line-height: 1.4; }
-div.wide { overflow-x: auto; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { margin-top: 1.8em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right;
-         white-space: nowrap; }
-td.text.wrap { white-space: normal; }
-pre.config { background: #f6f6f6; padding: 0.5em; white-space: pre-wrap; }
-th { background: #f0f0f0; } td.text, th.text { text-align: left; }
-td.best { font-weight: bold; background: #eaf4ea; }
-td.sig, tr.sig td { font-weight: bold; }
-tr.failed td, tr.incomplete td, tr.missing td { background: #fbecec; }
-.note { color: #555; font-size: 0.9em; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { color: #555; font-size: 0.9em; }
-details { margin: 0.3em 0; } summary { cursor: pointer; }
-.status-ok { color: #1a7f37; }
-.status-failed, .status-incomplete, .status-missing { color: #b42318; }
-"""
-
-_PLOT_CAPTIONS = {
-    layout.HISTORY_OVERLAY_PLOT: (
-        "Validation macro F1 per epoch, one panel per loss: mean over seeds, band ± 1 std, the "
-        f"other losses in grey. Each run's {layout.PLOTS}/{layout.HISTORY_PLOT} has its training "
-        "and validation loss, its validation metrics and its learned loss parameters, each panel "
-        "titled by which it is."
-    ),
-    layout.PER_CLASS_PLOT: (
-        "Test F1 per class and loss, mean over seeds: bars with ± std error bars for up to five "
-        "losses, a heatmap with the values in its cells beyond that. A hatched stub marks an F1 "
-        "of 0."
-    ),
-    layout.RELIABILITY_OVERLAY_PLOT: (
-        "Reliability per loss (top-label confidence), one panel per loss: the curve's bins are "
-        "pooled over seeds; the ECE in each title is the calibration table's (the mean over seeds "
-        "of each run's ECE)."
-    ),
-    layout.PR_CURVES_PLOT: (
-        "Precision-recall curves per class on the test predictions pooled over seeds (at most 12 "
-        "classes, the rarest; beyond six losses, the reference and the best by macro F1)."
-    ),
-    layout.LOSS_SHAPES_PLOT: (
-        "Each loss's value against p = softmax(z)_y, the predicted probability of the true class, "
-        "for a sample of the rarest and of the most frequent class, as built from this "
-        "experiment's training class counts (its first seed's split) and parameters, before "
-        f"training (paper Fig. 1); the values are in {layout.PLOTS}/{layout.LOSS_SHAPES}."
-    ),
-}
 
 
 def _e(value: Any) -> str:
@@ -433,13 +381,6 @@ def _runs_html(results: ExperimentResults) -> str:
     return "".join(parts) or '<p class="note">No runs.</p>'
 
 
-_GROUPS_NOTE = (
-    "Classes grouped by their share of the training split: head >= 10%, tail < 1%, medium in "
-    "between (the same groups for every method); macro-F1 and macro recall over each group's "
-    "classes present in the test split."
-)
-
-
 def _difficulty_html(average: pd.DataFrame) -> str:
     """How hard the task is: each method's macro-F1 above the `stump` and `prior` baselines
     (issue 33); "" when the experiment ran neither."""
@@ -496,6 +437,68 @@ def _leakage_html(results: ExperimentResults) -> str:
     )
 
 
+#: the summary tables shown as a heading, a note (HTML) and the table
+_TABLE_SECTIONS = (
+    ("Head, medium and tail classes", _e(GROUPS_NOTE), "class_groups"),
+    (
+        "Average test metrics under the validation-tuned decision rule",
+        "Per-class logit offsets (binary: one threshold) fitted on validation "
+        "macro-F1 and applied unchanged to the test split, for every method alike: a loss that "
+        "wins above but not here bought a shift of the decision threshold.",
+        "average_tuned",
+    ),
+    (
+        "Calibration",
+        "Raw: the posterior of each loss. TS: after temperature scaling, one T "
+        "fitted on validation NLL.",
+        "calibration",
+    ),
+    (
+        "Operating points",
+        "Per class, one-vs-rest on the posterior: the threshold is the lowest "
+        "whose validation FAR is at most the target; test DR and the test FAR it gives. "
+        "pAUROC: standardised partial AUROC up to FAR 0.01.",
+        "operating_points",
+    ),
+)
+
+
+def _table_section(tables: dict[str, pd.DataFrame], heading: str, note: str, key: str) -> str:
+    """One entry of `_TABLE_SECTIONS`: heading, note and the table `tables[key]`."""
+    return f'<h2>{heading}</h2><p class="note">{note}</p>' + _summary_table_html(tables[key], key)
+
+
+def _status_line(results: ExperimentResults, excluded: pd.DataFrame) -> str:
+    """How many runs completed, then the count of each status among the excluded ones."""
+    n_ok = sum(r.ok for r in results.runs)
+    counts = excluded["status"].value_counts().to_dict() if not excluded.empty else {}
+    return f"{n_ok} completed run(s)" + "".join(
+        f", {n} {status}" for status, n in sorted(counts.items())
+    )
+
+
+def _figures_html(plots: dict[str, Path]) -> str:
+    """The summary plots, embedded as base64 PNG with their captions."""
+    return "".join(
+        f'<figure><img alt="{_e(name)}" src="{_data_uri(path)}">'
+        f"<figcaption>{_e(PLOT_CAPTIONS.get(name, name))}</figcaption></figure>"
+        for name, path in plots.items()
+    )
+
+
+def _warnings_html(results: ExperimentResults) -> str:
+    """The data's own warnings (e.g. --test-data classes never seen in training, --split-by),
+    then each run's; empty when there are none."""
+    warned = [
+        f"<li>{_e(r.name)}: {_e(w)}</li>"
+        for r in results.runs
+        for w in r.metrics.get("warnings") or []
+    ]
+    data_warnings = (results.meta.get("data_info") or {}).get("warnings") or []
+    warned = [f"<li>data: {_e(w)}</li>" for w in data_warnings] + warned
+    return f"<h2>Warnings</h2><ul>{''.join(warned)}</ul>" if warned else ""
+
+
 def render_report(
     results: ExperimentResults,
     tables: dict[str, pd.DataFrame],
@@ -507,27 +510,10 @@ def render_report(
     """The report page as a string: settings, the three tables, significance and average ranks
     over seeds, the summary plots (embedded as base64 PNG), excluded runs with their reasons, one
     collapsible section per run."""
-    n_ok = sum(r.ok for r in results.runs)
-    counts = excluded["status"].value_counts().to_dict() if not excluded.empty else {}
-    status_line = f"{n_ok} completed run(s)" + "".join(
-        f", {n} {status}" for status, n in sorted(counts.items())
-    )
-    figures = "".join(
-        f'<figure><img alt="{_e(name)}" src="{_data_uri(path)}">'
-        f"<figcaption>{_e(_PLOT_CAPTIONS.get(name, name))}</figcaption></figure>"
-        for name, path in plots.items()
-    )
-    warned = [
-        f"<li>{_e(r.name)}: {_e(w)}</li>"
-        for r in results.runs
-        for w in r.metrics.get("warnings") or []
-    ]
-    # the data's own warnings (e.g. --test-data classes never seen in training, --split-by)
-    data_warnings = (results.meta.get("data_info") or {}).get("warnings") or []
-    warned = [f"<li>data: {_e(w)}</li>" for w in data_warnings] + warned
+    status_line = _status_line(results, excluded)
     sections = [
         f"<h1>lossbench report: {_e(results.name)}</h1>",
-        (f"<h2>Warnings</h2><ul>{''.join(warned)}</ul>" if warned else ""),
+        _warnings_html(results),
         f'<p class="note">{_e(status_line)}. Cells are mean ± std over seeds (sample std); '
         "a single seed shows the mean alone; every mean tied for best at the printed precision is "
         "in bold (none when all tie); – is a value that is missing or undefined (see the notes "
@@ -541,23 +527,7 @@ def render_report(
         "<h2>Per-class test metrics</h2>",
         _summary_table_html(tables["per_class"], "per_class"),
         _undefined_html(tables, "per_class"),
-        "<h2>Head, medium and tail classes</h2>",
-        f'<p class="note">{_e(_GROUPS_NOTE)}</p>',
-        _summary_table_html(tables["class_groups"], "class_groups"),
-        "<h2>Average test metrics under the validation-tuned decision rule</h2>",
-        '<p class="note">Per-class logit offsets (binary: one threshold) fitted on validation '
-        "macro-F1 and applied unchanged to the test split, for every method alike: a loss that "
-        "wins above but not here bought a shift of the decision threshold.</p>",
-        _summary_table_html(tables["average_tuned"], "average_tuned"),
-        "<h2>Calibration</h2>",
-        '<p class="note">Raw: the posterior of each loss. TS: after temperature scaling, one T '
-        "fitted on validation NLL.</p>",
-        _summary_table_html(tables["calibration"], "calibration"),
-        "<h2>Operating points</h2>",
-        '<p class="note">Per class, one-vs-rest on the posterior: the threshold is the lowest '
-        "whose validation FAR is at most the target; test DR and the test FAR it gives. "
-        "pAUROC: standardised partial AUROC up to FAR 0.01.</p>",
-        _summary_table_html(tables["operating_points"], "operating_points"),
+        *(_table_section(tables, *section) for section in _TABLE_SECTIONS),
         "<h2>Significance over seeds</h2>",
         '<p class="note">Every pair of methods, difference = A − B over the seeds both completed '
         "(runs of one seed share the split, initial weights and batch order). Paired t-test from "
@@ -573,7 +543,7 @@ def render_report(
         _ranks_html(ranks),
         _tuning_html(results),
         "<h2>Plots</h2>",
-        figures,
+        _figures_html(plots),
         "<h2>Leakage</h2>",
         _leakage_html(results),
         "<h2>Failed, incomplete and missing runs</h2>",
@@ -583,6 +553,6 @@ def render_report(
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>lossbench: {_e(results.name)}</title><style>{_CSS}</style></head>"
+        f"<title>lossbench: {_e(results.name)}</title><style>{CSS}</style></head>"
         f"<body>{''.join(sections)}</body></html>\n"
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,24 +198,32 @@ def _per_class_table(results: ExperimentResults) -> pd.DataFrame:
         c for c in long["class"].unique() if c not in results.class_names
     )
     groups = dict(iter(long.groupby(["class", "loss"], sort=False, dropna=False)))
-    rows = []
-    for cls in classes:
-        for kind in results.kinds:
-            sub = groups.get((cls, kind))
-            if sub is None:
-                continue
-            row: dict[str, Any] = {
-                "class": cls,
-                "loss": kind,
-                "kind": results.kind_type(kind),
-                "n_seeds": int(sub["seed"].nunique(dropna=False)),
-            }
-            for metric in PER_CLASS_METRICS:
-                vals = sub[metric].tolist() if metric in sub else []
-                row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(vals)
-                row[f"{metric}_undefined"] = int(sub[f"{metric}_undefined"].sum())
-            rows.append(row)
-    return pd.DataFrame(rows, columns=columns)
+
+    def cells(sub: pd.DataFrame) -> dict[str, Any]:
+        row: dict[str, Any] = {"n_seeds": int(sub["seed"].nunique(dropna=False))}
+        for metric in PER_CLASS_METRICS:
+            vals = sub[metric].tolist() if metric in sub else []
+            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std(vals)
+            row[f"{metric}_undefined"] = int(sub[f"{metric}_undefined"].sum())
+        return row
+
+    return pd.DataFrame(_class_rows(results, classes, groups, cells), columns=columns)
+
+
+def _class_rows(
+    results: ExperimentResults,
+    classes: list[str],
+    groups: dict[tuple[str, str], Any],
+    cells: Callable[[Any], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One row per (class, run kind) present in `groups`, in class then run-kind order: the class,
+    the run kind and its type, then `cells(groups[(class, kind)])` (n_seeds and the metrics)."""
+    return [
+        {"class": cls, "loss": kind, "kind": results.kind_type(kind), **cells(groups[(cls, kind)])}
+        for cls in classes
+        for kind in results.kinds
+        if (cls, kind) in groups
+    ]
 
 
 def _operating_points_table(results: ExperimentResults) -> pd.DataFrame:
@@ -243,21 +252,14 @@ def _operating_points_table(results: ExperimentResults) -> pd.DataFrame:
         f"{m}_{s}" for m in metric_keys for s in ("mean", "std")
     ]
     classes = list(results.class_names) + sorted({c for c, _ in values} - set(results.class_names))
-    rows = []
-    for cls in classes:
-        for kind in results.kinds:
-            cell = values.get((cls, kind))
-            if cell is None:
-                continue
-            row: dict[str, Any] = {
-                "class": cls,
-                "loss": kind,
-                "kind": results.kind_type(kind),
-                "n_seeds": max(len(v) for v in cell.values()),
-            }
-            for m in metric_keys:
-                row[f"{m}_mean"], row[f"{m}_std"] = _mean_std(cell.get(m, []))
-            rows.append(row)
+
+    def cells(cell: dict[str, list[Any]]) -> dict[str, Any]:
+        row: dict[str, Any] = {"n_seeds": max(len(v) for v in cell.values())}
+        for m in metric_keys:
+            row[f"{m}_mean"], row[f"{m}_std"] = _mean_std(cell.get(m, []))
+        return row
+
+    rows = _class_rows(results, classes, values, cells)
     return pd.DataFrame(rows, columns=columns)
 
 
