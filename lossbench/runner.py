@@ -253,14 +253,8 @@ def execute_loss_run(
             base["train_class_counts"] = setup.train_class_counts
             write_run_config(run_dir, _loss_config(spec, cfg, topts, data, setup, base, device))
             result = _fit(spec, setup, data, run_dir, topts, logger, reporter)
-            base.update(
-                learned_params=result.learned_params,
-                epochs_run=result.epochs_run,
-                best_epoch=result.best_epoch,
-                train_seconds=result.train_seconds,
-                device=device,
-                selection=result.selection,
-            )
+            fitted = ("learned_params", "epochs_run", "best_epoch", "train_seconds", "selection")
+            base.update({key: getattr(result, key) for key in fitted}, device=device)
             if result.status != "ok":
                 logger.error("run failed: %s", result.reason)
                 return _failed(run_dir, base, result.reason, reporter)
@@ -388,20 +382,13 @@ def _fmt_row(row: dict[str, Any]) -> str:
 
 
 def execute_baseline_run(
-    spec: RunSpec,
-    cfg: Settings,
-    data: Any,
-    run_dir: Path,
-    *,
-    reporter: Reporter | None = None,
-    plots: bool = True,
+    spec: RunSpec, cfg: Settings, data: Any, run_dir: Path, reporter: Reporter, plots: bool
 ) -> dict[str, Any]:
     """Train a scikit-learn baseline (`lossbench.baselines`: lr, rf, hgb, prior, stump) on the
     same split; same files minus history."""
     from lossbench.baselines import fit_baseline
     from lossbench.evaluation import SplitPredictions
 
-    reporter = reporter or Reporter()
     prepare_run_dir(run_dir)
     base = {
         "name": spec.name,
@@ -487,7 +474,7 @@ def execute_run(
     device a loss run trains on; None configures `cfg.train.device` in this process first (a
     Ray worker), which a baseline run never needs."""
     if spec.kind == "baseline":
-        return execute_baseline_run(spec, cfg, data, run_dir, reporter=reporter, plots=plots)
+        return execute_baseline_run(spec, cfg, data, run_dir, reporter or Reporter(), plots)
     if device is None:
         from lossbench.training import configure_device  # lazy: TensorFlow
 

@@ -310,7 +310,8 @@ class VSLoss(LossbenchLoss):
 
     ```python
     loss = VSLoss(class_counts=[900, 100, 10], gamma=0.3, tau=1.0)
-    loss([0, 2], [[2.0, -1.0, 0.0], [0.5, 0.3, 0.1]])
+    logits = [[2.0, -1.0, 0.0], [0.5, 0.3, 0.1]]
+    loss([0, 2], logits)
     ```
     """
 
@@ -448,11 +449,12 @@ class AutoBalanceLoss(LossbenchLoss):
     def __init__(
         self,
         class_counts: Sequence[int] | np.ndarray,
+        *,
+        l: list[float] | None = None,  # noqa: E741 (the paper's name)
+        delta: list[float] | None = None,
         gamma: float = 0.3,
         tau: float = 1.0,
         weights: str | list[float] = "none",
-        l: list[float] | None = None,  # noqa: E741 (the paper's name)
-        delta: list[float] | None = None,
         upper_lr: float = 1e-2,
         interval: int | None = None,
         pairs: int = 4,
