@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lossbench import layout
 from lossbench.bench.size import FULL_RELEASE_FEATURES
 from lossbench.bench.tools import _seconds_list
 
@@ -207,7 +208,7 @@ def _issue35_markdown(r: dict[str, Any]) -> list[str]:
             f"{size['run_train_rows']:,} rows against {size['small_rows_per_second']:,.0f} on "
             f"{size['small']} ({size['small_train_rows']:,} rows), ratio "
             f"{size['rows_per_second_ratio']:.2f} (target >= 0.8). Both: `run --loss ce "
-            "--epochs 1 --no-cache`, the first epoch (tracing included) from history.csv.",
+            f"--epochs 1 --no-cache`, the first epoch (tracing included) from {layout.HISTORY}.",
             "",
         ]
     tuning = r.get("tuning")
@@ -222,7 +223,7 @@ def _issue35_markdown(r: dict[str, Any]) -> list[str]:
             f"warm-up {pruner.get('n_warmup_steps')} epochs).",
             "",
             "Timed: the whole command, and its tuning phase (the trials' seconds from "
-            "trials.csv, run one after the other); pruning acts on the tuning phase, and the "
+            f"{layout.TRIALS}, run one after the other); pruning acts on the tuning phase, and the "
             "target applies to it.",
             "",
             "| | whole command (s) | tuning phase (s) |",

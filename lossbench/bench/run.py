@@ -139,7 +139,7 @@ def _command_figures(
     log("peak memory of a paper-scale run ...")
     dev = "gpu" if device.startswith("GPU") else "cpu"
     args = ["run", "--loss", "dwb", "--data", "synthetic-cicids", "--epochs", "1" if quick else "2"]
-    args += ["--out", str(tmp / "runs"), "--quiet", "--device", dev]
+    args += ["--out", str(tmp / "paper-scale"), "--quiet", "--device", dev]
     if quick:
         args += ["--sample-frac", "0.2"]
     if precision != "float32":

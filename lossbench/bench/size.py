@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lossbench import layout
 from lossbench.bench.tools import CICIDS_HEADER, CICIDS_LABELS, peak_memory_of_run
 from lossbench.config import DataOptions
 from lossbench.data.presets import CICIDS2017_FEATURES
@@ -82,9 +83,11 @@ def _epoch_rows_per_second(out: Path) -> tuple[int, float]:
     """(training rows, rows per second) of the first epoch of the one run under `out`."""
     import pandas as pd
 
-    (run_dir,) = [p for p in out.glob("*/runs/*") if (p / "history.csv").exists()]
-    seconds = float(pd.read_csv(run_dir / "history.csv")["seconds"].iloc[0])
-    n_train = int(sum(json.loads((run_dir / "metrics.json").read_text())["train_class_counts"]))
+    runs = [p for exp in out.iterdir() for p in layout.runs_dir(exp).glob("*")]
+    (run_dir,) = [p for p in runs if (p / layout.HISTORY).exists()]
+    seconds = float(pd.read_csv(run_dir / layout.HISTORY)["seconds"].iloc[0])
+    metrics = json.loads((run_dir / layout.METRICS).read_text())
+    n_train = int(sum(metrics["train_class_counts"]))
     return n_train, n_train / seconds
 
 

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lossbench import layout
+
 #: The tuning benchmark: three methods, N = 8 trials each, on a small set.
 TUNE_BENCH_ARGS = [
     "compare", "--data", "synthetic-cicids", "--sample-frac", "0.2", "--losses", "ce,focal,dwb",
@@ -71,17 +73,17 @@ def tuning_outcome(out: Path) -> dict[str, Any]:
     validation macro-F1 over seeds 0, 1, 2, of the one tuned experiment under `out`."""
     import pandas as pd
 
-    (exp,) = [p for p in out.iterdir() if (p / "experiment.json").exists()]
-    meta = json.loads((exp / "experiment.json").read_text())["tuning"]
+    (exp,) = [p for p in out.iterdir() if layout.experiment_file(p).exists()]
+    meta = json.loads(layout.experiment_file(exp).read_text())["tuning"]
     methods = {}
     for method, chosen in meta["chosen"].items():
-        trials = pd.read_csv(exp / "tuning" / method / "trials.csv")
+        trials = pd.read_csv(layout.trials_path(exp, method))
         name = method if chosen.get("defaults_chosen") else f"{method}@tuned"
         scores = []
         for seed in (0, 1, 2):
-            run = exp / "runs" / f"{name}_seed{seed}"
-            history = pd.read_csv(run / "history.csv")
-            sel = json.loads((run / "metrics.json").read_text())["selection"]
+            run = layout.run_dir(exp, f"{name}_seed{seed}")
+            history = pd.read_csv(run / layout.HISTORY)
+            sel = json.loads((run / layout.METRICS).read_text())["selection"]
             scores.append(float(history["val_macro_f1"].iloc[sel["selected_epoch"] - 1]))
         methods[method] = {
             "chosen_value": chosen.get("value"),
