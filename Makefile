@@ -16,8 +16,8 @@ install: $(STAMP)
 install-ray: $(STAMP)  # the ray extra is part of the dev install; this target is kept for clarity
 	$(BIN)/python -m pip install -q -e '.[ray]'
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+test: $(STAMP)  # one pytest worker per core, at most 4 (each holds a TensorFlow)
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
