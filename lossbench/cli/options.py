@@ -4,8 +4,9 @@ the settings (`settings.resolve_settings`)."""
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Callable
-from inspect import Parameter, signature
+from inspect import Parameter, Signature, signature
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +23,39 @@ from lossbench.settings import (
 def _option(kind: Any, *flags: str, **settings: Any) -> Any:
     """`Annotated[kind, typer.Option(*flags, **settings)]`: the type of one command-line option."""
     return Annotated[kind, typer.Option(*flags, **settings)]
+
+
+def _option_name(option: Any) -> str:
+    """The parameter name of an option type: its first flag without the dashes (`--batch-size`:
+    batch_size, `--prune/--no-prune`: prune), `--json` as `as_json`."""
+    flag = str(typing.get_args(option)[1].default).split("/")[0]
+    name = flag.lstrip("-").replace("-", "_")
+    return "as_json" if name == "json" else name
+
+
+def _group(doc: str, names: str, **types: Any) -> Callable[..., None]:
+    """A group of options shared by several commands (`with_options`): a function whose
+    signature declares the options `names` (space-separated) with their types (the `...Opt`
+    declared above, by `_option_name`; `types` where one name has two) and their defaults
+    (`settings.DEFAULTS`)."""
+    declared = {_option_name(v): v for k, v in globals().items() if k.endswith("Opt")}
+
+    def group() -> None:
+        pass
+
+    group.__doc__ = doc
+    group.__signature__ = Signature(  # type: ignore[attr-defined]
+        [
+            Parameter(
+                n,
+                Parameter.POSITIONAL_OR_KEYWORD,
+                default=DEFAULTS[n],
+                annotation=types.get(n, declared.get(n)),
+            )
+            for n in names.split()
+        ]
+    )
+    return group
 
 
 DataOpt = _option(
@@ -80,22 +114,11 @@ JsonOpt = _option(bool, "--json", help="Print the result as JSON on stdout.")
 ConfigOpt = _option(str | None, "--config", help="TOML file whose keys mirror the flags.")
 
 
-def dataset_options(
-    label_col: LabelColOpt = DEFAULTS["label_col"],
-    preset: PresetOpt = DEFAULTS["preset"],
-    nan_policy: NanPolicyOpt = DEFAULTS["nan_policy"],
-    drop_classes: DropClassesOpt = DEFAULTS["drop_classes"],
-    merge: MergeOpt = DEFAULTS["merge"],
-    min_class_count: MinClassOpt = DEFAULTS["min_class_count"],
-    no_cache: NoCacheOpt = DEFAULTS["no_cache"],
-    dedupe: DedupeOpt = DEFAULTS["dedupe"],
-    task: TaskOpt = DEFAULTS["task"],
-    negative: NegativeOpt = DEFAULTS["negative"],
-    split_by: SplitByOpt = DEFAULTS["split_by"],
-    test_data: TestDataOpt = DEFAULTS["test_data"],
-    label_map: LabelMapOpt = DEFAULTS["label_map"],
-) -> None:
-    """How to read a dataset: the options `inspect`, `run` and `compare` share."""
+dataset_options = _group(
+    """How to read a dataset: the options `inspect`, `run` and `compare` share.""",
+    "label_col preset nan_policy drop_classes merge min_class_count no_cache dedupe task "
+    "negative split_by test_data label_map",
+)
 
 
 def _on_command_line(ctx: typer.Context, name: str) -> bool:
@@ -218,32 +241,12 @@ PrecisionOpt = _option(
 )
 
 
-def training_options(
-    sample_frac: SampleFracOpt = DEFAULTS["sample_frac"],
-    split: SplitOpt = DEFAULTS["split"],
-    scaler: ScalerOpt = DEFAULTS["scaler"],
-    positive_label: PositiveOpt = DEFAULTS["positive_label"],
-    model: ModelOpt = DEFAULTS["model"],
-    model_param: ModelParamOpt = DEFAULTS["model_param"],
-    epochs: EpochsOpt = DEFAULTS["epochs"],
-    batch_size: BatchOpt = DEFAULTS["batch_size"],
-    lr: LrOpt = DEFAULTS["lr"],
-    clipnorm: ClipOpt = DEFAULTS["clipnorm"],
-    patience: PatienceOpt = DEFAULTS["patience"],
-    select: SelectOpt = DEFAULTS["select"],
-    far: FarOpt = DEFAULTS["far"],
-    device: DeviceOpt = DEFAULTS["device"],
-    jit: JitOpt = DEFAULTS["jit"],
-    precision: PrecisionOpt = DEFAULTS["precision"],
-    param: ParamOpt = DEFAULTS["param"],
-    out: OutOpt = DEFAULTS["out"],
-    tensorboard: TensorboardOpt = DEFAULTS["tensorboard"],
-    mlflow: MlflowOpt = DEFAULTS["mlflow"],
-    config: ConfigOpt = DEFAULTS["config"],
-    quiet: QuietOpt = DEFAULTS["quiet"],
-    as_json: JsonOpt = DEFAULTS["as_json"],
-) -> None:
-    """The other options `run` and `compare` share (after `dataset_options`)."""
+training_options = _group(
+    """The other options `run` and `compare` share (after `dataset_options`).""",
+    "sample_frac split scaler positive_label model model_param epochs batch_size lr clipnorm "
+    "patience select far device jit precision param out tensorboard mlflow config quiet "
+    "as_json",
+)
 
 
 LossOpt = _option(
@@ -254,12 +257,11 @@ LossOpt = _option(
 )
 
 
-def run_options(
-    loss: LossOpt = DEFAULTS["loss"],
-    data: DataOpt = DEFAULTS["data"],
-    seed: SeedOpt = DEFAULTS["seed"],
-) -> None:
-    """The options only `run` has (before the shared ones)."""
+run_options = _group(
+    """The options only `run` has (before the shared ones).""",
+    "loss data seed",
+    data=DataOpt,
+)
 
 
 LossesOpt = _option(
@@ -307,17 +309,8 @@ DataListOpt = _option(
 )
 
 
-def compare_options(
-    losses: LossesOpt = DEFAULTS["losses"],
-    seeds: SeedsOpt = DEFAULTS["seeds"],
-    baselines: BaselinesOpt = DEFAULTS["baselines"],
-    fresh: FreshOpt = DEFAULTS["fresh"],
-    plots: PlotsOpt = DEFAULTS["plots"],
-    tune: TuneOpt = DEFAULTS["tune"],
-    prune: PruneOpt = DEFAULTS["prune"],
-    executor: ExecutorOpt = DEFAULTS["executor"],
-    address: AddressOpt = DEFAULTS["address"],
-    gpus_per_run: GpusPerRunOpt = DEFAULTS["gpus_per_run"],
-    data: DataListOpt = DEFAULTS["data"],
-) -> None:
-    """The options only `compare` has (before the shared ones)."""
+compare_options = _group(
+    """The options only `compare` has (before the shared ones).""",
+    "losses seeds baselines fresh plots tune prune executor address gpus_per_run data",
+    data=DataListOpt,
+)
