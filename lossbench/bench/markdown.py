@@ -58,31 +58,48 @@ def to_markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines + _issue35_markdown(r))
 
 
+def _table_section(
+    title: str, target: str, columns: list[str], text_last: bool = False
+) -> list[str]:
+    """A bench.md section's opening: its title, the target, and the header of its table (the
+    first column text, the others numbers, the last text too with `text_last`)."""
+    align = ["---"] + ["---:"] * (len(columns) - 1)
+    if text_last:
+        align[-1] = "---"
+    return ["", f"## {title}", "", target, "", _row(columns), _row(align)]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def _precision_markdown(t: dict[str, Any]) -> list[str]:
     """The epochs under the compared (mixed) precision."""
     lines: list[str] = []
     for prec, rows in t.get("per_precision", {}).items():
-        lines += [
-            "",
-            f"## Training epoch under {prec} (same model, data and batches; stock Keras float32)",
-            "",
+        lines += _table_section(
+            f"Training epoch under {prec} (same model, data and batches; stock Keras float32)",
             "Target: every loss <= 0.75x float32 stock Keras; autobalance <= 0.75x its own "
             "float32 epoch.",
-            "",
-            "| loss | epoch s | x stock Keras float32 | x own float32 |",
-            "| --- | ---: | ---: | ---: |",
-        ]
+            ["loss", "epoch s", "x stock Keras float32", "x own float32"],
+        )
         stock = t.get("stock_per_precision", {}).get(prec)
         if stock is not None:  # not a target: what the precision gives stock Keras here
             lines.append(
                 f"| keras-stock-ce under {prec} (reference) | {stock['epoch_seconds_median']:.2f} "
                 f"| {stock['ratio_to_stock']:.3f} | {stock['ratio_to_own_float32']:.3f} |"
             )
-        for name, row in rows.items():
-            lines.append(
-                f"| {name} | {row['epoch_seconds_median']:.2f} | {row['ratio_to_stock']:.3f} | "
-                f"{row['ratio_to_own_float32']:.3f} |"
+        lines += [
+            _row(
+                [
+                    name,
+                    f"{row['epoch_seconds_median']:.2f}",
+                    f"{row['ratio_to_stock']:.3f}",
+                    f"{row['ratio_to_own_float32']:.3f}",
+                ]
             )
+            for name, row in rows.items()
+        ]
     return lines
 
 
@@ -92,23 +109,22 @@ def _quality_markdown(r: dict[str, Any]) -> list[str]:
     q = r.get("precision_quality")
     if q:
         p = q["precision"]
-        lines += [
-            "",
-            f"## Test macro-F1, float32 against {p} ({q['dataset']}, sample {q['sample_frac']}, "
+        lines += _table_section(
+            f"Test macro-F1, float32 against {p} ({q['dataset']}, sample {q['sample_frac']}, "
             f"{q['epochs']} epochs, seeds {','.join(map(str, q['seeds']))})",
-            "",
             f"Target: for every loss, the {p} 3-seed mean within the float32 runs' seed-to-seed "
             "standard deviation (|difference| <= float32 seed std).",
-            "",
-            f"| loss | float32 mean | float32 seed std | {p} mean | difference | within std |",
-            "| --- | ---: | ---: | ---: | ---: | --- |",
-        ]
-        for name, row in q["per_loss"].items():
-            lines.append(
-                f"| {name} | {row['float32_mean']:.4f} | {row['float32_seed_std']:.4f} | "
-                f"{row[p + '_mean']:.4f} | {row['difference']:+.4f} | "
-                f"{'yes' if row['within_seed_std'] else 'no'} |"
+            ["loss", "float32 mean", "float32 seed std", f"{p} mean", "difference", "within std"],
+            text_last=True,
+        )
+        means = ("float32_mean", "float32_seed_std", f"{p}_mean")
+        lines += [
+            _row(
+                [name, *(f"{row[k]:.4f}" for k in means), f"{row['difference']:+.4f}"]
+                + ["yes" if row["within_seed_std"] else "no"]
             )
+            for name, row in q["per_loss"].items()
+        ]
     return lines
 
 

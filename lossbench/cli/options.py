@@ -58,24 +58,38 @@ def _group(doc: str, names: str, **types: Any) -> Callable[..., None]:
     return group
 
 
-DataOpt = _option(
-    str | None,
-    "--data",
-    help="CSV (.csv/.csv.gz), Parquet, folder of CSVs, or a built-in dataset "
-    "(digits-lt, synthetic-cicids). Default: digits-lt.",
-)
+# Every option, declared once (the groups below and the commands' own signatures use them),
+# shortest declaration first.
+NanPolicyOpt = _option(choices.NanPolicy, "--nan-policy", help="Rows with missing features.")
+SampleFracOpt = _option(float | None, "--sample-frac", help="Stratified subsample fraction (0, 1].")
+SplitOpt = _option(str, "--split", help="train,val,test fractions.")
+ScalerOpt = _option(choices.Scaler, "--scaler", help="Feature scaling.")
+NoCacheOpt = _option(bool, "--no-cache", help="Bypass the prepared-array cache.")
+DedupeOpt = _option(bool, "--dedupe", help="Drop exact duplicate rows (features and label) first.")
+NegativeOpt = _option(str | None, "--negative", help="--task binary: the negative class (BENIGN).")
+SeedOpt = _option(int, "--seed", help="Seed for split, weights and batch order.")
+JsonOpt = _option(bool, "--json", help="Print the result as JSON on stdout.")
+ConfigOpt = _option(str | None, "--config", help="TOML file whose keys mirror the flags.")
+PlotOpt = _option(bool, "--plot", help="Also draw the figure into --out (PNG).")
+EpochsOpt = _option(int, "--epochs", help="Maximum epochs (>= 1).")
+BatchOpt = _option(int, "--batch-size", help="Mini-batch size (>= 1).")
+LrOpt = _option(float, "--lr", help="Adam learning rate.")
+DeviceOpt = _option(choices.Device, "--device", help="Training device.")
+OutOpt = _option(str, "--out", help="Results folder.")
+QuietOpt = _option(bool, "--quiet", "-q", help="Print only the result paths.")
+ClipOpt = _option(float, "--clipnorm", help="Global-norm gradient clip; 0 = off.")
+PositiveOpt = _option(str | None, "--positive-label", help="Binary tasks: the positive class.")
+JitOpt = _option(choices.Jit, "--jit", help="XLA compilation of the train step.")
+SeedsOpt = _option(str, "--seeds", help="Comma-separated seeds (3 or more for a test).")
+FreshOpt = _option(bool, "--fresh", help="Start a new experiment.")
+ExecutorOpt = _option(choices.Executor, "--executor", help="Where the runs train.")
+AddressOpt = _option(str | None, "--address", help="Ray cluster address (with --executor ray).")
+GpusPerRunOpt = _option(float, "--gpus-per-run", help="GPUs per Ray task (>= 0).")
 LabelColOpt = _option(
     str | None, "--label-col", help="Label column (default: Label, else the last)."
 )
 PresetOpt = _option(
     choices.Preset, "--preset", help="Dataset preset (auto: detect by column names)."
-)
-NanPolicyOpt = _option(choices.NanPolicy, "--nan-policy", help="Rows with missing features.")
-DropClassesOpt = _option(
-    str | None,
-    "--drop-classes",
-    help="Comma-separated classes to drop (preset default: "
-    "Heartbleed,Infiltration; pass '' to keep all).",
 )
 MergeOpt = _option(
     list[str] | None, "--merge", help="Merge labels, e.g. --merge 'Web Attack=Web Attack*'."
@@ -83,35 +97,122 @@ MergeOpt = _option(
 MinClassOpt = _option(
     int | None, "--min-class-count", help="Drop, with a warning, classes with fewer rows."
 )
-SampleFracOpt = _option(float | None, "--sample-frac", help="Stratified subsample fraction (0, 1].")
-SplitOpt = _option(str, "--split", help="train,val,test fractions.")
-ScalerOpt = _option(choices.Scaler, "--scaler", help="Feature scaling.")
-NoCacheOpt = _option(bool, "--no-cache", help="Bypass the prepared-array cache.")
-DedupeOpt = _option(bool, "--dedupe", help="Drop exact duplicate rows (features and label) first.")
-TaskOpt = _option(
-    choices.Task,
-    "--task",
-    help="binary: the negative class (--negative, default BENIGN) against every other class "
-    "merged into 'attack' (zero-day and cross-dataset detection).",
+LabelMapOpt = _option(
+    list[str] | None, "--label-map", help="Rename --test-data labels, e.g. 'DDOS attack-HOIC=DDoS'."
 )
-NegativeOpt = _option(str | None, "--negative", help="--task binary: the negative class (BENIGN).")
-SplitByOpt = _option(
-    str,
-    "--split-by",
-    help="random (stratified); order (row order); time[:COLUMN] (by timestamp); "
-    "group:COL[,COL] (every group in one split); files:TRAIN;VAL;TEST (file-name globs).",
+ModelParamOpt = _option(
+    list[str] | None, "--model-param", help="Parameter KEY=VALUE of your --model MODULE:ATTR."
+)
+PatienceOpt = _option(
+    int, "--patience", help="Early-stopping patience on the --select criterion; 0 disables."
+)
+FarOpt = _option(
+    str, "--far", help="False-alarm-rate targets of the operating points, e.g. 0.01,0.001."
+)
+ParamOpt = _option(
+    list[str] | None, "--param", help="Loss parameter KEY=VALUE (or LOSS.KEY=VALUE in compare)."
+)
+TensorboardOpt = _option(
+    bool, "--tensorboard", help="Also write TensorBoard logs into the run folder."
 )
 TestDataOpt = _option(
     str | None,
     "--test-data",
     help="Cross-dataset test: train and validate on --data, test on this file or folder.",
 )
-LabelMapOpt = _option(
-    list[str] | None, "--label-map", help="Rename --test-data labels, e.g. 'DDOS attack-HOIC=DDoS'."
+PrecisionOpt = _option(
+    choices.Precision,
+    "--precision",
+    help="Keras mixed precision for the network (losses and metrics stay float32).",
 )
-SeedOpt = _option(int, "--seed", help="Seed for split, weights and batch order.")
-JsonOpt = _option(bool, "--json", help="Print the result as JSON on stdout.")
-ConfigOpt = _option(str | None, "--config", help="TOML file whose keys mirror the flags.")
+DataOpt = _option(
+    str | None,
+    "--data",
+    help="CSV (.csv/.csv.gz), Parquet, folder of CSVs, or a built-in dataset "
+    "(digits-lt, synthetic-cicids). Default: digits-lt.",
+)
+DropClassesOpt = _option(
+    str | None,
+    "--drop-classes",
+    help="Comma-separated classes to drop (preset default: "
+    "Heartbleed,Infiltration; pass '' to keep all).",
+)
+TaskOpt = _option(
+    choices.Task,
+    "--task",
+    help="binary: the negative class (--negative, default BENIGN) against every other class "
+    "merged into 'attack' (zero-day and cross-dataset detection).",
+)
+SplitByOpt = _option(
+    str,
+    "--split-by",
+    help="random (stratified); order (row order); time[:COLUMN] (by timestamp); "
+    "group:COL[,COL] (every group in one split); files:TRAIN;VAL;TEST (file-name globs).",
+)
+ModelOpt = _option(
+    str,
+    "--model",
+    help="Network: cnn1d (paper Fig. 4), mlp, or your builder MODULE:ATTR "
+    "(build(n_features, n_classes, **params) -> keras.Model of logits).",
+)
+SelectOpt = _option(
+    choices.Select,
+    "--select",
+    help="Selection criterion on the validation split, the same for every loss (validation "
+    "NLL breaks ties of macro_f1).",
+)
+LossOpt = _option(
+    str,
+    "--loss",
+    help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
+    "(MODULE a module or a .py file).",
+)
+BaselinesOpt = _option(
+    str,
+    "--baselines",
+    help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
+    "(a depth-1 tree on the best single feature) show how hard the task is.",
+)
+PlotsOpt = _option(
+    choices.Plots,
+    "--plots",
+    help="summary: the summary's plots only (each run's: `lossbench report --plots "
+    "runs`); runs: each run's plots too.",
+)
+PruneOpt = _option(
+    bool,
+    "--prune/--no-prune",
+    help="With --tune: stop trials below the median of the completed ones at the same "
+    "epoch (Optuna MedianPruner after --patience epochs, the same for every method).",
+)
+DataListOpt = _option(
+    list[str] | None,
+    "--data",
+    help="As for `run`; repeat --data to compare on several datasets (one experiment "
+    "each). Default: digits-lt.",
+)
+LossesOpt = _option(
+    str,
+    "--losses",
+    help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
+    "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
+    "eleven built-in losses).",
+)
+TuneOpt = _option(
+    int,
+    "--tune",
+    help="Tune every method with N trials on seed 0's validation split (Optuna TPE, "
+    "objective: the --select criterion), then add '<method>@tuned' rows beside the "
+    "defaults; 0 = no tuning.",
+)
+MlflowOpt = _option(
+    str | None,
+    "--mlflow",
+    metavar="[TRACKING_URI]",
+    help="Also log the runs to MLflow: one run per lossbench run, nested under one per "
+    "experiment (settings, per-epoch history, test metrics, tables and plots). Without a "
+    "URI: a SQLite store in <out>/mlruns/. Needs the mlflow extra.",
+)
 
 
 dataset_options = _group(
@@ -172,7 +273,6 @@ WHOLE_DATASET = {
     "scaler": "minmax",
     "positive_label": None,
 }
-PlotOpt = _option(bool, "--plot", help="Also draw the figure into --out (PNG).")
 
 
 def plot_path(out: str) -> Any:
@@ -190,57 +290,6 @@ def plot_path(out: str) -> Any:
     return path
 
 
-EpochsOpt = _option(int, "--epochs", help="Maximum epochs (>= 1).")
-BatchOpt = _option(int, "--batch-size", help="Mini-batch size (>= 1).")
-LrOpt = _option(float, "--lr", help="Adam learning rate.")
-ModelOpt = _option(
-    str,
-    "--model",
-    help="Network: cnn1d (paper Fig. 4), mlp, or your builder MODULE:ATTR "
-    "(build(n_features, n_classes, **params) -> keras.Model of logits).",
-)
-ModelParamOpt = _option(
-    list[str] | None, "--model-param", help="Parameter KEY=VALUE of your --model MODULE:ATTR."
-)
-DeviceOpt = _option(choices.Device, "--device", help="Training device.")
-OutOpt = _option(str, "--out", help="Results folder.")
-PatienceOpt = _option(
-    int, "--patience", help="Early-stopping patience on the --select criterion; 0 disables."
-)
-SelectOpt = _option(
-    choices.Select,
-    "--select",
-    help="Selection criterion on the validation split, the same for every loss (validation "
-    "NLL breaks ties of macro_f1).",
-)
-FarOpt = _option(
-    str, "--far", help="False-alarm-rate targets of the operating points, e.g. 0.01,0.001."
-)
-ParamOpt = _option(
-    list[str] | None, "--param", help="Loss parameter KEY=VALUE (or LOSS.KEY=VALUE in compare)."
-)
-QuietOpt = _option(bool, "--quiet", "-q", help="Print only the result paths.")
-ClipOpt = _option(float, "--clipnorm", help="Global-norm gradient clip; 0 = off.")
-PositiveOpt = _option(str | None, "--positive-label", help="Binary tasks: the positive class.")
-TensorboardOpt = _option(
-    bool, "--tensorboard", help="Also write TensorBoard logs into the run folder."
-)
-MlflowOpt = _option(
-    str | None,
-    "--mlflow",
-    metavar="[TRACKING_URI]",
-    help="Also log the runs to MLflow: one run per lossbench run, nested under one per "
-    "experiment (settings, per-epoch history, test metrics, tables and plots). Without a "
-    "URI: a SQLite store in <out>/mlruns/. Needs the mlflow extra.",
-)
-JitOpt = _option(choices.Jit, "--jit", help="XLA compilation of the train step.")
-PrecisionOpt = _option(
-    choices.Precision,
-    "--precision",
-    help="Keras mixed precision for the network (losses and metrics stay float32).",
-)
-
-
 training_options = _group(
     """The other options `run` and `compare` share (after `dataset_options`).""",
     "sample_frac split scaler positive_label model model_param epochs batch_size lr clipnorm "
@@ -249,63 +298,10 @@ training_options = _group(
 )
 
 
-LossOpt = _option(
-    str,
-    "--loss",
-    help="Loss name (see `lossbench losses`) or your own: [ALIAS=]MODULE:ATTR "
-    "(MODULE a module or a .py file).",
-)
-
-
 run_options = _group(
     """The options only `run` has (before the shared ones).""",
     "loss data seed",
     data=DataOpt,
-)
-
-
-LossesOpt = _option(
-    str,
-    "--losses",
-    help="Comma-separated losses or data-level baselines (ce+ros, ce+rus, ce+smote, "
-    "ce+balanced-batches), your own losses as [ALIAS=]MODULE:ATTR, or 'all' (the "
-    "eleven built-in losses).",
-)
-SeedsOpt = _option(str, "--seeds", help="Comma-separated seeds (3 or more for a test).")
-BaselinesOpt = _option(
-    str,
-    "--baselines",
-    help="scikit-learn baselines: lr,rf,hgb; prior (the training class prior) and stump "
-    "(a depth-1 tree on the best single feature) show how hard the task is.",
-)
-FreshOpt = _option(bool, "--fresh", help="Start a new experiment.")
-PlotsOpt = _option(
-    choices.Plots,
-    "--plots",
-    help="summary: the summary's plots only (each run's: `lossbench report --plots "
-    "runs`); runs: each run's plots too.",
-)
-TuneOpt = _option(
-    int,
-    "--tune",
-    help="Tune every method with N trials on seed 0's validation split (Optuna TPE, "
-    "objective: the --select criterion), then add '<method>@tuned' rows beside the "
-    "defaults; 0 = no tuning.",
-)
-PruneOpt = _option(
-    bool,
-    "--prune/--no-prune",
-    help="With --tune: stop trials below the median of the completed ones at the same "
-    "epoch (Optuna MedianPruner after --patience epochs, the same for every method).",
-)
-ExecutorOpt = _option(choices.Executor, "--executor", help="Where the runs train.")
-AddressOpt = _option(str | None, "--address", help="Ray cluster address (with --executor ray).")
-GpusPerRunOpt = _option(float, "--gpus-per-run", help="GPUs per Ray task (>= 0).")
-DataListOpt = _option(
-    list[str] | None,
-    "--data",
-    help="As for `run`; repeat --data to compare on several datasets (one experiment "
-    "each). Default: digits-lt.",
 )
 
 
