@@ -17,7 +17,7 @@ install-ray: $(STAMP)  # the ray extra is part of the dev install; this target i
 	$(BIN)/python -m pip install -q -e '.[ray]'
 
 test: $(STAMP)  # one pytest worker per core, at most 4 (each holds a TensorFlow)
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
