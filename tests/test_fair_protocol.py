@@ -255,6 +255,7 @@ def test_report_on_runs_without_logits_or_validation_predictions_says_so(experim
     assert any("no validation predictions" in w for w in m["warnings"])
 
 
+@pytest.mark.slow  # about 45 s on 2 cores (the default 200-epoch budget): make test-slow runs it
 def test_default_budget_trains_a_small_rare_event_set_until_early_stopping(tmp_path, cli):
     """SPEC 5.1 "enough training": 1,500 rows, 2% positives, default settings, three seeds."""
     from sklearn.datasets import make_classification

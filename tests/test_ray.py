@@ -31,6 +31,8 @@ def _summaries(exp: Path) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow  # about 40 s on 2 cores (a Ray cluster's start): make test-slow runs it;
+# tests/test_executors.py runs the Ray task's body without Ray in make test
 def test_ray_executor_matches_local_executor(cli, tmp_path):
     local, ray_out = tmp_path / "local", tmp_path / "ray"
     assert cli("compare", "--out", local, *ARGS).code == 0
