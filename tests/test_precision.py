@@ -218,7 +218,9 @@ def test_a_step_traced_for_other_loss_values_gives_the_results_of_a_fresh_trace(
 
 
 def test_compare_leaves_run_plots_to_report(cli, tmp_path):
-    res = cli("compare", "--out", tmp_path, *FAST, "--losses", "ce,wce", "--epochs", "1")
+    res = cli(
+        "compare", "--out", tmp_path, *FAST, "--losses", "ce,wce", "--seeds", "0", "--epochs", "1"
+    )
     assert res.code == 0, res.err
     (exp,) = [p for p in tmp_path.iterdir() if (p / "experiment.json").exists()]
     assert (exp / "summary" / "plots" / "history_overlay.png").is_file()
