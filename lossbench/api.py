@@ -261,6 +261,7 @@ def run_settings(settings: CommandSettings, *, reporter: Any) -> tuple[Path, dic
 
     dopts, topts = settings.data, settings.train
     prepared = data_for_seed(dopts, dopts.seed)  # before TensorFlow: peak memories never add up
+    prepared.leakage()  # likewise: experiment.json's report reads every row
     from lossbench.losses.registry import resolve_methods  # Keras, and with it TensorFlow
     from lossbench.training import configure_device
 

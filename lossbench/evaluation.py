@@ -294,19 +294,22 @@ def reevaluate_run(run_dir: Path) -> str | None:
 # computed alike for every loss
 
 
-def posterior_np(loss: LossbenchLoss, logits: np.ndarray) -> np.ndarray:
+def posterior_np(
+    loss: LossbenchLoss, logits: np.ndarray, softmax_of_logits: np.ndarray | None = None
+) -> np.ndarray:
     """The class probabilities the loss's training makes consistent with the data's prior
     (SPEC 4.4), as float64 rows summing to 1.
 
     softmax(z) (computed in float64) for a loss that does not redefine `posterior`; otherwise the
-    loss's own `posterior(logits)` (e.g. softmax(z + tau log pi) for `la`).
+    loss's own `posterior(logits)` (e.g. softmax(z + tau log pi) for `la`). `softmax_of_logits`:
+    softmax(logits) where the caller has it already (not computed a second time).
     """
     import keras  # lazy: only a loss's own posterior needs it
 
     from lossbench.losses.base import LossbenchLoss
 
     if type(loss).posterior is LossbenchLoss.posterior:
-        return softmax(logits)
+        return softmax(logits) if softmax_of_logits is None else softmax_of_logits
     p = np.asarray(
         keras.ops.convert_to_numpy(loss.posterior(np.asarray(logits, np.float32))), np.float64
     )

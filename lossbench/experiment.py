@@ -351,6 +351,7 @@ def _check_compare(
     firsts = []
     for cfg in cfgs:
         first = data_for_seed(cfg.data, seeds[0])
+        first.leakage()  # it reads every row: before TensorFlow is loaded (issue 35)
         positive_index(first, cfg.data.positive_label)
         validate_losses(losses, per_loss, first.class_counts("train"), cfg.train.model)
         check_model_fits(

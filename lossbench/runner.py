@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from lossbench.config import DataOptions, Settings
+from lossbench.data.memory import release_mapped
 from lossbench.errors import InputError, RunError
 from lossbench.layout import LOG, tensorboard_dir
 from lossbench.store import (
@@ -258,6 +259,9 @@ def execute_loss_run(
             if result.status != "ok":
                 logger.error("run failed: %s", result.reason)
                 return _failed(run_dir, base, result.reason, reporter)
+            # a memory-mapped training split (the cache's) is not read again by this run: its
+            # pages leave the process's memory before the evaluation's arrays come (issue 35)
+            release_mapped(data.X_train)
             metrics = _evaluate_loss_run(run_dir, data, setup, base, cfg, topts)
             logger.info("test summary: %s", json.dumps(metrics["summary"], default=str))
         _finish(run_dir, logger, plots)
@@ -336,6 +340,7 @@ def _evaluate_loss_run(
     splits = []
     for ids, X, y in _test_and_val(data):
         z = setup.trainer.predict_logits(X)
+        release_mapped(X)  # read in full; a memory-mapped split leaves the process's memory
         splits.append(SplitPredictions(ids, np.asarray(y), z, posterior_np(setup.loss, z)))
     metrics = write_evaluation(
         run_dir,

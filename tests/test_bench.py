@@ -420,7 +420,13 @@ def test_size_and_tuning_targets_follow_the_figures():
 def test_bench_md_shows_the_size_and_tuning_figures_beside_their_targets():
     r = {**_full_result(), **_size_and_tuning(run_mb=2000, inspect_mb=1500, rows_ratio=0.9)}
     md = bench.to_markdown(r)
-    assert "| `lossbench run --epochs 1` | 2000 | 2.43 | <= 2.5 |" in md
+    row = "| `lossbench run --epochs 1` (first run: array cache empty) | 2000 | 2.43 | <= 2.5 |"
+    assert row in md
+    assert "--no-cache` (for reference)" not in md  # not measured: no row
+    size = r["size"]
+    size.update(run_no_cache={"peak_rss_mb": 2300.0, "exit_code": 0}, run_no_cache_ratio=2.8)
+    md = bench.to_markdown(r)
+    assert "| `lossbench run --epochs 1 --no-cache` (for reference) | 2300 | 2.80 | |" in md
     assert "| `lossbench inspect` | 1500 | 1.82 | <= 2 |" in md
     assert "ratio 0.90 (target >= 0.8)" in md
     assert "| ratio | 0.40 | 0.40 (target <= 0.5) |" in md

@@ -468,6 +468,7 @@ def test_cache_hit_miss_and_bypass(tmp_path: Path) -> None:
     base = opts(path)
     first = prepare(base)
     assert first.info["cache_hit"] is False
+    assert isinstance(first.X_train, np.memmap)  # the entry just written, memory-mapped
     assert len(_entries(root)) == 1
     second = prepare(base)
     assert second.info["cache_hit"] is True

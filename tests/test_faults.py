@@ -368,6 +368,7 @@ def test_same_size_corruption_of_a_cached_array_is_detected_and_rebuilt(tmp_path
     opts = DataOptions(data="digits-lt")
     first = prepare(opts)
     assert first.info["cache_hit"] is False
+    expected = np.array(first.X_train)  # first's arrays are the entry's files, memory-mapped
     (entry,) = (tmp_path / "cache" / "prepared").iterdir()
     target = entry / "X_train.npy"
     size = target.stat().st_size
@@ -375,12 +376,12 @@ def test_same_size_corruption_of_a_cached_array_is_detected_and_rebuilt(tmp_path
     raw[-64:] = bytes(64)  # zero the last 16 floats: same size, valid .npy header
     target.write_bytes(bytes(raw))
     assert target.stat().st_size == size
-    assert not np.array_equal(np.load(target), first.X_train)
+    assert not np.array_equal(np.load(target), expected)
 
     again = prepare(opts)
     assert again.info["cache_hit"] is False  # the damaged entry was not used
-    np.testing.assert_array_equal(np.asarray(again.X_train), first.X_train)
-    np.testing.assert_array_equal(np.load(target), first.X_train)  # rebuilt on disk
+    np.testing.assert_array_equal(np.asarray(again.X_train), expected)
+    np.testing.assert_array_equal(np.load(target), expected)  # rebuilt on disk
     third = prepare(opts)
     assert third.info["cache_hit"] is True
 

@@ -101,23 +101,40 @@ def size_scale(
 ) -> dict[str, Any]:
     """Peak RSS of `inspect` and of a 1-epoch `run` on a generated `n_rows`-row folder of 8
     CICIDS2017-format files, each as a ratio to the float32 feature matrix (rows x 77 x 4 B),
-    and the epoch's training rows per second against the same 1-epoch run on `small`."""
+    and the epoch's training rows per second against the same 1-epoch run on `small`.
+
+    The run is the default one, as a user's first run on the data goes: the array cache empty, so
+    it parses the CSVs, writes the cache and trains from its memory-mapped arrays. The same run
+    with `--no-cache` (every array in the process's own memory) is measured beside it."""
+    import shutil
+
     data = write_cicids_folder(folder / "data", n_rows)
     size_mb = sum(f.stat().st_size for f in (folder / "data").iterdir()) / 1e6
     matrix_mb = n_rows * FULL_RELEASE_FEATURES * 4 / 2**20
     dev = "gpu" if device.startswith("GPU") else "cpu"
-    env = {"LOSSBENCH_CACHE": str(folder / "cache")}
+    cache = folder / "cache"
+    shutil.rmtree(cache, ignore_errors=True)  # a first run: nothing cached
+    env = {"LOSSBENCH_CACHE": str(cache)}
     log(f"  {n_rows} rows in 8 files, {size_mb:.0f} MB of CSV; inspect ...")
     inspect = peak_memory_of_run(["inspect", "--data", str(data), "--json"], env=env)
-    common = ["--loss", "ce", "--epochs", "1", "--device", dev, "--quiet", "--no-cache"]
-    log(f"  inspect: {inspect['peak_rss_mb']:.0f} MB; 1-epoch run ...")
-    big = peak_memory_of_run(["run", *common, "--data", str(data), "--out", str(folder / "big")])
-    log(f"  run: {big['peak_rss_mb']:.0f} MB; the same run on {small} ...")
+    common = ["--loss", "ce", "--epochs", "1", "--device", dev, "--quiet"]
+
+    def run(name: str, source: str, *extra: str) -> dict[str, Any]:
+        shutil.rmtree(folder / name, ignore_errors=True)
+        args = ["run", *common, *extra, "--data", source, "--out", str(folder / name)]
+        return peak_memory_of_run(args, env=env)
+
+    log(f"  inspect: {inspect['peak_rss_mb']:.0f} MB; 1-epoch run (array cache empty) ...")
+    big = run("big", str(data))
+    log(f"  run: {big['peak_rss_mb']:.0f} MB; the same run with --no-cache ...")
+    uncached = run("big_no_cache", str(data), "--no-cache")
+    log(f"  run --no-cache: {uncached['peak_rss_mb']:.0f} MB; the same run on {small} ...")
     rows_big = _epoch_rows_per_second(folder / "big") if big["exit_code"] == 0 else (0, 0.0)
-    little = peak_memory_of_run(["run", *common, "--data", small, "--out", str(folder / "small")])
+    little = run("small", small)
     rows_small = _epoch_rows_per_second(folder / "small") if little["exit_code"] == 0 else (0, 0.0)
     for f in (folder / "data").iterdir():
         f.unlink()
+    shutil.rmtree(cache, ignore_errors=True)
     return {
         "n_rows": n_rows,
         "n_files": 8,
@@ -127,6 +144,8 @@ def size_scale(
         "inspect_ratio": inspect["peak_rss_mb"] / matrix_mb,
         "run": big,
         "run_ratio": big["peak_rss_mb"] / matrix_mb,
+        "run_no_cache": uncached,
+        "run_no_cache_ratio": uncached["peak_rss_mb"] / matrix_mb,
         "run_train_rows": rows_big[0],
         "run_rows_per_second": rows_big[1],
         "small": small,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lossbench.config import DataOptions, array_shaping
+from lossbench.data.memory import release_mapped
 
 #: Bumped whenever the preparation changes what it produces; old entries then miss.
 CACHE_FORMAT = 2
@@ -106,8 +107,14 @@ def entry_dir(root: Path, key: str) -> Path:
     return root / "prepared" / key
 
 
-def load_entry(root: Path, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """The arrays (read-only memory maps) and metadata of entry `key`, or None if absent/broken."""
+def load_entry(
+    root: Path, key: str, *, verify: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The arrays (read-only memory maps) and metadata of entry `key`, or None if absent/broken.
+
+    `verify`: each array checked against its checksum (then its pages are dropped from the
+    process's memory again: a split is read in when it is used, the test split at the end).
+    `prepare` reopens the entry it has just written without it."""
     folder = entry_dir(root, key)
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
@@ -125,9 +132,12 @@ def load_entry(root: Path, key: str) -> tuple[dict[str, np.ndarray], dict[str, A
     for name, shape in meta.get("shapes", {}).items():
         if list(arrays[name].shape) != shape:
             return None
-    sums = meta.get("checksums", {})
-    if any(sums.get(name) != checksum(arr) for name, arr in arrays.items()):
-        return None  # damaged since it was written: rebuilt by the caller
+    if verify:
+        sums = meta.get("checksums", {})
+        for name, arr in arrays.items():
+            if sums.get(name) != checksum(arr):
+                return None  # damaged since it was written: rebuilt by the caller
+            release_mapped(arr)
     return arrays, meta
 
 

@@ -72,3 +72,16 @@ def release_rows(column: np.ndarray, stop: int, start: int = 0) -> None:
     hi = len(buf) if end == len(buf) else end // page * page
     if hi > lo:
         buf.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+def release_mapped(array: Any) -> None:
+    """Drop the process's resident pages of a read-only memory-mapped array (`np.load(...,
+    mmap_mode="r")`, the array cache's): the data stays in the page cache and is read back on the
+    next access, but no longer counts in the process's memory. Any other array: nothing happens.
+
+    Used where a mapped split has been read in full and is not needed for a while: after the
+    cache's checksums, and after training (the training split)."""
+    mapped = getattr(array, "_mmap", None)
+    if isinstance(mapped, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        with contextlib.suppress(OSError, ValueError):
+            mapped.madvise(mmap.MADV_DONTNEED)

@@ -480,6 +480,12 @@ def prepare(opts: DataOptions) -> PreparedData:
             data.info["cache_path"] = str(folder.parent.parent)
         except OSError as exc:
             data.info["warnings"].append(f"could not write the cache in {root}: {exc}")
+        else:  # the arrays just written, memory-mapped: a split is resident while it is used
+            reopened = cache_mod.load_entry(root, key, verify=False)
+            if reopened is not None:
+                for name, mapped in reopened[0].items():
+                    setattr(data, name, mapped)
+        del arrays
     return data
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from lossbench.config import DataOptions
 from lossbench.data.ids import assign_splits, describe_splits, parse_split_by
 from lossbench.data.leakage import leakage_report
+from lossbench.data.memory import give_back_freed_memory, release_mapped
 from lossbench.data.presets import PRESETS
 from lossbench.data.split import Scaler, split_min_count, stratified_subsample
 from lossbench.data.table import (
@@ -77,6 +78,11 @@ class PreparedData:
             # --split-by's checks: groups shared between splits, train rows after the first test row
             checks = (self.info.get("split") or {}).get("checks") or {}
             self.info["leakage"].update(checks)
+            # the report read every row: memory-mapped splits leave the process's memory until
+            # they are used, and the report's temporaries go back to the system (issue 35)
+            for X in (self.X_train, self.X_val, self.X_test):
+                release_mapped(X)
+            give_back_freed_memory()
         return self.info["leakage"]
 
     def class_counts(self, split: str = "train") -> np.ndarray:

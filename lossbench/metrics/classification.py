@@ -148,11 +148,6 @@ def quick_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict
     }
 
 
-def _positive_masks(y_true: np.ndarray, n_classes: int) -> np.ndarray:
-    """Boolean (n, K): entry [i, k] is y_true[i] == k."""
-    return y_true[:, None] == np.arange(n_classes)[None, :]
-
-
 def roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """One-vs-rest AUROC of each column of `proba`, shape (K,); NaN where a class is absent or all.
 
@@ -163,17 +158,18 @@ def roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
     (`python scripts/bench_scores.py`); `evaluate` runs twice a run, and in most tests.
     """
     y_true = np.asarray(y_true, dtype=np.int64)
-    proba = np.asarray(proba, dtype=np.float64)
-    n, n_classes = proba.shape
-    positive = _positive_masks(y_true, n_classes)
-    n_pos = positive.sum(axis=0).astype(np.float64)
-    n_neg = n - n_pos
-    ranks = rankdata(proba, method="average", axis=0)
-    rank_sum = np.where(positive, ranks, 0.0).sum(axis=0)
-    defined = (n_pos > 0) & (n_neg > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return np.where(defined, auc, np.nan)
+    n, n_classes = np.shape(proba)
+    auc = np.full(n_classes, np.nan)
+    for k in range(n_classes):  # a column at a time: no (n, K) temporaries (issue 35)
+        positive = y_true == k
+        n_pos = float(positive.sum())
+        n_neg = n - n_pos
+        if n_pos == 0 or n_neg == 0:
+            continue
+        ranks = rankdata(np.asarray(proba[:, k], dtype=np.float64), method="average")
+        # ranks are multiples of 1/2, so their sum is exact in any order
+        auc[k] = (ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return auc
 
 
 def average_precision_ovr(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -190,23 +186,24 @@ def average_precision_ovr(y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
     are within the noise of each other).
     """
     y_true = np.asarray(y_true, dtype=np.int64)
-    proba = np.asarray(proba, dtype=np.float64)
-    n, n_classes = proba.shape
-    order = np.argsort(-proba, axis=0, kind="stable")
-    scores = np.take_along_axis(proba, order, axis=0)
-    positive = y_true[order] == np.arange(n_classes)[None, :]
-    tp_cum = np.cumsum(positive, axis=0, dtype=np.float64)
-    # The last row of each run of equal scores closes a threshold.
-    is_end = np.ones_like(positive)
-    is_end[:-1] = scores[:-1] != scores[1:]
-    tp_at_end = np.where(is_end, tp_cum, 0.0)
-    previous = np.zeros_like(tp_at_end)
-    previous[1:] = np.maximum.accumulate(tp_at_end, axis=0)[:-1]  # tp at the previous threshold
-    precision = tp_cum / np.arange(1, n + 1, dtype=np.float64)[:, None]
-    n_pos = tp_cum[-1] if n else np.zeros(n_classes)
-    area = np.where(is_end, (tp_cum - previous) * precision, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_pos > 0, area / n_pos, np.nan)
+    n, n_classes = np.shape(proba)
+    ap = np.full(n_classes, np.nan)
+    rank = np.arange(1, n + 1, dtype=np.float64)
+    for k in range(n_classes):  # a column at a time: no (n, K) temporaries (issue 35)
+        score = np.asarray(proba[:, k], dtype=np.float64)
+        order = np.argsort(-score, kind="stable")
+        score = score[order]
+        tp_cum = np.cumsum(y_true[order] == k, dtype=np.float64)
+        n_pos = tp_cum[-1] if n else 0.0
+        if n_pos == 0:
+            continue
+        # The last row of each run of equal scores closes a threshold.
+        is_end = np.ones(n, dtype=bool)
+        is_end[:-1] = score[:-1] != score[1:]
+        tp = tp_cum[is_end]  # true positives at each threshold, scores decreasing
+        recall_step = np.diff(tp, prepend=0.0)
+        ap[k] = (recall_step * (tp / rank[is_end])).sum() / n_pos
+    return ap
 
 
 def _mcc(y_true: np.ndarray, y_pred: np.ndarray, confusion: np.ndarray) -> tuple[float, bool]:

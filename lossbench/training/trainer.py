@@ -381,7 +381,7 @@ class Trainer:
         val_logits, val_losses = self._validation_outputs()
         val_losses = np.asarray(val_losses, dtype=np.float64)
         proba = softmax(val_logits)
-        posterior = posterior_np(self.loss, val_logits)
+        posterior = posterior_np(self.loss, val_logits, proba)
         scores = selection_scores(y_val, val_logits, posterior)
         self.loss.on_epoch_end(epoch, y_val, proba)
         row: dict[str, Any] = {
