@@ -241,3 +241,65 @@ def test_malloc_arenas_are_limited_unless_the_environment_says_otherwise(monkeyp
     assert limit_arenas() is True  # glibc accepted the setting
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_arenas() is False  # the user's setting stands
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Every CSV parsed on two threads (`csvchunks`), however small; yields the byte ranges
+    read, to tell which path a read took."""
+    import lossbench.data.csvchunks as csvchunks
+
+    monkeypatch.setattr(csvchunks, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(csvchunks.os, "cpu_count", lambda: 2)
+    ranges: list[tuple[int, int]] = []
+    real = csvchunks._ByteRange.__init__
+
+    def spy(self, path, start, end):
+        ranges.append((start, end))
+        real(self, path, start, end)
+
+    monkeypatch.setattr(csvchunks._ByteRange, "__init__", spy)
+    return ranges
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 50_000])
+def test_a_file_parsed_on_two_threads_equals_the_one_shot_read(day_folder, two_threads, chunk_rows):
+    df, info = read_table(day_folder, chunk_rows=chunk_rows)
+    assert len(two_threads) == 2 * 3  # two halves of each of the 3 files
+    _assert_same_table(df, _one_shot(day_folder))
+    assert info.n_empty_rows == 3 * N_EMPTY
+    assert [s["rows"] for s in info.sources] == [N_ROWS + N_EMPTY] * 3
+
+
+def test_the_shared_sample_parsed_on_two_threads_equals_the_one_shot_read(two_threads):
+    path = need_shared(CICIDS_SAMPLE)
+    df, _ = read_table(path, chunk_rows=1000)
+    assert len(two_threads) == 2
+    _assert_same_table(df, _one_shot(path))
+
+
+def test_a_quoted_file_is_parsed_on_one_thread(tmp_path, two_threads):
+    path = tmp_path / "q.csv"
+    rows = [f'{i},{i * 0.5},"a\nb"' if i == 3 else f"{i},{i * 0.5},x" for i in range(40)]
+    path.write_text("a,b,Label\n" + "\n".join(rows) + "\n")
+    df, _ = read_table(path, chunk_rows=5)
+    assert two_threads == []  # a quoted field may hold a line break: no split
+    assert len(df) == 40 and df["Label"].iloc[3] == "a\nb"
+
+
+def test_a_bad_row_in_the_second_half_is_named_by_its_line_in_the_file(tmp_path, two_threads):
+    from lossbench.errors import InputError
+
+    path = tmp_path / "bad.csv"
+    lines = ["a,b,Label"] + [f"{i},{i},x" for i in range(100)]
+    lines[90] = "1,2,3,4,5"  # line 91 of the file: too many fields
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as two:
+        read_table(path)
+    assert len(two_threads) == 2
+    import lossbench.data.csvchunks as csvchunks
+
+    csvchunks.PARALLEL_MIN_BYTES = 2**62  # one thread (monkeypatch restores the value)
+    with pytest.raises(InputError) as one:
+        read_table(path)
+    assert str(two.value) == str(one.value) and "line 91" in str(one.value)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from pandas._libs.parsers import STR_NA_VALUES
 
+from lossbench.data.csvchunks import Chunks, parse_chunks
 from lossbench.data.memory import give_back_freed_memory, owned_empty
 from lossbench.errors import InputError
 
@@ -375,7 +376,7 @@ def _read_one(
     if kind == "parquet":
         df, dups = _read_parquet(path)
         label, _ = resolve_label_col(list(df.columns), label_col, str(path))
-        chunks = _Chunks(list(df.columns), label)
+        chunks = Chunks(list(df.columns), label)
         chunks.add(df)
         labels = chunks.labels()
     else:
@@ -390,52 +391,9 @@ def _read_one(
     return column_parts, ids, dups, label, chunks.n_raw, int((~keep).sum())
 
 
-class _Chunks:
-    """The chunks of one file as they are parsed: numeric feature columns as float32 arrays,
-    other feature columns as Series, without the fully empty rows; the label column whole (its
-    bytes may still need repair, by position)."""
-
-    def __init__(self, names: list[str], label: str) -> None:
-        self.names = names
-        self.label = label
-        self.parts: dict[str, list[Any]] = {n: [] for n in names if n != label}
-        self.label_parts: list[pd.Series] = []
-        self.keep: list[np.ndarray] = []
-        self.n_raw = 0
-
-    def add(self, chunk: pd.DataFrame) -> None:
-        """Take one parsed chunk (it may be freed afterwards)."""
-        # Fully empty rows (CICIDS2017 day files end with some): the label is missing, so only
-        # rows without a label need the full check.
-        no_label = chunk[self.label].isna().to_numpy()
-        keep = np.ones(len(chunk), dtype=bool)
-        if no_label.any():
-            keep[no_label] = ~chunk.loc[no_label].isna().all(axis=1).to_numpy()
-        whole = bool(keep.all())
-        for name, column in self.parts.items():
-            s = chunk[name]
-            if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
-                values = s.to_numpy(dtype=np.float32)
-                column.append(values if whole else values[keep])
-            else:
-                column.append((s if whole else s[keep]).reset_index(drop=True))
-        self.label_parts.append(chunk[self.label].reset_index(drop=True))
-        self.keep.append(keep)
-        self.n_raw += len(chunk)
-
-    def labels(self) -> pd.Series:
-        """The label column of every row read (empty rows included)."""
-        if len(self.label_parts) == 1:
-            return self.label_parts[0]
-        parts = self.label_parts
-        if len({str(s.dtype) for s in parts}) > 1:  # e.g. a chunk of empty rows: float NaN
-            parts = [s.astype(object) for s in parts]
-        return pd.concat(parts, ignore_index=True)
-
-
 def _read_csv(
     path: Path, kind: str, head: bytes, label_col: str | None, chunk_rows: int
-) -> tuple[_Chunks, dict[str, int], pd.Series]:
+) -> tuple[Chunks, dict[str, int], pd.Series]:
     """A CSV file parsed in chunks: (the chunks, duplicated names, the repaired labels)."""
     raw_names, sep = _parse_header(path, head)
     names, dups = _dedupe(raw_names)
@@ -463,10 +421,10 @@ def _read_csv(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DtypeWarning: mixed types are diagnosed later
             try:
-                chunks = _parse_chunks(path, names, label, errors, chunk_rows, kwargs)
+                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs)
             except UnicodeDecodeError:
                 errors = "replace"
-                chunks = _parse_chunks(path, names, label, errors, chunk_rows, kwargs)
+                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs)
             labels = chunks.labels()
             if errors == "replace":
                 labels = _recover_labels(path, labels, label, kwargs)
@@ -480,23 +438,6 @@ def _read_csv(
     except (OSError, EOFError, ValueError) as exc:
         raise InputError(f"{path}: cannot read as CSV ({exc})") from None
     return chunks, dups, labels
-
-
-def _parse_chunks(
-    path: Path,
-    names: list[str],
-    label: str,
-    errors: str,
-    chunk_rows: int,
-    kwargs: dict[str, Any],
-) -> _Chunks:
-    chunks = _Chunks(names, label)
-    with pd.read_csv(
-        path, encoding="utf-8", encoding_errors=errors, chunksize=chunk_rows, **kwargs
-    ) as reader:
-        for chunk in reader:
-            chunks.add(chunk)
-    return chunks
 
 
 def _is_utf8(head: bytes) -> bool:
