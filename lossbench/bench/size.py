@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -106,8 +107,6 @@ def size_scale(
     The run is the default one, as a user's first run on the data goes: the array cache empty, so
     it parses the CSVs, writes the cache and trains from its memory-mapped arrays. The same run
     with `--no-cache` (every array in the process's own memory) is measured beside it."""
-    import shutil
-
     data = write_cicids_folder(folder / "data", n_rows)
     size_mb = sum(f.stat().st_size for f in (folder / "data").iterdir()) / 1e6
     matrix_mb = n_rows * FULL_RELEASE_FEATURES * 4 / 2**20

@@ -106,9 +106,9 @@ class _ByteRange(io.RawIOBase):
         super().close()
 
 
-def _halves(path: Path) -> list[tuple[int, int]] | None:
-    """Two byte ranges of the file, the second starting right after a line break, or None
-    where the file is parsed on one thread (small, a quote character somewhere, one line)."""
+def _second_half(path: Path) -> int | None:
+    """Where the file's second half starts (right after a line break), or None where the file
+    is parsed on one thread (small, a quote character somewhere, one line)."""
     size = path.stat().st_size
     if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2:
         return None
@@ -118,7 +118,7 @@ def _halves(path: Path) -> list[tuple[int, int]] | None:
         mid = mm.find(b"\n", size // 2)
     if mid == -1 or mid + 1 >= size:
         return None
-    return [(0, mid + 1), (mid + 1, size)]
+    return mid + 1
 
 
 def _parse_range(
@@ -142,21 +142,20 @@ def parse_chunks(
     kwargs: dict[str, Any],
 ) -> Chunks:
     """The file's chunks (`Chunks`), parsed by `pandas.read_csv(..., chunksize=chunk_rows,
-    **kwargs)`: on two threads, one half of the file each, where `_halves` allows it."""
-    halves = _halves(path) if kwargs.get("compression") is None else None
-    if halves is None:
+    **kwargs)`: on two threads, one half of the file each, where `_second_half` allows it."""
+    mid = _second_half(path) if kwargs.get("compression") is None else None
+    if mid is None:
         return _parse_range(path, names, label, errors, chunk_rows, kwargs)
-    (start, mid), (_, end) = halves
     rest = {**kwargs, "header": None}  # the second half has no header line
 
     def second() -> Chunks:
-        with io.BufferedReader(_ByteRange(path, mid, end)) as source:
+        with io.BufferedReader(_ByteRange(path, mid, path.stat().st_size)) as source:
             return _parse_range(source, names, label, errors, chunk_rows, rest)
 
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             later = pool.submit(second)
-            with io.BufferedReader(_ByteRange(path, start, mid)) as source:
+            with io.BufferedReader(_ByteRange(path, 0, mid)) as source:
                 first = _parse_range(source, names, label, errors, chunk_rows, kwargs)
             return merge([first, later.result()])
     except UnicodeDecodeError:

@@ -485,7 +485,6 @@ def prepare(opts: DataOptions) -> PreparedData:
             if reopened is not None:
                 for name, mapped in reopened[0].items():
                     setattr(data, name, mapped)
-        del arrays
     return data
 
 
