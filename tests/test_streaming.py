@@ -303,3 +303,62 @@ def test_a_bad_row_in_the_second_half_is_named_by_its_line_in_the_file(tmp_path,
     with pytest.raises(InputError) as one:
         read_table(path)
     assert str(two.value) == str(one.value) and "line 91" in str(one.value)
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """The `errors` argument of every parse of a CSV file (`parse_chunks`), in order."""
+    import lossbench.data.load as load
+
+    seen: list[str] = []
+    real = load.parse_chunks
+
+    def spy(path, names, label, errors, *args, **kwargs):
+        seen.append(errors)
+        return real(path, names, label, errors, *args, **kwargs)
+
+    monkeypatch.setattr(load, "parse_chunks", spy)
+    return seen
+
+
+def _file_with_late_label(path: Path, label: bytes) -> Path:
+    """2000 ASCII rows (about 36 KB, far more than the 8 KB head) and a last row labelled
+    `label`."""
+    rows = [b"%d,%d.5,BENIGN" % (i, i) for i in range(2000)] + [b"7,8.5," + label]
+    path.write_bytes(b"Flow Duration,Flow Bytes/s,Label\n" + b"\n".join(rows) + b"\n")
+    return path
+
+
+def test_a_cp1252_byte_far_from_the_head_costs_one_parse(tmp_path, parses):
+    # The strict parse used to meet the byte at the end and start the file again.
+    df, _ = read_table(_file_with_late_label(tmp_path / "w.csv", b"Web Attack \x96 XSS"))
+    assert parses == ["replace"]
+    assert normalise_label(df["Label"].iloc[-1]) == "Web Attack - XSS"
+    assert len(df) == 2001 and df["Flow Bytes/s"].iloc[-1] == np.float32(8.5)
+
+
+def test_utf8_text_far_from_the_head_is_read_strictly_and_exactly(tmp_path, parses):
+    df, _ = read_table(_file_with_late_label(tmp_path / "u.csv", "Café".encode()))
+    assert parses == ["strict"]
+    assert df["Label"].iloc[-1] == "Café"
+
+
+@pytest.mark.parametrize(
+    ("data", "quoted", "utf8"),
+    [
+        (b"", False, True),
+        (b"a,b\n1,2\n" * 5, False, True),
+        (b'a,b\n1,"x"\n', True, True),
+        ("a,b\n1,çé\n".encode() * 5, False, True),  # characters straddle the 16-byte blocks
+        (b"a,b\n1,2\n" * 5 + b"1,\x96\n", False, False),
+        (b"a,b\n1,\xc3", False, False),  # a character cut off at the end
+        (b"\x96,b\n" + b'1,"2"\n' * 9, True, False),  # quotes still found after bad bytes
+    ],
+)
+def test_scan_bytes_finds_quotes_and_tells_utf8(tmp_path, monkeypatch, data, quoted, utf8):
+    import lossbench.data.csvchunks as csvchunks
+
+    monkeypatch.setattr(csvchunks, "_SCAN_BYTES", 16)
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert csvchunks.scan_bytes(path) == csvchunks.ByteScan(quoted=quoted, utf8=utf8)

@@ -12,10 +12,12 @@ on one thread, whose error names the right line.
 
 from __future__ import annotations
 
+import codecs
 import io
 import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,54 @@ import pandas as pd
 #: Files smaller than this are parsed on one thread (the second reader's start-up would cost
 #: more than it saves).
 PARALLEL_MIN_BYTES = 32 * 2**20
+#: Bytes read at a time by `scan_bytes`.
+_SCAN_BYTES = 8 * 2**20
+
+
+@dataclass(frozen=True)
+class ByteScan:
+    """What one pass over a plain file's bytes found (`scan_bytes`)."""
+
+    quoted: bool  # a quote character somewhere: no field may be split between two readers
+    utf8: bool  # the bytes decode as UTF-8: pandas may read the text strictly
+
+
+def scan_bytes(path: Path) -> ByteScan:
+    """One pass over a plain (not compressed) file's bytes, before it is parsed: whether a
+    quote character occurs, and whether the bytes decode as UTF-8."""
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return ByteScan(quoted=False, utf8=True)
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            return ByteScan(quoted=mm.find(b'"') != -1, utf8=_decodes(mm))
+
+
+def _decodes(mm: mmap.mmap) -> bool:
+    """Whether the bytes decode as UTF-8: ASCII blocks (their largest byte under 0x80) pass at
+    memory speed; from the first block that is not, the rest is decoded incrementally (a
+    character may straddle two blocks)."""
+    data = np.frombuffer(mm, dtype=np.uint8)
+    try:
+        start = next(
+            (
+                s
+                for s in range(0, len(data), _SCAN_BYTES)
+                if data[s : s + _SCAN_BYTES].max() >= 0x80
+            ),
+            None,
+        )
+    finally:
+        del data  # the map cannot close while an array uses it
+    if start is None:
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for s in range(start, len(mm), _SCAN_BYTES):
+            decoder.decode(mm[s : s + _SCAN_BYTES])
+        decoder.decode(b"", final=True)  # a character cut off at the end of the file
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class Chunks:
@@ -106,14 +156,15 @@ class _ByteRange(io.RawIOBase):
         super().close()
 
 
-def _second_half(path: Path) -> int | None:
+def _second_half(path: Path, quoted: bool | None = None) -> int | None:
     """Where the file's second half starts (right after a line break), or None where the file
-    is parsed on one thread (small, a quote character somewhere, one line)."""
+    is parsed on one thread (small, a quote character somewhere, one line). `quoted`: whether
+    the file holds a quote character, where `scan_bytes` already found out."""
     size = path.stat().st_size
-    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2:
+    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2 or quoted:
         return None
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if mm.find(b'"') != -1:
+        if quoted is None and mm.find(b'"') != -1:
             return None
         mid = mm.find(b"\n", size // 2)
     if mid == -1 or mid + 1 >= size:
@@ -140,10 +191,12 @@ def parse_chunks(
     errors: str,
     chunk_rows: int,
     kwargs: dict[str, Any],
+    quoted: bool | None = None,
 ) -> Chunks:
     """The file's chunks (`Chunks`), parsed by `pandas.read_csv(..., chunksize=chunk_rows,
-    **kwargs)`: on two threads, one half of the file each, where `_second_half` allows it."""
-    mid = _second_half(path) if kwargs.get("compression") is None else None
+    **kwargs)`: on two threads, one half of the file each, where `_second_half` allows it
+    (`quoted`: what `scan_bytes` found, where it was called)."""
+    mid = _second_half(path, quoted) if kwargs.get("compression") is None else None
     if mid is None:
         return _parse_range(path, names, label, errors, chunk_rows, kwargs)
     rest = {**kwargs, "header": None}  # the second half has no header line

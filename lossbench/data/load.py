@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pandas._libs.parsers import STR_NA_VALUES
 
-from lossbench.data.csvchunks import Chunks, parse_chunks
+from lossbench.data.csvchunks import Chunks, parse_chunks, scan_bytes
 from lossbench.data.memory import give_back_freed_memory, owned_empty
 from lossbench.errors import InputError
 
@@ -414,17 +414,23 @@ def _read_csv(
         compression="gzip" if kind == "gzip" else None,
     )
     # Strict UTF-8 keeps pandas on its fast path (Arrow strings validated in bulk); undecodable
-    # bytes need a second read that replaces them (U+FFFD), and exact label text is then
-    # recovered from the raw bytes where it matters (see `_recover_labels`).
-    errors = "strict" if _is_utf8(head) else "replace"
+    # bytes need a read that replaces them (U+FFFD), and exact label text is then recovered from
+    # the raw bytes where it matters (see `_recover_labels`). A plain file's bytes are checked in
+    # one pass first (`scan_bytes`), so that one whose undecodable bytes lie far from its head
+    # (CICIDS2017's web-attack day) is parsed once; a gzip file's head decides, and a strict
+    # parse that meets such bytes later is done again.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DtypeWarning: mixed types are diagnosed later
+            scan = scan_bytes(path) if kind == "csv" else None
+            utf8 = scan.utf8 if scan is not None else _is_utf8(head)
+            errors = "strict" if utf8 else "replace"
+            quoted = scan.quoted if scan is not None else None
             try:
-                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs)
+                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs, quoted)
             except UnicodeDecodeError:
                 errors = "replace"
-                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs)
+                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs, quoted)
             labels = chunks.labels()
             if errors == "replace":
                 labels = _recover_labels(path, labels, label, kwargs)
