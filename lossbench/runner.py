@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from lossbench.config import DataOptions, Settings
-from lossbench.data.memory import release_mapped
+from lossbench.data.memory import give_back_freed_memory, release_mapped
 from lossbench.errors import InputError, RunError
 from lossbench.layout import LOG, tensorboard_dir
 from lossbench.store import (
@@ -172,6 +172,7 @@ def write_evaluation(
     names = list(data.class_names) + unseen
     test, val = (with_unseen_classes(split, len(unseen)) for split in (test, val))
     write_predictions(run_dir, test, val)
+    give_back_freed_memory(arrow=True)  # the prediction tables' Arrow buffers, before the metrics
     metrics = {**metrics_base, "status": "ok", "reason": None, "far_targets": list(far_targets)}
     metrics["class_names"] = names
     # the split's own class counts (before any resampling of a method): the head/medium/tail

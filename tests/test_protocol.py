@@ -201,6 +201,17 @@ def test_temperature_matches_an_independent_scipy_fit(seed, sharpen):
     assert nll(T) <= nll(1.0)
 
 
+def test_the_temperature_fitted_block_by_block_is_the_whole_splits(monkeypatch):
+    # fit_temperature's objective takes rows a block at a time (memory at 2.8 M flows); every
+    # step of it is per row, so the temperature is the one fitted on the whole split at once
+    import lossbench.metrics.protocol as protocol
+
+    y, logp = _miscalibrated(3, 2.5, n=1000)
+    whole = fit_temperature(logp, y)
+    monkeypatch.setattr(protocol, "_NLL_ROWS", 7)  # 143 blocks, the last of 6 rows
+    assert fit_temperature(logp, y) == whole
+
+
 def test_temperature_scale_is_softmax_of_scaled_log_posterior():
     y, logp = _miscalibrated(2, 2.0, n=50)
     out = temperature_scale(logp, 1.7)

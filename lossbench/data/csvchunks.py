@@ -41,40 +41,27 @@ class ByteScan:
 
 def scan_bytes(path: Path) -> ByteScan:
     """One pass over a plain (not compressed) file's bytes, before it is parsed: whether a
-    quote character occurs, and whether the bytes decode as UTF-8."""
+    quote character occurs, and whether the bytes decode as UTF-8. Blocks of ASCII bytes pass
+    at memory speed; from the first block that is not ASCII, the rest is decoded incrementally
+    (a character may straddle two blocks)."""
+    quoted, utf8, decoder = False, True, None
+    buf = bytearray(_SCAN_BYTES)
     with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return ByteScan(quoted=False, utf8=True)
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return ByteScan(quoted=mm.find(b'"') != -1, utf8=_decodes(mm))
-
-
-def _decodes(mm: mmap.mmap) -> bool:
-    """Whether the bytes decode as UTF-8: ASCII blocks (their largest byte under 0x80) pass at
-    memory speed; from the first block that is not, the rest is decoded incrementally (a
-    character may straddle two blocks)."""
-    data = np.frombuffer(mm, dtype=np.uint8)
-    try:
-        start = next(
-            (
-                s
-                for s in range(0, len(data), _SCAN_BYTES)
-                if data[s : s + _SCAN_BYTES].max() >= 0x80
-            ),
-            None,
-        )
-    finally:
-        del data  # the map cannot close while an array uses it
-    if start is None:
-        return True
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        for s in range(start, len(mm), _SCAN_BYTES):
-            decoder.decode(mm[s : s + _SCAN_BYTES])
-        decoder.decode(b"", final=True)  # a character cut off at the end of the file
-    except UnicodeDecodeError:
-        return False
-    return True
+        while not (quoted and not utf8) and (n := fh.readinto(buf)):
+            block = buf if n == len(buf) else buf[:n]  # a copy for the last, short block only
+            quoted = quoted or block.find(b'"') != -1
+            if utf8 and (decoder is not None or not block.isascii()):
+                decoder = decoder or codecs.getincrementaldecoder("utf-8")()
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8 and decoder is not None:
+        try:
+            decoder.decode(b"", final=True)  # a character cut off at the end of the file
+        except UnicodeDecodeError:
+            utf8 = False
+    return ByteScan(quoted=quoted, utf8=utf8)
 
 
 class Chunks:

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lossbench.data.memory import release_mapped
 from lossbench.evaluation import (
     history_scores,
     posterior_np,
@@ -290,6 +291,7 @@ class Trainer:
         With a bi-level loss (AutoBalance) a stratified 20% of the training split, fixed by the
         seed, becomes the upper-level data and the model trains on the other 80% (SPEC 4.3).
         """
+        self._mapped = (X_train, X_val)  # as given: memory-mapped from the cache, or not
         X_train, y_train = np.asarray(X_train), np.asarray(y_train)
         if self.upper_vars:
             lower, upper = carve_upper_split(y_train, self.opts.seed, self.n_classes)
@@ -451,7 +453,11 @@ class Trainer:
         """Train one epoch and validate: the epoch's history row."""
         t0 = time.perf_counter()
         train_loss = self.train_epoch(epoch)
+        # A memory-mapped split, once read in full, leaves the process's memory until it is read
+        # again: the training split is not resident while the validation split is predicted.
+        release_mapped(self._mapped[0])
         val = self.validate(epoch)
+        release_mapped(self._mapped[1])
         row: dict[str, Any] = {"epoch": epoch + 1, "loss": train_loss, **val}
         row["lr"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
         row["seconds"] = time.perf_counter() - t0
