@@ -39,29 +39,37 @@ class ByteScan:
     utf8: bool  # the bytes decode as UTF-8: pandas may read the text strictly
 
 
-def scan_bytes(path: Path) -> ByteScan:
+def scan_bytes(path: Path, *, decode: bool = True) -> ByteScan:
     """One pass over a plain (not compressed) file's bytes, before it is parsed: whether a
-    quote character occurs, and whether the bytes decode as UTF-8. Blocks of ASCII bytes pass
-    at memory speed; from the first block that is not ASCII, the rest is decoded incrementally
-    (a character may straddle two blocks)."""
-    quoted, utf8, decoder = False, True, None
-    buf = bytearray(_SCAN_BYTES)
+    quote character occurs, and, with `decode`, whether the bytes decode as UTF-8 (without it
+    `utf8` is False unchecked: the caller knows they do not). Blocks of ASCII bytes pass at
+    memory speed; from the first block that is not ASCII, the rest is decoded incrementally (a
+    character may straddle two blocks)."""
     with open(path, "rb") as fh:
-        while not (quoted and not utf8) and (n := fh.readinto(buf)):
-            block = buf if n == len(buf) else buf[:n]  # a copy for the last, short block only
-            quoted = quoted or block.find(b'"') != -1
-            if utf8 and (decoder is not None or not block.isascii()):
-                decoder = decoder or codecs.getincrementaldecoder("utf-8")()
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError:
-                    utf8 = False
-    if utf8 and decoder is not None:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return ByteScan(quoted=False, utf8=True)
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            return ByteScan(quoted=mm.find(b'"') != -1, utf8=decode and _decodes(mm))
+
+
+def _decodes(mm: mmap.mmap) -> bool:
+    """Whether the mapped bytes decode as UTF-8 (see `scan_bytes`)."""
+    decoder = None
+    for start in range(0, len(mm), _SCAN_BYTES):
+        block = mm[start : start + _SCAN_BYTES]
+        if decoder is None and block.isascii():
+            continue
+        decoder = decoder or codecs.getincrementaldecoder("utf-8")()
         try:
-            decoder.decode(b"", final=True)  # a character cut off at the end of the file
+            decoder.decode(block)
         except UnicodeDecodeError:
-            utf8 = False
-    return ByteScan(quoted=quoted, utf8=utf8)
+            return False
+    try:
+        if decoder is not None:
+            decoder.decode(b"", final=True)  # a character cut off at the end of the file
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class Chunks:
@@ -143,20 +151,18 @@ class _ByteRange(io.RawIOBase):
         super().close()
 
 
-def _second_half(path: Path, quoted: bool | None = None) -> int | None:
+def _second_half(path: Path, quoted: bool) -> int | None:
     """Where the file's second half starts (right after a line break), or None where the file
-    is parsed on one thread (small, a quote character somewhere, one line). `quoted`: whether
-    the file holds a quote character, where `scan_bytes` already found out."""
+    is parsed on one thread (small, `quoted`: a quote character somewhere, as `scan_bytes` found;
+    one line)."""
     size = path.stat().st_size
     if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2 or quoted:
         return None
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if quoted is None and mm.find(b'"') != -1:
-            return None
-        mid = mm.find(b"\n", size // 2)
-    if mid == -1 or mid + 1 >= size:
-        return None
-    return mid + 1
+    with open(path, "rb") as fh:
+        fh.seek(size // 2)
+        fh.readline()  # to the end of the line the middle falls in
+        mid = fh.tell()
+    return mid if mid < size else None
 
 
 def _parse_range(
@@ -178,11 +184,12 @@ def parse_chunks(
     errors: str,
     chunk_rows: int,
     kwargs: dict[str, Any],
-    quoted: bool | None = None,
+    quoted: bool,
 ) -> Chunks:
     """The file's chunks (`Chunks`), parsed by `pandas.read_csv(..., chunksize=chunk_rows,
     **kwargs)`: on two threads, one half of the file each, where `_second_half` allows it
-    (`quoted`: what `scan_bytes` found, where it was called)."""
+    (`quoted`: whether the file holds a quote character, as `scan_bytes` found; True for a
+    compressed file, which is never split)."""
     mid = _second_half(path, quoted) if kwargs.get("compression") is None else None
     if mid is None:
         return _parse_range(path, names, label, errors, chunk_rows, kwargs)

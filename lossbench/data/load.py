@@ -415,17 +415,17 @@ def _read_csv(
     )
     # Strict UTF-8 keeps pandas on its fast path (Arrow strings validated in bulk); undecodable
     # bytes need a read that replaces them (U+FFFD), and exact label text is then recovered from
-    # the raw bytes where it matters (see `_recover_labels`). A plain file whose head decodes
-    # has its bytes checked in one pass first (`scan_bytes`), so that one whose undecodable bytes
-    # lie far from its head (CICIDS2017's web-attack day) is parsed once; a gzip file's head
-    # decides, and a strict parse that meets such bytes later is done again.
+    # the raw bytes where it matters (see `_recover_labels`). A plain file's bytes are checked in
+    # one pass first (`scan_bytes`; decoded only where its head decodes), so that one whose
+    # undecodable bytes lie far from its head (CICIDS2017's web-attack day) is parsed once; a gzip
+    # file's head decides, and a strict parse that meets such bytes later is done again.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DtypeWarning: mixed types are diagnosed later
             utf8 = _is_utf8(head)
-            scan = scan_bytes(path) if kind == "csv" and utf8 else None
-            errors = "strict" if utf8 and (scan is None or scan.utf8) else "replace"
-            quoted = scan.quoted if scan is not None else None
+            scan = scan_bytes(path, decode=utf8) if kind == "csv" else None
+            errors = "strict" if (scan.utf8 if scan is not None else utf8) else "replace"
+            quoted = scan is None or scan.quoted
             try:
                 chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs, quoted)
             except UnicodeDecodeError:

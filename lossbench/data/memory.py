@@ -80,8 +80,9 @@ def release_mapped(array: Any) -> None:
     next access, but no longer counts in the process's memory. Any other array: nothing happens.
 
     Used where a mapped split has been read in full and is not needed for a while: after the
-    cache's checksums, after the leakage report, after training (the training split) and after
-    a split's predictions."""
+    cache's checksums, after the leakage report, after each epoch's training (the training
+    split) and validation (the validation split), after training (the split a method was
+    resampled from) and after a split's predictions."""
     mapped = getattr(array, "_mmap", None)
     if isinstance(mapped, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
         with contextlib.suppress(OSError, ValueError):
