@@ -362,3 +362,76 @@ def test_scan_bytes_finds_quotes_and_tells_utf8(tmp_path, monkeypatch, data, quo
     path = tmp_path / "f.csv"
     path.write_bytes(data)
     assert csvchunks.scan_bytes(path) == csvchunks.ByteScan(quoted=quoted, utf8=utf8)
+
+
+def _float_columns(df: pd.DataFrame) -> list[np.ndarray]:
+    return [df[c].to_numpy() for c in df.columns if df[c].dtype == np.float32]
+
+
+def _owners(df: pd.DataFrame) -> set[int]:
+    """Where the memory the table's float32 columns are views of begins."""
+    return {col.base.ctypes.data for col in _float_columns(df) if col.base is not None}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_plain_folders_numbers_are_written_in_place_not_joined(
+    day_folder, monkeypatch, threads, request
+):
+    """Every float32 column of a folder of plain CSV files is a view of one slab (`Slab`): the
+    chunks' numbers were written at their rows' places, across the files' empty trailing rows,
+    with no joining copy; the table is the one-shot read's."""
+    if threads == 2:
+        request.getfixturevalue("two_threads")
+    import lossbench.data.load as load
+
+    monkeypatch.setattr(load, "CHUNK_ROWS", 11)
+    copies: list[int] = []
+    real = load.owned_empty
+    monkeypatch.setattr(load, "owned_empty", lambda n, dtype: copies.append(n) or real(n, dtype))
+    df, _ = read_table(day_folder)
+    _assert_same_table(df, _one_shot(day_folder))
+    assert len(_owners(df)) == 1 and len(_float_columns(df)) == 78
+    assert copies == []  # no column was copied to join its chunks
+
+
+def test_empty_rows_in_the_first_half_leave_a_gap_the_later_rows_close(tmp_path, two_threads):
+    """Empty rows dropped early in the first half of a file parsed on two threads: the second
+    half's rows, written after the places counted for the empty ones, move down over them."""
+    lines = ["a,b,Label"] + [f"{i},{i * 0.5},x{i % 3}" for i in range(200)]
+    lines[5:5] = [",,"] * 30  # 30 empty rows near the start
+    path = tmp_path / "gaps.csv"
+    path.write_text("\n".join(lines) + "\n")
+    df, info = read_table(path, chunk_rows=16)
+    assert len(two_threads) == 2 and info.n_empty_rows == 30
+    _assert_same_table(df, _one_shot(path))
+    assert len(_owners(df)) == 1
+
+
+@pytest.mark.parametrize("end", ["\r", "\n"])
+def test_rows_that_do_not_fit_the_counted_lines_are_copied_as_before(tmp_path, end):
+    """Lines that end in a lone carriage return count no line break: the rows do not fit the
+    places counted for them, keep arrays of their own, and the columns are copied; lines that
+    end in a line break fit. The table is pandas' either way."""
+    path = tmp_path / "cr.csv"
+    path.write_bytes(end.join(["a,b,Label"] + [f"{i},{i / 4},y" for i in range(50)]).encode())
+    df, _ = read_table(path, chunk_rows=8)
+    ref = pd.read_csv(path)
+    np.testing.assert_array_equal(df["a"].to_numpy(), ref["a"].to_numpy(np.float32))
+    np.testing.assert_array_equal(df["b"].to_numpy(), ref["b"].to_numpy(np.float32))
+    assert len(df) == 50 and (len(_owners(df)) == 1) == (end == "\n")
+
+
+def test_a_column_with_text_in_one_chunk_is_joined_and_its_slab_pages_given_back(tmp_path):
+    """A numeric column whose later chunk holds text is joined as text (and diagnosed later);
+    the numbers its first chunks wrote to the slab are given back (they read 0)."""
+    rows = [f"{i},{i + 0.25},z" for i in range(3000)]
+    rows[2990] = "oops,1.5,z"
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join(["a,b,Label", *rows]) + "\n")
+    df, _ = read_table(path, chunk_rows=1000)
+    assert df["a"].dtype == object and df["a"].iloc[2990] == "oops"
+    assert float(df["a"].iloc[2000]) == 2000.0
+    b = df["b"].to_numpy()
+    slab = b.base  # columns a and b, in this order
+    assert slab.ctypes.data == b.ctypes.data - len(slab) // 2 * 4
+    assert (slab[1024:2048] == 0).all()  # column a's whole pages were given back

@@ -1,13 +1,21 @@
 """A CSV file parsed in chunks (`load.read_table`'s streaming reader), on two threads where the
-file allows it.
+file allows it, each chunk's numbers written straight to their rows' places in the table.
 
 pandas' C parser tokenises and converts numbers with the GIL released, so two readers, each over
 one half of the file's bytes (split at a line break), parse it on two cores: a 218 MB
-CICIDS2017-format file in 0.87-1.02 s against 1.25-1.28 s one after the other (issue 35; bare
-`pandas.read_csv` of the file: 1.0-1.35 s). Only for a plain (not gzip) file of at least
-`PARALLEL_MIN_BYTES` with no quote character anywhere, so that no field can hold a line break
-and a half starts at a row; should a half fail to parse, the file is parsed again from the start
-on one thread, whose error names the right line.
+CICIDS2017-format file in 0.87-1.02 s against 1.25-1.28 s one after the other (issue 35). Only for
+a plain (not gzip) file of at least `PARALLEL_MIN_BYTES` with no quote character anywhere, so that
+no field can hold a line break and a half starts at a row; should a half fail to parse, the file
+is parsed again from the start on one thread, whose error names the right line.
+
+Before a plain file is parsed, one pass over its bytes (`plan_file`) finds whether it holds a quote
+character, whether it decodes as UTF-8, and how many lines each half holds: so each half knows
+the row its rows start at, and a chunk's numeric columns are written as float32 into a `Slab`
+(one preallocated column per feature, for every row of the table's files) at their final rows.
+The table's columns are then the slab's, without a copy: no second copy of the numbers is made
+to join the chunks (issue 35). A chunk whose rows do not fit where the line counts said (a file
+whose lines end in a lone carriage return) keeps its own arrays, and the column is copied as
+before.
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lossbench.data.memory import owned_empty, release_rows
+
 #: Files smaller than this are parsed on one thread (the second reader's start-up would cost
 #: more than it saves).
 PARALLEL_MIN_BYTES = 32 * 2**20
-#: Bytes read at a time by `scan_bytes`.
+#: Bytes read at a time by `scan_bytes` and `plan_file`.
 _SCAN_BYTES = 8 * 2**20
 
 
@@ -39,17 +49,42 @@ class ByteScan:
     utf8: bool  # the bytes decode as UTF-8: pandas may read the text strictly
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How a plain file is parsed (`plan_file`): its byte ranges, each starting right after a
+    line break (the first at 0, with the header line), and the data rows (lines) in each."""
+
+    scan: ByteScan
+    cuts: list[int]  # range i is bytes cuts[i]:cuts[i + 1]
+    rows: list[int]
+
+    @property
+    def n_rows(self) -> int:
+        """Data rows of the file (its lines after the header, blank ones included)."""
+        return sum(self.rows)
+
+
 def scan_bytes(path: Path, *, decode: bool = True) -> ByteScan:
     """One pass over a plain (not compressed) file's bytes, before it is parsed: whether a
     quote character occurs, and, with `decode`, whether the bytes decode as UTF-8 (without it
     `utf8` is False unchecked: the caller knows they do not). Blocks of ASCII bytes pass at
     memory speed; from the first block that is not ASCII, the rest is decoded incrementally (a
     character may straddle two blocks)."""
+    return plan_file(path, decode=decode, count=False).scan
+
+
+def plan_file(path: Path, *, decode: bool, count: bool = True) -> Plan:
+    """`scan_bytes`' findings, the file's byte ranges (one range unless it is parsed on two
+    threads) and, with `count`, the lines in each (else none counted)."""
     with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return ByteScan(quoted=False, utf8=True)
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return Plan(ByteScan(quoted=False, utf8=True), [0, 0], [0])
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return ByteScan(quoted=mm.find(b'"') != -1, utf8=decode and _decodes(mm))
+            scan = ByteScan(quoted=mm.find(b'"') != -1, utf8=decode and _decodes(mm))
+            cuts = _cuts(mm, scan.quoted)
+            rows = _count_lines(mm, cuts) if count else [0] * (len(cuts) - 1)
+    return Plan(scan, cuts, rows)
 
 
 def _decodes(mm: mmap.mmap) -> bool:
@@ -72,18 +107,113 @@ def _decodes(mm: mmap.mmap) -> bool:
     return True
 
 
-class Chunks:
-    """The chunks of one file as they are parsed: numeric feature columns as float32 arrays,
-    other feature columns as Series, without the fully empty rows; the label column whole (its
-    bytes may still need repair, by position)."""
+def _cuts(mm: mmap.mmap, quoted: bool) -> list[int]:
+    """The bounds of a file's byte ranges: [0, size] where it is parsed on one thread (small,
+    `quoted`: a quote character somewhere, one line, one core), else its two halves, the second
+    starting right after the line break the middle falls in. (Ranges of 8-64 MB taken in turn
+    by the two readers parsed the 218 MB ingest file slower than halves: every range and chunk
+    has a cost of its own, more than the halves' uneven finish.)"""
+    size = len(mm)
+    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2 or quoted:
+        return [0, size]
+    end = mm.find(b"\n", size // 2)
+    return [0, end + 1, size] if 0 <= end < size - 1 else [0, size]
 
-    def __init__(self, names: list[str], label: str) -> None:
+
+def _count_lines(mm: mmap.mmap, cuts: list[int]) -> list[int]:
+    """The data rows in each range: its line breaks (the header line's not counted), and one
+    more in the last where the file does not end with one."""
+    data = np.frombuffer(mm, dtype=np.uint8)
+    try:
+        header_end = mm.find(b"\n") + 1 or len(mm)
+        rows = []
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            starts = range(max(a, header_end), b, _SCAN_BYTES)
+            blocks = (data[s : min(s + _SCAN_BYTES, b)] for s in starts)
+            rows.append(sum(int(np.count_nonzero(block == 10)) for block in blocks))
+        if len(mm) > header_end and mm[len(mm) - 1] != 10:
+            rows[-1] += 1
+        return rows
+    finally:
+        del data  # before the map is closed
+
+
+class Slab:
+    """Float32 columns for every row of a table's CSV files, allocated before they are parsed:
+    `Chunks` write each chunk's numeric columns at their rows' places (`put`), and `pack` makes
+    a column's parts one array without copying them. One private anonymous map (`owned_empty`),
+    so that `gather_splits` can give back each column's pages as it copies them; the pages of
+    rows never written are never resident."""
+
+    def __init__(self, names: list[str], capacity: int) -> None:
+        self.capacity = capacity
+        self._index = {name: i for i, name in enumerate(names)}
+        self._data = owned_empty(capacity * len(names), np.float32)
+
+    def column(self, name: str) -> np.ndarray | None:
+        """All rows of a column (None: a column the slab has no place for)."""
+        i = self._index.get(name)
+        if i is None:
+            return None
+        return self._data[i * self.capacity : (i + 1) * self.capacity]
+
+    def pack(self, name: str, parts: list[Any]) -> np.ndarray | None:
+        """A column from its parts when every part lies in the slab's column, in order (rows
+        that were not written, e.g. dropped empty rows, leave gaps: the later parts move down
+        over them): a view of the slab, no copy. None when a part lies elsewhere (the caller
+        copies the parts, then gives the column's pages back: `release`)."""
+        column = self.column(name)
+        if column is None:
+            return None
+        base, ends = column.ctypes.data, []
+        parts = [part for part in parts if len(part)]  # an empty one may point anywhere
+        for part in parts:
+            start = (part.ctypes.data - base) // 4 if isinstance(part, np.ndarray) else -1
+            inside = start >= (ends[-1] if ends else 0) and start + len(part) <= self.capacity
+            if not inside or part.dtype != np.float32 or part.strides != (4,):
+                return None
+            ends.append(start + len(part))
+        filled = 0
+        for part, end in zip(parts, ends, strict=True):
+            if end - len(part) != filled:
+                column[filled : filled + len(part)] = part  # NumPy copies overlaps safely
+            filled += len(part)
+        release_rows(column, max(ends, default=0), filled)  # the rows left behind
+        return column[:filled]
+
+    def holds(self, array: np.ndarray) -> bool:
+        """Whether an array is a view of the slab."""
+        return np.may_share_memory(array, self._data)
+
+    def release(self, name: str) -> None:
+        """Give back the pages of a column whose parts were copied elsewhere."""
+        column = self.column(name)
+        if column is not None:
+            release_rows(column, self.capacity)
+
+
+class Chunks:
+    """The chunks of one byte range of a file as they are parsed: numeric feature columns as
+    float32 arrays (in the `Slab`, from row `first_row`, where one is given and the rows fit
+    in the range's `rows` places), other feature columns as Series, without the fully empty
+    rows; the label column whole (its bytes may still need repair, by position)."""
+
+    def __init__(
+        self,
+        names: list[str],
+        label: str,
+        slab: Slab | None = None,
+        first_row: int = 0,
+        rows: int = 0,
+    ) -> None:
         self.names = names
         self.label = label
         self.parts: dict[str, list[Any]] = {n: [] for n in names if n != label}
         self.label_parts: list[pd.Series] = []
         self.keep: list[np.ndarray] = []
         self.n_raw = 0
+        self._slab = slab
+        self._next, self._end = first_row, first_row + rows
 
     def add(self, chunk: pd.DataFrame) -> None:
         """Take one parsed chunk (it may be freed afterwards)."""
@@ -94,16 +224,28 @@ class Chunks:
         if no_label.any():
             keep[no_label] = ~chunk.loc[no_label].isna().all(axis=1).to_numpy()
         whole = bool(keep.all())
+        n = int(keep.sum())
+        at = self._next if self._slab is not None and self._next + n <= self._end else None
         for name, column in self.parts.items():
             s = chunk[name]
             if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
-                values = s.to_numpy(dtype=np.float32)
-                column.append(values if whole else values[keep])
+                values = s.to_numpy()
+                column.append(self._put(name, values if whole else values[keep], at))
             else:
                 column.append((s if whole else s[keep]).reset_index(drop=True))
         self.label_parts.append(chunk[self.label].reset_index(drop=True))
         self.keep.append(keep)
         self.n_raw += len(chunk)
+        if at is not None:
+            self._next += n
+
+    def _put(self, name: str, values: np.ndarray, at: int | None) -> np.ndarray:
+        """A chunk's numeric column as float32: at rows `at:` of the slab's column, else in an
+        array of its own."""
+        column = self._slab.column(name) if at is not None and self._slab is not None else None
+        out = np.empty(len(values), np.float32) if column is None else column[at : at + len(values)]
+        np.copyto(out, values, casting="unsafe")  # float32's rounding, as astype
+        return out
 
     def labels(self) -> pd.Series:
         """The label column of every row read (empty rows included)."""
@@ -151,30 +293,23 @@ class _ByteRange(io.RawIOBase):
         super().close()
 
 
-def _second_half(path: Path, quoted: bool) -> int | None:
-    """Where the file's second half starts (right after a line break), or None where the file
-    is parsed on one thread (small, `quoted`: a quote character somewhere, as `scan_bytes` found;
-    one line)."""
-    size = path.stat().st_size
-    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2 or quoted:
-        return None
-    with open(path, "rb") as fh:
-        fh.seek(size // 2)
-        fh.readline()  # to the end of the line the middle falls in
-        mid = fh.tell()
-    return mid if mid < size else None
-
-
-def _parse_range(
-    source: Any, names: list[str], label: str, errors: str, chunk_rows: int, kwargs: dict
-) -> Chunks:
-    chunks = Chunks(names, label)
+def _parse_range(source: Any, chunks: Chunks, errors: str, chunk_rows: int, kwargs: dict) -> Chunks:
     with pd.read_csv(
         source, encoding="utf-8", encoding_errors=errors, chunksize=chunk_rows, **kwargs
     ) as reader:
         for chunk in reader:
             chunks.add(chunk)
     return chunks
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Where a file's parsed numbers go: its `plan_file` plan, and the slab and the slab row of
+    its first data row (no slab: each chunk keeps its own arrays)."""
+
+    plan: Plan | None = None
+    slab: Slab | None = None
+    first_row: int = 0
 
 
 def parse_chunks(
@@ -184,29 +319,34 @@ def parse_chunks(
     errors: str,
     chunk_rows: int,
     kwargs: dict[str, Any],
-    quoted: bool,
+    rows: Rows,
 ) -> Chunks:
     """The file's chunks (`Chunks`), parsed by `pandas.read_csv(..., chunksize=chunk_rows,
-    **kwargs)`: on two threads, one half of the file each, where `_second_half` allows it
-    (`quoted`: whether the file holds a quote character, as `scan_bytes` found; True for a
-    compressed file, which is never split)."""
-    mid = _second_half(path, quoted) if kwargs.get("compression") is None else None
-    if mid is None:
-        return _parse_range(path, names, label, errors, chunk_rows, kwargs)
-    rest = {**kwargs, "header": None}  # the second half has no header line
+    **kwargs)`: on two threads, one half of the file each, where its plan cuts it in two (a
+    compressed file has no plan and is parsed on one thread). The numbers go where `rows` says."""
+    plan = rows.plan if kwargs.get("compression") is None else None
+    starts = np.cumsum([rows.first_row, *plan.rows]).tolist() if plan is not None else [0]
 
-    def second() -> Chunks:
-        with io.BufferedReader(_ByteRange(path, mid, path.stat().st_size)) as source:
-            return _parse_range(source, names, label, errors, chunk_rows, rest)
+    def whole() -> Chunks:
+        n = plan.n_rows if plan is not None else 0
+        into = Chunks(names, label, rows.slab if plan is not None else None, rows.first_row, n)
+        return _parse_range(path, into, errors, chunk_rows, kwargs)
 
+    if plan is None or len(plan.cuts) <= 2:
+        return whole()
+
+    def one(i: int) -> Chunks:
+        into = Chunks(names, label, rows.slab, starts[i], plan.rows[i])
+        with io.BufferedReader(_ByteRange(path, plan.cuts[i], plan.cuts[i + 1])) as source:
+            # only the first half has the header line
+            return _parse_range(source, into, errors, chunk_rows, kwargs if i == 0 else rest)
+
+    rest = {**kwargs, "header": None}
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            later = pool.submit(second)
-            with io.BufferedReader(_ByteRange(path, 0, mid)) as source:
-                first = _parse_range(source, names, label, errors, chunk_rows, kwargs)
-            return merge([first, later.result()])
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return merge(list(pool.map(one, range(len(plan.cuts) - 1))))
     except UnicodeDecodeError:
         raise  # the caller reads the file again, replacing what is not UTF-8
     except (pd.errors.ParserError, ValueError):
         # the one-thread parse raises the same error, naming the line in the whole file
-        return _parse_range(path, names, label, errors, chunk_rows, kwargs)
+        return whole()

@@ -10,10 +10,12 @@ the empty rows dropped, the duplicated column names) comes back from `read_table
 Streaming: each CSV is parsed in chunks of `CHUNK_ROWS` rows, file by file; every numeric
 feature column of a chunk becomes float32 (the dtype of the prepared arrays; a value beyond
 float32's range becomes ±inf, missing as before) and its empty rows are dropped before the next
-chunk is parsed, and each column's chunks are joined once at the end into a table of separate
-column arrays. So no float64 or object copy of the whole table exists at any time: the
-table costs about the float32 feature matrix, where a one-shot `pandas.read_csv` held a float64
-table and a consolidated copy of it.
+chunk is parsed. Where every file is a plain CSV, the chunks' numbers are written straight to
+their rows' places in one preallocated column per feature (`csvchunks.Slab`: the files' lines
+are counted first), which become the table's columns without a copy; otherwise (gzip, Parquet)
+each column's chunks are joined once at the end. So no float64 or object copy of the whole
+table exists at any time: the table costs about the float32 feature matrix, where a one-shot
+`pandas.read_csv` held a float64 table and a consolidated copy of it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 import pandas as pd
 from pandas._libs.parsers import STR_NA_VALUES
 
-from lossbench.data.csvchunks import Chunks, parse_chunks, scan_bytes
+from lossbench.data.csvchunks import Chunks, Plan, Rows, Slab, parse_chunks, plan_file
 from lossbench.data.memory import give_back_freed_memory, owned_empty
 from lossbench.errors import InputError
 
@@ -212,17 +214,22 @@ def read_table(
     else:
         files = [p]
 
+    opened = [_open(f) for f in files]
+    slab = _slab(files, opened, label_col)
     parts: dict[str, list[Any]] = {}
     ids: list[np.ndarray] = []
     sources: list[dict[str, Any]] = []
     duplicates: dict[str, int] = {}
     n_empty = 0
     offset = 0
+    first_row = 0  # the slab row of the file's first data row
     label = None
-    for f in files:
+    for f, (kind, head, plan) in zip(files, opened, strict=True):
+        rows = Rows(plan, slab, first_row)
         file_parts, file_ids, dups, file_label, n_raw, file_empty = _read_one(
-            f, label_col, offset, chunk_rows or CHUNK_ROWS
+            f, kind, head, label_col, offset, chunk_rows or CHUNK_ROWS, rows
         )
+        first_row += plan.n_rows if plan is not None else 0
         if parts:
             _check_same_columns(f, list(file_parts), files[0], list(parts))
         else:
@@ -239,25 +246,57 @@ def read_table(
     index = pd.Index(np.concatenate(ids), dtype=np.int64)
     columns = {}
     for name in list(parts):  # one column at a time, its chunks' memory given back at once
-        columns[name] = _join(parts.pop(name))
-        give_back_freed_memory()
+        columns[name] = _join(parts.pop(name), slab, name)
+        if slab is None or not _in_slab(columns[name], slab):
+            give_back_freed_memory()
     df = pd.DataFrame(columns, index=index, copy=False)  # no copy: one block per column
     if len(df) == 0:
         raise InputError(f"{p}: no data rows (only empty lines after the header)")
     return df, LoadInfo(str(p), sources, n_empty, duplicates, label, notes)
 
 
-def _join(parts: list[Any]) -> Any:
-    """One column from its chunks: float32 chunks as one float32 array (`owned_empty`),
-    otherwise a Series (object when the chunks' types differ, e.g. numbers in one chunk and
-    text in another)."""
+def _open(path: Path) -> tuple[str, bytes, Plan | None]:
+    """A file's kind and first bytes (`_sniff`) and, for a plain CSV, its `plan_file`."""
+    kind, head = _sniff(path)
+    return kind, head, plan_file(path, decode=_is_utf8(head)) if kind == "csv" else None
+
+
+def _slab(
+    files: list[Path], opened: list[tuple[str, bytes, Plan | None]], label_col: str | None
+) -> Slab | None:
+    """The slab the numbers of a table's files are written to, with a place for each data
+    line of each file (the columns of the first), when every file is a plain CSV; else None."""
+    plans = [plan for _, _, plan in opened]
+    if not plans or any(plan is None for plan in plans):
+        return None
+    names, _, _, label = _columns(files[0], opened[0][1], label_col)
+    return Slab([n for n in names if n != label], sum(p.n_rows for p in plans if p))
+
+
+def _in_slab(column: Any, slab: Slab) -> bool:
+    """Whether a joined column is the slab's (no chunk memory was freed to give back)."""
+    return isinstance(column, np.ndarray) and slab.holds(column)
+
+
+def _join(parts: list[Any], slab: Slab | None, name: str) -> Any:
+    """One column from its chunks: float32 chunks as one float32 array (the slab's column
+    where they lie in it, `Slab.pack`, else an `owned_empty` copy), otherwise a Series (object
+    when the chunks' types differ, e.g. numbers in one chunk and text in another)."""
     if all(isinstance(part, np.ndarray) for part in parts):
+        packed = slab.pack(name, parts) if slab is not None else None
+        if packed is not None:
+            return packed
         out = owned_empty(sum(len(p) for p in parts), np.float32)
-        return np.concatenate(parts, out=out)
+        np.concatenate(parts, out=out)
+        if slab is not None:
+            slab.release(name)
+        return out
     series = [pd.Series(p) if isinstance(p, np.ndarray) else p for p in parts]
     if len({str(s.dtype) for s in series}) > 1:
         series = [s.astype(object) for s in series]
     joined = pd.concat(series, ignore_index=True) if len(series) > 1 else series[0]
+    if slab is not None:
+        slab.release(name)
     return joined.array  # not the Series: its index would be aligned with the table's
 
 
@@ -368,11 +407,16 @@ def _dedupe(names: list[str]) -> tuple[list[str], dict[str, int]]:
 
 
 def _read_one(
-    path: Path, label_col: str | None, offset: int, chunk_rows: int
+    path: Path,
+    kind: str,
+    head: bytes,
+    label_col: str | None,
+    offset: int,
+    chunk_rows: int,
+    rows: Rows,
 ) -> tuple[dict[str, list[Any]], np.ndarray, dict[str, int], str, int, int]:
-    """One file: (each column's chunks, the row ids kept, duplicated names, label column, data
-    rows read, empty rows dropped)."""
-    kind, head = _sniff(path)
+    """One file (`_sniff`'s kind and head): (each column's chunks, the row ids kept,
+    duplicated names, label column, data rows read, empty rows dropped)."""
     if kind == "parquet":
         df, dups = _read_parquet(path)
         label, _ = resolve_label_col(list(df.columns), label_col, str(path))
@@ -380,7 +424,7 @@ def _read_one(
         chunks.add(df)
         labels = chunks.labels()
     else:
-        chunks, dups, labels = _read_csv(path, kind, head, label_col, chunk_rows)
+        chunks, dups, labels = _read_csv(path, kind, head, label_col, chunk_rows, rows)
         label = chunks.label
     if chunks.n_raw == 0:
         raise InputError(f"{path}: header only, no data rows")
@@ -391,13 +435,21 @@ def _read_one(
     return column_parts, ids, dups, label, chunks.n_raw, int((~keep).sum())
 
 
-def _read_csv(
-    path: Path, kind: str, head: bytes, label_col: str | None, chunk_rows: int
-) -> tuple[Chunks, dict[str, int], pd.Series]:
-    """A CSV file parsed in chunks: (the chunks, duplicated names, the repaired labels)."""
+def _columns(
+    path: Path, head: bytes, label_col: str | None
+) -> tuple[list[str], dict[str, int], str, str]:
+    """A CSV file's column names (deduplicated), the duplicated names, its delimiter and its
+    label column."""
     raw_names, sep = _parse_header(path, head)
     names, dups = _dedupe(raw_names)
-    label, _ = resolve_label_col(names, label_col, str(path))
+    return names, dups, sep, resolve_label_col(names, label_col, str(path))[0]
+
+
+def _read_csv(
+    path: Path, kind: str, head: bytes, label_col: str | None, chunk_rows: int, rows: Rows
+) -> tuple[Chunks, dict[str, int], pd.Series]:
+    """A CSV file parsed in chunks: (the chunks, duplicated names, the repaired labels)."""
+    names, dups, sep, label = _columns(path, head, label_col)
     # Labels are text as written: pandas' default missing-value markers (NA, None, null, nan,
     # ...) hold for the features only, and only an empty label cell is a missing label.
     na_values: dict[str, Any] = {name: _NA_MARKERS for name in names}
@@ -415,22 +467,20 @@ def _read_csv(
     )
     # Strict UTF-8 keeps pandas on its fast path (Arrow strings validated in bulk); undecodable
     # bytes need a read that replaces them (U+FFFD), and exact label text is then recovered from
-    # the raw bytes where it matters (see `_recover_labels`). A plain file's bytes are checked in
-    # one pass first (`scan_bytes`; decoded only where its head decodes), so that one whose
-    # undecodable bytes lie far from its head (CICIDS2017's web-attack day) is parsed once; a gzip
-    # file's head decides, and a strict parse that meets such bytes later is done again.
+    # the raw bytes where it matters (see `_recover_labels`). A plain file's bytes were checked
+    # in one pass first (its plan, `plan_file`; decoded only where its head decodes), so that one
+    # whose undecodable bytes lie far from its head (CICIDS2017's web-attack day) is parsed once;
+    # a gzip file's head decides, and a strict parse that meets such bytes later is done again.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DtypeWarning: mixed types are diagnosed later
-            utf8 = _is_utf8(head)
-            scan = scan_bytes(path, decode=utf8) if kind == "csv" else None
-            errors = "strict" if (scan.utf8 if scan is not None else utf8) else "replace"
-            quoted = scan is None or scan.quoted
+            utf8 = rows.plan.scan.utf8 if rows.plan is not None else _is_utf8(head)
+            errors = "strict" if utf8 else "replace"
             try:
-                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs, quoted)
+                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs, rows)
             except UnicodeDecodeError:
                 errors = "replace"
-                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs, quoted)
+                chunks = parse_chunks(path, names, label, errors, chunk_rows, kwargs, rows)
             labels = chunks.labels()
             if errors == "replace":
                 labels = _recover_labels(path, labels, label, kwargs)
