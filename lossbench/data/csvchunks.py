@@ -140,8 +140,8 @@ def _count_lines(mm: mmap.mmap, cuts: list[int]) -> list[int]:
 
 class Slab:
     """Float32 columns for every row of a table's CSV files, allocated before they are parsed:
-    `Chunks` write each chunk's numeric columns at their rows' places (`put`), and `pack` makes
-    a column's parts one array without copying them. One private anonymous map (`owned_empty`),
+    `Chunks` write each chunk's numeric columns at their rows' places, and `pack` makes a
+    column's parts one array without copying them. One private anonymous map (`owned_empty`),
     so that `gather_splits` can give back each column's pages as it copies them; the pages of
     rows never written are never resident."""
 
