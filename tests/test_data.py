@@ -391,6 +391,21 @@ def test_gather_rows_fills_scales_and_transposes_in_blocks(
     assert table.gather_rows(columns, rows[:0]).shape == (0, 3)
 
 
+def test_gather_rows_transposes_wide_blocks_a_group_of_columns_at_a_time(monkeypatch) -> None:
+    """A block wider than `_TRANSPOSE_COLUMNS` is written into the result a group of columns at
+    a time, the last group partial: every value lands at its row and column."""
+    from lossbench.data import table
+
+    monkeypatch.setattr(table, "_BLOCK_ROWS", 64)
+    rng = np.random.default_rng(3)
+    n_cols = 2 * table._TRANSPOSE_COLUMNS + 5
+    columns = [rng.standard_normal(500).astype(np.float32) for _ in range(n_cols)]
+    rows = rng.permutation(500)[:300]
+    got = table.gather_rows(columns, rows, check=False)
+    assert got.shape == (300, n_cols) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.column_stack([c[rows] for c in columns]))
+
+
 def test_nan_policies(tmp_path: Path) -> None:
     path = two_class_csv(tmp_path / "m.csv", n=30)
     df = pd.read_csv(path)
