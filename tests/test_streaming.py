@@ -355,13 +355,15 @@ def test_utf8_text_far_from_the_head_is_read_strictly_and_exactly(tmp_path, pars
         (b"\x96,b\n" + b'1,"2"\n' * 9, True, False),  # quotes still found after bad bytes
     ],
 )
-def test_scan_bytes_finds_quotes_and_tells_utf8(tmp_path, monkeypatch, data, quoted, utf8):
+def test_the_byte_pass_finds_quotes_and_tells_utf8(tmp_path, monkeypatch, data, quoted, utf8):
     import lossbench.data.csvchunks as csvchunks
 
     monkeypatch.setattr(csvchunks, "_SCAN_BYTES", 16)
     path = tmp_path / "f.csv"
     path.write_bytes(data)
-    assert csvchunks.scan_bytes(path) == csvchunks.ByteScan(quoted=quoted, utf8=utf8)
+    assert csvchunks.plan_file(path, decode=True).scan == csvchunks.ByteScan(
+        quoted=quoted, utf8=utf8
+    )
 
 
 def _float_columns(df: pd.DataFrame) -> list[np.ndarray]:

@@ -37,13 +37,13 @@ from lossbench.data.memory import owned_empty, release_rows
 #: Files smaller than this are parsed on one thread (the second reader's start-up would cost
 #: more than it saves).
 PARALLEL_MIN_BYTES = 32 * 2**20
-#: Bytes read at a time by `scan_bytes` and `plan_file`.
+#: Bytes read at a time by `plan_file`.
 _SCAN_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)
 class ByteScan:
-    """What one pass over a plain file's bytes found (`scan_bytes`)."""
+    """What one pass over a plain file's bytes found (`plan_file`)."""
 
     quoted: bool  # a quote character somewhere: no field may be split between two readers
     utf8: bool  # the bytes decode as UTF-8: pandas may read the text strictly
@@ -64,18 +64,13 @@ class Plan:
         return sum(self.rows)
 
 
-def scan_bytes(path: Path, *, decode: bool = True) -> ByteScan:
+def plan_file(path: Path, *, decode: bool) -> Plan:
     """One pass over a plain (not compressed) file's bytes, before it is parsed: whether a
     quote character occurs, and, with `decode`, whether the bytes decode as UTF-8 (without it
-    `utf8` is False unchecked: the caller knows they do not). Blocks of ASCII bytes pass at
-    memory speed; from the first block that is not ASCII, the rest is decoded incrementally (a
+    `utf8` is False unchecked: the caller knows they do not); the file's byte ranges (one unless
+    it is parsed on two threads) and the lines in each. Blocks of ASCII bytes pass at memory
+    speed; from the first block that is not ASCII, the rest is decoded incrementally (a
     character may straddle two blocks)."""
-    return plan_file(path, decode=decode, count=False).scan
-
-
-def plan_file(path: Path, *, decode: bool, count: bool = True) -> Plan:
-    """`scan_bytes`' findings, the file's byte ranges (one range unless it is parsed on two
-    threads) and, with `count`, the lines in each (else none counted)."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
@@ -83,12 +78,12 @@ def plan_file(path: Path, *, decode: bool, count: bool = True) -> Plan:
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             scan = ByteScan(quoted=mm.find(b'"') != -1, utf8=decode and _decodes(mm))
             cuts = _cuts(mm, scan.quoted)
-            rows = _count_lines(mm, cuts) if count else [0] * (len(cuts) - 1)
+            rows = _count_lines(mm, cuts)
     return Plan(scan, cuts, rows)
 
 
 def _decodes(mm: mmap.mmap) -> bool:
-    """Whether the mapped bytes decode as UTF-8 (see `scan_bytes`)."""
+    """Whether the mapped bytes decode as UTF-8 (see `plan_file`)."""
     decoder = None
     for start in range(0, len(mm), _SCAN_BYTES):
         block = mm[start : start + _SCAN_BYTES]
@@ -180,10 +175,6 @@ class Slab:
             filled += len(part)
         release_rows(column, max(ends, default=0), filled)  # the rows left behind
         return column[:filled]
-
-    def holds(self, array: np.ndarray) -> bool:
-        """Whether an array is a view of the slab."""
-        return np.may_share_memory(array, self._data)
 
     def release(self, name: str) -> None:
         """Give back the pages of a column whose parts were copied elsewhere."""
@@ -329,7 +320,7 @@ def parse_chunks(
 
     def whole() -> Chunks:
         n = plan.n_rows if plan is not None else 0
-        into = Chunks(names, label, rows.slab if plan is not None else None, rows.first_row, n)
+        into = Chunks(names, label, rows.slab, rows.first_row, n)
         return _parse_range(path, into, errors, chunk_rows, kwargs)
 
     if plan is None or len(plan.cuts) <= 2:

@@ -246,9 +246,15 @@ def read_table(
     index = pd.Index(np.concatenate(ids), dtype=np.int64)
     columns = {}
     for name in list(parts):  # one column at a time, its chunks' memory given back at once
-        columns[name] = _join(parts.pop(name), slab, name)
-        if slab is None or not _in_slab(columns[name], slab):
+        column = slab.pack(name, parts[name]) if slab is not None else None
+        if column is None:  # copied: the chunks' memory and the slab's pages given back
+            column = _join(parts.pop(name))
+            if slab is not None:
+                slab.release(name)
             give_back_freed_memory()
+        else:
+            del parts[name]
+        columns[name] = column
     df = pd.DataFrame(columns, index=index, copy=False)  # no copy: one block per column
     if len(df) == 0:
         raise InputError(f"{p}: no data rows (only empty lines after the header)")
@@ -273,30 +279,17 @@ def _slab(
     return Slab([n for n in names if n != label], sum(p.n_rows for p in plans if p))
 
 
-def _in_slab(column: Any, slab: Slab) -> bool:
-    """Whether a joined column is the slab's (no chunk memory was freed to give back)."""
-    return isinstance(column, np.ndarray) and slab.holds(column)
-
-
-def _join(parts: list[Any], slab: Slab | None, name: str) -> Any:
-    """One column from its chunks: float32 chunks as one float32 array (the slab's column
-    where they lie in it, `Slab.pack`, else an `owned_empty` copy), otherwise a Series (object
-    when the chunks' types differ, e.g. numbers in one chunk and text in another)."""
+def _join(parts: list[Any]) -> Any:
+    """One column from its chunks, copied, where they do not lie in the slab (`Slab.pack`):
+    float32 chunks as one float32 array (`owned_empty`), otherwise a Series (object when the
+    chunks' types differ, e.g. numbers in one chunk and text in another)."""
     if all(isinstance(part, np.ndarray) for part in parts):
-        packed = slab.pack(name, parts) if slab is not None else None
-        if packed is not None:
-            return packed
         out = owned_empty(sum(len(p) for p in parts), np.float32)
-        np.concatenate(parts, out=out)
-        if slab is not None:
-            slab.release(name)
-        return out
+        return np.concatenate(parts, out=out)
     series = [pd.Series(p) if isinstance(p, np.ndarray) else p for p in parts]
     if len({str(s.dtype) for s in series}) > 1:
         series = [s.astype(object) for s in series]
     joined = pd.concat(series, ignore_index=True) if len(series) > 1 else series[0]
-    if slab is not None:
-        slab.release(name)
     return joined.array  # not the Series: its index would be aligned with the table's
 
 
