@@ -366,6 +366,35 @@ def test_the_byte_pass_finds_quotes_and_tells_utf8(tmp_path, monkeypatch, data, 
     )
 
 
+@pytest.mark.parametrize(
+    ("last", "quoted", "utf8"),
+    [
+        (b"9,x", False, True),
+        (b'9,"x"', True, True),  # a quote in the second half only
+        (b"9,\x96", False, False),  # a cp1252 byte in the second half only
+        ("9,é".encode(), False, True),
+    ],
+)
+def test_each_half_is_scanned_and_the_halves_agree_with_one_range(
+    tmp_path, two_threads, monkeypatch, last, quoted, utf8
+):
+    import lossbench.data.csvchunks as csvchunks
+
+    monkeypatch.setattr(csvchunks, "_SCAN_BYTES", 16)  # many blocks in each half
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,b\n" + b"1,2\n" * 50 + last)  # no line break at the end
+    size = path.stat().st_size
+    plan = csvchunks.plan_file(path, decode=True)
+    assert plan.scan == csvchunks.ByteScan(quoted=quoted, utf8=utf8)
+    if quoted:  # one range, every row
+        assert plan.cuts == [0, size] and plan.rows == [51]
+    else:  # halves split after the line break the middle falls in, rows counted in each
+        middle = path.read_bytes().index(b"\n", size // 2) + 1
+        assert plan.cuts == [0, middle, size]
+        assert plan.rows == [path.read_bytes()[:middle].count(b"\n") - 1, 51 - plan.rows[0]]
+        assert plan.rows[0] == (middle - 4) // 4
+
+
 def _float_columns(df: pd.DataFrame) -> list[np.ndarray]:
     return [df[c].to_numpy() for c in df.columns if df[c].dtype == np.float32]
 

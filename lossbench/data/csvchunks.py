@@ -8,10 +8,11 @@ a plain (not gzip) file of at least `PARALLEL_MIN_BYTES` with no quote character
 no field can hold a line break and a half starts at a row; should a half fail to parse, the file
 is parsed again from the start on one thread, whose error names the right line.
 
-Before a plain file is parsed, one pass over its bytes (`plan_file`) finds whether it holds a quote
-character, whether it decodes as UTF-8, and how many lines each half holds: so each half knows
-the row its rows start at, and a chunk's numeric columns are written as float32 into a `Slab`
-(one preallocated column per feature, for every row of the table's files) at their final rows.
+Before a plain file is parsed, one pass over its bytes (`plan_file`, each half on a thread of its
+own) finds whether it holds a quote character, whether it decodes as UTF-8, and how many lines
+each half holds: so each half knows the row its rows start at, and a chunk's numeric columns are
+written as float32 into a `Slab` (one preallocated column per feature, for every row of the
+table's files) at their final rows.
 The table's columns are then the slab's, without a copy: no second copy of the numbers is made
 to join the chunks (issue 35). A chunk whose rows do not fit where the line counts said (a file
 whose lines end in a lone carriage return) keeps its own arrays, and the column is copied as
@@ -21,6 +22,7 @@ before.
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import mmap
 import os
@@ -37,8 +39,8 @@ from lossbench.data.memory import owned_empty, release_rows
 #: Files smaller than this are parsed on one thread (the second reader's start-up would cost
 #: more than it saves).
 PARALLEL_MIN_BYTES = 32 * 2**20
-#: Bytes read at a time by `plan_file`.
-_SCAN_BYTES = 8 * 2**20
+#: Bytes looked at a time by `plan_file` (a block stays in the cache while it is looked at).
+_SCAN_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -64,73 +66,96 @@ class Plan:
         return sum(self.rows)
 
 
+@dataclass(frozen=True)
+class _RangeScan:
+    """What `_scan_range` found in one byte range."""
+
+    lines: int  # line breaks after the header line
+    quoted: bool
+    first_high: int  # where the first block holding a byte >= 0x80 starts (-1: none)
+
+
 def plan_file(path: Path, *, decode: bool) -> Plan:
     """One pass over a plain (not compressed) file's bytes, before it is parsed: whether a
     quote character occurs, and, with `decode`, whether the bytes decode as UTF-8 (without it
     `utf8` is False unchecked: the caller knows they do not); the file's byte ranges (one unless
-    it is parsed on two threads) and the lines in each. Blocks of ASCII bytes pass at memory
-    speed; from the first block that is not ASCII, the rest is decoded incrementally (a
-    character may straddle two blocks)."""
+    it is parsed on two threads: `_cuts`) and the lines in each. Each range is looked at by a
+    thread of its own (NumPy releases the GIL), a block at a time; a file with a byte outside
+    ASCII is then decoded from the first block that holds one (a character may straddle two
+    blocks)."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size == 0:
             return Plan(ByteScan(quoted=False, utf8=True), [0, 0], [0])
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            scan = ByteScan(quoted=mm.find(b'"') != -1, utf8=decode and _decodes(mm))
-            cuts = _cuts(mm, scan.quoted)
-            rows = _count_lines(mm, cuts)
-    return Plan(scan, cuts, rows)
+            header_end = mm.find(b"\n") + 1 or size
+            cuts = _cuts(mm)
+            scans = _scan_ranges(mm, cuts, header_end)
+            high = [s.first_high for s in scans if s.first_high >= 0]
+            utf8 = decode and (not high or _decodes(mm, high[0]))
+            rows = [s.lines for s in scans]
+            if size > header_end and mm[size - 1] != 10:
+                rows[-1] += 1  # the last line has no line break
+    quoted = any(s.quoted for s in scans)
+    if quoted and len(cuts) > 2:  # a quoted field may hold a line break: one range
+        cuts, rows = [0, size], [sum(rows)]
+    return Plan(ByteScan(quoted=quoted, utf8=utf8), cuts, rows)
 
 
-def _decodes(mm: mmap.mmap) -> bool:
-    """Whether the mapped bytes decode as UTF-8 (see `plan_file`)."""
-    decoder = None
-    for start in range(0, len(mm), _SCAN_BYTES):
-        block = mm[start : start + _SCAN_BYTES]
-        if decoder is None and block.isascii():
-            continue
-        decoder = decoder or codecs.getincrementaldecoder("utf-8")()
-        try:
-            decoder.decode(block)
-        except UnicodeDecodeError:
-            return False
+def _scan_ranges(mm: mmap.mmap, cuts: list[int], header_end: int) -> list[_RangeScan]:
+    """`_scan_range` of each range of a mapped file, on a thread each where there are two."""
+    data = np.frombuffer(mm, dtype=np.uint8)
+    jobs = [
+        functools.partial(_scan_range, data, a, b, header_end)
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    ]
     try:
-        if decoder is not None:
-            decoder.decode(b"", final=True)  # a character cut off at the end of the file
+        if len(jobs) == 1:
+            return [jobs[0]()]
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            return list(pool.map(lambda job: job(), jobs))
+    finally:
+        del data, jobs  # before the map is closed
+
+
+def _scan_range(data: np.ndarray, a: int, b: int, header_end: int) -> _RangeScan:
+    """Bytes a:b of a file (`data`, its bytes): whether a quote character occurs, where the
+    first block with a byte outside ASCII starts, and the line breaks after `header_end`."""
+    lines, quoted, first_high = 0, False, -1
+    for start in range(a, b, _SCAN_BYTES):
+        block = data[start : min(start + _SCAN_BYTES, b)]
+        counted = block[max(header_end - start, 0) :]
+        lines += int(np.count_nonzero(counted == 10))
+        quoted = quoted or bool((block == 34).any())
+        if first_high < 0 and block.max() >= 0x80:
+            first_high = start
+    return _RangeScan(lines, quoted, first_high)
+
+
+def _decodes(mm: mmap.mmap, start: int) -> bool:
+    """Whether the mapped bytes from `start` (the bytes before it are ASCII) decode as UTF-8
+    (see `plan_file`)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        for at in range(start, len(mm), _SCAN_BYTES):
+            decoder.decode(mm[at : at + _SCAN_BYTES])
+        decoder.decode(b"", final=True)  # a character cut off at the end of the file
     except UnicodeDecodeError:
         return False
     return True
 
 
-def _cuts(mm: mmap.mmap, quoted: bool) -> list[int]:
+def _cuts(mm: mmap.mmap) -> list[int]:
     """The bounds of a file's byte ranges: [0, size] where it is parsed on one thread (small,
-    `quoted`: a quote character somewhere, one line, one core), else its two halves, the second
-    starting right after the line break the middle falls in. (Ranges of 8-64 MB taken in turn
-    by the two readers parsed the 218 MB ingest file slower than halves: every range and chunk
-    has a cost of its own, more than the halves' uneven finish.)"""
+    one line, one core), else its two halves, the second starting right after the line break
+    the middle falls in (`plan_file` makes them one where a quote character occurs). (Ranges of
+    8-64 MB taken in turn by the two readers parsed the 218 MB ingest file slower than halves:
+    every range and chunk has a cost of its own, more than the halves' uneven finish.)"""
     size = len(mm)
-    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2 or quoted:
+    if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2:
         return [0, size]
     end = mm.find(b"\n", size // 2)
     return [0, end + 1, size] if 0 <= end < size - 1 else [0, size]
-
-
-def _count_lines(mm: mmap.mmap, cuts: list[int]) -> list[int]:
-    """The data rows in each range: its line breaks (the header line's not counted), and one
-    more in the last where the file does not end with one."""
-    data = np.frombuffer(mm, dtype=np.uint8)
-    try:
-        header_end = mm.find(b"\n") + 1 or len(mm)
-        rows = []
-        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-            starts = range(max(a, header_end), b, _SCAN_BYTES)
-            blocks = (data[s : min(s + _SCAN_BYTES, b)] for s in starts)
-            rows.append(sum(int(np.count_nonzero(block == 10)) for block in blocks))
-        if len(mm) > header_end and mm[len(mm) - 1] != 10:
-            rows[-1] += 1
-        return rows
-    finally:
-        del data  # before the map is closed
 
 
 class Slab:
