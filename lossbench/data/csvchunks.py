@@ -341,7 +341,6 @@ def parse_chunks(
     **kwargs)`: on two threads, one half of the file each, where its plan cuts it in two (a
     compressed file has no plan and is parsed on one thread). The numbers go where `rows` says."""
     plan = rows.plan if kwargs.get("compression") is None else None
-    starts = np.cumsum([rows.first_row, *plan.rows]).tolist() if plan is not None else [0]
 
     def whole() -> Chunks:
         n = plan.n_rows if plan is not None else 0
@@ -350,6 +349,7 @@ def parse_chunks(
 
     if plan is None or len(plan.cuts) <= 2:
         return whole()
+    starts = np.cumsum([rows.first_row, *plan.rows]).tolist()  # each range's first slab row
 
     def one(i: int) -> Chunks:
         into = Chunks(names, label, rows.slab, starts[i], plan.rows[i])
