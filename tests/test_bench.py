@@ -135,14 +135,21 @@ def test_bench_rejects_an_unknown_loss(cli, tmp_path):
 
 @pytest.mark.slow
 def test_quick_bench_writes_json_and_markdown(cli, tmp_path):
-    res = cli("bench", "--quick", "--losses", "ce", "--out", tmp_path, "--device", "cpu")
+    res = cli(
+        "bench", "--quick", "--losses", "ce", "--out", tmp_path, "--device", "cpu",
+        "--compare-precision", "mixed_bfloat16",
+    )  # fmt: skip
     assert res.code == 0, res.err
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     result = json.loads((folder / "bench.json").read_text())
     md = (folder / "bench.md").read_text()
+    native = "mixed_bfloat16" in result["machine"]["native_precisions"]
     for name, row in result["targets"].items():
         assert name in md
-        assert isinstance(row["met"], bool)
+        if name == "mixed_bfloat16_epoch_vs_float32_max" and not native:
+            assert row["met"] is None  # emulated here: SPEC 7's target does not apply
+        else:
+            assert isinstance(row["met"], bool)
     assert set(result["training"]["per_loss"]) == {"keras-stock-ce", "ce"}
     assert set(result["training"]["per_precision"]["mixed_bfloat16"]) == {"ce"}
     assert len(result["precision_quality"]["per_loss"]["ce"]["float32_macro_f1"]) == 3
@@ -255,8 +262,10 @@ def _full_result() -> dict:
     r["peak_memory"]["command"] = "lossbench run --loss dwb"
     r.update(
         date="2026-11-23", quick=False, matmul_peak={"gflops": 30.0, "n": 2048},
-        machine={"cpu": "cpu", "cores": 2, "memory_gb": 8, "device": "CPU"},
+        machine={"cpu": "cpu", "cores": 2, "memory_gb": 8, "device": "CPU",
+                 "native_precisions": ["mixed_bfloat16"]},
         versions={"tensorflow": "2.21", "keras": "3"},
+        compare_precision="mixed_bfloat16", compare_precision_requested="auto",
     )  # fmt: skip
     r["targets"] = bench.targets(r)
     return r
@@ -290,13 +299,13 @@ def test_bench_md_states_each_target_beside_its_figure():
 @pytest.mark.parametrize(
     ("args", "precision", "compared"),
     [
-        ((), "float32", "mixed_bfloat16"),
-        (("--compare-precision", "none"), "float32", None),
+        ((), "float32", "auto"),
+        (("--compare-precision", "none"), "float32", "none"),
         (("--precision", "mixed_bfloat16", "--compare-precision", "mixed_float16"),
          "mixed_bfloat16", "mixed_float16"),
     ],
 )  # fmt: skip
-def test_bench_precision_defaults_to_float32_and_compares_bfloat16(
+def test_bench_precision_defaults_to_float32_and_the_compared_one_to_auto(
     cli, tmp_path, monkeypatch, args, precision, compared
 ):
     seen = {}
@@ -312,6 +321,85 @@ def test_bench_precision_defaults_to_float32_and_compares_bfloat16(
     res = cli("bench", "--quick", "--out", tmp_path, "--device", "cpu", *args)
     assert res.code == 0, res.err
     assert (seen["precision"], seen["compare_precision"]) == (precision, compared)
+
+
+# /proc/cpuinfo excerpts: the AVX2-only EPYC of the development machine, an AVX512-BF16 one, a
+# Sapphire Rapids (AMX) and an Arm Neoverse V1 (BF16)
+AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2 sha_ni\nmodel name\t: AMD EPYC\n"
+AVX512_BF16 = "flags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n"
+AMX = "flags\t\t: avx512f avx512_fp16 amx_bf16 amx_tile amx_int8 amx_fp16\n"
+ARM_BF16 = "processor\t: 0\nFeatures\t: fp asimd sve i8mm bf16\nCPU implementer\t: 0x41\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "device", "native"),
+    [
+        (AVX2_ONLY, "CPU", []),
+        (AVX512_BF16, "CPU", ["mixed_bfloat16"]),
+        (AMX, "CPU", ["mixed_bfloat16", "mixed_float16"]),
+        (ARM_BF16, "CPU", ["mixed_bfloat16"]),
+        (AVX2_ONLY, "GPU:0 (NVIDIA H100)", ["mixed_bfloat16", "mixed_float16"]),
+        ("", "CPU", []),
+    ],
+)
+def test_the_mixed_precisions_a_device_computes_natively(cpuinfo, device, native):
+    flags = bench.cpu_flags(cpuinfo)
+    assert ("avx2" in flags) == ("avx2" in cpuinfo)
+    assert bench.native_precisions(device, flags) == native
+
+
+@pytest.mark.parametrize(
+    ("requested", "native", "compared"),
+    [
+        ("auto", [], None),  # emulated: not timed by default
+        ("auto", ["mixed_bfloat16"], "mixed_bfloat16"),
+        ("auto", ["mixed_bfloat16", "mixed_float16"], "mixed_bfloat16"),
+        ("mixed_bfloat16", [], "mixed_bfloat16"),  # asked for: timed anyway
+        ("mixed_float16", ["mixed_bfloat16"], "mixed_float16"),
+        ("none", ["mixed_bfloat16"], None),
+        ("float32", ["mixed_bfloat16"], None),
+        (None, ["mixed_bfloat16"], None),
+    ],
+)
+def test_compare_precision_auto_is_bfloat16_only_where_native(requested, native, compared):
+    assert bench.resolve_compare_precision(requested, native) == compared
+
+
+def test_the_mixed_precision_epoch_target_does_not_apply_where_the_precision_is_emulated():
+    r = _full_result()  # bf16 epochs at 0.6x stock Keras: met where native
+    assert r["targets"]["mixed_bfloat16_epoch_vs_float32_max"]["met"] is True
+    r["machine"]["native_precisions"] = []
+    r["compare_precision_requested"] = "mixed_bfloat16"
+    r["targets"] = bench.targets(r)
+    row = r["targets"]["mixed_bfloat16_epoch_vs_float32_max"]
+    assert row["met"] is None and row["value"] == pytest.approx(0.6)
+    # the quality target still applies: the values must hold under any precision
+    assert r["targets"]["mixed_bfloat16_macro_f1_difference_over_seed_std_max"]["met"] is True
+    md = bench.to_markdown(r)
+    (line,) = [ln for ln in md.splitlines() if ln.startswith("| mixed_bfloat16_epoch_vs")]
+    assert line.endswith("| n/a |") and "| 0.600 |" in line
+    assert "emulated on this CPU" in md and "does not apply here" in md
+    r["training"]["per_precision"]["mixed_bfloat16"]["ce"]["ratio_to_stock"] = 0.9
+    assert bench.targets(r)["mixed_bfloat16_epoch_vs_float32_max"]["met"] is None
+
+
+def test_bench_md_says_why_no_mixed_precision_was_compared():
+    r = _full_result()
+    assert "mixed_bfloat16 compared with float32 (this CPU computes it natively)" in (
+        bench.to_markdown(r)
+    )
+    del r["training"]["per_precision"], r["training"]["stock_per_precision"]
+    del r["precision_quality"]
+    r["machine"]["native_precisions"] = []
+    r["compare_precision"] = None
+    r["targets"] = bench.targets(r)
+    assert not any(name.startswith("mixed_") for name in r["targets"])
+    md = bench.to_markdown(r)
+    assert "Mixed precision: not compared (`--compare-precision auto`)" in md
+    assert "no native bfloat16" in md and "--compare-precision mixed_bfloat16" in md
+    assert "Training epoch under" not in md
+    r["compare_precision_requested"] = "none"
+    assert "not compared (`--compare-precision none`)" in bench.to_markdown(r)
 
 
 def test_bench_rejects_an_unknown_compare_precision(cli, tmp_path):

@@ -18,6 +18,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; device {m['device']}; "
         f"TensorFlow {r['versions']['tensorflow']}, Keras {r['versions']['keras']}.",
         "",
+        precision_note(r),
+        "",
         "## Targets (SPEC 7)",
         "",
         "| target | measured | goal | met |",
@@ -26,8 +28,7 @@ def to_markdown(r: dict[str, Any]) -> str:
     for name, row in r["targets"].items():
         extra = f" ({row['loss']})" if "loss" in row else ""
         lines.append(
-            f"| {name}{extra} | {row['value']:.3f} | {row['target']} | "
-            f"{'yes' if row['met'] else 'no'} |"
+            f"| {name}{extra} | {row['value']:.3f} | {row['target']} | {_met(row['met'])} |"
         )
     lines += [
         "",
@@ -51,11 +52,38 @@ def to_markdown(r: dict[str, Any]) -> str:
             f"{row['ratio_to_stock']:.3f} | {row['gflops']:.1f} | "
             f"{100 * row['fraction_of_peak']:.1f}% |"
         )
-    lines += _precision_markdown(t)
+    lines += _precision_markdown(t, r["machine"].get("native_precisions"))
     lines += _quality_markdown(r)
     lines += _commands_markdown(r)
     lines += _ingest_markdown(r)
     return "\n".join(lines + _issue35_markdown(r))
+
+
+def _met(met: bool | None) -> str:
+    return "n/a" if met is None else "yes" if met else "no"
+
+
+def precision_note(r: dict[str, Any]) -> str:
+    """Which mixed precision the bench compared with float32, and why (`--compare-precision`)."""
+    prec, asked = r.get("compare_precision"), r.get("compare_precision_requested")
+    native = r["machine"].get("native_precisions")
+    if native is None:  # a bench.json from before the machine's precisions were recorded
+        return f"Mixed precision compared with float32: {prec or 'none'}."
+    what = "a GPU" if r["machine"]["device"].startswith("GPU") else "this CPU"
+    if prec is None and asked == "auto":
+        return (
+            f"Mixed precision: not compared (`--compare-precision auto`): {what} has no native "
+            "bfloat16 (AVX512-BF16, AMX or Arm BF16), where SPEC 7's bfloat16 target applies; "
+            "`--compare-precision mixed_bfloat16` times it anyway."
+        )
+    if prec is None:
+        return "Mixed precision: not compared (`--compare-precision none`)."
+    if prec in native:
+        return f"Mixed precision: {prec} compared with float32 ({what} computes it natively)."
+    return (
+        f"Mixed precision: {prec} compared with float32, emulated on {what} (no native "
+        f"{prec.removeprefix('mixed_')}): its epoch target does not apply here."
+    )
 
 
 def _table_section(
@@ -73,14 +101,17 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _precision_markdown(t: dict[str, Any]) -> list[str]:
-    """The epochs under the compared (mixed) precision."""
+def _precision_markdown(t: dict[str, Any], native: list[str] | None) -> list[str]:
+    """The epochs under the compared (mixed) precision (`native`: the precisions the device
+    computes natively, where the target applies; None: not recorded)."""
     lines: list[str] = []
     for prec, rows in t.get("per_precision", {}).items():
+        emulated = native is not None and prec not in native
         lines += _table_section(
             f"Training epoch under {prec} (same model, data and batches; stock Keras float32)",
             "Target: every loss <= 0.75x float32 stock Keras; autobalance <= 0.75x its own "
-            "float32 epoch.",
+            "float32 epoch"
+            + (" (where the device computes it natively; not here)." if emulated else "."),
             ["loss", "epoch s", "x stock Keras float32", "x own float32"],
         )
         stock = t.get("stock_per_precision", {}).get(prec)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lossbench.bench.markdown import to_markdown
+from lossbench.bench.markdown import precision_note, to_markdown
 from lossbench.bench.size import (
     FULL_RELEASE_ROWS,
     ingest_speed_in_child,
@@ -17,7 +17,13 @@ from lossbench.bench.size import (
 )
 from lossbench.bench.speed import fixed_cost, precision_quality, training_speed
 from lossbench.bench.targets import targets
-from lossbench.bench.tools import losses_command, machine_info, matmul_peak, peak_memory_of_run
+from lossbench.bench.tools import (
+    losses_command,
+    machine_info,
+    matmul_peak,
+    peak_memory_of_run,
+    resolve_compare_precision,
+)
 from lossbench.bench.tuning import tuning_speed
 from lossbench.config import DataOptions
 from lossbench.io import atomic_write_json, atomic_write_text
@@ -30,16 +36,15 @@ def run_bench(
     device: str = "CPU",
     losses: list[str] | None = None,
     precision: str = "float32",
-    compare_precision: str | None = "mixed_bfloat16",
+    compare_precision: str | None = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Measure everything and write `out/<date>/bench.{json,md}`; returns the figures.
 
     `precision`: that of the runs timed against stock Keras, of the fixed-cost runs and of the
     peak-memory run. `compare_precision`: the mixed precision measured against float32 (epoch
-    time of every loss, test macro-F1 over 3 seeds); None (or float32) leaves it out."""
-    if compare_precision == "float32":
-        compare_precision = None
+    time of every loss, test macro-F1 over 3 seeds); "auto" is mixed_bfloat16 where the device
+    computes it natively (`resolve_compare_precision`), None (or float32) leaves it out."""
     from lossbench.losses import names
     from lossbench.provenance import versions
 
@@ -47,14 +52,19 @@ def run_bench(
     stamp = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
     folder = out / stamp
     folder.mkdir(parents=True, exist_ok=False)
+    machine = machine_info(device)
     result: dict[str, Any] = {
         "date": stamp,
         "quick": quick,
-        "machine": machine_info(device),
+        "machine": machine,
         "versions": versions(),
         "precision": precision,
-        "compare_precision": compare_precision,
+        "compare_precision_requested": compare_precision or "none",
+        "compare_precision": resolve_compare_precision(
+            compare_precision, machine["native_precisions"]
+        ),
     }
+    log(precision_note(result))
     log("matmul peak ...")
     result["matmul_peak"] = matmul_peak(device, n=1024 if quick else 2048)
     log(f"  {result['matmul_peak']['gflops']:.1f} GFLOP/s")

@@ -47,8 +47,53 @@ def _seconds_list(xs: list[float]) -> str:
     return ", ".join(f"{x:.1f}" for x in xs) + " s"
 
 
+# CPU features with which TensorFlow's oneDNN kernels compute a mixed precision natively (x86
+# AVX512/AMX, Arm's BF16); on any other CPU the 16-bit values are widened to float32 and back, so
+# SPEC 7's mixed-precision epoch target applies only on such a CPU and on a GPU.
+NATIVE_CPU_FLAGS = {
+    "mixed_bfloat16": ("avx512_bf16", "amx_bf16", "bf16"),
+    "mixed_float16": ("avx512_fp16", "amx_fp16"),
+}
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags: the `flags` (x86) or `Features` (Arm) lines of `cpuinfo` (default:
+    /proc/cpuinfo; empty where it cannot be read)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return set()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return flags
+
+
+def native_precisions(device: str, flags: set[str]) -> list[str]:
+    """The mixed precisions `device` computes natively: both on a GPU, on a CPU those whose
+    `NATIVE_CPU_FLAGS` it has."""
+    return [
+        prec
+        for prec, needed in NATIVE_CPU_FLAGS.items()
+        if device.startswith("GPU") or flags.intersection(needed)
+    ]
+
+
+def resolve_compare_precision(requested: str | None, native: list[str]) -> str | None:
+    """The mixed precision the bench compares with float32: `auto` is mixed_bfloat16 where the
+    device computes it natively and none elsewhere (timing an emulated precision measures the
+    emulation, and SPEC 7's target does not apply there); None, "none" and "float32" are none."""
+    if requested == "auto":
+        return "mixed_bfloat16" if "mixed_bfloat16" in native else None
+    return None if requested in (None, "none", "float32") else requested
+
+
 def machine_info(device: str) -> dict[str, Any]:
-    """CPU model, core count, memory and the training device."""
+    """CPU model, core count, memory, the training device and the mixed precisions it computes
+    natively (`native_precisions`)."""
     cpu = platform.processor() or ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -69,6 +114,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "memory_gb": mem_gb,
         "device": device,
         "hostname": platform.node(),
+        "native_precisions": native_precisions(device, cpu_flags()),
     }
 
 

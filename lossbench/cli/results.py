@@ -152,9 +152,11 @@ def bench(
         typer.Option(
             "--compare-precision",
             help="The mixed precision measured against float32 (epoch time of every loss, test "
-            "macro-F1 over 3 seeds on synthetic-cicids): mixed_bfloat16 | mixed_float16 | none.",
+            "macro-F1 over 3 seeds on synthetic-cicids): auto (mixed_bfloat16 where the device "
+            "computes it natively: a GPU, or a CPU with AVX512-BF16, AMX or Arm BF16; none "
+            "elsewhere) | mixed_bfloat16 | mixed_float16 | none.",
         ),
-    ] = "mixed_bfloat16",
+    ] = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Measure training speed against stock Keras, FLOP/s, CSV ingest and peak memory."""
@@ -168,9 +170,9 @@ def bench(
     unknown = [n for n in chosen if n not in names()]
     if unknown:
         raise InputError(f"--losses {','.join(unknown)}: unknown; see `lossbench losses`")
-    if compare_precision not in ("none", "mixed_bfloat16", "mixed_float16"):
+    if compare_precision not in ("auto", "none", "mixed_bfloat16", "mixed_float16"):
         raise InputError(
-            f"--compare-precision {compare_precision!r}: expected mixed_bfloat16, "
+            f"--compare-precision {compare_precision!r}: expected auto, mixed_bfloat16, "
             "mixed_float16 or none"
         )
     device_desc = configure_device(device)
@@ -185,7 +187,7 @@ def bench(
         device=device_desc,
         losses=chosen,
         precision=precision,
-        compare_precision=None if compare_precision == "none" else compare_precision,
+        compare_precision=compare_precision,
         log=log,
     )
     if as_json:

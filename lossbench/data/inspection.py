@@ -13,7 +13,7 @@ from lossbench.config import DataOptions
 from lossbench.data.leakage import duplicated
 from lossbench.data.load import read_table
 from lossbench.data.memory import give_back_freed_memory
-from lossbench.data.pipeline import _builtin_table, _resolve_source, preprocess
+from lossbench.data.pipeline import builtin_table, preprocess, resolve_source
 from lossbench.data.prepared import split_and_scale
 from lossbench.data.presets import PRESETS
 from lossbench.data.table import (
@@ -37,9 +37,9 @@ def inspect_dataset(opts: DataOptions) -> dict[str, Any]:
     Constant columns are those constant over all preprocessed rows (`prepare` decides on the
     training split only). Nothing is written.
     """
-    src = _resolve_source(opts)
+    src = resolve_source(opts)
     if src.path is None:
-        table = _builtin_table(src.name, opts)
+        table = builtin_table(src.name, opts)
         n_missing, n_infinite = 0, 0
         n_dup = _kept_duplicates(table)["extra_copies"]
         n_columns_raw = len(table.columns) + 1

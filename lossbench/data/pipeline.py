@@ -61,7 +61,14 @@ from lossbench.data.table import (
 )
 from lossbench.errors import InputError
 
-__all__ = ["PreparedData", "prepare", "preprocess", "source_fingerprint"]
+__all__ = [
+    "PreparedData",
+    "builtin_table",
+    "prepare",
+    "preprocess",
+    "resolve_source",
+    "source_fingerprint",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,17 +76,22 @@ __all__ = ["PreparedData", "prepare", "preprocess", "source_fingerprint"]
 
 
 @dataclass
-class _Source:
+class DataSource:
+    """Where a dataset comes from: its name, its file or folder (None: built in) and its
+    signature (path, size and mtime of each file, or the built-in name and version)."""
+
     name: str
     path: Path | None  # None: a built-in dataset
     signature: list[Any]
 
 
-def _resolve_source(opts: DataOptions) -> _Source:
+def resolve_source(opts: DataOptions) -> DataSource:
+    """`opts.data` as a source: a built-in dataset's name (no path) or a file or folder, with
+    its signature (the array cache's key). Raises InputError naming a path that does not exist."""
     data = opts.data if opts.data is not None else "digits-lt"
     p = Path(data).expanduser()
     if data in BUILTIN_DATASETS and not p.exists():
-        return _Source(data, None, [["builtin", data, BUILTIN_VERSION]])
+        return DataSource(data, None, [["builtin", data, BUILTIN_VERSION]])
     if not p.exists():
         raise InputError(
             f"{data}: no such file or directory (built-in datasets: {', '.join(BUILTIN_DATASETS)})"
@@ -92,7 +104,7 @@ def _resolve_source(opts: DataOptions) -> _Source:
     else:
         files = [p]
         name = p.name.split(".")[0] or p.name
-    return _Source(name, p, cache_mod.file_signature(files))
+    return DataSource(name, p, cache_mod.file_signature(files))
 
 
 def source_fingerprint(opts: DataOptions) -> str:
@@ -100,7 +112,7 @@ def source_fingerprint(opts: DataOptions) -> str:
     each source file's resolved path, size and modification time (the array cache's key for the
     sources), or of the built-in dataset's name and version. The experiment key includes it, so
     changed data under the same path starts a new experiment."""
-    return cache_mod.sources_digest(_resolve_source(opts).signature)
+    return cache_mod.sources_digest(resolve_source(opts).signature)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,7 +398,7 @@ def _features(
     return out, names, onehot
 
 
-def _builtin_table(name: str, opts: DataOptions) -> Table:
+def builtin_table(name: str, opts: DataOptions) -> Table:
     """A built-in dataset through the same label rules and class checks as a file."""
     table = load_builtin(name)
     warn: list[str] = []
@@ -433,8 +445,8 @@ def prepare(opts: DataOptions) -> PreparedData:
     Raises:
         InputError: bad input (SPEC 2.5), with one message naming the file, column or value.
     """
-    src = _resolve_source(opts)
-    test_src = _resolve_source(dataclasses.replace(opts, data=opts.test_data))
+    src = resolve_source(opts)
+    test_src = resolve_source(dataclasses.replace(opts, data=opts.test_data))
     signature = src.signature + (test_src.signature if opts.test_data else [])
     key = cache_mod.fingerprint(signature, opts)
     root = cache_mod.cache_root(opts)
@@ -454,7 +466,7 @@ def prepare(opts: DataOptions) -> PreparedData:
             )
 
     if src.path is None:
-        table = _builtin_table(src.name, opts)
+        table = builtin_table(src.name, opts)
     else:
         df, loaded = read_table(src.path, label_col=opts.label_col)
         table = preprocess(df, opts, src.name, loaded=loaded)
@@ -488,7 +500,7 @@ def prepare(opts: DataOptions) -> PreparedData:
     return data
 
 
-def _test_table(src: _Source, opts: DataOptions) -> Table:
+def _test_table(src: DataSource, opts: DataOptions) -> Table:
     """`--test-data`: the test file through its own preset (detected unless --preset names one
     that fits), its labels renamed by `--label-map` first, the training's label rules and
     `--task`; no split, no class-size checks."""
