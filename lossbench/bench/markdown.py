@@ -6,7 +6,7 @@ from typing import Any
 
 from lossbench import layout
 from lossbench.bench.size import FULL_RELEASE_FEATURES
-from lossbench.bench.tools import _seconds_list
+from lossbench.bench.tools import _seconds_list, epoch_target_applies
 
 
 def to_markdown(r: dict[str, Any]) -> str:
@@ -106,7 +106,7 @@ def _precision_markdown(t: dict[str, Any], native: list[str] | None) -> list[str
     computes natively, where the target applies; None: not recorded)."""
     lines: list[str] = []
     for prec, rows in t.get("per_precision", {}).items():
-        emulated = native is not None and prec not in native
+        emulated = not epoch_target_applies(prec, native)
         lines += _table_section(
             f"Training epoch under {prec} (same model, data and batches; stock Keras float32)",
             "Target: every loss <= 0.75x float32 stock Keras; autobalance <= 0.75x its own "

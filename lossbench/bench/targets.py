@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lossbench.bench.tools import epoch_target_applies
+
 
 def targets(r: dict[str, Any]) -> dict[str, Any]:
     """Each SPEC 7 target with the measured figure and whether it is met (None: the target does
@@ -33,7 +35,7 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
             for k, v in rows.items()
         }
         value, loss = max((v, k) for k, v in ratios.items())
-        applies = native is None or prec in native
+        applies = epoch_target_applies(prec, native)
         out[f"{prec}_epoch_vs_float32_max"] = {
             "value": value,
             "loss": loss,

@@ -72,6 +72,12 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return flags
 
 
+def epoch_target_applies(precision: str, native: list[str] | None) -> bool:
+    """Whether SPEC 7's mixed-precision epoch target applies to `precision` on a machine whose
+    `native_precisions` are `native` (None: not recorded, as in an older bench.json)."""
+    return native is None or precision in native
+
+
 def native_precisions(device: str, flags: set[str]) -> list[str]:
     """The mixed precisions `device` computes natively: both on a GPU, on a CPU those whose
     `NATIVE_CPU_FLAGS` it has."""
@@ -94,14 +100,14 @@ def resolve_compare_precision(requested: str | None, native: list[str]) -> str |
 def machine_info(device: str) -> dict[str, Any]:
     """CPU model, core count, memory, the training device and the mixed precisions it computes
     natively (`native_precisions`)."""
-    cpu = platform.processor() or ""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        cpuinfo = ""
+    models = [
+        ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")
+    ]
+    cpu = models[0] if models else platform.processor() or ""
     mem_gb = None
     try:
         pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -114,7 +120,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "memory_gb": mem_gb,
         "device": device,
         "hostname": platform.node(),
-        "native_precisions": native_precisions(device, cpu_flags()),
+        "native_precisions": native_precisions(device, cpu_flags(cpuinfo)),
     }
 
 
