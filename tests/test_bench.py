@@ -11,6 +11,7 @@ import pytest
 from lossbench import bench
 from lossbench.config import DataOptions
 from lossbench.data import inspect_dataset, prepare
+from lossbench.training.bilevel import carve_upper_split
 
 
 def test_generated_csv_has_the_raw_cicids2017_format(tmp_path):
@@ -70,16 +71,42 @@ def test_ingest_figures_are_consistent(tmp_path):
 
 def test_training_speed_times_every_loss_and_stock_keras():
     data = prepare(DataOptions(data="digits-lt"))
-    res = bench.training_speed(data, ["ce", "dwb"], device="CPU", reps=1, log=lambda m: None)
+    logged = []
+    res = bench.training_speed(data, ["ce", "dwb"], device="CPU", reps=1, log=logged.append)
     assert set(res["per_loss"]) == {"keras-stock-ce", "ce", "dwb"}
     assert res["n_train"] == len(data.y_train)
-    stock = res["per_loss"]["keras-stock-ce"]["epoch_seconds_median"]
-    for row in res["per_loss"].values():
-        assert len(row["epoch_seconds"]) == 1 and row["epoch_seconds"][0] > 0
-        assert row["ratio_to_stock"] == pytest.approx(row["epoch_seconds_median"] / stock)
+    # stock Keras, the reference, is timed twice a round: first and after the first half
+    assert res["stock_epochs_per_round"] == 2
+    timed = [m.split()[2].rstrip(":") for m in logged if m.startswith("  epoch 1 ")]
+    assert timed == ["keras-stock-ce", "ce", "keras-stock-ce", "dwb"]
+    stock = res["per_loss"]["keras-stock-ce"]
+    assert len(stock["epoch_seconds"]) == 2
+    for name, row in res["per_loss"].items():
+        assert len(row["epoch_seconds"]) == (2 if name == "keras-stock-ce" else 1)
+        assert min(row["epoch_seconds"]) > 0
+        assert row["ratio_to_stock"] == pytest.approx(
+            row["epoch_seconds_median"] / stock["epoch_seconds_median"]
+        )
+        assert row["rows_per_epoch"] == len(data.y_train)
+        assert row["flops_per_epoch"] == pytest.approx(res["flops_per_epoch"])
         assert row["gflops"] == pytest.approx(
             res["flops_per_epoch"] / row["epoch_seconds_median"] / 1e9
         )
+        assert "upper_level_flops_uncounted" not in row
+
+
+def test_autobalance_gflops_count_the_rows_its_model_trains_on():
+    """AutoBalance's model trains on the training split less its upper-level split: its FLOPs
+    per epoch are those rows' (SPEC 4.3), flagged as leaving the upper-level steps out."""
+    data = prepare(DataOptions(data="digits-lt"))
+    res = bench.training_speed(data, ["autobalance"], device="CPU", reps=1, log=lambda m: None)
+    row = res["per_loss"]["autobalance"]
+    lower, upper = carve_upper_split(np.asarray(data.y_train), 0, data.n_classes)
+    assert row["rows_per_epoch"] == len(lower) < len(data.y_train)
+    assert row["flops_per_epoch"] == pytest.approx(
+        res["flops_per_epoch"] * len(lower) / len(data.y_train)
+    )
+    assert row["upper_level_flops_uncounted"] is True
 
 
 def test_peak_memory_reads_the_child_process(tmp_path):
@@ -119,11 +146,25 @@ def test_targets_report_the_worst_loss_and_each_threshold():
     assert all(row["met"] for row in met.values())
     assert met["epoch_time_vs_stock_max"]["loss"] == "dwb"
     assert met["training_fraction_of_peak_min"]["value"] == 0.55  # stock Keras is not counted
+    assert met["training_fraction_of_peak_min"]["loss"] == "dwb"
     missed = bench.targets(_fake_result(dwb_ratio=1.2, ingest_ratio=0.7, rss=2100.0))
     assert not missed["epoch_time_vs_stock_max"]["met"]
     assert not missed["ingest_ratio_to_pandas"]["met"]
     assert not missed["peak_memory_mb"]["met"]
     assert missed["cached_reload_speedup"]["met"]
+
+
+def test_the_fraction_of_peak_target_leaves_out_autobalance_whose_upper_steps_are_uncounted():
+    r = _fake_result()
+    r["training"]["per_loss"]["autobalance"] = {
+        "ratio_to_stock": 0.8,
+        "fraction_of_peak": 0.3,
+        "upper_level_flops_uncounted": True,
+    }
+    met = bench.targets(r)["training_fraction_of_peak_min"]
+    assert (met["value"], met["loss"], met["met"]) == (0.55, "dwb", True)
+    r["training"]["per_loss"]["dwb"]["fraction_of_peak"] = 0.45
+    assert not bench.targets(r)["training_fraction_of_peak_min"]["met"]
 
 
 def test_bench_rejects_an_unknown_loss(cli, tmp_path):
@@ -294,6 +335,22 @@ def test_bench_md_states_each_target_beside_its_figure():
                  "mixed_bfloat16_macro_f1_difference_over_seed_std_max"):  # fmt: skip
         (line,) = [ln for ln in targets.splitlines() if ln.startswith(f"| {name}")]
         assert "| yes |" in line
+
+
+def test_bench_md_says_how_the_epochs_were_interleaved_and_what_autobalance_counts():
+    r = _full_result()
+    r["training"]["stock_epochs_per_round"] = 2
+    r["training"]["per_loss"]["autobalance"] = {
+        "epoch_seconds_median": 0.9, "ratio_to_stock": 0.9, "gflops": 8.0,
+        "fraction_of_peak": 0.27, "rows_per_epoch": 800, "upper_level_flops_uncounted": True,
+    }  # fmt: skip
+    md = bench.to_markdown(r)
+    assert "each of 3 rounds times every loss once; stock Keras" in md
+    assert "its median is of 6 epochs" in md
+    assert "| autobalance | 0.90 | 0.900 | 8.0 * | 27.0% * |" in md
+    assert "\\* autobalance: the model's FLOPs on the 800 rows" in md
+    older = _full_result()  # a bench.json from before stock Keras was timed twice a round
+    assert "each of 3 rounds times every loss once." in bench.to_markdown(older)
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         "CategoricalCrossentropy), autobalance <= 1.6x (its upper-level step is extra work by "
         "design); training at >= 50% of the matmul peak.",
         "",
+        _rounds_note(t),
+        "",
         f"Matmul peak: {r['matmul_peak']['gflops']:.1f} GFLOP/s (float32, "
         f"{r['matmul_peak']['n']}x{r['matmul_peak']['n']}).",
         "",
@@ -47,16 +49,39 @@ def to_markdown(r: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, row in t["per_loss"].items():
+        mark = " *" if row.get("upper_level_flops_uncounted") else ""
         lines.append(
             f"| {name} | {row['epoch_seconds_median']:.2f} | "
-            f"{row['ratio_to_stock']:.3f} | {row['gflops']:.1f} | "
-            f"{100 * row['fraction_of_peak']:.1f}% |"
+            f"{row['ratio_to_stock']:.3f} | {row['gflops']:.1f}{mark} | "
+            f"{100 * row['fraction_of_peak']:.1f}%{mark} |"
         )
+    uncounted = [(k, v) for k, v in t["per_loss"].items() if v.get("upper_level_flops_uncounted")]
+    for name, row in uncounted:
+        lines += [
+            "",
+            f"\\* {name}: the model's FLOPs on the {row['rows_per_epoch']:,} rows its epoch "
+            f"trains on (the training split less its upper-level split); its upper-level steps' "
+            "FLOPs are not counted, so it is left out of the fraction-of-peak target.",
+        ]
     lines += _precision_markdown(t, r["machine"].get("native_precisions"))
     lines += _quality_markdown(r)
     lines += _commands_markdown(r)
     lines += _ingest_markdown(r)
     return "\n".join(lines + _issue35_markdown(r))
+
+
+def _rounds_note(t: dict[str, Any]) -> str:
+    """How the epochs were interleaved: one round times every loss once, stock Keras
+    `stock_epochs_per_round` times (absent from older bench.json: once)."""
+    per = t.get("stock_epochs_per_round", 1)
+    twice = (
+        f"; stock Keras, the reference of every ratio, {'twice' if per == 2 else f'{per} times'}"
+        " a round (first and halfway), "
+        f"so its median is of {per * t['reps']} epochs"
+        if per > 1
+        else ""
+    )
+    return f"Interleaved: each of {t['reps']} rounds times every loss once{twice}."
 
 
 def _met(met: bool | None) -> str:

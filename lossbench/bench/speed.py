@@ -13,6 +13,9 @@ import numpy as np
 from lossbench.bench.tools import _median, _timed_command
 from lossbench.config import DataOptions, TrainOptions
 
+#: The reference of every epoch ratio: stock Keras `model.fit` (`_stock_keras`).
+STOCK = "keras-stock-ce"
+
 
 def _stock_keras(
     model_fn: Callable[[], Any], X: np.ndarray, y: np.ndarray, n_classes: int, batch: int
@@ -63,32 +66,43 @@ def training_speed(
     warm-up: every loss under `precision` in `per_loss`; with `compare_precision` (a mixed
     precision) every loss under it too, in `per_precision[compare_precision]`, with its ratio to
     stock Keras and to the loss's own float32 epoch (timed as well when `precision` is not
-    float32)."""
+    float32).
+
+    Stock Keras, the reference every ratio divides by, is timed twice a round (first, and
+    halfway through the round), so that its median rests on twice as many epochs and lies
+    closer in time to each loss's. A row's GFLOP/s counts the rows its epoch trains on:
+    AutoBalance's model trains on the 80% of the training split outside its upper-level split,
+    and the FLOPs of its upper-level steps are not counted (`upper_level_flops_uncounted`)."""
     compared = compare_precision if compare_precision not in (None, "float32") else None
     from lossbench.models import training_flops_per_sample
     from lossbench.training import on_device, resolve_jit
 
     jit = resolve_jit(None, device)
     with on_device(device):
-        runners, model_fn = _epoch_runners(
+        runners, model_fn, rows = _epoch_runners(
             data, losses, batch, precision, compared, jit, device=device, reps=reps
         )
+        names = list(runners)
+        half = 1 + (len(names) - 1) // 2  # stock Keras again after the first half of the round
+        schedule = [*names[:half], STOCK, *names[half:]] if len(names) > 2 else names
         times: dict[str, list[float]] = {k: [] for k in runners}
         for rep in range(reps + 1):  # rep 0 is the warm-up (tracing, XLA compilation)
-            for name, fn in runners.items():
-                t = fn(rep)
+            for name in schedule:
+                t = runners[name](rep)
                 if rep > 0:
                     times[name].append(t)
                 log(f"  epoch {rep} {name}: {t:.2f}s" + (" (warm-up)" if rep == 0 else ""))
-        flops = training_flops_per_sample(model_fn()) * len(data.y_train)
+        per_row = training_flops_per_sample(model_fn())
+    flops = {name: per_row * n for name, (n, _) in rows.items()}
     return {
         "n_train": int(len(data.y_train)),
         "batch_size": batch,
         "reps": reps,
+        "stock_epochs_per_round": schedule.count(STOCK),
         "jit_compile": jit,
         "precision": precision,
-        "flops_per_epoch": flops,
-        **_speed_rows(times, flops, losses, precision, compared),
+        "flops_per_epoch": per_row * len(data.y_train),
+        **_speed_rows(times, flops, rows, losses, precision, compared),
     }
 
 
@@ -107,9 +121,10 @@ def _epoch_runners(
     *,
     device: str,
     reps: int,
-) -> tuple[dict[str, Callable[[int], float]], Callable[..., Any]]:
+) -> tuple[dict[str, Callable[[int], float]], Callable[..., Any], dict[str, tuple[int, bool]]]:
     """One function per timed variant (stock Keras, each loss under each precision) that trains
-    one epoch and returns its seconds; and the function building the 1D-CNN."""
+    one epoch and returns its seconds; the function building the 1D-CNN; and the rows one epoch
+    of each variant trains on, with whether it also takes upper-level (bi-level) steps."""
     from lossbench.losses import get
     from lossbench.models import build_model
     from lossbench.training import Trainer, seed_everything
@@ -126,12 +141,14 @@ def _epoch_runners(
     runners: dict[str, Callable[[int], float]] = {}
     X_train, y_train = np.asarray(data.X_train), np.asarray(data.y_train)
     stock = _stock_keras(model_fn, X_train, y_train, data.n_classes, batch)
-    runners["keras-stock-ce"] = lambda epoch: stock()
+    runners[STOCK] = lambda epoch: stock()
+    rows = {STOCK: (len(y_train), False)}
     if compared:  # the reference: what the precision gives stock Keras on this machine
         stock_mixed = _stock_keras(
             lambda: model_fn(compared), X_train, y_train, data.n_classes, batch
         )
-        runners[_label("keras-stock-ce", compared, precision)] = lambda epoch: stock_mixed()
+        runners[_label(STOCK, compared, precision)] = lambda epoch: stock_mixed()
+        rows[_label(STOCK, compared, precision)] = (len(y_train), False)
     for name in losses:
         for prec in precisions:
             topts = TrainOptions(batch_size=batch, seed=0, device=device, precision=prec)
@@ -147,38 +164,45 @@ def _epoch_runners(
                 return time.perf_counter() - t0
 
             runners[_label(name, prec, precision)] = run
-    return runners, model_fn
+            rows[_label(name, prec, precision)] = (trainer.rows_per_epoch, bool(trainer.upper_vars))
+    return runners, model_fn, rows
 
 
 def _speed_rows(
     times: dict[str, list[float]],
-    flops: float,
+    flops: dict[str, float],
+    n_rows: dict[str, tuple[int, bool]],
     losses: list[str],
     precision: str,
     compared: str | None,
 ) -> dict[str, Any]:
-    """`per_loss`, `per_precision` and `stock_per_precision` of `training_speed`."""
-    base = _median(times["keras-stock-ce"])
+    """`per_loss`, `per_precision` and `stock_per_precision` of `training_speed`; `flops` and
+    `n_rows`: each timed variant's training FLOPs, and rows per epoch with whether it takes
+    upper-level steps (whose FLOPs are not counted)."""
+    base = _median(times[STOCK])
 
-    def row(ts: list[float]) -> dict[str, Any]:
-        med = _median(ts)
+    def row(name: str) -> dict[str, Any]:
+        med = _median(times[name])
         return {
             "epoch_seconds_median": med,
-            "epoch_seconds": ts,
+            "epoch_seconds": times[name],
             "ratio_to_stock": med / base,
-            "gflops": flops / med / 1e9,
+            "rows_per_epoch": n_rows[name][0],
+            "flops_per_epoch": flops[name],
+            "gflops": flops[name] / med / 1e9,
+            **({"upper_level_flops_uncounted": True} if n_rows[name][1] else {}),
         }
 
-    rows = {name: row(times[name]) for name in ["keras-stock-ce", *losses]}
+    rows = {name: row(name) for name in [STOCK, *losses]}
     per_precision: dict[str, dict[str, Any]] = {}
     stock_per_precision: dict[str, dict[str, Any]] = {}
     if compared:
-        stock_row = row(times[_label("keras-stock-ce", compared, precision)])
+        stock_row = row(_label(STOCK, compared, precision))
         stock_row["ratio_to_own_float32"] = stock_row["ratio_to_stock"]
         stock_per_precision[compared] = stock_row
         per_precision[compared] = {}
         for name in losses:
-            r = row(times[_label(name, compared, precision)])
+            r = row(_label(name, compared, precision))
             own = _median(times[_label(name, "float32", precision)])
             r["ratio_to_own_float32"] = r["epoch_seconds_median"] / own
             per_precision[compared][name] = r

@@ -14,7 +14,10 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
     ours = {k: v for k, v in per.items() if k != "keras-stock-ce"}
     plain = {k: v for k, v in ours.items() if k != "autobalance"} or ours
     worst = max((v["ratio_to_stock"], k) for k, v in plain.items())
-    ours_frac = min(v["fraction_of_peak"] for v in ours.values())
+    # AutoBalance's GFLOP/s leaves its upper-level steps out (`speed.training_speed`): like its
+    # epoch time, it is not held to the plain losses' target
+    counted = {k: v for k, v in plain.items() if not v.get("upper_level_flops_uncounted")}
+    ours_frac = min((v["fraction_of_peak"], k) for k, v in (counted or plain).items())
     out: dict[str, Any] = {
         "epoch_time_vs_stock_max": {
             "value": worst[0],
@@ -69,7 +72,7 @@ def _quality_target(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _command_targets(r: dict[str, Any], ours_frac: float) -> dict[str, Any]:
+def _command_targets(r: dict[str, Any], ours_frac: tuple[float, str]) -> dict[str, Any]:
     """`lossbench losses`, the fixed cost, the fraction of peak, ingest and peak memory."""
     out: dict[str, Any] = {}
     ing = r["ingest"]
@@ -86,9 +89,10 @@ def _command_targets(r: dict[str, Any], ours_frac: float) -> dict[str, Any]:
     out.update(
         {
             "training_fraction_of_peak_min": {
-                "value": ours_frac,
+                "value": ours_frac[0],
+                "loss": ours_frac[1],
                 "target": ">= 0.50",
-                "met": ours_frac >= 0.50,
+                "met": ours_frac[0] >= 0.50,
             },
             "ingest_ratio_to_pandas": {
                 "value": ing["ratio_to_pandas"],

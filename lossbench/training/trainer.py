@@ -324,6 +324,11 @@ class Trainer:
         self._upper_start = self.loss.selection_start(self.opts.epochs)
         self.upper_updates = 0
 
+    @property
+    def rows_per_epoch(self) -> int:
+        """The rows an epoch trains on: the training split less AutoBalance's upper split."""
+        return self._n
+
     def epoch_batches(self, epoch: int) -> Iterator[tf.Tensor]:
         """Row indices of each batch of one epoch, in the order `epoch_permutation(seed, epoch)`
         (or `epoch_order(epoch, training labels)` when a method sets it: `epoch_indices`).
