@@ -5,7 +5,6 @@ import json
 
 import keras
 import numpy as np
-import pandas as pd
 import pytest
 
 from lossbench import bench
@@ -109,6 +108,20 @@ def test_autobalance_gflops_count_the_rows_its_model_trains_on():
     assert row["upper_level_flops_uncounted"] is True
 
 
+def test_precision_quality_reads_each_precisions_test_macro_f1(tmp_path):
+    """What `make bench` runs on a machine with native bfloat16 (here emulated, on a tiny set)."""
+    res = bench.precision_quality(
+        DataOptions(data="digits-lt"), ["ce"], device="CPU", seeds=(0, 1), epochs=1,
+        out=tmp_path, precision="mixed_bfloat16", log=lambda m: None,
+    )  # fmt: skip
+    row = res["per_loss"]["ce"]
+    ref, low = row["float32_macro_f1"], row["mixed_bfloat16_macro_f1"]
+    assert len(ref) == len(low) == 2 and all(0 < v <= 1 for v in ref + low)
+    assert row["difference"] == pytest.approx(np.mean(low) - np.mean(ref))
+    assert row["float32_seed_std"] == pytest.approx(np.std(ref, ddof=1))
+    assert row["within_seed_std"] == (abs(row["difference"]) <= row["float32_seed_std"])
+
+
 def test_peak_memory_reads_the_child_process(tmp_path):
     ok = bench.peak_memory_of_run(["losses", "--json"])
     assert ok["exit_code"] == 0 and ok["peak_rss_mb"] > 10
@@ -200,7 +213,10 @@ def test_quick_bench_writes_json_and_markdown(cli, tmp_path):
     assert 0 < fc["run_train_seconds"] < fc["run_seconds"]
     assert "of the compare, autobalance's 3 runs" in md
     assert result["peak_memory"]["exit_code"] == 0
-    assert np.isfinite(pd.Series([result["matmul_peak"]["gflops"]])).all()
+    peak = result["matmul_peak"]  # measured before and after the epochs; the best is the peak
+    assert len(peak["gflops_each"]) == 2 and peak["gflops"] == max(peak["gflops_each"])
+    ce = result["training"]["per_loss"]["ce"]
+    assert ce["fraction_of_peak"] == pytest.approx(ce["gflops"] / peak["gflops"])
 
 
 def test_ingest_in_a_child_process_reports_the_same_figures(tmp_path):
@@ -351,6 +367,9 @@ def test_bench_md_says_how_the_epochs_were_interleaved_and_what_autobalance_coun
     assert "\\* autobalance: the model's FLOPs on the 800 rows" in md
     older = _full_result()  # a bench.json from before stock Keras was timed twice a round
     assert "each of 3 rounds times every loss once." in bench.to_markdown(older)
+    assert "Matmul peak: 30.0 GFLOP/s (float32, 2048x2048)." in bench.to_markdown(older)
+    r["matmul_peak"] = {"n": 2048, "gflops": 30.0, "gflops_each": [27.5, 30.0]}
+    assert "before the epochs and one after them: 27.5 and 30.0" in bench.to_markdown(r)
 
 
 @pytest.mark.parametrize(

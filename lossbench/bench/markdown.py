@@ -42,8 +42,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         "",
         _rounds_note(t),
         "",
-        f"Matmul peak: {r['matmul_peak']['gflops']:.1f} GFLOP/s (float32, "
-        f"{r['matmul_peak']['n']}x{r['matmul_peak']['n']}).",
+        _peak_note(r["matmul_peak"]),
         "",
         "| loss | epoch s | x stock Keras | GFLOP/s | % of peak |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -68,6 +67,18 @@ def to_markdown(r: dict[str, Any]) -> str:
     lines += _commands_markdown(r)
     lines += _ingest_markdown(r)
     return "\n".join(lines + _issue35_markdown(r))
+
+
+def _peak_note(peak: dict[str, Any]) -> str:
+    """The matmul peak, with its two windows (absent from older bench.json: one)."""
+    each = peak.get("gflops_each")
+    windows = (
+        f"; the best of a 2-second window before the epochs and one after them: "
+        f"{each[0]:.1f} and {each[1]:.1f}"
+        if each
+        else ""
+    )
+    return f"Matmul peak: {peak['gflops']:.1f} GFLOP/s (float32, {peak['n']}x{peak['n']}{windows})."
 
 
 def _rounds_note(t: dict[str, Any]) -> str:

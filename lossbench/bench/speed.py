@@ -229,7 +229,8 @@ def precision_quality(
     mean and seed-to-seed standard deviation (ddof 1), the other precision's mean, and whether the
     difference of the means lies within that standard deviation."""
     from lossbench.config import CompareOptions, Settings
-    from lossbench.experiment import compare_datasets, load_metrics
+    from lossbench.experiment import compare_datasets
+    from lossbench.store import load_metrics
 
     f1: dict[str, dict[str, list[float]]] = {}
     for prec in ("float32", precision):
