@@ -93,7 +93,6 @@ def training_speed(
                     times[name].append(t)
                 log(f"  epoch {rep} {name}: {t:.2f}s" + (" (warm-up)" if rep == 0 else ""))
         per_row = training_flops_per_sample(model_fn())
-    flops = {name: per_row * n for name, (n, _) in rows.items()}
     return {
         "n_train": int(len(data.y_train)),
         "batch_size": batch,
@@ -102,7 +101,7 @@ def training_speed(
         "jit_compile": jit,
         "precision": precision,
         "flops_per_epoch": per_row * len(data.y_train),
-        **_speed_rows(times, flops, rows, losses, precision, compared),
+        **_speed_rows(times, per_row, rows, losses, precision, compared),
     }
 
 
@@ -170,27 +169,28 @@ def _epoch_runners(
 
 def _speed_rows(
     times: dict[str, list[float]],
-    flops: dict[str, float],
+    per_row: float,
     n_rows: dict[str, tuple[int, bool]],
     losses: list[str],
     precision: str,
     compared: str | None,
 ) -> dict[str, Any]:
-    """`per_loss`, `per_precision` and `stock_per_precision` of `training_speed`; `flops` and
-    `n_rows`: each timed variant's training FLOPs, and rows per epoch with whether it takes
-    upper-level steps (whose FLOPs are not counted)."""
+    """`per_loss`, `per_precision` and `stock_per_precision` of `training_speed`; `per_row`:
+    the training FLOPs of one row; `n_rows`: each timed variant's rows per epoch, with whether
+    it takes upper-level steps (whose FLOPs are not counted)."""
     base = _median(times[STOCK])
 
     def row(name: str) -> dict[str, Any]:
         med = _median(times[name])
+        n, bilevel = n_rows[name]
         return {
             "epoch_seconds_median": med,
             "epoch_seconds": times[name],
             "ratio_to_stock": med / base,
-            "rows_per_epoch": n_rows[name][0],
-            "flops_per_epoch": flops[name],
-            "gflops": flops[name] / med / 1e9,
-            **({"upper_level_flops_uncounted": True} if n_rows[name][1] else {}),
+            "rows_per_epoch": n,
+            "flops_per_epoch": per_row * n,
+            "gflops": per_row * n / med / 1e9,
+            **({"upper_level_flops_uncounted": True} if bilevel else {}),
         }
 
     rows = {name: row(name) for name in [STOCK, *losses]}

@@ -56,14 +56,9 @@ NATIVE_CPU_FLAGS = {
 }
 
 
-def cpu_flags(cpuinfo: str | None = None) -> set[str]:
-    """The CPU's feature flags: the `flags` (x86) or `Features` (Arm) lines of `cpuinfo` (default:
-    /proc/cpuinfo; empty where it cannot be read)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return set()
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The CPU's feature flags: the `flags` (x86) or `Features` (Arm) lines of `cpuinfo` (the
+    text of /proc/cpuinfo, which `machine_info` reads)."""
     flags: set[str] = set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
