@@ -252,13 +252,13 @@ def two_threads(monkeypatch):
     monkeypatch.setattr(csvchunks, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(csvchunks.os, "cpu_count", lambda: 2)
     ranges: list[tuple[int, int]] = []
-    real = csvchunks._ByteRange.__init__
+    real = csvchunks._Ranges._range
 
-    def spy(self, path, start, end):
-        ranges.append((start, end))
-        real(self, path, start, end)
+    def spy(self, i, parser, view):
+        ranges.append((self.plan.cuts[i], self.plan.cuts[i + 1]))
+        return real(self, i, parser, view)
 
-    monkeypatch.setattr(csvchunks._ByteRange, "__init__", spy)
+    monkeypatch.setattr(csvchunks._Ranges, "_range", spy)
     return ranges
 
 
@@ -303,6 +303,86 @@ def test_a_bad_row_in_the_second_half_is_named_by_its_line_in_the_file(tmp_path,
     with pytest.raises(InputError) as one:
         read_table(path)
     assert str(two.value) == str(one.value) and "line 91" in str(one.value)
+
+
+@pytest.fixture(params=[True, False], ids=["reused-parsers", "read_csv"])
+def many_ranges(request, two_threads, monkeypatch):
+    """Every CSV cut into byte ranges of about 2 KB (several per file), parsed on two threads by
+    reused parsers (`REUSE_PARSERS`) or through `read_csv` each; yields the ranges read."""
+    import lossbench.data.csvchunks as csvchunks
+
+    if request.param and not csvchunks.REUSE_PARSERS:
+        pytest.skip("this pandas' C parser cannot be handed one buffer after another")
+    monkeypatch.setattr(csvchunks, "REUSE_PARSERS", request.param)
+    monkeypatch.setattr(csvchunks, "RANGE_BYTES", 2048)
+    return two_threads
+
+
+def _assert_ranges_cover(path: Path, ranges: list[tuple[int, int]]) -> None:
+    """The byte ranges read are the whole file, each once, each after a line break."""
+    data, out = path.read_bytes(), sorted(ranges)
+    assert out[0][0] == 0 and out[-1][1] == len(data)
+    assert all(b == a for (_, b), (a, _) in zip(out[:-1], out[1:], strict=True))
+    assert all(data[a - 1 : a] == b"\n" for a, _ in out[1:])
+
+
+def test_a_file_cut_into_many_ranges_equals_the_one_shot_read(day_folder, many_ranges):
+    import lossbench.data.csvchunks as csvchunks
+
+    df, info = read_table(day_folder, chunk_rows=7)
+    _assert_same_table(df, _one_shot(day_folder))
+    assert info.n_empty_rows == 3 * N_EMPTY
+    assert len(_owners(df)) == 1  # every range's numbers written in place
+    sizes = [f.stat().st_size for f in sorted(day_folder.iterdir())]
+    per_file = [round(size / 2048) if csvchunks.REUSE_PARSERS else 2 for size in sizes]
+    assert len(many_ranges) == sum(per_file)
+    assert (min(per_file) > 2) == csvchunks.REUSE_PARSERS  # else halves
+
+
+def test_the_shared_sample_cut_into_many_ranges_equals_the_one_shot_read(many_ranges):
+    path = need_shared(CICIDS_SAMPLE)
+    df, _ = read_table(path, chunk_rows=1000)
+    _assert_ranges_cover(path, many_ranges)
+    _assert_same_table(df, _one_shot(path))
+
+
+def test_a_bad_row_in_a_later_range_is_named_by_its_line_in_the_file(tmp_path, many_ranges):
+    from lossbench.errors import InputError
+
+    path = tmp_path / "bad.csv"
+    lines = ["a,b,Label"] + [f"{i},{i},x" for i in range(1000)]
+    lines[900] = "1,2,3,4,5"  # line 901 of the file, in the last ranges: too many fields
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as exc:
+        read_table(path)
+    assert "line 901" in str(exc.value) and len(many_ranges) >= 2
+
+
+def test_a_cp1252_byte_in_a_later_range_is_read_again_replaced(tmp_path, many_ranges, parses):
+    """The strict parse of a file whose bytes the byte pass found not UTF-8 is skipped; one
+    whose head and byte pass say UTF-8 is read strictly, exactly, in every range."""
+    df, _ = read_table(_file_with_late_label(tmp_path / "w.csv", b"Web Attack \x96 XSS"))
+    assert parses == ["replace"] and len(many_ranges) >= 2
+    assert normalise_label(df["Label"].iloc[-1]) == "Web Attack - XSS"
+    df, _ = read_table(_file_with_late_label(tmp_path / "u.csv", "Café".encode()))
+    assert parses == ["replace", "strict"] and df["Label"].iloc[-1] == "Café"
+    assert df["Flow Bytes/s"].iloc[1500] == np.float32(1500.5)
+
+
+def test_a_parser_reused_for_another_buffer_reads_only_that_buffer():
+    import lossbench.data.csvchunks as csvchunks
+
+    if not csvchunks.REUSE_PARSERS:
+        pytest.skip("this pandas' C parser cannot be handed one buffer after another")
+    parser = csvchunks._new_parser(header=None, names=["n", "Label"])
+    try:
+        first = csvchunks._parse_buffer(parser, b"1.5,a\n2.5,b\n")
+        again = csvchunks._parse_buffer(parser, memoryview(b"7,c\n,d\n9,e\n"))
+    finally:
+        parser.close()
+    assert first["n"].tolist() == [1.5, 2.5] and list(first["Label"]) == ["a", "b"]
+    assert np.array_equal(again["n"], [7.0, np.nan, 9.0], equal_nan=True)
+    assert list(again["Label"]) == ["c", "d", "e"]
 
 
 @pytest.fixture

@@ -1,16 +1,22 @@
 """A CSV file parsed in chunks (`load.read_table`'s streaming reader), on two threads where the
 file allows it, each chunk's numbers written straight to their rows' places in the table.
 
-pandas' C parser tokenises and converts numbers with the GIL released, so two readers, each over
-one half of the file's bytes (split at a line break), parse it on two cores: a 218 MB
-CICIDS2017-format file in 0.87-1.02 s against 1.25-1.28 s one after the other (issue 35). Only for
-a plain (not gzip) file of at least `PARALLEL_MIN_BYTES` with no quote character anywhere, so that
-no field can hold a line break and a half starts at a row; should a half fail to parse, the file
-is parsed again from the start on one thread, whose error names the right line.
+pandas' C parser tokenises and converts numbers with the GIL released, so two threads parse a file
+on two cores. Only for a plain (not gzip) file of at least `PARALLEL_MIN_BYTES` with no quote
+character anywhere, so that no field can hold a line break and a byte range starts at a row;
+should a range fail to parse, the file is parsed again from the start on one thread, whose error
+names the right line. Where pandas' parser can be handed one buffer after another (its
+`TextReader.load_buffer`, pandas 3.1, the way its own parallel `read_csv` reads a file), the file
+is cut into ranges of about `RANGE_BYTES` that two threads take in turn, each reusing one parser
+(`_Ranges`): `read_table` of a 218 MB CICIDS2017-format file took 0.91-1.09 s (median 0.98)
+against 1.00-1.32 s (median 1.18) in halves, eight of each side by side in one process. Through
+`read_csv` each range would build a parser and a frame, so small ranges that way cost more than
+they save: without `load_buffer` the file is cut in two halves, each read through
+`pandas.read_csv` in chunks.
 
-Before a plain file is parsed, one pass over its bytes (`plan_file`, each half on a thread of its
-own) finds whether it holds a quote character, whether it decodes as UTF-8, and how many lines
-each half holds: so each half knows the row its rows start at, and a chunk's numeric columns are
+Before a plain file is parsed, one pass over its bytes (`plan_file`, its ranges on two threads)
+finds whether it holds a quote character, whether it decodes as UTF-8, and how many lines each
+range holds: so each range knows the row its rows start at, and a chunk's numeric columns are
 written as float32 into a `Slab` (one preallocated column per feature, for every row of the
 table's files) at their final rows.
 The table's columns are then the slab's, without a copy: no second copy of the numbers is made
@@ -22,10 +28,12 @@ before.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import io
 import mmap
 import os
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +49,50 @@ from lossbench.data.memory import owned_empty, release_rows
 PARALLEL_MIN_BYTES = 32 * 2**20
 #: Bytes looked at a time by `plan_file` (a block stays in the cache while it is looked at).
 _SCAN_BYTES = 2**20
+#: Bytes of a file per range where its ranges are parsed by reused parsers (`_Ranges`): as in
+#: pandas' own parallel reader, small enough that the two threads finish together, large
+#: enough that a range's fixed cost does not count.
+RANGE_BYTES = 4 * 2**20
+
+
+def _reusable_parser() -> bool:
+    """Whether pandas' C parser takes one buffer after another (`TextReader.load_buffer`, not a
+    public interface): tried on two small buffers, which must come back as their numbers."""
+    try:
+        parser = _new_parser(header=None, names=["a", "b"])
+        try:
+            got = [_parse_buffer(parser, data)["b"].tolist() for data in (b"1,2\n", b"3,4\n5,6\n")]
+        finally:
+            parser.close()
+    except Exception:  # any other pandas: the halves through read_csv
+        return False
+    return got == [[2], [4, 6]]
+
+
+def _new_parser(encoding_errors: str = "strict", **kwargs: Any) -> Any:
+    """A pandas C parser for `_parse_buffer` (pandas' `TextFileReader`, with no input yet)."""
+    parser = pd.read_csv(
+        io.BytesIO(b""),
+        encoding="utf-8",
+        encoding_errors=encoding_errors,
+        low_memory=False,  # a buffer is parsed at once: no chunks to join
+        iterator=True,
+        **kwargs,
+    )
+    parser._engine._reader.trim_after_read = False  # its buffers serve the next one
+    return parser
+
+
+def _parse_buffer(parser: Any, data: Any) -> dict[str, Any]:
+    """The columns (arrays by name) of the rows in `data` (bytes, no header line), parsed by a
+    `_new_parser` that may have parsed other buffers before."""
+    parser._engine._reader.load_buffer(data)
+    parser._engine._first_chunk = True  # a parser that read a buffer reads again
+    return parser._engine.read()[2]
+
+
+#: Ranges of `RANGE_BYTES` parsed by reused parsers, not halves through `read_csv`.
+REUSE_PARSERS = _reusable_parser()
 
 
 @dataclass(frozen=True)
@@ -103,7 +155,7 @@ def plan_file(path: Path, *, decode: bool) -> Plan:
 
 
 def _scan_ranges(mm: mmap.mmap, cuts: list[int], header_end: int) -> list[_RangeScan]:
-    """`_scan_range` of each range of a mapped file, on a thread each where there are two."""
+    """`_scan_range` of each range of a mapped file, on two threads where there are several."""
     data = np.frombuffer(mm, dtype=np.uint8)
     jobs = [
         functools.partial(_scan_range, data, a, b, header_end)
@@ -112,7 +164,7 @@ def _scan_ranges(mm: mmap.mmap, cuts: list[int], header_end: int) -> list[_Range
     try:
         if len(jobs) == 1:
             return [jobs[0]()]
-        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
             return list(pool.map(lambda job: job(), jobs))
     finally:
         del data, jobs  # before the map is closed
@@ -147,15 +199,21 @@ def _decodes(mm: mmap.mmap, start: int) -> bool:
 
 def _cuts(mm: mmap.mmap) -> list[int]:
     """The bounds of a file's byte ranges: [0, size] where it is parsed on one thread (small,
-    one line, one core), else its two halves, the second starting right after the line break
-    the middle falls in (`plan_file` makes them one where a quote character occurs). (Ranges of
-    8-64 MB taken in turn by the two readers parsed the 218 MB ingest file slower than halves:
-    every range and chunk has a cost of its own, more than the halves' uneven finish.)"""
+    one line, one core), else ranges of about `RANGE_BYTES` where parsers are reused
+    (`REUSE_PARSERS`), at least two, otherwise its two halves; each range after the first
+    starts right after the line break its share of the bytes ends in (`plan_file` makes them
+    one where a quote character occurs)."""
     size = len(mm)
     if size < PARALLEL_MIN_BYTES or (os.cpu_count() or 1) < 2:
         return [0, size]
-    end = mm.find(b"\n", size // 2)
-    return [0, end + 1, size] if 0 <= end < size - 1 else [0, size]
+    n = max(2, round(size / RANGE_BYTES)) if REUSE_PARSERS else 2
+    cuts = [0]
+    for k in range(1, n):
+        end = mm.find(b"\n", max(size * k // n, cuts[-1]))
+        if not 0 <= end < size - 1:
+            break
+        cuts.append(end + 1)
+    return [*cuts, size] if len(cuts) > 1 else [0, size]
 
 
 class Slab:
@@ -233,25 +291,31 @@ class Chunks:
 
     def add(self, chunk: pd.DataFrame) -> None:
         """Take one parsed chunk (it may be freed afterwards)."""
+        self.add_columns({name: chunk[name] for name in self.names})
+
+    def add_columns(self, chunk: dict[str, Any]) -> None:
+        """Take one parsed chunk as its columns (Series, NumPy or pandas arrays, by name)."""
+        label = chunk[self.label]
         # Fully empty rows (CICIDS2017 day files end with some): the label is missing, so only
         # rows without a label need the full check.
-        no_label = chunk[self.label].isna().to_numpy()
-        keep = np.ones(len(chunk), dtype=bool)
+        no_label = np.asarray(pd.isna(label), dtype=bool)
+        keep = np.ones(len(no_label), dtype=bool)
         if no_label.any():
-            keep[no_label] = ~chunk.loc[no_label].isna().all(axis=1).to_numpy()
+            empty = [np.asarray(pd.isna(column[no_label])) for column in chunk.values()]
+            keep[no_label] = ~np.logical_and.reduce(empty)
         whole = bool(keep.all())
         n = int(keep.sum())
         at = self._next if self._slab is not None and self._next + n <= self._end else None
         for name, column in self.parts.items():
-            s = chunk[name]
-            if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
-                values = s.to_numpy()
+            values = chunk[name]
+            if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biuf":
+                values = np.asarray(values)
                 column.append(self._put(name, values if whole else values[keep], at))
             else:
-                column.append((s if whole else s[keep]).reset_index(drop=True))
-        self.label_parts.append(chunk[self.label].reset_index(drop=True))
+                column.append(_series(values if whole else values[keep], name))
+        self.label_parts.append(_series(label, self.label))
         self.keep.append(keep)
-        self.n_raw += len(chunk)
+        self.n_raw += len(keep)
         if at is not None:
             self._next += n
 
@@ -271,6 +335,13 @@ class Chunks:
         if len({str(s.dtype) for s in parts}) > 1:  # e.g. a chunk of empty rows: float NaN
             parts = [s.astype(object) for s in parts]
         return pd.concat(parts, ignore_index=True)
+
+
+def _series(values: Any, name: str) -> pd.Series:
+    """A chunk's column as a Series indexed from 0 (no copy)."""
+    if isinstance(values, pd.Series):
+        return values.reset_index(drop=True)
+    return pd.Series(values, name=name, copy=False)
 
 
 def merge(parts: list[Chunks]) -> Chunks:
@@ -337,9 +408,10 @@ def parse_chunks(
     kwargs: dict[str, Any],
     rows: Rows,
 ) -> Chunks:
-    """The file's chunks (`Chunks`), parsed by `pandas.read_csv(..., chunksize=chunk_rows,
-    **kwargs)`: on two threads, one half of the file each, where its plan cuts it in two (a
-    compressed file has no plan and is parsed on one thread). The numbers go where `rows` says."""
+    """The file's chunks (`Chunks`), parsed by pandas' C parser with `kwargs` (`read_csv`'s,
+    in chunks of `chunk_rows` rows): on two threads where its plan cuts it in ranges
+    (`_Ranges`), else on one (a compressed file has no plan). The numbers go where `rows`
+    says."""
     plan = rows.plan if kwargs.get("compression") is None else None
 
     def whole() -> Chunks:
@@ -349,20 +421,88 @@ def parse_chunks(
 
     if plan is None or len(plan.cuts) <= 2:
         return whole()
-    starts = np.cumsum([rows.first_row, *plan.rows]).tolist()  # each range's first slab row
-
-    def one(i: int) -> Chunks:
-        into = Chunks(names, label, rows.slab, starts[i], plan.rows[i])
-        with io.BufferedReader(_ByteRange(path, plan.cuts[i], plan.cuts[i + 1])) as source:
-            # only the first half has the header line
-            return _parse_range(source, into, errors, chunk_rows, kwargs if i == 0 else rest)
-
-    rest = {**kwargs, "header": None}
+    ranges = _Ranges(path, plan, rows, names, label, errors, chunk_rows, kwargs)
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return merge(list(pool.map(one, range(len(plan.cuts) - 1))))
+        return merge(ranges.parse())
     except UnicodeDecodeError:
         raise  # the caller reads the file again, replacing what is not UTF-8
     except (pd.errors.ParserError, ValueError):
         # the one-thread parse raises the same error, naming the line in the whole file
         return whole()
+
+
+class _Ranges:
+    """The byte ranges of a file's plan (`plan_file`), parsed on two threads that take them in
+    turn, into `Chunks` each (their numbers at their rows' places in the slab).
+
+    The first range, which holds the header line, is read through `pandas.read_csv` in chunks
+    of `chunk_rows`; where `REUSE_PARSERS`, each later range is handed whole to the thread's one
+    parser (`TextReader.load_buffer`, a view of the mapped file; the columns come back as arrays,
+    no frame is built), else read through `pandas.read_csv` as the first."""
+
+    def __init__(
+        self,
+        path: Path,
+        plan: Plan,
+        rows: Rows,
+        names: list[str],
+        label: str,
+        errors: str,
+        chunk_rows: int,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.path, self.plan, self.slab = path, plan, rows.slab
+        self.names, self.label, self.errors = names, label, errors
+        self.chunk_rows, self.kwargs = chunk_rows, kwargs
+        self.rest = {**kwargs, "header": None}  # only the first range has the header line
+        self.starts = np.cumsum([rows.first_row, *plan.rows]).tolist()  # each range's slab row
+
+    def parse(self) -> list[Chunks]:
+        """Every range's chunks, in the file's order."""
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(self.plan.rows)):
+            todo.put(i)
+        done: list[Any] = [None] * len(self.plan.rows)
+        with open(self.path, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                for job in [pool.submit(self._work, mapped, todo, done) for _ in range(2)]:
+                    job.result()
+        finally:
+            with contextlib.suppress(BufferError):  # a traceback may still hold a view
+                mapped.close()
+        return done
+
+    def _work(self, mapped: mmap.mmap, todo: queue.SimpleQueue, done: list[Chunks]) -> None:
+        """One thread: take ranges until none is left (or another thread failed)."""
+        parser, view = None, memoryview(mapped)
+        try:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if parser is None and i > 0 and REUSE_PARSERS:
+                    parser = _new_parser(self.errors, **self.rest)
+                done[i] = self._range(i, parser, view)
+        except BaseException:
+            while not todo.empty():  # the other thread stops after its range
+                todo.get_nowait()
+            raise
+        finally:
+            if parser is not None:
+                parser.close()
+            view.release()
+
+    def _range(self, i: int, parser: Any, view: memoryview) -> Chunks:
+        """Range i's chunks: through `pandas.read_csv` (the first range, or no `parser`), else
+        by the thread's reused `parser` from `view` (the mapped file)."""
+        into = Chunks(self.names, self.label, self.slab, self.starts[i], self.plan.rows[i])
+        a, b = self.plan.cuts[i], self.plan.cuts[i + 1]
+        if i == 0 or parser is None:
+            with io.BufferedReader(_ByteRange(self.path, a, b)) as source:
+                args = (self.errors, self.chunk_rows, self.rest if i else self.kwargs)
+                return _parse_range(source, into, *args)
+        into.add_columns(_parse_buffer(parser, view[a:b]))
+        return into

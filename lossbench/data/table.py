@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lossbench.data.memory import release_rows
+from lossbench.data.memory import owned_empty, release_rows
 from lossbench.data.split import Scaler
 
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -171,7 +171,7 @@ def gather_splits(
     of the positions passed is given back (`release_rows`: columns `read_table` made), so the
     columns and the split matrices together hold about one copy of the data, not two. The
     entries of `columns` are set to None at the end; the columns must not be read again."""
-    outs = [np.empty((len(rows), len(columns)), dtype=np.float32) for rows in parts]
+    outs = [_matrix(len(rows), len(columns)) for rows in parts]
     if not all(np.all(rows[1:] >= rows[:-1]) for rows in parts):
         for rows, out in zip(parts, outs, strict=True):
             _gather_into(out, columns, rows, check, fill, scaler)
@@ -186,6 +186,14 @@ def gather_splits(
                 release_rows(col, stop, start)
     columns[:] = [None] * len(columns)
     return outs
+
+
+def _matrix(n: int, n_cols: int) -> np.ndarray:
+    """An uninitialised (n, n_cols) float32 matrix for `gather_splits`, in pages of the
+    system's base size (`owned_empty`): NumPy asks for transparent huge pages for a large
+    array, and where the kernel compacts memory to find them (`defrag` "madvise") the faults
+    cost more than the copy (issue 35)."""
+    return owned_empty(n * n_cols, np.float32).reshape(n, n_cols)
 
 
 def _gather_into(
