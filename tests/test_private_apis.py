@@ -1,6 +1,7 @@
-"""The private TensorFlow and Keras APIs lossbench relies on, each isolated in one function of
-`lossbench.training`: these tests fail loudly when an upgrade changes one (the code would
-otherwise fall back silently and run slower, or compute AutoBalance's look-ahead wrongly)."""
+"""The private TensorFlow, Keras and pandas APIs lossbench relies on, each isolated in one
+function of `lossbench.training` or `lossbench.data.csvchunks`: these tests fail loudly when an
+upgrade changes one (the code would otherwise fall back silently and run slower, or compute
+AutoBalance's look-ahead wrongly)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,21 @@ def test_the_lookahead_is_the_step_keras_adam_takes():
     assert keras.ops.convert_to_numpy(ahead) == pytest.approx(
         keras.ops.convert_to_numpy(variables[0]), rel=1e-6, abs=1e-7
     )
+
+
+def test_a_pandas_parser_reused_for_another_buffer_reads_only_that_buffer():
+    """`csvchunks._new_parser` and `_parse_buffer` use pandas' private `TextReader.load_buffer`,
+    `_engine.read` and `_first_chunk`; without them a CSV is parsed in halves (slower, the same
+    table), which `REUSE_PARSERS` says."""
+    from lossbench.data import csvchunks
+
+    assert csvchunks.REUSE_PARSERS, "pandas' C parser cannot be reused: CSVs parsed in halves"
+    parser = csvchunks._new_parser(header=None, names=["n", "Label"])
+    try:
+        first = csvchunks._parse_buffer(parser, b"1.5,a\n2.5,b\n")
+        again = csvchunks._parse_buffer(parser, memoryview(b"7,c\n,d\n9,e\n"))
+    finally:
+        parser.close()
+    assert first["n"].tolist() == [1.5, 2.5] and list(first["Label"]) == ["a", "b"]
+    assert np.array_equal(again["n"], [7.0, np.nan, 9.0], equal_nan=True)
+    assert list(again["Label"]) == ["c", "d", "e"]

@@ -369,22 +369,6 @@ def test_a_cp1252_byte_in_a_later_range_is_read_again_replaced(tmp_path, many_ra
     assert df["Flow Bytes/s"].iloc[1500] == np.float32(1500.5)
 
 
-def test_a_parser_reused_for_another_buffer_reads_only_that_buffer():
-    import lossbench.data.csvchunks as csvchunks
-
-    if not csvchunks.REUSE_PARSERS:
-        pytest.skip("this pandas' C parser cannot be handed one buffer after another")
-    parser = csvchunks._new_parser(header=None, names=["n", "Label"])
-    try:
-        first = csvchunks._parse_buffer(parser, b"1.5,a\n2.5,b\n")
-        again = csvchunks._parse_buffer(parser, memoryview(b"7,c\n,d\n9,e\n"))
-    finally:
-        parser.close()
-    assert first["n"].tolist() == [1.5, 2.5] and list(first["Label"]) == ["a", "b"]
-    assert np.array_equal(again["n"], [7.0, np.nan, 9.0], equal_nan=True)
-    assert list(again["Label"]) == ["c", "d", "e"]
-
-
 @pytest.fixture
 def parses(monkeypatch):
     """The `errors` argument of every parse of a CSV file (`parse_chunks`), in order."""

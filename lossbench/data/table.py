@@ -151,7 +151,7 @@ def gather_rows(
     (`_TRANSPOSE_COLUMNS` columns at a time). The result is the only large allocation: fresh
     memory costs page faults, which on a 2-core machine cost as much as the arithmetic.
     """
-    out = np.empty((len(rows), len(columns)), dtype=np.float32)
+    out = _matrix(len(rows), len(columns))
     _gather_into(out, columns, rows, check, fill, scaler)
     return out
 
@@ -189,10 +189,10 @@ def gather_splits(
 
 
 def _matrix(n: int, n_cols: int) -> np.ndarray:
-    """An uninitialised (n, n_cols) float32 matrix for `gather_splits`, in pages of the
-    system's base size (`owned_empty`): NumPy asks for transparent huge pages for a large
-    array, and where the kernel compacts memory to find them (`defrag` "madvise") the faults
-    cost more than the copy (issue 35)."""
+    """An uninitialised (n, n_cols) float32 matrix for `gather_rows` and `gather_splits`, in
+    pages of the system's base size (`owned_empty`): NumPy asks for transparent huge pages for
+    a large array, and where the kernel compacts memory to find them (`defrag` "madvise") the
+    faults cost more than the copy (issue 35)."""
     return owned_empty(n * n_cols, np.float32).reshape(n, n_cols)
 
 
