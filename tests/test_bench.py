@@ -593,6 +593,10 @@ def test_bench_md_shows_the_size_and_tuning_figures_beside_their_targets():
     assert "| `lossbench run --epochs 1 --no-cache` (for reference) | 2300 | 2.80 | |" in md
     assert "| `lossbench inspect` | 1500 | 1.82 | <= 2 |" in md
     assert "ratio 0.90 (target >= 0.8)" in md
+    assert "features" not in md.split("ratio 0.90")[0].split("Epoch:")[-1]  # not recorded then
+    size.update(run_features=66, small_features=66)
+    md = bench.to_markdown(r)
+    assert "1,680,000 rows, 66 features against 1,000 on synthetic-cicids (54,688 rows, 66" in md
     assert "| ratio | 0.40 | 0.40 (target <= 0.5) |" in md
     assert "| ce | 3 | 100 / 100 | 0.9050 | 0.9000 | 0.0100 | yes |" in md
 
@@ -601,3 +605,23 @@ def test_generated_files_hold_exactly_the_rows_asked_for(tmp_path):
     path = bench.write_cicids_csv(tmp_path / "d.csv", 0, n_rows=20_003)
     lines = path.read_bytes().splitlines()
     assert len(lines) == 1 + 20_003 and lines[1] == lines[20_001]  # the block repeats
+
+
+def test_the_full_release_folder_trains_the_small_sets_network(tmp_path):
+    """The size epoch's ratio compares sizes: the generated folder's columns that synthetic-cicids
+    leaves out as constant are all zero there, so the preset drops them and the two sets train
+    the same network on the same features (the 78 columns less 3 flag columns gave 74)."""
+    import pandas as pd
+
+    from lossbench.bench.size import SMALL_SET_CONSTANT
+    from lossbench.data.builtin import SYNTHETIC_FEATURES
+
+    folder = bench.write_cicids_folder(tmp_path / "release", n_rows=3_000, n_files=3)
+    day = pd.read_csv(folder / "day1.csv", encoding="cp1252")
+    day.columns = [c.strip() for c in day.columns]
+    zero = sorted(c for c in day.columns[:-1] if (day[c] == 0).all())
+    assert zero == sorted(SMALL_SET_CONSTANT) and len(zero) == 11
+    opts = DataOptions(data=str(folder), cache=False)
+    big, small = prepare(opts), prepare(DataOptions(data="synthetic-cicids", cache=False))
+    assert big.n_features == small.n_features == len(SYNTHETIC_FEATURES) == 66
+    assert list(big.feature_names) == list(small.feature_names)

@@ -95,6 +95,13 @@ def _rounds_note(t: dict[str, Any]) -> str:
     return f"Interleaved: each of {t['reps']} rounds times every loss once{twice}."
 
 
+def _features(size: dict[str, Any], which: str) -> str:
+    """The features the size figures' run `which` trained on, as ", N features" (nothing in a
+    bench.json from before they were recorded)."""
+    n = size.get(f"{which}_features")
+    return f", {n} features" if n else ""
+
+
 def _met(met: bool | None) -> str:
     return "n/a" if met is None else "yes" if met else "no"
 
@@ -302,11 +309,14 @@ def _issue35_markdown(r: dict[str, Any]) -> list[str]:
             "every split stays in the process's own memory for the whole run.",
             "",
             f"Epoch: {size['run_rows_per_second']:,.0f} training rows/s on "
-            f"{size['run_train_rows']:,} rows against {size['small_rows_per_second']:,.0f} on "
-            f"{size['small']} ({size['small_train_rows']:,} rows), ratio "
+            f"{size['run_train_rows']:,} rows{_features(size, 'run')} against "
+            f"{size['small_rows_per_second']:,.0f} on {size['small']} "
+            f"({size['small_train_rows']:,} rows{_features(size, 'small')}), ratio "
             f"{size['rows_per_second_ratio']:.2f} (target >= 0.8). Both: `run --loss ce "
             f"--epochs 1` (array cache empty), the first epoch (tracing included) from "
-            f"{layout.HISTORY}.",
+            f"{layout.HISTORY}. The generated files' columns that synthetic-cicids leaves out as "
+            "constant are all zero, so that the preset drops them and both train the same "
+            "network: the ratio compares sizes, not widths.",
             "",
         ]
     tuning = r.get("tuning")

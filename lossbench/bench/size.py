@@ -18,15 +18,33 @@ import numpy as np
 from lossbench import layout
 from lossbench.bench.tools import CICIDS_HEADER, CICIDS_LABELS, peak_memory_of_run
 from lossbench.config import DataOptions
+from lossbench.data.builtin import SYNTHETIC_FEATURES
 from lossbench.data.presets import CICIDS2017_FEATURES
+
+#: The columns `write_cicids_csv` writes as zeros unless told otherwise: three flag columns
+#: constant in the real files.
+FLAG_COLUMNS = ("Bwd PSH Flags", "Fwd URG Flags", "Bwd URG Flags")
+
+#: The eleven columns constant in the real files (`../shared/datasets/cicids2017_sample.csv` has
+#: these and RST Flag Count) that synthetic-cicids leaves out, as the paper's preprocessing does:
+#: written as zeros in the full release's folder, the preset drops them, and its runs train the
+#: same 66-feature network as the small set's.
+SMALL_SET_CONSTANT = tuple(
+    f for f in CICIDS2017_FEATURES if f not in SYNTHETIC_FEATURES and not f.endswith(".1")
+)
 
 
 def write_cicids_csv(
-    path: Path, target_mb: float, seed: int = 0, *, n_rows: int | None = None
+    path: Path,
+    target_mb: float,
+    seed: int = 0,
+    *,
+    n_rows: int | None = None,
+    constant: tuple[str, ...] = FLAG_COLUMNS,
 ) -> Path:
     """Write a CICIDS2017-format CSV of at least `target_mb` MB (or of exactly `n_rows` data
     rows): the 79 raw columns with leading spaces, the duplicated Fwd Header Length, `Infinity`
-    and `NaN` cells, a cp1252 web-attack dash."""
+    and `NaN` cells, a cp1252 web-attack dash; the features named in `constant` all zero."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -36,7 +54,7 @@ def write_cicids_csv(
     ints = rng.integers(0, 65535, size=(rows, n_feat)).astype(np.float64)
     floats = rng.lognormal(3, 2, size=(rows, n_feat))
     values = np.where(rng.random((rows, n_feat)) < 0.5, ints, np.round(floats, 6))
-    values[:, 31:34] = 0  # constant flag columns, as in the real files
+    values[:, [CICIDS2017_FEATURES.index(name) for name in constant]] = 0
     frame = pd.DataFrame(values, columns=[f"c{i}" for i in range(n_feat)])
     frame = frame.astype(object)
     inf_rows = rng.choice(rows, size=rows // 500, replace=False)
@@ -62,13 +80,16 @@ def write_cicids_csv(
     return path
 
 
-def write_cicids_folder(folder: Path, n_rows: int, n_files: int = 8) -> Path:
+def write_cicids_folder(
+    folder: Path, n_rows: int, n_files: int = 8, constant: tuple[str, ...] = SMALL_SET_CONSTANT
+) -> Path:
     """A folder of `n_files` CICIDS2017-format day files holding `n_rows` data rows in all (the
-    full release: 8 files, about 2.8 million flows)."""
+    full release: 8 files, about 2.8 million flows), the features in `constant` all zero (by
+    default those synthetic-cicids leaves out, so both train the same network)."""
     folder.mkdir(parents=True, exist_ok=True)
     for k in range(n_files):
         rows = n_rows // n_files + (1 if k < n_rows % n_files else 0)
-        write_cicids_csv(folder / f"day{k}.csv", 0, seed=k, n_rows=rows)
+        write_cicids_csv(folder / f"day{k}.csv", 0, seed=k, n_rows=rows, constant=constant)
     return folder
 
 
@@ -80,16 +101,18 @@ FULL_RELEASE_ROWS = 2_800_000
 FULL_RELEASE_FEATURES = len(CICIDS2017_FEATURES) - 1
 
 
-def _epoch_rows_per_second(out: Path) -> tuple[int, float]:
-    """(training rows, rows per second) of the first epoch of the one run under `out`."""
+def _epoch_rows_per_second(out: Path) -> tuple[int, float, int]:
+    """(training rows, rows per second, features) of the first epoch of the one run under
+    `out`."""
     import pandas as pd
 
-    runs = [p for exp in out.iterdir() for p in layout.runs_dir(exp).glob("*")]
-    (run_dir,) = [p for p in runs if (p / layout.HISTORY).exists()]
+    (exp,) = [p for p in out.iterdir() if layout.experiment_file(p).exists()]
+    (run_dir,) = [p for p in layout.runs_dir(exp).glob("*") if (p / layout.HISTORY).exists()]
     seconds = float(pd.read_csv(run_dir / layout.HISTORY)["seconds"].iloc[0])
     metrics = json.loads((run_dir / layout.METRICS).read_text())
     n_train = int(sum(metrics["train_class_counts"]))
-    return n_train, n_train / seconds
+    n_features = int(json.loads(layout.experiment_file(exp).read_text())["n_features"])
+    return n_train, n_train / seconds, n_features
 
 
 def size_scale(
@@ -128,9 +151,10 @@ def size_scale(
     log(f"  run: {big['peak_rss_mb']:.0f} MB; the same run with --no-cache ...")
     uncached = run("big_no_cache", str(data), "--no-cache")
     log(f"  run --no-cache: {uncached['peak_rss_mb']:.0f} MB; the same run on {small} ...")
-    rows_big = _epoch_rows_per_second(folder / "big") if big["exit_code"] == 0 else (0, 0.0)
+    failed = (0, 0.0, 0)
+    rows_big = _epoch_rows_per_second(folder / "big") if big["exit_code"] == 0 else failed
     little = run("small", small)
-    rows_small = _epoch_rows_per_second(folder / "small") if little["exit_code"] == 0 else (0, 0.0)
+    rows_small = _epoch_rows_per_second(folder / "small") if little["exit_code"] == 0 else failed
     for f in (folder / "data").iterdir():
         f.unlink()
     shutil.rmtree(cache, ignore_errors=True)
@@ -147,9 +171,11 @@ def size_scale(
         "run_no_cache_ratio": uncached["peak_rss_mb"] / matrix_mb,
         "run_train_rows": rows_big[0],
         "run_rows_per_second": rows_big[1],
+        "run_features": rows_big[2],
         "small": small,
         "small_train_rows": rows_small[0],
         "small_rows_per_second": rows_small[1],
+        "small_features": rows_small[2],
         "rows_per_second_ratio": rows_big[1] / rows_small[1] if rows_small[1] else float("nan"),
     }
 
