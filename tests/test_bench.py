@@ -594,9 +594,11 @@ def test_bench_md_shows_the_size_and_tuning_figures_beside_their_targets():
     assert "| `lossbench inspect` | 1500 | 1.82 | <= 2 |" in md
     assert "ratio 0.90 (target >= 0.8)" in md
     assert "features" not in md.split("ratio 0.90")[0].split("Epoch:")[-1]  # not recorded then
+    assert "both train the same network" not in md  # not shown unless recorded
     size.update(run_features=66, small_features=66)
     md = bench.to_markdown(r)
     assert "1,680,000 rows, 66 features against 1,000 on synthetic-cicids (54,688 rows, 66" in md
+    assert "both train the same network: the ratio compares sizes" in md
     assert "| ratio | 0.40 | 0.40 (target <= 0.5) |" in md
     assert "| ce | 3 | 100 / 100 | 0.9050 | 0.9000 | 0.0100 | yes |" in md
 

@@ -102,6 +102,19 @@ def _features(size: dict[str, Any], which: str) -> str:
     return f", {n} features" if n else ""
 
 
+def _same_network(size: dict[str, Any]) -> str:
+    """Why the size epoch's ratio compares sizes, where both runs' features were recorded and
+    are as many (nothing otherwise: an older bench.json's generated files had 74 features)."""
+    n = size.get("run_features")
+    if not n or n != size.get("small_features"):
+        return ""
+    return (
+        " The generated files' columns that synthetic-cicids leaves out as constant are all "
+        "zero, so that the preset drops them and both train the same network: the ratio "
+        "compares sizes, not widths."
+    )
+
+
 def _met(met: bool | None) -> str:
     return "n/a" if met is None else "yes" if met else "no"
 
@@ -314,9 +327,7 @@ def _issue35_markdown(r: dict[str, Any]) -> list[str]:
             f"({size['small_train_rows']:,} rows{_features(size, 'small')}), ratio "
             f"{size['rows_per_second_ratio']:.2f} (target >= 0.8). Both: `run --loss ce "
             f"--epochs 1` (array cache empty), the first epoch (tracing included) from "
-            f"{layout.HISTORY}. The generated files' columns that synthetic-cicids leaves out as "
-            "constant are all zero, so that the preset drops them and both train the same "
-            "network: the ratio compares sizes, not widths.",
+            f"{layout.HISTORY}.{_same_network(size)}",
             "",
         ]
     tuning = r.get("tuning")
